@@ -1,0 +1,110 @@
+"""FinePay: pay traffic fines online or at a kiosk, reconciled every day."""
+import os
+
+from flask import Flask, request
+from flask_babel import get_locale
+
+from finepay import errors, formatting, settings
+from finepay.extensions import api, babel, csrf, db, limiter, migrate
+
+SUPPORTED_LOCALES = ("en",)
+# The checkout: templates/, static/ and migrations/ sit beside the packages.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def create_app(test_config=None):
+    """Application factory: settings from the environment, overridden by test_config."""
+    app = Flask(
+        __name__,
+        instance_path=os.environ.get("FINEPAY_INSTANCE_PATH") or os.path.join(ROOT, "instance"),
+        template_folder=os.path.join(ROOT, "templates"),
+        static_folder=os.path.join(ROOT, "static"),
+    )
+    app.config.from_mapping(settings.from_env(app.instance_path))
+    if test_config:
+        app.config.update(test_config)
+    settings.check_production(app.config)
+    app.config.update(api_settings(app.config))
+    os.makedirs(app.instance_path, exist_ok=True)
+
+    register_extensions(app)
+    register_blueprints(app)
+    errors.register_error_handlers(app)
+    register_commands(app)
+    register_hooks(app)
+    return app
+
+
+def api_settings(config):
+    """flask-smorest and Flask-Babel settings derived from FinePay's own."""
+    return {
+        "API_TITLE": "FinePay",
+        "API_VERSION": "v1",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/api",
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "BABEL_DEFAULT_LOCALE": config["DEFAULT_LOCALE"],
+        "BABEL_DEFAULT_TIMEZONE": config["BUSINESS_TIMEZONE"],
+    }
+
+
+def select_locale():
+    """The visitor's explicit choice, then the browser's languages, then the default."""
+    chosen = request.cookies.get("lang")
+    if chosen in SUPPORTED_LOCALES:
+        return chosen
+    return request.accept_languages.best_match(SUPPORTED_LOCALES)
+
+
+def register_extensions(app):
+    """Bind the extension objects to this app."""
+    from violations import fees
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"), render_as_batch=True, compare_type=True)
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=select_locale)
+    limiter.init_app(app)
+    api.init_app(app)
+    formatting.init_app(app)
+    fees.init_app(app)
+
+
+def register_blueprints(app):
+    """Attach the pages and the API."""
+    from finepay import health
+    from violations import api as violations_api
+    from violations import views as violations_views
+
+    app.register_blueprint(health.bp)
+    app.register_blueprint(violations_views.bp)
+    api.register_blueprint(violations_api.blp)
+    # The JSON API authenticates by what is in the body, never by cookies.
+    csrf.exempt(violations_api.blp)
+
+
+def register_commands(app):
+    """Add the CLI groups (flask --app wsgi violations|demo ...)."""
+    from finepay.demo import demo_cli
+    from violations.commands import violations_cli
+
+    app.cli.add_command(violations_cli)
+    app.cli.add_command(demo_cli)
+
+
+def register_hooks(app):
+    """Per-response rules."""
+
+    @app.context_processor
+    def inject_globals():
+        return {
+            "sandbox": app.config["PAYMENT_GATEWAY"] == "sandbox",
+            "html_lang": str(get_locale()).replace("_", "-"),
+        }
+
+    @app.after_request
+    def no_store(response):
+        # Lookup results and receipts are personal: no shared or browser cache.
+        if not request.path.startswith("/static/"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response

@@ -1,0 +1,127 @@
+"""One error shape for the whole service: JSON for the API, a page for people."""
+import logging
+
+from flask import render_template, request
+from flask_babel import gettext as _
+from sqlalchemy.exc import InterfaceError, OperationalError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+log = logging.getLogger(__name__)
+
+# Stable machine-readable codes; the message may change and be translated.
+STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_input",
+    429: "rate_limited",
+    500: "internal_error",
+    502: "gateway_error",
+    503: "unavailable",
+}
+
+
+def default_messages():
+    """What each status means to a person, in the request's language."""
+    return {
+        400: _("The request could not be understood."),
+        401: _("Please sign in."),
+        403: _("You are not allowed to do that."),
+        404: _("Nothing matches this request."),
+        405: _("This method is not allowed here."),
+        409: _("This conflicts with the current state."),
+        413: _("The request is too large."),
+        415: _("This content type is not supported."),
+        422: _("Some fields are missing or invalid."),
+        429: _("Too many requests. Please wait a moment and try again."),
+        500: _("Something went wrong on our side. Please try again later."),
+        502: _("The payment provider did not answer properly. Please try again later."),
+        503: _("The service is temporarily unavailable. Please try again shortly."),
+    }
+
+
+class ApiError(Exception):
+    """An error a service raises for the client to see, with a stable code."""
+
+    status = 400
+
+    def __init__(self, message, code=None, status=None, errors=None):
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+        self.code = code or STATUS_CODES.get(self.status, "error")
+        self.errors = errors or {}
+
+
+def wants_json():
+    """Whether this request is an API client's rather than a browser page's."""
+    return request.path.startswith(("/api/", "/webhooks/", "/healthz", "/readyz"))
+
+
+def error_response(status, code, message, errors=None, headers=None):
+    """Build the JSON body or the HTML page for an error."""
+    if wants_json():
+        body = {"code": code, "message": message, "errors": errors or {}}
+        return body, status, headers or {}
+    page = render_template("error.html", status=status, message=message, errors=errors or {})
+    return page, status, headers or {}
+
+
+def _flatten_webargs(messages):
+    # webargs nests errors under the location ("json", "query"); clients only
+    # send one body, so the location level is noise.
+    if isinstance(messages, dict) and set(messages) <= {"json", "query", "form", "headers", "files"}:
+        flat = {}
+        for value in messages.values():
+            if isinstance(value, dict):
+                flat.update(value)
+            else:
+                flat.setdefault("_schema", []).extend(value if isinstance(value, list) else [value])
+        return flat
+    return messages
+
+
+def handle_http_exception(error):
+    """Turn any HTTPException (including webargs' 422) into FinePay's error shape."""
+    status = error.code or 500
+    data = getattr(error, "data", None) or {}
+    errors = _flatten_webargs(data.get("errors") or data.get("messages") or {})
+    code = data.get("code") or STATUS_CODES.get(status, "error")
+    message = data.get("message") or default_messages().get(status, error.name)
+    if status == 400 and errors.get("_schema") and any("JSON" in str(m) for m in errors["_schema"]):
+        code, message = "invalid_json", _("The request body is not valid JSON.")
+    headers = dict(data.get("headers") or {})
+    if status == 429:
+        retry_after = getattr(getattr(error, "limit", None), "limit", None)
+        if retry_after is not None:
+            headers.setdefault("Retry-After", str(retry_after.get_expiry()))
+    if isinstance(error, InternalServerError):
+        original = getattr(error, "original_exception", None)
+        if original is not None:
+            log.error("unhandled error", exc_info=original)
+    return error_response(status, code, message, errors, headers)
+
+
+def handle_api_error(error):
+    """Render an ApiError raised by a service."""
+    return error_response(error.status, error.code, error.message, error.errors)
+
+
+def handle_database_error(error):
+    """The database is down or dropped the connection: say so, never a trace."""
+    log.error("database error", exc_info=error)
+    return error_response(503, "unavailable", default_messages()[503], headers={"Retry-After": "5"})
+
+
+def register_error_handlers(app):
+    """Install the handlers on the app."""
+    app.register_error_handler(ApiError, handle_api_error)
+    app.register_error_handler(OperationalError, handle_database_error)
+    app.register_error_handler(InterfaceError, handle_database_error)
+    # HTTPException is routed through FinePayApi.handle_http_exception

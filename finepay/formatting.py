@@ -1,0 +1,21 @@
+"""Formatting money and times for people (never for storage or JSON)."""
+from decimal import Decimal
+
+from babel.numbers import format_currency, get_currency_precision
+from flask import current_app
+from flask_babel import format_date, format_datetime, get_locale
+
+
+def format_money(minor, currency=None):
+    """Format an amount in minor units, e.g. 20000 CNY -> '¥200.00' (exact: no floats)."""
+    currency = currency or current_app.config["CURRENCY"]
+    amount = Decimal(minor).scaleb(-get_currency_precision(currency))
+    return format_currency(amount, currency, locale=str(get_locale()))
+
+
+def init_app(app):
+    """Register the template filters."""
+    app.add_template_filter(format_money, "money")
+    # Flask-Babel shows datetimes in BABEL_DEFAULT_TIMEZONE, set to the business zone.
+    app.add_template_filter(format_datetime, "datetime")
+    app.add_template_filter(format_date, "date")

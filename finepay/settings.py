@@ -1,0 +1,82 @@
+"""Settings read from the environment, once, when the app is created."""
+import os
+from decimal import Decimal, InvalidOperation
+
+DEV_SECRET_KEY = "dev-only-not-secret"
+
+
+class SettingsError(RuntimeError):
+    """A setting is missing or has a value the service cannot run with."""
+
+
+def _int(env, name, default):
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _decimal(env, name, default):
+    raw = env.get(name)
+    if raw in (None, ""):
+        return Decimal(default)
+    try:
+        return Decimal(raw)
+    except InvalidOperation:
+        raise SettingsError(f"{name} must be a decimal number, got {raw!r}") from None
+
+
+def from_env(instance_path, env=None):
+    """Build the Flask config mapping from environment variables."""
+    env = os.environ if env is None else env
+    finepay_env = env.get("FINEPAY_ENV", "development")
+    if finepay_env not in ("development", "production"):
+        raise SettingsError("FINEPAY_ENV must be 'development' or 'production'")
+    database_url = env.get("DATABASE_URL") or (
+        "sqlite:///" + os.path.join(instance_path, "finepay.sqlite")
+    )
+    if database_url.startswith("postgresql://"):
+        # psycopg 3 is the driver we ship; the bare scheme would pick psycopg2.
+        database_url = "postgresql+psycopg://" + database_url[len("postgresql://"):]
+    return {
+        "FINEPAY_ENV": finepay_env,
+        "SECRET_KEY": env.get("SECRET_KEY", DEV_SECRET_KEY),
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "PAYMENT_GATEWAY": env.get("PAYMENT_GATEWAY", "sandbox"),
+        "CURRENCY": env.get("CURRENCY", "CNY").upper(),
+        "BUSINESS_TIMEZONE": env.get("BUSINESS_TIMEZONE", "Asia/Shanghai"),
+        "LATE_FEE_POLICY": env.get("LATE_FEE_POLICY", "prc"),
+        "LATE_FEE_GRACE_DAYS": _int(env, "LATE_FEE_GRACE_DAYS", 15),
+        "LATE_FEE_DAILY_RATE": _decimal(env, "LATE_FEE_DAILY_RATE", "0.03"),
+        "LATE_FEE_CAP_RATIO": _decimal(env, "LATE_FEE_CAP_RATIO", "1"),
+        "LOOKUP_RATE_LIMIT": env.get("LOOKUP_RATE_LIMIT", "20/minute"),
+        "PLATE_FAILURE_RATE_LIMIT": env.get("PLATE_FAILURE_RATE_LIMIT", "10/hour"),
+        "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI", "memory://"),
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "DEFAULT_LOCALE": env.get("DEFAULT_LOCALE", "en"),
+        "MAX_CONTENT_LENGTH": _int(env, "MAX_CONTENT_LENGTH", 1024 * 1024),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": finepay_env == "production",
+        "STRIPE_API_KEY": env.get("STRIPE_API_KEY", ""),
+        "STRIPE_PUBLISHABLE_KEY": env.get("STRIPE_PUBLISHABLE_KEY", ""),
+        "STRIPE_API_BASE": env.get("STRIPE_API_BASE", "https://api.stripe.com"),
+        "STRIPE_WEBHOOK_SECRET": env.get("STRIPE_WEBHOOK_SECRET", ""),
+        "STRIPE_JS_URL": env.get("STRIPE_JS_URL", "https://js.stripe.com/v3/"),
+    }
+
+
+def check_production(config):
+    """Refuse to run production with settings that are only safe on a laptop."""
+    if config["FINEPAY_ENV"] != "production":
+        return
+    key = config.get("SECRET_KEY") or ""
+    if key == DEV_SECRET_KEY or len(key) < 32:
+        raise SettingsError(
+            "FINEPAY_ENV=production needs SECRET_KEY set to a random value of at "
+            "least 32 characters, e.g. python -c 'import secrets; print(secrets.token_hex(32))'"
+        )

@@ -1,0 +1,1 @@
+"""Kiosk terminals (see the kiosk issue)."""

@@ -1,0 +1,1 @@
+"""Payments: paying violations through a gateway (see the payments issue)."""

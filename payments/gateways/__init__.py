@@ -1,0 +1,1 @@
+"""Payment gateway adapters (see the payments issue)."""

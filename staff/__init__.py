@@ -1,0 +1,1 @@
+"""Staff console (see the staff issue)."""

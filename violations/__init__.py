@@ -1,0 +1,1 @@
+"""Violations: the data model, import, late fees and lookup."""

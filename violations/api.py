@@ -1,0 +1,38 @@
+"""The public lookup API."""
+from flask.views import MethodView
+from flask_babel import gettext as _
+from flask_smorest import Blueprint
+
+from finepay.errors import ApiError
+from violations.limits import lookup_limits
+from violations.schemas import LookupRequestSchema, VehicleStatementSchema
+from violations.services import lookup_vehicle
+
+blp = Blueprint("lookups", __name__, url_prefix="/api/v1", description="Look up a vehicle's violations")
+
+
+def no_match():
+    """The one answer for every failed lookup, so it cannot tell a plate exists."""
+    return ApiError(
+        _("No violations match this plate and code. Check both and try again."),
+        code="not_found",
+        status=404,
+    )
+
+
+@blp.route("/lookups")
+class Lookups(MethodView):
+    """Look up a vehicle."""
+
+    decorators = lookup_limits()
+
+    @blp.arguments(LookupRequestSchema)
+    @blp.response(200, VehicleStatementSchema)
+    @blp.alt_response(404, description="No match (the same body for an unknown plate and a wrong code)")
+    @blp.alt_response(429, description="Rate limited")
+    def post(self, proof):
+        """Violations of a vehicle proven by plate + VIN code or plate + notice number."""
+        statement = lookup_vehicle(**proof)
+        if statement is None:
+            raise no_match()
+        return statement

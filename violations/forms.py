@@ -1,0 +1,57 @@
+"""The driver's lookup form."""
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import HiddenField, StringField
+from wtforms.validators import InputRequired, Length, ValidationError
+
+from violations.plates import (
+    MAX_RAW_LENGTH,
+    InvalidIdentifier,
+    normalize_notice_number,
+    normalize_plate,
+    normalize_vin_last6,
+)
+
+
+def normalized(normalize, message):
+    """A WTForms validator that applies a normalisation rule and stores the result."""
+
+    def check(form, field):
+        try:
+            field.normalized = normalize(field.data or "")
+        except InvalidIdentifier:
+            raise ValidationError(message) from None
+
+    return check
+
+
+class LookupForm(FlaskForm):
+    """Plate plus one proof: the VIN code, or a notice number."""
+
+    proof = HiddenField(default="vin")
+    plate = StringField(
+        _l("Plate number"),
+        validators=[
+            InputRequired(_l("Enter the plate number.")),
+            Length(max=MAX_RAW_LENGTH),
+            normalized(normalize_plate, _l("This does not look like a plate number, e.g. 蒙B·12345.")),
+        ],
+    )
+    vin_last6 = StringField(_l("Last 6 characters of the VIN"))
+    notice_number = StringField(_l("Notice number"))
+
+    def validate_vin_last6(self, field):
+        """Required when proving the vehicle by VIN code."""
+        if self.proof.data != "notice":
+            normalized(normalize_vin_last6, _l("Enter the last 6 letters and digits of the VIN (never I, O or Q)."))(self, field)
+
+    def validate_notice_number(self, field):
+        """Required when proving the vehicle by notice number."""
+        if self.proof.data == "notice":
+            normalized(normalize_notice_number, _l("Enter the notice number as printed (6 to 32 letters and digits)."))(self, field)
+
+    def proof_arguments(self):
+        """The normalised arguments for lookup_vehicle."""
+        if self.proof.data == "notice":
+            return {"plate": self.plate.normalized, "notice_number": self.notice_number.normalized}
+        return {"plate": self.plate.normalized, "vin_last6": self.vin_last6.normalized}

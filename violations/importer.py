@@ -1,0 +1,239 @@
+"""Import violations from the authority's CSV export: validate every row, keep the good ones."""
+import csv
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+
+from sqlalchemy import bindparam, insert, select, update
+
+from finepay import audit
+from finepay.db import utcnow
+from finepay.extensions import db
+from violations.models import PAID, UNPAID, Violation
+from violations.plates import (
+    InvalidIdentifier,
+    normalize_notice_number,
+    normalize_plate,
+    normalize_vin_last6,
+)
+
+COLUMNS = (
+    "notice_number", "plate", "vin_last6", "occurred_at", "location", "offense_code",
+    "description", "fine", "points", "decision_date", "payable_online",
+)
+# Fields an import may change on an unpaid or void violation (status never changes).
+UPDATABLE = tuple(c for c in COLUMNS if c != "notice_number")
+BATCH_SIZE = 5000
+MAX_FINE = 10**12
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_OFFENSE = re.compile(r"[A-Za-z0-9]{1,16}")
+_BOOLEANS = {"true": True, "1": True, "yes": True, "y": True,
+             "false": False, "0": False, "no": False, "n": False}
+
+
+class RowError(ValueError):
+    """A CSV row cannot be imported; the message says why."""
+
+
+class ImportFileError(ValueError):
+    """The file as a whole cannot be read (encoding, header)."""
+
+
+@dataclass
+class ImportReport:
+    """What an import did, or would do on a dry run."""
+
+    inserted: int = 0
+    updated: int = 0
+    skipped_paid: int = 0
+    rejected: list = field(default_factory=list)  # (line number, reason)
+    dry_run: bool = False
+
+    @property
+    def accepted(self):
+        """Rows that passed validation."""
+        return self.inserted + self.updated + self.skipped_paid
+
+
+def _text(row, name, max_len):
+    value = (row.get(name) or "").strip()
+    if not value:
+        raise RowError(f"{name} is empty")
+    if len(value) > max_len:
+        raise RowError(f"{name} is longer than {max_len} characters")
+    if _CONTROL.search(value):
+        raise RowError(f"{name} contains control characters")
+    return value
+
+
+def _integer(row, name, low, high):
+    raw = (row.get(name) or "").strip()
+    if not raw.isascii() or not raw.isdigit():
+        raise RowError(f"{name} must be a whole number in minor units, got {raw[:20]!r}")
+    value = int(raw)
+    if not low <= value <= high:
+        raise RowError(f"{name} must be between {low} and {high}")
+    return value
+
+
+def _identifier(row, name, normalize):
+    try:
+        return normalize(row.get(name) or "")
+    except InvalidIdentifier as exc:
+        raise RowError(f"{name}: {exc}") from None
+
+
+def parse_row(row, now=None):
+    """Validate one CSV row (a dict of strings) and return the column values to store."""
+    now = now or utcnow()
+    raw_time = (row.get("occurred_at") or "").strip()
+    try:
+        occurred_at = datetime.fromisoformat(raw_time)
+    except ValueError:
+        raise RowError(f"occurred_at is not an ISO 8601 date-time: {raw_time[:40]!r}") from None
+    if occurred_at.tzinfo is None:
+        raise RowError("occurred_at has no UTC offset (e.g. +08:00)")
+    if occurred_at > now + timedelta(days=1):
+        raise RowError("occurred_at is in the future")
+    raw_date = (row.get("decision_date") or "").strip()
+    try:
+        decision_date = date.fromisoformat(raw_date)
+    except ValueError:
+        raise RowError(f"decision_date is not a YYYY-MM-DD date: {raw_date[:20]!r}") from None
+    if decision_date < occurred_at.date() - timedelta(days=1):
+        raise RowError("decision_date is before the violation occurred")
+    online = (row.get("payable_online") or "").strip().lower()
+    if online not in _BOOLEANS:
+        raise RowError("payable_online must be true or false")
+    offense_code = _text(row, "offense_code", 16)
+    if not _OFFENSE.fullmatch(offense_code):
+        raise RowError("offense_code must be letters and digits")
+    return {
+        "notice_number": _identifier(row, "notice_number", normalize_notice_number),
+        "plate": _identifier(row, "plate", normalize_plate),
+        "vin_last6": _identifier(row, "vin_last6", normalize_vin_last6),
+        "occurred_at": occurred_at.astimezone(timezone.utc),
+        "location": _text(row, "location", 200),
+        "offense_code": offense_code,
+        "description": _text(row, "description", 500),
+        "fine": _integer(row, "fine", 0, MAX_FINE),
+        "points": _integer(row, "points", 0, 100),
+        "decision_date": decision_date,
+        "payable_online": _BOOLEANS[online],
+    }
+
+
+def read_csv(lines):
+    """Yield (line number, row dict) from CSV text lines, checking the header first."""
+    reader = csv.DictReader(lines)
+    try:
+        header = reader.fieldnames
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise ImportFileError(f"cannot read the header: {exc}") from None
+    if not header:
+        raise ImportFileError("the file is empty")
+    missing = [c for c in COLUMNS if c not in [h.strip() for h in header]]
+    if missing:
+        raise ImportFileError("missing columns: " + ", ".join(missing))
+    reader.fieldnames = [h.strip() for h in header]
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except UnicodeDecodeError:
+            raise ImportFileError(f"line {reader.line_num + 1}: the file is not UTF-8") from None
+        except csv.Error as exc:
+            raise ImportFileError(f"line {reader.line_num}: {exc}") from None
+        if None in row:
+            yield reader.line_num, RowError("more fields than the header has")
+        else:
+            yield reader.line_num, row
+
+
+def _apply_batch(batch, report):
+    table = Violation.__table__
+    numbers = [r["notice_number"] for r in batch]
+    existing = dict(db.session.execute(
+        select(table.c.notice_number, table.c.status).where(table.c.notice_number.in_(numbers))
+    ).all())
+    now = utcnow()
+    inserts, updates = [], []
+    for values in batch:
+        status = existing.get(values["notice_number"])
+        if status is None:
+            inserts.append({**values, "status": UNPAID, "created_at": now, "updated_at": now})
+        elif status == PAID:
+            report.skipped_paid += 1
+        else:
+            updates.append({**{"b_" + k: v for k, v in values.items()}, "b_now": now})
+    if report.dry_run:
+        report.inserted += len(inserts)
+        report.updated += len(updates)
+        return
+    if inserts:
+        db.session.execute(insert(table), inserts)
+        report.inserted += len(inserts)
+    if updates:
+        stmt = (
+            update(table)
+            # A payment may have settled the row since the select: never touch it then.
+            .where(table.c.notice_number == bindparam("b_notice_number"), table.c.status != PAID)
+            .values({c: bindparam("b_" + c) for c in UPDATABLE} | {"updated_at": bindparam("b_now")})
+        )
+        db.session.execute(stmt.execution_options(synchronize_session=False), updates)
+        report.updated += len(updates)
+    db.session.commit()
+
+
+def import_rows(rows, *, source="upload", actor="system", dry_run=False, on_error=None):
+    """Import (line number, row) pairs in batches; return an ImportReport.
+
+    Rows are validated one by one; a bad row is reported and skipped, the
+    good rows are kept. A notice number repeated in the same file is
+    rejected after its first occurrence.
+    """
+    report = ImportReport(dry_run=dry_run)
+    seen = {}
+    batch = []
+    now = utcnow()
+
+    def reject(line, reason):
+        report.rejected.append((line, reason))
+        if on_error:
+            on_error(line, reason)
+
+    for line, row in rows:
+        if isinstance(row, RowError):
+            reject(line, str(row))
+            continue
+        try:
+            values = parse_row(row, now)
+        except RowError as exc:
+            reject(line, str(exc))
+            continue
+        first = seen.setdefault(values["notice_number"], line)
+        if first != line:
+            reject(line, f"notice_number repeats line {first}")
+            continue
+        batch.append(values)
+        if len(batch) >= BATCH_SIZE:
+            _apply_batch(batch, report)
+            batch = []
+    if batch:
+        _apply_batch(batch, report)
+    if not dry_run:
+        audit.record(
+            "violations.imported", "import", uuid.uuid4().hex, actor=actor, source=source,
+            inserted=report.inserted, updated=report.updated,
+            skipped_paid=report.skipped_paid, rejected=len(report.rejected),
+        )
+        db.session.commit()
+    return report
+
+
+def import_csv_file(path, **kwargs):
+    """Import a UTF-8 CSV file by path (a BOM from spreadsheet programs is accepted)."""
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        return import_rows(read_csv(f), source=str(path), **kwargs)

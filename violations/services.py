@@ -1,0 +1,121 @@
+"""Looking up what a vehicle owes."""
+from dataclasses import dataclass
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from sqlalchemy import select
+
+from finepay.db import utcnow
+from finepay.extensions import db
+from violations.fees import current_policy
+from violations.models import PAID, UNPAID, Violation
+
+
+@dataclass
+class ViolationLine:
+    """A violation as a driver sees it: with its late fee and amount due today."""
+
+    id: int
+    notice_number: str
+    occurred_at: datetime
+    location: str
+    offense_code: str
+    description: str
+    points: int
+    fine: int
+    late_fee: int
+    amount_due: int
+    due_date: date
+    days_overdue: int
+    status: str
+    payable_online: bool
+    receipt_number: str | None
+    paid_at: datetime | None
+
+
+@dataclass
+class VehicleStatement:
+    """Everything recorded against one vehicle, priced as of one moment."""
+
+    plate: str
+    currency: str
+    as_of: datetime
+    total_due: int
+    violations: list
+
+    @property
+    def payable_ids(self):
+        """Ids of the violations that can be paid online now."""
+        return [v.id for v in self.violations if v.status == UNPAID and v.payable_online]
+
+
+def _vehicle_query(plate, vin_last6, notice_number):
+    query = select(Violation).where(Violation.plate == plate)
+    if vin_last6 is not None:
+        return query.where(Violation.vin_last6 == vin_last6)
+    # The notice proves the vehicle: the same plate with the same VIN code,
+    # so a plate later issued to another car does not show its fines.
+    vin_of_notice = (
+        select(Violation.vin_last6)
+        .where(Violation.notice_number == notice_number, Violation.plate == plate)
+        .scalar_subquery()
+    )
+    return query.where(Violation.vin_last6 == vin_of_notice)
+
+
+def price(violation, policy, today, tz):
+    """The driver's view of one violation on a given local date."""
+    due = policy.due_date(violation.decision_date)
+    if violation.status == PAID:
+        late_fee, amount_due, overdue = violation.late_fee_paid or 0, 0, 0
+    elif violation.status == UNPAID:
+        late_fee = policy.late_fee(violation.fine, violation.decision_date, today)
+        amount_due = violation.fine + late_fee
+        overdue = policy.days_overdue(violation.decision_date, today)
+    else:
+        late_fee, amount_due, overdue = 0, 0, 0
+    return ViolationLine(
+        id=violation.id,
+        notice_number=violation.notice_number,
+        occurred_at=violation.occurred_at.astimezone(tz),
+        location=violation.location,
+        offense_code=violation.offense_code,
+        description=violation.description,
+        points=violation.points,
+        fine=violation.fine,
+        late_fee=late_fee,
+        amount_due=amount_due,
+        due_date=due,
+        days_overdue=overdue,
+        status=violation.status,
+        payable_online=violation.payable_online,
+        receipt_number=violation.receipt_number,
+        paid_at=violation.paid_at.astimezone(tz) if violation.paid_at else None,
+    )
+
+
+def lookup_vehicle(plate, vin_last6=None, notice_number=None, now=None):
+    """Return the VehicleStatement for a plate proven by its VIN code or a notice number, or None.
+
+    Arguments are already normalised. None means "no such vehicle" whether the
+    plate is unknown or the second fact is wrong: callers must not tell them apart.
+    """
+    if (vin_last6 is None) == (notice_number is None):
+        raise ValueError("give exactly one of vin_last6 and notice_number")
+    rows = db.session.execute(
+        _vehicle_query(plate, vin_last6, notice_number).order_by(Violation.occurred_at.desc())
+    ).scalars().all()
+    if not rows:
+        return None
+    tz = ZoneInfo(current_app.config["BUSINESS_TIMEZONE"])
+    now = (now or utcnow()).astimezone(tz)
+    policy = current_policy()
+    lines = [price(v, policy, now.date(), tz) for v in rows]
+    return VehicleStatement(
+        plate=plate,
+        currency=current_app.config["CURRENCY"],
+        as_of=now,
+        total_due=sum(line.amount_due for line in lines if line.status == UNPAID),
+        violations=lines,
+    )
