@@ -4,7 +4,7 @@ import logging
 from flask import render_template, request
 from flask_babel import gettext as _
 from sqlalchemy.exc import InterfaceError, OperationalError
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import InternalServerError
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@ import csv
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import bindparam, insert, select, update
 
@@ -113,7 +113,7 @@ def parse_row(row, now=None):
         "notice_number": _identifier(row, "notice_number", normalize_notice_number),
         "plate": _identifier(row, "plate", normalize_plate),
         "vin_last6": _identifier(row, "vin_last6", normalize_vin_last6),
-        "occurred_at": occurred_at.astimezone(timezone.utc),
+        "occurred_at": occurred_at.astimezone(UTC),
         "location": _text(row, "location", 200),
         "offense_code": offense_code,
         "description": _text(row, "description", 500),

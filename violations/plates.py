@@ -2,9 +2,10 @@
 import re
 import unicodedata
 
-# Separators people type between the parts of a plate: spaces, the middle dot
+# Separators people type between the parts of a plate: spaces (NFKC turns the
+# ideographic and no-break spaces into plain ones), the middle dot
 # printed on Chinese plates (and its look-alikes), hyphens and full stops.
-_SEPARATORS = re.compile(r"[\s·•・\-.]+")
+_SEPARATORS = re.compile(r"[ ·•・\-.]+")
 # ASCII letters and digits, plus CJK ideographs for province and suffix
 # characters (京, 蒙, 使, 领, 警, 学, 挂, ...).
 _PLATE = re.compile(r"[A-Z0-9\u4e00-\u9fff]{2,12}")

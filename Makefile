@@ -1,0 +1,40 @@
+# FinePay: `make run` serves the demo, `make test` runs the whole suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+FLASK := $(BIN)/flask --app wsgi
+INSTALLED := $(VENV)/.installed
+
+.PHONY: run test lint browser clean
+
+$(INSTALLED): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+## Set up, migrate, load demo data and serve on http://127.0.0.1:8000 (SQLite, sandbox gateway).
+run: $(INSTALLED)
+	$(FLASK) db upgrade
+	$(FLASK) demo seed
+	@echo
+	@echo "  FinePay is starting on http://127.0.0.1:8000  (Ctrl-C to stop)"
+	@echo
+	PAYMENT_GATEWAY=sandbox $(BIN)/gunicorn --bind 127.0.0.1:8000 --workers 2 --access-logfile - wsgi:app
+
+## Chromium for the browser tests, from Debian's package (Playwright cannot download browsers here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "Installing Debian's chromium for the browser tests..."; \
+	  apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium; } \
+	  || echo "WARNING: could not install chromium; browser tests will be skipped (set REQUIRE_BROWSER=1 to fail instead)"; }
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+
+## Set up and run the whole suite: lint, unit, API (SQLite and PostgreSQL), browser.
+test: $(INSTALLED) browser lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache tests/artifacts
