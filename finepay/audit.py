@@ -5,7 +5,7 @@ from flask import has_request_context, request
 from sqlalchemy import JSON, BigInteger, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from finepay.db import UTCDateTime, utcnow
+from finepay.dbtypes import UTCDateTime, utcnow
 from finepay.extensions import db
 
 # BIGINT on PostgreSQL; SQLite only autoincrements a plain INTEGER primary key.

@@ -7,7 +7,7 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from finepay.db import utcnow
+from finepay.dbtypes import utcnow
 from finepay.extensions import db
 from violations.fees import business_today, current_policy
 from violations.importer import import_rows

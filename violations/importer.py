@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import bindparam, insert, select, update
 
 from finepay import audit
-from finepay.db import utcnow
+from finepay.dbtypes import utcnow
 from finepay.extensions import db
 from violations.models import PAID, UNPAID, Violation
 from violations.plates import (

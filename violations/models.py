@@ -5,7 +5,7 @@ from sqlalchemy import BigInteger, Boolean, CheckConstraint, Date, Index, SmallI
 from sqlalchemy.orm import Mapped, mapped_column
 
 from finepay.audit import BigId
-from finepay.db import UTCDateTime, utcnow
+from finepay.dbtypes import UTCDateTime, utcnow
 from finepay.extensions import db
 
 UNPAID, PAID, VOID = "unpaid", "paid", "void"

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 from sqlalchemy import select
 
-from finepay.db import utcnow
+from finepay.dbtypes import utcnow
 from finepay.extensions import db
 from violations.fees import current_policy
 from violations.models import PAID, UNPAID, Violation
