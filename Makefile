@@ -22,12 +22,16 @@ run: $(INSTALLED)
 	@echo
 	PAYMENT_GATEWAY=sandbox $(BIN)/gunicorn --bind 127.0.0.1:8000 --workers 2 --access-logfile - wsgi:app
 
-## Chromium for the browser tests, from Debian's package (Playwright cannot download browsers here).
+## Chromium for the browser tests, from Debian's packages (Playwright cannot download browsers here),
+## with a CJK font so that screenshots show plates instead of empty boxes.
+BROWSER_PACKAGES := chromium fonts-noto-cjk
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  echo "Installing Debian's chromium for the browser tests..."; \
-	  apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium; } \
-	  || echo "WARNING: could not install chromium; browser tests will be skipped (set REQUIRE_BROWSER=1 to fail instead)"; }
+	@if ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi "Noto Sans CJK"; then \
+	  echo "Installing $(BROWSER_PACKAGES) for the browser tests..."; \
+	  apt-get install -y -qq $(BROWSER_PACKAGES) >/dev/null 2>&1 \
+	  || { apt-get update -qq && apt-get install -y -qq $(BROWSER_PACKAGES); } \
+	  || echo "WARNING: could not install $(BROWSER_PACKAGES); browser tests will be skipped (REQUIRE_BROWSER=1 fails instead)"; \
+	fi
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

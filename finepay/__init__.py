@@ -25,6 +25,7 @@ def create_app(test_config=None):
         app.config.update(test_config)
     settings.check_production(app.config)
     app.config.update(api_settings(app.config))
+    app.json.ensure_ascii = False  # plates and places are Chinese: keep them readable
     os.makedirs(app.instance_path, exist_ok=True)
 
     register_extensions(app)

@@ -63,7 +63,10 @@ class VehicleStatementSchema(Schema):
     plate = fields.String()
     currency = fields.String()
     as_of = fields.DateTime()
-    total_due = fields.Integer(metadata={"description": "minor units"})
+    total_due = fields.Integer(metadata={"description": "minor units owed on unpaid violations"})
+    total_payable_online = fields.Integer(
+        metadata={"description": "minor units of total_due that can be paid online (the rest only in person)"}
+    )
     violations = fields.List(fields.Nested(ViolationLineSchema))
 
 

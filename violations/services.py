@@ -42,6 +42,7 @@ class VehicleStatement:
     currency: str
     as_of: datetime
     total_due: int
+    total_payable_online: int
     violations: list
 
     @property
@@ -104,18 +105,23 @@ def lookup_vehicle(plate, vin_last6=None, notice_number=None, now=None):
     if (vin_last6 is None) == (notice_number is None):
         raise ValueError("give exactly one of vin_last6 and notice_number")
     rows = db.session.execute(
-        _vehicle_query(plate, vin_last6, notice_number).order_by(Violation.occurred_at.desc())
+        _vehicle_query(plate, vin_last6, notice_number)
     ).scalars().all()
     if not rows:
         return None
     tz = ZoneInfo(current_app.config["BUSINESS_TIMEZONE"])
     now = (now or utcnow()).astimezone(tz)
     policy = current_policy()
-    lines = [price(v, policy, now.date(), tz) for v in rows]
+    lines = sorted(
+        (price(v, policy, now.date(), tz) for v in rows),
+        # Owed and payable first, then owed in person, then settled; newest first within each.
+        key=lambda line: (line.status != UNPAID, not line.payable_online, -line.occurred_at.timestamp()),
+    )
     return VehicleStatement(
         plate=plate,
         currency=current_app.config["CURRENCY"],
         as_of=now,
         total_due=sum(line.amount_due for line in lines if line.status == UNPAID),
+        total_payable_online=sum(line.amount_due for line in lines if line.status == UNPAID and line.payable_online),
         violations=lines,
     )

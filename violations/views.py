@@ -1,5 +1,6 @@
 """Driver pages: the lookup form and the vehicle's violations."""
 from flask import Blueprint, render_template
+from flask_wtf.csrf import CSRFError
 
 from violations.forms import LookupForm
 from violations.limits import lookup_limits
@@ -33,3 +34,9 @@ def lookup():
         return render_template("violations/home.html", form=form, no_match=True), 404
     return render_template("violations/results.html", statement=statement)
 
+
+
+@bp.errorhandler(CSRFError)
+def csrf_expired(error):
+    """A stale or missing form token: show the form again, never a bare error page."""
+    return render_template("violations/home.html", form=LookupForm(formdata=None), csrf_expired=True), 400

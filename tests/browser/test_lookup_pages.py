@@ -1,0 +1,232 @@
+"""The driver's lookup pages in a real Chromium on a 360 px phone, CSRF on, demo data loaded.
+
+Expected amounts are worked out by hand from the demo data (finepay/demo.py,
+dated relative to today) and the default PRC policy: due 15 days after the
+decision, then 3 % of the fine a day, capped at the fine.
+"""
+import re
+from urllib.parse import unquote, urlsplit
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.browser
+
+PLATE, VIN = "蒙B·12345", "a12345"  # lower case on purpose: the page must accept it
+NOTICE_PLATE, NOTICE = "京A D8888", "110105202611009999"
+PHONE_WIDTH = 360
+
+# notice number -> (description, badge, late fee cell, amount due or None when paid)
+DEMO_VEHICLE = {
+    "150203202611000001": ("Speeding 20-50% over the limit", "Unpaid", "CN¥0.00", "CN¥200.00"),  # 3 days after decision
+    "150203202611000002": ("Running a red light", "Unpaid", "CN¥0.00", "CN¥100.00"),  # day 15: last day without a fee
+    "150203202611000003": ("Parking where prohibited", "Unpaid", "CN¥1.50 (1 day overdue)", "CN¥51.50"),
+    "150203202611000004": ("Speeding 10-20% over the limit", "Unpaid", "CN¥90.00 (15 days overdue)", "CN¥290.00"),
+    "150203202611000005": ("Driving in a bus lane", "Unpaid", "CN¥150.00 (45 days overdue)", "CN¥300.00"),  # capped
+    "150203202611000006": ("Drink driving (must be handled in person)", "Unpaid", "CN¥300.00 (5 days overdue)",
+                           "CN¥2,300.00"),
+    "150203202611000007": ("Not wearing a seat belt", "Paid", "CN¥0.00", None),
+}
+DEMO_PAYABLE = "CN¥941.50"  # every unpaid amount above that can be paid online
+DEMO_IN_PERSON = "CN¥2,300.00"  # the drink-driving fine, settled only in person
+PRIVATE = re.compile(r"12345|D8888|A12345|110105202611009999|蒙|京", re.IGNORECASE)
+
+
+def spaced(text):
+    """A pattern for exactly `text`, however the template's line breaks space its words."""
+    return re.compile(r"^\s*" + r"\s+".join(map(re.escape, text.split())) + r"\s*$")
+
+
+def assert_phone_friendly(page):
+    """Fits 360 px without sideways scrolling, says it is a sandbox, and no URL ever carried a plate or VIN."""
+    scroll_width = page.evaluate("document.scrollingElement.scrollWidth")
+    assert scroll_width <= PHONE_WIDTH, f"{page.url} scrolls sideways: {scroll_width}px wide"
+    expect(page.locator(".sandbox-banner")).to_contain_text("No real money moves")
+    for url in [page.url, *page.requested_urls]:
+        parts = urlsplit(unquote(url))
+        private = PRIVATE.search(parts.path + "?" + parts.query + "#" + parts.fragment)
+        assert private is None, f"{url} carries {private.group()!r}"
+
+
+def assert_touch_targets(page, minimum=44):
+    """Every visible control is at least `minimum` CSS pixels tall, for thumbs."""
+    for control in page.locator("main input:visible, main button:visible, main summary, main a.button").all():
+        box = control.bounding_box()
+        assert box["height"] >= minimum, f"{control.evaluate('e => e.outerHTML')[:80]} is {box['height']}px tall"
+
+
+def submit(page, click):
+    """Run `click` (which submits a lookup form) and return the /lookup response after the page has loaded."""
+    with page.expect_response(lambda r: urlsplit(r.url).path == "/lookup" and r.request.method == "POST") as info:
+        click()
+    page.wait_for_load_state()
+    return info.value
+
+
+def lookup_by_vin(page, base, plate, vin):
+    page.goto(base + "/")
+    page.fill("#plate", plate)
+    page.fill("#vin_last6", vin)
+    return submit(page, lambda: page.locator("form.card").get_by_role("button", name="Show my fines").click())
+
+
+def test_home_page_fits_a_phone(phone, live_server, screenshot):
+    response = phone.goto(live_server + "/")
+
+    assert response.status == 200
+    expect(phone.get_by_role("heading", level=1)).to_have_text("Look up and pay your traffic fines")
+    expect(phone.get_by_label("Plate number").first).to_be_visible()
+    expect(phone.get_by_label("Last 6 characters of the VIN")).to_be_visible()
+    expect(phone.locator("details.card")).not_to_have_attribute("open", "")
+    expect(phone.locator("#notice_number")).to_be_hidden()
+    assert_touch_targets(phone)
+    assert_phone_friendly(phone)
+    screenshot(phone, "home")
+
+
+def test_vin_lookup_shows_every_violation_with_fees(phone, live_server, screenshot):
+    response = lookup_by_vin(phone, live_server, PLATE, VIN)
+
+    assert response.status == 200
+    assert urlsplit(phone.url).path == "/lookup"
+    expect(phone.get_by_role("heading", level=1)).to_have_text("Violations for 蒙B12345")
+    expect(phone.locator("#total-payable")).to_have_text(DEMO_PAYABLE)
+    expect(phone.locator("#total-in-person")).to_contain_text(DEMO_IN_PERSON)
+    expect(phone.locator(".summary")).to_contain_text("6 unpaid violations")
+    expect(phone.locator("li.violation")).to_have_count(len(DEMO_VEHICLE))
+    for notice, (description, badge, late_fee, due) in DEMO_VEHICLE.items():
+        item = phone.locator(f"#violation-{notice}")
+        expect(item.get_by_role("heading")).to_have_text(description)
+        expect(item.locator(".badge")).to_have_text(badge)
+        amount, _, overdue = late_fee.partition(" ")
+        expect(item.locator(".late-fee")).to_have_text(amount)
+        if overdue:
+            expect(item.locator(".money")).to_contain_text(overdue)
+        if due is None:
+            expect(item.locator(".amount-due")).to_have_count(0)
+        else:
+            expect(item.locator(".amount-due")).to_have_text(due)
+
+    expect(phone.locator("#violation-150203202611000001 .due")).to_contain_text("to avoid a late fee")
+    expect(phone.locator("#violation-150203202611000004 .due")).to_contain_text("stops the late fee from growing")
+    expect(phone.locator("#violation-150203202611000005 .due")).to_contain_text("has reached its maximum")
+    paid = phone.locator("#violation-150203202611000007")
+    expect(paid.locator(".paid-note")).to_contain_text("Receipt number DEMO0000000001")
+    in_person = phone.locator("#violation-150203202611000006 .in-person")
+    expect(in_person).to_contain_text("cannot be paid online")
+    expect(in_person).to_contain_text("handled in person")
+    expect(phone.locator(".in-person")).to_have_count(1)
+    assert_phone_friendly(phone)
+    screenshot(phone, "results-vin")
+
+
+def test_notice_number_lookup_through_the_alternative(phone, live_server, screenshot):
+    phone.goto(live_server + "/")
+    phone.get_by_text("No VIN at hand? Use a notice number instead").click()
+    phone.fill("#plate-notice", NOTICE_PLATE)
+    phone.fill("#notice_number", NOTICE)
+    response = submit(phone, lambda: phone.locator("details form").get_by_role("button", name="Show my fines").click())
+
+    assert response.status == 200
+    expect(phone.get_by_role("heading", level=1)).to_have_text("Violations for 京AD8888")
+    expect(phone.locator("li.violation")).to_have_count(1)
+    item = phone.locator(f"#violation-{NOTICE}")
+    expect(item.get_by_role("heading")).to_have_text("Using a phone while driving")
+    expect(item.locator(".amount-due")).to_have_text("CN¥50.00")  # decided 7 days ago: no late fee yet
+    expect(item.locator(".due")).to_contain_text("to avoid a late fee")
+    expect(phone.locator("#total-payable")).to_have_text("CN¥50.00")
+    assert_phone_friendly(phone)
+    screenshot(phone, "results-notice")
+
+
+def test_wrong_vin_says_nothing_found(phone, live_server, screenshot):
+    response = lookup_by_vin(phone, live_server, PLATE, "B12345")
+
+    assert response.status == 404
+    expect(phone.locator("#no-match")).to_contain_text("Nothing found")
+    expect(phone.locator("#no-match")).to_contain_text("last 6 characters of the vehicle identification number")
+    expect(phone.locator("li.violation")).to_have_count(0)
+    expect(phone.locator("#plate")).to_have_value(PLATE)  # kept, so the driver only fixes what was wrong
+    wrong_vin_text = phone.locator("#no-match").inner_text()
+    assert_phone_friendly(phone)
+    screenshot(phone, "no-match")
+
+    # An unknown plate reads exactly the same: the page is no oracle for which plates exist.
+    response = lookup_by_vin(phone, live_server, "蒙B99999", "A12345")
+    assert response.status == 404
+    assert phone.locator("#no-match").inner_text() == wrong_vin_text
+
+
+def test_invalid_vin_is_marked_on_the_field(phone, live_server, screenshot):
+    response = lookup_by_vin(phone, live_server, PLATE, "A1234O")
+
+    assert response.status == 422
+    vin = phone.locator("#vin_last6")
+    expect(vin).to_have_attribute("aria-invalid", "true")
+    expect(vin).to_have_attribute("aria-describedby", re.compile(r"\bvin_last6-error\b"))
+    expect(phone.locator("#vin_last6-error")).to_contain_text("never I, O or Q")
+    expect(phone.locator("#plate")).not_to_have_attribute("aria-invalid", "true")
+    expect(phone.locator("#form-errors")).to_contain_text("Please correct the highlighted fields.")
+    expect(vin).to_have_value("A1234O")
+    assert_phone_friendly(phone)
+    screenshot(phone, "home-invalid")
+
+
+def test_vin_lookup_by_keyboard_alone(phone, live_server):
+    phone.goto(live_server + "/")
+    phone.keyboard.press("Tab")
+    first_stop = phone.evaluate("document.activeElement.textContent.trim()")
+    assert first_stop == "Skip to content"
+    for _ in range(5):
+        if phone.evaluate("document.activeElement.id") == "plate":
+            break
+        phone.keyboard.press("Tab")
+    assert phone.evaluate("document.activeElement.id") == "plate", "the plate field is not reachable by Tab"
+    outline = phone.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline != "none", "the focused field shows no focus ring"
+    phone.keyboard.type(PLATE)
+    phone.keyboard.press("Tab")
+    assert phone.evaluate("document.activeElement.id") == "vin_last6"
+    phone.keyboard.type(VIN)
+    response = submit(phone, lambda: phone.keyboard.press("Enter"))
+
+    assert response.status == 200
+    expect(phone.get_by_role("heading", level=1)).to_have_text("Violations for 蒙B12345")
+    expect(phone.locator("#total-payable")).to_have_text(DEMO_PAYABLE)
+    expect(phone.locator("#total-in-person")).to_contain_text(DEMO_IN_PERSON)
+    assert_phone_friendly(phone)
+
+
+def test_notice_lookup_by_keyboard_alone(phone, live_server):
+    phone.goto(live_server + "/")
+    phone.focus("#vin_last6")
+    phone.keyboard.press("Tab")  # the main form's button
+    phone.keyboard.press("Tab")  # the <summary> of the notice-number alternative
+    assert phone.evaluate("document.activeElement.tagName") == "SUMMARY"
+    phone.keyboard.press("Enter")
+    expect(phone.locator("details.card")).to_have_attribute("open", "")
+    phone.keyboard.press("Tab")
+    assert phone.evaluate("document.activeElement.id") == "plate-notice"
+    phone.keyboard.type(NOTICE_PLATE)
+    phone.keyboard.press("Tab")
+    assert phone.evaluate("document.activeElement.id") == "notice_number"
+    phone.keyboard.type(NOTICE)
+    response = submit(phone, lambda: phone.keyboard.press("Enter"))
+
+    assert response.status == 200
+    expect(phone.get_by_role("heading", level=1)).to_have_text("Violations for 京AD8888")
+    assert_phone_friendly(phone)
+
+
+def test_lookup_form_is_csrf_protected(phone, live_server):
+    phone.goto(live_server + "/")
+    token = phone.locator("form.card input[name=csrf_token]")
+    expect(token).to_have_count(1)
+    assert token.get_attribute("value")
+
+    response = phone.request.post(live_server + "/lookup", form={"proof": "vin", "plate": PLATE, "vin_last6": VIN})
+
+    assert response.status == 400
+    page = response.text()
+    assert "please submit the form again" in page  # the form again, with a fresh token, not a bare error
+    assert f'value="{PLATE}"' not in page and f'value="{VIN}"' not in page
