@@ -5,6 +5,7 @@ from flask import Flask, request
 from flask_babel import get_locale
 
 from finepay import errors, formatting, settings
+from finepay.api import JSONProvider
 from finepay.extensions import api, babel, csrf, db, limiter, migrate
 
 SUPPORTED_LOCALES = ("en",)
@@ -25,7 +26,7 @@ def create_app(test_config=None):
         app.config.update(test_config)
     settings.check_production(app.config)
     app.config.update(api_settings(app.config))
-    app.json.ensure_ascii = False  # plates and places are Chinese: keep them readable
+    app.json = JSONProvider(app)
     os.makedirs(app.instance_path, exist_ok=True)
 
     register_extensions(app)
@@ -59,6 +60,8 @@ def select_locale():
 
 def register_extensions(app):
     """Bind the extension objects to this app."""
+    from payments import gateways
+    from payments.gateways import sandbox  # noqa: F401  (its ledger tables are part of the schema)
     from violations import fees
 
     db.init_app(app)
@@ -69,19 +72,27 @@ def register_extensions(app):
     api.init_app(app)
     formatting.init_app(app)
     fees.init_app(app)
+    gateways.init_app(app)
 
 
 def register_blueprints(app):
     """Attach the pages and the API."""
     from finepay import health
+    from payments import api as payments_api
+    from payments import webhooks
     from violations import api as violations_api
     from violations import views as violations_views
 
     app.register_blueprint(health.bp)
     app.register_blueprint(violations_views.bp)
+    app.register_blueprint(webhooks.bp)
     api.register_blueprint(violations_api.blp)
-    # The JSON API authenticates by what is in the body, never by cookies.
+    api.register_blueprint(payments_api.blp)
+    # The JSON API authenticates by what is in the body, never by cookies;
+    # webhooks by the gateway's signature.
     csrf.exempt(violations_api.blp)
+    csrf.exempt(payments_api.blp)
+    csrf.exempt(webhooks.bp)
 
 
 def register_commands(app):

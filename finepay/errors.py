@@ -97,6 +97,8 @@ def handle_http_exception(error):
     if status == 400 and errors.get("_schema") and any("JSON" in str(m) for m in errors["_schema"]):
         code, message = "invalid_json", _("The request body is not valid JSON.")
     headers = dict(data.get("headers") or {})
+    if getattr(error, "valid_methods", None):
+        headers.setdefault("Allow", ", ".join(error.valid_methods))
     if status == 429:
         retry_after = getattr(getattr(error, "limit", None), "limit", None)
         if retry_after is not None:

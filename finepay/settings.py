@@ -47,6 +47,8 @@ def from_env(instance_path, env=None):
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "PAYMENT_GATEWAY": env.get("PAYMENT_GATEWAY", "sandbox"),
+        "QUOTE_TTL_MINUTES": _int(env, "QUOTE_TTL_MINUTES", 30),
+        "CONVENIENCE_FEE_BPS": _int(env, "CONVENIENCE_FEE_BPS", 0),
         "CURRENCY": env.get("CURRENCY", "CNY").upper(),
         "BUSINESS_TIMEZONE": env.get("BUSINESS_TIMEZONE", "Asia/Shanghai"),
         "LATE_FEE_POLICY": env.get("LATE_FEE_POLICY", "prc"),

@@ -1,8 +1,8 @@
 """The public lookup API."""
 from flask.views import MethodView
 from flask_babel import gettext as _
-from flask_smorest import Blueprint
 
+from finepay.api import Blueprint
 from finepay.errors import ApiError
 from violations.limits import lookup_limits
 from violations.schemas import LookupRequestSchema, VehicleStatementSchema

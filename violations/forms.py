@@ -2,10 +2,9 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, StringField
-from wtforms.validators import InputRequired, Length, ValidationError
+from wtforms.validators import AnyOf, InputRequired, ValidationError
 
 from violations.plates import (
-    MAX_RAW_LENGTH,
     InvalidIdentifier,
     normalize_notice_number,
     normalize_plate,
@@ -28,12 +27,11 @@ def normalized(normalize, message):
 class LookupForm(FlaskForm):
     """Plate plus one proof: the VIN code, or a notice number."""
 
-    proof = HiddenField(default="vin")
+    proof = HiddenField(default="vin", validators=[InputRequired(), AnyOf(("vin", "notice"))])
     plate = StringField(
         _l("Plate number"),
         validators=[
             InputRequired(_l("Enter the plate number.")),
-            Length(max=MAX_RAW_LENGTH),
             normalized(normalize_plate, _l("This does not look like a plate number, e.g. 蒙B·12345.")),
         ],
     )
@@ -41,12 +39,16 @@ class LookupForm(FlaskForm):
     notice_number = StringField(_l("Notice number"))
 
     def validate_vin_last6(self, field):
-        """Required when proving the vehicle by VIN code."""
-        if self.proof.data != "notice":
+        """Required when proving the vehicle by VIN code, absent otherwise."""
+        if self.proof.data == "notice" and field.data:
+            raise ValidationError(_l("Give either the VIN code or a notice number, not both."))
+        if self.proof.data == "vin":
             normalized(normalize_vin_last6, _l("Enter the last 6 letters and digits of the VIN (never I, O or Q)."))(self, field)
 
     def validate_notice_number(self, field):
-        """Required when proving the vehicle by notice number."""
+        """Required when proving the vehicle by notice number, absent otherwise."""
+        if self.proof.data == "vin" and field.data:
+            raise ValidationError(_l("Give either the VIN code or a notice number, not both."))
         if self.proof.data == "notice":
             normalized(normalize_notice_number, _l("Enter the notice number as printed (6 to 32 letters and digits)."))(self, field)
 

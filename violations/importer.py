@@ -1,4 +1,5 @@
 """Import violations from the authority's CSV export: validate every row, keep the good ones."""
+import codecs
 import csv
 import re
 import uuid
@@ -28,6 +29,7 @@ BATCH_SIZE = 5000
 COPY_BATCH_SIZE = 50000
 MAX_FINE = 10**12
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _OFFENSE = re.compile(r"[A-Za-z0-9]{1,16}")
 _BOOLEANS = {"true": True, "1": True, "yes": True, "y": True,
              "false": False, "0": False, "no": False, "n": False}
@@ -99,6 +101,8 @@ def parse_row(row, now=None):
         raise RowError("occurred_at is in the future")
     raw_date = (row.get("decision_date") or "").strip()
     try:
+        if not _ISO_DATE.fullmatch(raw_date):
+            raise ValueError(raw_date)
         decision_date = date.fromisoformat(raw_date)
     except ValueError:
         raise RowError(f"decision_date is not a YYYY-MM-DD date: {raw_date[:20]!r}") from None
@@ -126,31 +130,38 @@ def parse_row(row, now=None):
 
 
 def read_csv(lines):
-    """Yield (line number, row dict) from CSV text lines, checking the header first."""
-    reader = csv.DictReader(lines)
+    """Yield (line number where the record starts, row dict or RowError), checking the header first."""
+    reader = csv.reader(lines)
     try:
-        header = reader.fieldnames
+        header = next(reader, None)
     except (UnicodeDecodeError, csv.Error) as exc:
         raise ImportFileError(f"cannot read the header: {exc}") from None
     if not header:
         raise ImportFileError("the file is empty")
-    missing = [c for c in COLUMNS if c not in [h.strip() for h in header]]
+    header = [h.strip() for h in header]
+    missing = [c for c in COLUMNS if c not in header]
     if missing:
         raise ImportFileError("missing columns: " + ", ".join(missing))
-    reader.fieldnames = [h.strip() for h in header]
+    previous_end = reader.line_num
     while True:
         try:
-            row = next(reader)
+            fields = next(reader)
         except StopIteration:
             return
         except UnicodeDecodeError:
             raise ImportFileError(f"line {reader.line_num + 1}: the file is not UTF-8") from None
         except csv.Error as exc:
-            raise ImportFileError(f"line {reader.line_num}: {exc}") from None
-        if None in row:
-            yield reader.line_num, RowError("more fields than the header has")
+            # A malformed record (e.g. a field over the size limit): report it, keep going.
+            yield previous_end + 1, RowError(f"unreadable CSV record: {exc}")
+            previous_end = reader.line_num
+            continue
+        start, previous_end = previous_end + 1, reader.line_num
+        if not fields:
+            continue  # a blank line
+        if len(fields) > len(header):
+            yield start, RowError("more fields than the header has")
         else:
-            yield reader.line_num, row
+            yield start, dict(zip(header, fields, strict=False))
 
 
 def _apply_batch(batch, report):
@@ -230,15 +241,38 @@ def import_rows(rows, *, source="upload", actor="system", dry_run=False, on_erro
     report = ImportReport(dry_run=dry_run)
     use_copy = not dry_run and db.engine.dialect.name == "postgresql"
     apply, batch_size = (_copy_batch, COPY_BATCH_SIZE) if use_copy else (_apply_batch, BATCH_SIZE)
-    seen = {}
-    batch = []
-    now = utcnow()
 
     def reject(line, reason):
         report.rejected.append((line, reason))
         if on_error:
             on_error(line, reason)
 
+    def record():
+        db.session.rollback()
+        audit.record(
+            "violations.imported", "import", uuid.uuid4().hex, actor=actor, source=source,
+            inserted=report.inserted, updated=report.updated,
+            skipped_paid=report.skipped_paid, rejected=len(report.rejected),
+        )
+        db.session.commit()
+
+    try:
+        _import(rows, report, apply, batch_size, reject)
+    except ImportFileError:
+        # The file broke off half way: the rows already written are on record.
+        if not dry_run and (report.inserted or report.updated):
+            record()
+        raise
+    if not dry_run:
+        record()
+    return report
+
+
+def _import(rows, report, apply, batch_size, reject):
+    """Validate rows one by one and apply the good ones in batches."""
+    seen = {}
+    batch = []
+    now = utcnow()
     for line, row in rows:
         if isinstance(row, RowError):
             reject(line, str(row))
@@ -258,17 +292,29 @@ def import_rows(rows, *, source="upload", actor="system", dry_run=False, on_erro
             batch = []
     if batch:
         apply(batch, report)
-    if not dry_run:
-        audit.record(
-            "violations.imported", "import", uuid.uuid4().hex, actor=actor, source=source,
-            inserted=report.inserted, updated=report.updated,
-            skipped_paid=report.skipped_paid, rejected=len(report.rejected),
-        )
-        db.session.commit()
     return report
+
+
+def check_utf8(path):
+    """Refuse a file that is not UTF-8 before anything is written (a quick pass over the bytes)."""
+    line = 1
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                line += chunk.count(b"\n", 0, exc.start)
+                raise ImportFileError(f"line {line}: the file is not UTF-8") from None
+            line += chunk.count(b"\n")
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise ImportFileError(f"line {line}: the file ends in the middle of a character") from None
 
 
 def import_csv_file(path, **kwargs):
     """Import a UTF-8 CSV file by path (a BOM from spreadsheet programs is accepted)."""
+    check_utf8(path)
     with open(path, encoding="utf-8-sig", newline="") as f:
         return import_rows(read_csv(f), source=str(path), **kwargs)

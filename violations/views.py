@@ -1,5 +1,5 @@
 """Driver pages: the lookup form and the vehicle's violations."""
-from flask import Blueprint, render_template
+from flask import Blueprint, render_template, request
 from flask_wtf.csrf import CSRFError
 
 from violations.forms import LookupForm
@@ -26,7 +26,8 @@ def home():
 @limited
 def lookup():
     """Show a vehicle's violations. POST only: plates and VIN codes never go in a URL."""
-    form = LookupForm()
+    # Form fields only: Flask-WTF would otherwise also take a JSON body or files.
+    form = LookupForm(formdata=request.form)
     if not form.validate_on_submit():
         return render_template("violations/home.html", form=form), 422
     statement = lookup_vehicle(**form.proof_arguments())

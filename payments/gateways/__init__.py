@@ -1,1 +1,183 @@
-"""Payment gateway adapters (see the payments issue)."""
+"""The payment gateway seam: one interface, FinePay's own value types, and a registry.
+
+Nothing outside this package knows a gateway's field names. An adapter turns
+the gateway's words into GatewayIntent, GatewayRefund, GatewayTransaction and
+GatewayEvent, and its failures into GatewayError. Adapters are found through
+the setuptools entry-point group ``finepay.gateways``; the PAYMENT_GATEWAY
+setting names one.
+"""
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib.metadata import entry_points
+
+from flask import current_app
+
+ENTRY_POINT_GROUP = "finepay.gateways"
+
+# FinePay's words for where a gateway intent stands.
+REQUIRES_PAYMENT_METHOD = "requires_payment_method"
+REQUIRES_ACTION = "requires_action"
+PROCESSING = "processing"
+SUCCEEDED = "succeeded"
+FAILED = "failed"  # the last attempt was declined; another method may be tried
+CANCELED = "canceled"
+INTENT_STATUSES = (REQUIRES_PAYMENT_METHOD, REQUIRES_ACTION, PROCESSING, SUCCEEDED, FAILED, CANCELED)
+
+# FinePay's decline codes; the payments service words them for drivers.
+DECLINE_CODES = (
+    "card_declined", "insufficient_funds", "expired_card", "incorrect_cvc", "incorrect_number",
+    "authentication_failed", "processing_error", "card_not_supported", "limit_exceeded",
+)
+
+
+@dataclass(frozen=True)
+class GatewayIntent:
+    """One attempt to collect an amount, as the gateway sees it."""
+
+    id: str
+    status: str
+    amount: int
+    currency: str
+    amount_received: int = 0
+    payment_id: str | None = None  # FinePay's payment id, carried in the gateway's metadata
+    client_secret: str | None = None
+    next_action_url: str | None = None  # where the payer completes an authentication step
+    charge_id: str | None = None
+    failure_code: str | None = None  # one of DECLINE_CODES
+    failure_message: str | None = None  # the gateway's own words, for staff and logs only
+
+
+@dataclass(frozen=True)
+class GatewayRefund:
+    """Money sent back for an intent."""
+
+    id: str
+    intent_id: str
+    amount: int
+    currency: str
+    status: str  # succeeded | pending | failed
+
+
+@dataclass(frozen=True)
+class GatewayTransaction:
+    """A settled movement of money at the gateway, for reconciliation."""
+
+    id: str
+    kind: str  # charge | refund
+    intent_id: str | None
+    payment_id: str | None
+    amount: int
+    currency: str
+    created_at: datetime
+    status: str = SUCCEEDED
+
+
+@dataclass(frozen=True)
+class GatewayEvent:
+    """A verified notification from the gateway."""
+
+    id: str
+    type: str  # the gateway's event type, for the record
+    intent_id: str | None = None  # set when the event concerns an intent: FinePay re-reads it
+    payment_id: str | None = None
+    data: dict = field(default_factory=dict, compare=False)
+
+
+class GatewayError(Exception):
+    """The gateway failed or refused a request.
+
+    ``outcome_unknown`` is true when the request may have taken effect (a
+    timeout after sending): the caller must not assume either way, and
+    ``payments sync`` finds out later.
+    """
+
+    def __init__(self, message, code="gateway_error", gateway_message=None, *, retryable=False,
+                 outcome_unknown=False, status=502):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.gateway_message = gateway_message
+        self.retryable = retryable
+        self.outcome_unknown = outcome_unknown
+        self.status = status
+
+
+class WebhookVerificationError(GatewayError):
+    """A webhook whose signature, timestamp or body does not check out."""
+
+    def __init__(self, message):
+        super().__init__(message, code="bad_signature", status=400)
+
+
+class PaymentGateway:
+    """The interface every adapter implements. Methods raise GatewayError on failure.
+
+    Every POST-like call takes an ``idempotency_key`` derived from FinePay's own
+    ids, so that a retry after a timeout can never move money twice.
+    """
+
+    name = "base"
+    #: Whether start_reader_payment and friends work (card readers at kiosks).
+    supports_card_present = False
+
+    def __init__(self, config):
+        self.config = config
+
+    def create_intent(self, *, payment_id, amount, currency, idempotency_key, description=None) -> GatewayIntent:
+        """Create an intent to collect ``amount`` minor units, tagged with FinePay's payment id."""
+        raise NotImplementedError
+
+    def confirm_intent(self, intent_id, *, payment_method, idempotency_key) -> GatewayIntent:
+        """Attach a payment method (a gateway token such as pm_card_visa) and confirm."""
+        raise NotImplementedError
+
+    def retrieve_intent(self, intent_id) -> GatewayIntent:
+        """The intent as the gateway knows it now."""
+        raise NotImplementedError
+
+    def cancel_intent(self, intent_id, *, idempotency_key) -> GatewayIntent:
+        """Cancel an intent that has not succeeded; returns the intent (which may have succeeded meanwhile)."""
+        raise NotImplementedError
+
+    def refund(self, intent_id, *, amount, idempotency_key, reason=None) -> GatewayRefund:
+        """Send back ``amount`` minor units of a succeeded intent."""
+        raise NotImplementedError
+
+    def list_transactions(self, start, end) -> list[GatewayTransaction]:
+        """Charges and refunds created in [start, end) (aware datetimes), for reconciliation."""
+        raise NotImplementedError
+
+    def parse_webhook(self, payload: bytes, headers) -> GatewayEvent:
+        """Verify a webhook's signature and freshness and return the event; raise WebhookVerificationError."""
+        raise NotImplementedError
+
+    def client_fields(self, intent) -> dict:
+        """Extra fields the payer's page needs (e.g. client_secret, publishable key)."""
+        return {}
+
+
+def available_gateways():
+    """Names of the installed adapters."""
+    return sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
+
+
+def load_gateway_class(name):
+    """The adapter class registered under ``name`` in the finepay.gateways group."""
+    matches = entry_points(group=ENTRY_POINT_GROUP, name=name)
+    if not matches:
+        raise ValueError(f"PAYMENT_GATEWAY {name!r} is not installed; available: {available_gateways()}")
+    cls = next(iter(matches)).load()
+    if not (isinstance(cls, type) and issubclass(cls, PaymentGateway)):
+        raise ValueError(f"entry point {name!r} is not a PaymentGateway subclass")
+    return cls
+
+
+def init_app(app):
+    """Build the configured gateway once per app and keep it in app.extensions."""
+    cls = load_gateway_class(app.config["PAYMENT_GATEWAY"])
+    app.extensions["finepay.gateway"] = cls(app.config)
+
+
+def current_gateway() -> PaymentGateway:
+    """The running app's gateway adapter."""
+    return current_app.extensions["finepay.gateway"]

@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from finepay.audit import AuditEntry
 from finepay.extensions import db
 from tests.factories import CSV_HEADER, csv_row, make_violation
+from violations import importer
 from violations.importer import BATCH_SIZE, import_csv_file, import_rows, read_csv
 from violations.models import Violation
 
@@ -48,6 +49,17 @@ def import_entries():
 def error_lines(result):
     """The 'line N: reason' lines the command printed on stderr."""
     return [line for line in result.stderr.splitlines() if line.startswith("line ")]
+
+
+def small_batches(monkeypatch, size):
+    """Make every import path (row batches; PostgreSQL's COPY batches) commit every `size` rows."""
+    monkeypatch.setattr(importer, "BATCH_SIZE", size)
+    monkeypatch.setattr(importer, "COPY_BATCH_SIZE", size, raising=False)
+
+
+def generated_row(n):
+    return csv_row(notice=f"9{n:017d}", plate=f"京A{n % 100000:05d}", vin=f"{n % 1000000:06d}",
+                   fine=str(100 + n % 50000), points=str(n % 13))
 
 
 # --- new rows, re-imports ------------------------------------------------------------------------
@@ -313,9 +325,10 @@ def test_non_utf8_file_exits_2_with_a_message_and_writes_nothing(runner, tmp_pat
     assert count_violations() == 0
 
 
-def test_file_that_stops_being_utf8_after_several_batches_writes_nothing(runner, tmp_path):
+def test_file_that_stops_being_utf8_after_several_batches_writes_nothing(runner, tmp_path, monkeypatch):
     """Exit 2 means the file was refused as a whole: no rows committed, and never rows without an audit entry."""
-    rows = [generated_row(n) for n in range(2 * BATCH_SIZE + 500)]
+    small_batches(monkeypatch, 100)
+    rows = [generated_row(n) for n in range(400)]  # the bad byte is beyond the decoder's first chunks
     path = tmp_path / "late-bad-byte.csv"
     path.write_bytes((CSV_HEADER + "".join(rows)).encode() + csv_row(notice="150203202611999999",
                                                                      location="建设路").encode("gbk"))
@@ -417,14 +430,11 @@ def test_audit_log_refuses_update_and_delete_in_the_database(runner, tmp_path, s
 # --- volume ----------------------------------------------------------------------------------------
 
 
-def generated_row(n):
-    return csv_row(notice=f"9{n:017d}", plate=f"京A{n % 100000:05d}", vin=f"{n % 1000000:06d}",
-                   fine=str(100 + n % 50000), points=str(n % 13))
-
-
-def test_import_of_12000_rows_spans_three_batches_with_correct_counts(app, tmp_path):
+def test_import_of_12000_rows_spans_three_batches_with_correct_counts(app, tmp_path, monkeypatch):
     total = 12_000
     assert total > 2 * BATCH_SIZE
+    # PostgreSQL may load through larger COPY batches: make them 5000 too, so both databases cross two boundaries.
+    small_batches(monkeypatch, BATCH_SIZE)
     # One unpaid and one paid row already known, in the second and third batch.
     make_violation(notice_number=f"9{7000:017d}", fine=1)
     make_violation(notice_number=f"9{11000:017d}", fine=1, status="paid")

@@ -1,0 +1,40 @@
+"""Shared pieces of the JSON API: a hardened body parser, a JSON provider and the Blueprint to use."""
+import json
+
+import flask_smorest
+from flask.json.provider import DefaultJSONProvider
+from webargs.flaskparser import FlaskParser
+
+
+class JSONProvider(DefaultJSONProvider):
+    """Flask's JSON, keeping Chinese readable and turning hostile nesting into a plain parse error."""
+
+    ensure_ascii = False
+
+    def loads(self, s, **kwargs):
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
+
+
+class BodyParser(FlaskParser):
+    """webargs' parser, answering 400 (not 500) for JSON that json.loads cannot take.
+
+    Deep nesting raises RecursionError and a 5,000-digit number ValueError;
+    webargs only expects JSONDecodeError.
+    """
+
+    def _raw_load_json(self, req):
+        try:
+            return super()._raw_load_json(req)
+        except json.JSONDecodeError:
+            raise
+        except (ValueError, RecursionError):
+            raise json.JSONDecodeError("Invalid JSON body", "", 0) from None
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """flask-smorest's Blueprint with FinePay's body parser."""
+
+    ARGUMENTS_PARSER = BodyParser()

@@ -1,0 +1,284 @@
+"""The sandbox gateway: deterministic, in-process, no account anywhere, no real money.
+
+It understands Stripe's test payment-method names and keeps its ledger in
+FinePay's database (its own tables, its own transactions) so that every
+gunicorn worker sees the same intents, and so that it behaves like an outside
+system: a rollback in FinePay does not undo a "charge" here.
+"""
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ForeignKey, String, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from finepay.dbtypes import UTCDateTime, utcnow
+from finepay.extensions import db
+from payments.gateways import (
+    CANCELED,
+    FAILED,
+    REQUIRES_ACTION,
+    REQUIRES_PAYMENT_METHOD,
+    SUCCEEDED,
+    GatewayError,
+    GatewayEvent,
+    GatewayIntent,
+    GatewayRefund,
+    GatewayTransaction,
+    PaymentGateway,
+    WebhookVerificationError,
+)
+
+# Stripe's test payment methods and what the sandbox does with each.
+SUCCEEDING = {"pm_card_visa", "pm_card_mastercard", "pm_card_visa_debit", "pm_card_amex", "pm_card_unionpay"}
+DECLINING = {
+    "pm_card_chargeDeclined": "card_declined",
+    "pm_card_visa_chargeDeclined": "card_declined",
+    "pm_card_chargeDeclinedInsufficientFunds": "insufficient_funds",
+    "pm_card_chargeDeclinedExpiredCard": "expired_card",
+    "pm_card_chargeDeclinedIncorrectCvc": "incorrect_cvc",
+    "pm_card_chargeDeclinedProcessingError": "processing_error",
+    "pm_card_chargeCustomerFail": "card_declined",
+}
+AUTHENTICATING = {"pm_card_threeDSecure2Required", "pm_card_authenticationRequired", "pm_card_threeDSecureRequired"}
+TEST_METHODS = sorted(SUCCEEDING | set(DECLINING) | AUTHENTICATING)
+WEBHOOK_TOLERANCE = 300
+
+
+class SandboxIntent(db.Model):
+    """An intent in the sandbox's ledger."""
+
+    __tablename__ = "sandbox_intents"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    payment_id: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(30), nullable=False)
+    amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    amount_received: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    payment_method: Mapped[str | None] = mapped_column(String(60))
+    failure_code: Mapped[str | None] = mapped_column(String(40))
+    charge_id: Mapped[str | None] = mapped_column(String(40))
+    client_secret: Mapped[str] = mapped_column(String(80), nullable=False)
+    captured_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+
+class SandboxOperation(db.Model):
+    """Idempotency in the sandbox: a key seen before returns the first result."""
+
+    __tablename__ = "sandbox_operations"
+
+    idempotency_key: Mapped[str] = mapped_column(String(150), primary_key=True)
+    result_id: Mapped[str] = mapped_column(String(40), nullable=False)
+
+
+class SandboxRefund(db.Model):
+    """A refund in the sandbox's ledger."""
+
+    __tablename__ = "sandbox_refunds"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    intent_id: Mapped[str] = mapped_column(ForeignKey("sandbox_intents.id"), nullable=False, index=True)
+    amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow, index=True)
+
+
+def _intent(row):
+    status = row.status
+    if status == REQUIRES_PAYMENT_METHOD and row.failure_code:
+        status = FAILED
+    return GatewayIntent(
+        id=row.id, status=status, amount=row.amount, currency=row.currency,
+        amount_received=row.amount_received, payment_id=row.payment_id, client_secret=row.client_secret,
+        next_action_url=f"/sandbox/authenticate/{row.id}" if row.status == REQUIRES_ACTION else None,
+        charge_id=row.charge_id, failure_code=row.failure_code,
+        failure_message=f"sandbox: {row.failure_code}" if row.failure_code else None,
+    )
+
+
+class SandboxGateway(PaymentGateway):
+    """A deterministic stand-in for a card gateway, for development, demos and tests."""
+
+    name = "sandbox"
+
+    def _session(self):
+        # Its own session: the sandbox is "outside" FinePay's transactions.
+        return Session(db.engine, expire_on_commit=False)
+
+    def _replay(self, session, key):
+        op = session.get(SandboxOperation, key)
+        return op.result_id if op else None
+
+    def _get(self, session, intent_id, lock=False):
+        query = select(SandboxIntent).where(SandboxIntent.id == intent_id)
+        row = session.execute(query.with_for_update() if lock else query).scalar_one_or_none()
+        if row is None:
+            raise GatewayError("No such sandbox intent.", code="invalid_request", gateway_message=intent_id)
+        return row
+
+    def _remember(self, session, key, result_id):
+        session.add(SandboxOperation(idempotency_key=key, result_id=result_id))
+        try:
+            session.commit()
+        except IntegrityError:  # the same key raced in: the first one wins
+            session.rollback()
+            return False
+        return True
+
+    def create_intent(self, *, payment_id, amount, currency, idempotency_key, description=None):
+        """Create a sandbox intent (idempotent by key)."""
+        with self._session() as session:
+            seen = self._replay(session, idempotency_key)
+            if seen:
+                return _intent(self._get(session, seen))
+            intent_id = "si_" + secrets.token_hex(10)
+            session.add(SandboxIntent(
+                id=intent_id, payment_id=payment_id, status=REQUIRES_PAYMENT_METHOD, amount=amount,
+                currency=currency, client_secret=f"{intent_id}_secret_{secrets.token_hex(8)}",
+            ))
+            session.flush()
+            if not self._remember(session, idempotency_key, intent_id):
+                return _intent(self._get(session, self._replay(session, idempotency_key)))
+            return _intent(self._get(session, intent_id))
+
+    def confirm_intent(self, intent_id, *, payment_method, idempotency_key):
+        """Charge a test method: success, a decline, or an authentication step."""
+        if payment_method not in TEST_METHODS:
+            raise GatewayError(
+                "The sandbox only accepts Stripe's test payment methods.", code="invalid_payment_method",
+                gateway_message=payment_method, status=422,
+            )
+        with self._session() as session:
+            if self._replay(session, idempotency_key):
+                return _intent(self._get(session, intent_id))
+            row = self._get(session, intent_id, lock=True)
+            if row.status == CANCELED:
+                raise GatewayError("The intent was canceled.", code="intent_canceled", status=409)
+            if row.status != SUCCEEDED:
+                row.payment_method, row.failure_code = payment_method, None
+                if payment_method in SUCCEEDING:
+                    self._capture(row)
+                elif payment_method in DECLINING:
+                    row.status, row.failure_code = REQUIRES_PAYMENT_METHOD, DECLINING[payment_method]
+                else:
+                    row.status = REQUIRES_ACTION
+            session.add(SandboxOperation(idempotency_key=idempotency_key, result_id=row.id))
+            session.commit()
+            return _intent(row)
+
+    @staticmethod
+    def _capture(row):
+        row.status, row.amount_received = SUCCEEDED, row.amount
+        row.charge_id, row.captured_at = "sch_" + secrets.token_hex(10), utcnow()
+
+    def authenticate(self, intent_id, approve):
+        """The sandbox's 3-D Secure page: the payer approves or fails the check."""
+        with self._session() as session:
+            row = self._get(session, intent_id, lock=True)
+            if row.status == REQUIRES_ACTION:
+                if approve:
+                    self._capture(row)
+                else:
+                    row.status, row.failure_code = REQUIRES_PAYMENT_METHOD, "authentication_failed"
+                session.commit()
+            return _intent(row)
+
+    def retrieve_intent(self, intent_id):
+        """The intent as the sandbox knows it."""
+        with self._session() as session:
+            return _intent(self._get(session, intent_id))
+
+    def cancel_intent(self, intent_id, *, idempotency_key):
+        """Cancel unless it already succeeded (then the succeeded intent is returned)."""
+        with self._session() as session:
+            row = self._get(session, intent_id, lock=True)
+            if row.status != SUCCEEDED:
+                row.status = CANCELED
+                session.commit()
+            return _intent(row)
+
+    def refund(self, intent_id, *, amount, idempotency_key, reason=None):
+        """Refund part or all of what was captured (idempotent by key)."""
+        with self._session() as session:
+            seen = self._replay(session, idempotency_key)
+            if seen:
+                refund = session.get(SandboxRefund, seen)
+                return GatewayRefund(refund.id, refund.intent_id, refund.amount, refund.currency, SUCCEEDED)
+            row = self._get(session, intent_id, lock=True)
+            refunded = sum(session.execute(
+                select(SandboxRefund.amount).where(SandboxRefund.intent_id == intent_id)
+            ).scalars())
+            if row.status != SUCCEEDED or amount <= 0 or refunded + amount > row.amount_received:
+                raise GatewayError("Refund exceeds what was captured.", code="invalid_request", status=409)
+            refund = SandboxRefund(id="sre_" + secrets.token_hex(10), intent_id=intent_id, amount=amount,
+                                   currency=row.currency)
+            session.add(refund)
+            session.add(SandboxOperation(idempotency_key=idempotency_key, result_id=refund.id))
+            session.commit()
+            return GatewayRefund(refund.id, intent_id, amount, refund.currency, SUCCEEDED)
+
+    def list_transactions(self, start, end):
+        """Captured charges and refunds in [start, end)."""
+        with self._session() as session:
+            charges = session.execute(
+                select(SandboxIntent).where(SandboxIntent.captured_at >= start, SandboxIntent.captured_at < end)
+            ).scalars()
+            result = [
+                GatewayTransaction(row.charge_id, "charge", row.id, row.payment_id, row.amount_received,
+                                   row.currency, row.captured_at)
+                for row in charges
+            ]
+            refunds = session.execute(
+                select(SandboxRefund, SandboxIntent.payment_id)
+                .join(SandboxIntent, SandboxIntent.id == SandboxRefund.intent_id)
+                .where(SandboxRefund.created_at >= start, SandboxRefund.created_at < end)
+            ).all()
+            result += [
+                GatewayTransaction(r.id, "refund", r.intent_id, payment_id, r.amount, r.currency, r.created_at)
+                for r, payment_id in refunds
+            ]
+            return sorted(result, key=lambda t: t.created_at)
+
+    # Webhooks: the sandbox signs events like Stripe does, with a secret
+    # derived from SECRET_KEY, so the webhook endpoint can be exercised
+    # without any account.
+    def _webhook_secret(self):
+        return hashlib.sha256(("sandbox-webhook:" + self.config["SECRET_KEY"]).encode()).hexdigest()
+
+    def sign_event(self, payload: bytes, timestamp=None):
+        """The X-Sandbox-Signature header value for a payload."""
+        timestamp = int(time.time()) if timestamp is None else int(timestamp)
+        mac = hmac.new(self._webhook_secret().encode(), f"{timestamp}.".encode() + payload, hashlib.sha256)
+        return f"t={timestamp},v1={mac.hexdigest()}"
+
+    def parse_webhook(self, payload, headers):
+        """Verify X-Sandbox-Signature (5-minute tolerance) and return the event."""
+        header = headers.get("X-Sandbox-Signature", "")
+        try:
+            parts = dict(item.split("=", 1) for item in header.split(","))
+            timestamp, signature = int(parts["t"]), parts["v1"]
+        except (ValueError, KeyError):
+            raise WebhookVerificationError("missing or malformed signature header") from None
+        expected = self.sign_event(payload, timestamp).split("v1=", 1)[1]
+        if not hmac.compare_digest(expected, signature):
+            raise WebhookVerificationError("signature does not match")
+        if abs(time.time() - timestamp) > WEBHOOK_TOLERANCE:
+            raise WebhookVerificationError("timestamp outside the tolerance")
+        try:
+            event = json.loads(payload)
+            return GatewayEvent(
+                id=str(event["id"]), type=str(event["type"]),
+                intent_id=event.get("intent_id"), payment_id=event.get("payment_id"), data=event,
+            )
+        except (ValueError, KeyError, TypeError):
+            raise WebhookVerificationError("malformed event body") from None
+
+    def client_fields(self, intent):
+        """The sandbox's pages need no client secret."""
+        return {}

@@ -1,0 +1,127 @@
+"""Payments, the violations they cover, refunds and received webhook events."""
+import secrets
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from finepay.audit import BigId
+from finepay.dbtypes import UTCDateTime, utcnow
+from finepay.extensions import db
+from payments import states
+
+
+def new_payment_id():
+    """A public, unguessable payment id."""
+    return "pay_" + secrets.token_hex(12)
+
+
+class Payment(db.Model):
+    """A driver paying one or more violations of one vehicle, for an amount fixed at creation."""
+
+    __tablename__ = "payments"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_payment_id)
+    status: Mapped[str] = mapped_column(String(20), nullable=False, default=states.CREATED, index=True)
+    amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    convenience_fee: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    plate: Mapped[str] = mapped_column(String(16), nullable=False)
+    vin_last6: Mapped[str] = mapped_column(String(6), nullable=False)
+    channel: Mapped[str] = mapped_column(String(10), nullable=False, default="web")
+    terminal_id: Mapped[int | None] = mapped_column(Integer)
+    gateway: Mapped[str] = mapped_column(String(30), nullable=False)
+    gateway_intent_id: Mapped[str | None] = mapped_column(String(100), unique=True)
+    client_secret: Mapped[str | None] = mapped_column(String(200))
+    next_action_url: Mapped[str | None] = mapped_column(String(500))
+    idempotency_key: Mapped[str] = mapped_column(String(100), nullable=False, unique=True)
+    request_fingerprint: Mapped[str] = mapped_column(String(64), nullable=False)
+    confirm_attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    amount_received: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    failure_code: Mapped[str | None] = mapped_column(String(40))
+    receipt_number: Mapped[str | None] = mapped_column(String(32), unique=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow)
+
+    items: Mapped[list["PaymentItem"]] = relationship(
+        back_populates="payment", order_by="PaymentItem.id", cascade="all, delete-orphan"
+    )
+    refunds: Mapped[list["Refund"]] = relationship(back_populates="payment", order_by="Refund.id")
+
+    @property
+    def is_open(self):
+        """Whether the payment still holds its violations."""
+        return self.status in states.OPEN
+
+    @property
+    def refunded_amount(self):
+        """Minor units sent back so far (succeeded refunds)."""
+        return sum(r.amount for r in self.refunds if r.status == "succeeded")
+
+
+class PaymentItem(db.Model):
+    """One violation in a payment, with the fine and late fee locked at creation."""
+
+    __tablename__ = "payment_items"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    payment_id: Mapped[str] = mapped_column(ForeignKey("payments.id"), nullable=False, index=True)
+    violation_id: Mapped[int] = mapped_column(ForeignKey("violations.id"), nullable=False, index=True)
+    fine: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    late_fee: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    # True while the payment is open; NULL afterwards. The partial unique index
+    # below lets a violation be in at most one open payment, enforced by the
+    # database even when two terminals race.
+    holds: Mapped[bool | None] = mapped_column(Boolean)
+    # Set when this item was settled by this payment (False: paid by another, refunded).
+    settled: Mapped[bool | None] = mapped_column(Boolean)
+
+    payment: Mapped[Payment] = relationship(back_populates="items")
+
+    __table_args__ = (
+        Index(
+            "uq_payment_items_open_violation", "violation_id", unique=True,
+            sqlite_where=text("holds"), postgresql_where=text("holds"),
+        ),
+    )
+
+    @property
+    def amount(self):
+        """Fine plus late fee, in minor units."""
+        return self.fine + self.late_fee
+
+
+class Refund(db.Model):
+    """Money sent back for a payment: by a supervisor, or automatically for a duplicate capture."""
+
+    __tablename__ = "refunds"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    payment_id: Mapped[str] = mapped_column(ForeignKey("payments.id"), nullable=False, index=True)
+    amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    reason: Mapped[str] = mapped_column(String(500), nullable=False)
+    automatic: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    status: Mapped[str] = mapped_column(String(10), nullable=False, default="pending")
+    gateway_refund_id: Mapped[str | None] = mapped_column(String(100))
+    idempotency_key: Mapped[str] = mapped_column(String(100), nullable=False, unique=True)
+    actor: Mapped[str] = mapped_column(String(100), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow, index=True)
+
+    payment: Mapped[Payment] = relationship(back_populates="refunds")
+
+
+class WebhookEvent(db.Model):
+    """A gateway event already handled: a redelivery is recognised by its id and ignored."""
+
+    __tablename__ = "webhook_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    gateway: Mapped[str] = mapped_column(String(30), nullable=False)
+    event_id: Mapped[str] = mapped_column(String(100), nullable=False)
+    type: Mapped[str] = mapped_column(String(100), nullable=False)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("gateway", "event_id", name="uq_webhook_events_gateway_event"),)

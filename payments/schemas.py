@@ -1,0 +1,137 @@
+"""Marshmallow schemas for the payments API."""
+import re
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_dump, validate, validates
+
+from payments.gateways import current_gateway
+from payments.messages import failure_message
+from violations.plates import normalize_plate, normalize_vin_last6
+from violations.schemas import NormalizedString
+
+IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_\-:.]{8,100}\Z")
+
+
+class IdempotencyHeaderSchema(Schema):
+    """The Idempotency-Key header every create request must carry."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    idempotency_key = fields.String(
+        data_key="Idempotency-Key", required=True,
+        validate=validate.Regexp(IDEMPOTENCY_KEY, error="8 to 100 letters, digits and - _ : . (a UUID is ideal)."),
+        metadata={"description": "A client-chosen key; the same key with the same body returns the same payment"},
+    )
+
+
+class PaymentRequestSchema(Schema):
+    """Pay these violations of the vehicle proven by plate + VIN code. The amount is the server's."""
+
+    plate = NormalizedString(normalize_plate, required=True)
+    vin_last6 = NormalizedString(normalize_vin_last6, required=True)
+    violation_ids = fields.List(
+        fields.Integer(strict=True, validate=validate.Range(min=1, max=2**62)),
+        required=True, validate=validate.Length(min=1, max=50),
+    )
+
+    @validates("violation_ids")
+    def no_duplicates(self, value, **kwargs):
+        """Each violation once."""
+        if len(set(value)) != len(value):
+            raise ValidationError("Each violation may appear only once.")
+
+
+class ConfirmRequestSchema(Schema):
+    """A gateway payment-method token; card numbers never reach FinePay."""
+
+    payment_method = fields.String(
+        required=True, validate=validate.Regexp(r"^[A-Za-z0-9_]{3,100}\Z", error="Not a payment method token."),
+        metadata={"example": "pm_card_visa"},
+    )
+
+
+class PaymentItemSchema(Schema):
+    """One violation in a payment, priced when the payment was created."""
+
+    violation_id = fields.Integer()
+    fine = fields.Integer()
+    late_fee = fields.Integer()
+    settled = fields.Boolean(allow_none=True, metadata={"description": "paid by this payment (false: refunded)"})
+
+
+class RefundSchema(Schema):
+    """Money sent back."""
+
+    amount = fields.Integer()
+    currency = fields.String()
+    reason = fields.String()
+    automatic = fields.Boolean()
+    status = fields.String()
+    created_at = fields.DateTime()
+
+
+class PaymentSchema(Schema):
+    """A payment and where it stands."""
+
+    id = fields.String()
+    status = fields.String(metadata={"enum": ["created", "requires_action", "processing", "succeeded", "failed",
+                                              "canceled", "expired", "refunded"]})
+    amount = fields.Integer(metadata={"description": "minor units, computed by the server"})
+    convenience_fee = fields.Integer(metadata={"description": "minor units, included in amount; 0 unless configured"})
+    currency = fields.String()
+    items = fields.List(fields.Nested(PaymentItemSchema))
+    gateway = fields.String()
+    channel = fields.String()
+    expires_at = fields.DateTime()
+    created_at = fields.DateTime()
+    paid_at = fields.DateTime(allow_none=True)
+    receipt_number = fields.String(allow_none=True)
+    next_action_url = fields.Method("get_next_action", allow_none=True,
+                                    metadata={"description": "where the payer completes an authentication step"})
+    failure_code = fields.String(allow_none=True)
+    failure_message = fields.Method("get_failure_message", allow_none=True)
+    refunds = fields.List(fields.Nested(RefundSchema))
+    client_secret = fields.Method("get_client_secret", allow_none=True)
+
+    @post_dump(pass_original=True)
+    def add_gateway_fields(self, data, payment, **kwargs):
+        """What the payer's page needs from the gateway (e.g. a publishable key), while it can still pay."""
+        if payment.is_open:
+            data.update(current_gateway().client_fields(payment))
+        return data
+
+    def get_next_action(self, payment):
+        return payment.next_action_url if payment.status == "requires_action" else None
+
+    def get_failure_message(self, payment):
+        return failure_message(payment.failure_code) if payment.status == "failed" else None
+
+    def get_client_secret(self, payment):
+        # Only useful (and only shown) while the payer can still act on it.
+        return payment.client_secret if payment.is_open else None
+
+
+class ReceiptItemSchema(Schema):
+    """A violation on a receipt."""
+
+    violation_id = fields.Integer()
+    notice_number = fields.String()
+    description = fields.String()
+    fine = fields.Integer()
+    late_fee = fields.Integer()
+    settled = fields.Boolean()
+
+
+class ReceiptSchema(Schema):
+    """Proof of payment."""
+
+    receipt_number = fields.String()
+    paid_at = fields.DateTime()
+    amount = fields.Integer()
+    currency = fields.String()
+    plate = fields.String()
+    channel = fields.String()
+    payment_id = fields.String()
+    items = fields.List(fields.Nested(ReceiptItemSchema))
+    refunded_amount = fields.Integer()
+    refunds = fields.List(fields.Nested(RefundSchema))
