@@ -79,12 +79,14 @@ def register_blueprints(app):
     """Attach the pages and the API."""
     from finepay import health
     from payments import api as payments_api
+    from payments import views as payments_views
     from payments import webhooks
     from violations import api as violations_api
     from violations import views as violations_views
 
     app.register_blueprint(health.bp)
     app.register_blueprint(violations_views.bp)
+    app.register_blueprint(payments_views.bp)
     app.register_blueprint(webhooks.bp)
     api.register_blueprint(violations_api.blp)
     api.register_blueprint(payments_api.blp)
@@ -98,10 +100,12 @@ def register_blueprints(app):
 def register_commands(app):
     """Add the CLI groups (flask --app wsgi violations|demo ...)."""
     from finepay.demo import demo_cli
+    from payments.commands import payments_cli
     from violations.commands import violations_cli
 
     app.cli.add_command(violations_cli)
     app.cli.add_command(demo_cli)
+    app.cli.add_command(payments_cli)
 
 
 def register_hooks(app):

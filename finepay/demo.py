@@ -1,4 +1,5 @@
 """CLI: flask --app wsgi demo seed — a small data set that shows every fee stage."""
+import uuid
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -7,9 +8,9 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from finepay.dbtypes import utcnow
 from finepay.extensions import db
-from violations.fees import business_today, current_policy
+from payments.services import confirm_payment, start_payment
+from violations.fees import business_today
 from violations.importer import import_rows
 from violations.models import PAID, Violation
 
@@ -17,6 +18,7 @@ demo_cli = AppGroup("demo", help="Demo data for trying FinePay locally.")
 
 DEMO_PLATE, DEMO_VIN = "蒙B·12345", "A12345"
 OTHER_PLATE, OTHER_VIN = "京A·D8888", "4F2C91"
+PAID_NOTICE = "150203202611000007"
 
 # (notice suffix, days since decision, fine in minor units, points, offense, description, online)
 _DEMO = [
@@ -60,13 +62,13 @@ def seed_command():
     today = business_today(current_app.config["BUSINESS_TIMEZONE"])
     report = import_rows(enumerate(demo_rows(today), start=2), source="demo seed", actor="demo")
     paid = db.session.execute(
-        select(Violation).where(Violation.notice_number == "15020320261100" + "0007")
+        select(Violation).where(Violation.notice_number == PAID_NOTICE)
     ).scalar_one()
     if paid.status != PAID:
-        # Stands in for a settled payment until the payments module exists.
-        paid.late_fee_paid = current_policy().late_fee(paid.fine, paid.decision_date, today - timedelta(days=30))
-        paid.status, paid.paid_at, paid.receipt_number = PAID, utcnow() - timedelta(days=30), "DEMO0000000001"
-        db.session.commit()
+        # Paid through the real payment path, so its receipt exists like any other.
+        payment = start_payment(plate=paid.plate, vin_last6=paid.vin_last6, violation_ids=[paid.id],
+                                idempotency_key=f"demo-seed-{paid.id}-{uuid.uuid4().hex}", channel="web")
+        confirm_payment(payment.id, "pm_card_visa")
     click.echo(f"Demo data: {report.inserted} new, {report.updated} refreshed.")
     click.echo(f"Try plate {DEMO_PLATE} with VIN code {DEMO_VIN}"
                f" (or plate {OTHER_PLATE} with notice number 110105202611009999).")

@@ -540,9 +540,11 @@ def sync_payments(now=None, recent=timedelta(days=2)):
     return counts
 
 
-def payable_violation_ids(plate, vin_last6):
-    """Ids of the vehicle's violations that can be paid online now (for preselection)."""
-    return db.session.execute(
-        select(Violation.id).where(Violation.plate == plate, Violation.vin_last6 == vin_last6,
-                                   Violation.status == UNPAID, Violation.payable_online.is_(True))
-    ).scalars().all()
+def payment_for_intent(intent_id):
+    """The payment that owns a gateway intent, or a 404 ApiError."""
+    payment = db.session.execute(
+        select(Payment).where(Payment.gateway_intent_id == intent_id)
+    ).scalar_one_or_none() if isinstance(intent_id, str) and len(intent_id) <= 100 else None
+    if payment is None:
+        raise ApiError(_("No such payment."), code="not_found", status=404)
+    return payment

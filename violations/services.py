@@ -39,6 +39,7 @@ class VehicleStatement:
     """Everything recorded against one vehicle, priced as of one moment."""
 
     plate: str
+    vin_last6: str
     currency: str
     as_of: datetime
     total_due: int
@@ -119,6 +120,7 @@ def lookup_vehicle(plate, vin_last6=None, notice_number=None, now=None):
     )
     return VehicleStatement(
         plate=plate,
+        vin_last6=rows[0].vin_last6,
         currency=current_app.config["CURRENCY"],
         as_of=now,
         total_due=sum(line.amount_due for line in lines if line.status == UNPAID),

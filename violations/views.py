@@ -4,6 +4,7 @@ from flask_wtf.csrf import CSRFError
 
 from violations.forms import LookupForm
 from violations.limits import lookup_limits
+from violations.proof import sign_vehicle
 from violations.services import lookup_vehicle
 
 bp = Blueprint("violations", __name__)
@@ -33,7 +34,8 @@ def lookup():
     statement = lookup_vehicle(**form.proof_arguments())
     if statement is None:
         return render_template("violations/home.html", form=form, no_match=True), 404
-    return render_template("violations/results.html", statement=statement)
+    return render_template("violations/results.html", statement=statement,
+                           vehicle_token=sign_vehicle(statement.plate, statement.vin_last6))
 
 
 

@@ -183,14 +183,11 @@ class StripeGateway(PaymentGateway):
             body = self._post(f"{path}/confirm", {}, idempotency_key=idempotency_key)
         except _CardDeclined as declined:
             return self._declined_intent(intent_id, declined.error)
-        except GatewayError as exc:
-            # Confirming twice (two tabs, a retry) is refused once the intent has moved on:
-            # the intent's own state is then the answer.
-            if exc.code == "invalid_request":
-                intent = self._settled_or_none(intent_id)
-                if intent is not None:
-                    return intent
-            raise
+        except _InvalidRequest as refused:
+            outcome = self._refused_confirm(intent_id, refused)
+            if isinstance(outcome, GatewayIntent):
+                return outcome
+            raise outcome from None
         return self._intent(body)
 
     def retrieve_intent(self, intent_id) -> GatewayIntent:
@@ -201,11 +198,11 @@ class StripeGateway(PaymentGateway):
         """Cancel an unfinished intent; an intent that succeeded meanwhile is returned as it is."""
         try:
             body = self._post(f"/v1/payment_intents/{intent_id}/cancel", {}, idempotency_key=idempotency_key)
-        except GatewayError as exc:
-            if exc.code == "invalid_request":
-                intent = self._settled_or_none(intent_id)
-                if intent is not None:
-                    return intent
+        except _InvalidRequest:
+            # Refused because it succeeded (or was canceled) meanwhile: report the intent as it is.
+            intent = self._settled_or_none(intent_id)
+            if intent is not None:
+                return intent
             raise
         return self._intent(body)
 
@@ -337,6 +334,28 @@ class StripeGateway(PaymentGateway):
                   "last_payment_error": pi.get("last_payment_error") or error_fields or {"code": "card_declined"}}
         return self._intent(pi)
 
+    def _refused_confirm(self, intent_id, refused):
+        """The intent, or the error to raise, for a refused attach or confirm, judged by the intent's state.
+
+        Confirming twice (two tabs, a retry) is refused once the intent has moved
+        on; the intent is then the answer. Otherwise the payment method is usually
+        what the gateway could not use.
+        """
+        try:
+            intent = self.retrieve_intent(intent_id)
+        except GatewayError:
+            return refused
+        if intent.status in (SUCCEEDED, PROCESSING):
+            return intent
+        if intent.status == CANCELED:
+            return GatewayError("The intent was canceled.", code="intent_canceled",
+                                gateway_message=refused.gateway_message, status=409)
+        # The intent exists, so a missing resource is the payment method (localstripe answers 404 for it).
+        if refused.param == "payment_method" or refused.http_status == 404:
+            return GatewayError("The gateway cannot use this payment method.", code="invalid_payment_method",
+                                gateway_message=refused.gateway_message, status=422)
+        return refused
+
     def _settled_or_none(self, intent_id):
         """The intent if it has reached a state a refused confirm/cancel should simply report."""
         try:
@@ -460,8 +479,8 @@ class StripeGateway(PaymentGateway):
             return GatewayError(f"Stripe reported a conflicting request for {method} {path}", code="gateway_conflict",
                                 gateway_message=gateway_message, retryable=True, outcome_unknown=method == "POST",
                                 status=503), False
-        return GatewayError(f"Stripe refused {method} {path} ({status})", code="invalid_request",
-                            gateway_message=gateway_message, status=502), False
+        return _InvalidRequest(f"Stripe refused {method} {path} ({status})", gateway_message, status,
+                               error.get("param")), False
 
     def _backoff(self, attempt, retry_after=None):
         if retry_after is not None:
@@ -484,6 +503,15 @@ class _CardDeclined(GatewayError):
     def __init__(self, error, gateway_message):
         super().__init__("the card was declined", code=decline_code(error), gateway_message=gateway_message)
         self.error = error
+
+
+class _InvalidRequest(GatewayError):
+    """A 400 or 404: Stripe understood the request and refused it."""
+
+    def __init__(self, message, gateway_message, http_status, param):
+        super().__init__(message, code="invalid_request", gateway_message=gateway_message, status=502)
+        self.http_status = http_status
+        self.param = param
 
 
 def _json_or_none(response):

@@ -386,6 +386,18 @@ def test_a_bad_request_is_an_invalid_request_error_with_the_gateways_words(gatew
     assert len(fake.seen("POST")) == 1
 
 
+def test_a_payment_method_stripe_does_not_know_is_unusable_not_a_gateway_failure(gateway, fake):
+    fake.then(answer(400, {"error": {"type": "invalid_request_error", "code": "resource_missing",
+                                     "param": "payment_method", "message": "No such PaymentMethod: 'pm_x'"}}),
+              answer(200, intent_body(status="requires_payment_method")))
+
+    with pytest.raises(GatewayError) as caught:
+        gateway.confirm_intent("pi_fake", payment_method="pm_x", idempotency_key="k")
+
+    assert (caught.value.code, caught.value.status) == ("invalid_payment_method", 422)
+    assert fake.seen("POST", "/v1/payment_intents/pi_fake/confirm") == []
+
+
 def _failures():
     """Every way a call can fail, each as (script, call)."""
     echo = {"error": {"message": f"Invalid API Key provided: {API_KEY}"}}

@@ -162,6 +162,25 @@ def test_confirming_a_succeeded_intent_again_reports_it_succeeded(gateway):
     assert again.status == SUCCEEDED and again.charge_id == intent.charge_id
 
 
+def test_an_unknown_payment_method_is_refused_as_unusable(gateway):
+    intent = create(gateway, "pay_bad_method")
+
+    with pytest.raises(GatewayError) as caught:
+        gateway.confirm_intent(intent.id, payment_method="pm_no_such_method", idempotency_key="k")
+
+    assert (caught.value.code, caught.value.status) == ("invalid_payment_method", 422)
+
+
+def test_confirming_a_canceled_intent_is_refused(gateway):
+    intent = create(gateway, "pay_canceled")
+    gateway.cancel_intent(intent.id, idempotency_key="pay_canceled:cancel")
+
+    with pytest.raises(GatewayError) as caught:
+        gateway.confirm_intent(intent.id, payment_method="pm_card_visa", idempotency_key="k")
+
+    assert (caught.value.code, caught.value.status) == ("intent_canceled", 409)
+
+
 def test_cancel_an_unpaid_intent(gateway):
     intent = create(gateway, "pay_cancel")
 

@@ -1,0 +1,127 @@
+"""Driver pages for paying: review, pay, the sandbox's security check, the result, the receipt."""
+import uuid
+
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+
+from finepay.errors import ApiError
+from payments import receipts, services, states
+from payments.gateways import current_gateway
+from payments.gateways.sandbox import TEST_METHODS
+from payments.messages import failure_message
+from payments.qr import qr_svg
+from violations.proof import sign_vehicle, vehicle_for
+from violations.services import lookup_vehicle
+
+bp = Blueprint("pay", __name__)
+
+# The sandbox methods a driver can pick on the pay page, in the order shown.
+SANDBOX_CHOICES = [
+    ("pm_card_visa", "Visa card that pays"),
+    ("pm_card_chargeDeclined", "Card that is declined"),
+    ("pm_card_chargeDeclinedInsufficientFunds", "Card with insufficient funds"),
+    ("pm_card_threeDSecure2Required", "Card that asks for a security check (3-D Secure)"),
+]
+
+
+def _selected_ids():
+    ids = []
+    for raw in request.form.getlist("violation_id")[:50]:
+        if raw.isdigit() and len(raw) < 19:
+            ids.append(int(raw))
+    return sorted(set(ids))
+
+
+def _vehicle_or_restart(ids):
+    vehicle = vehicle_for(request.form.get("vehicle"), ids)
+    if vehicle is None:
+        raise ApiError("restart", code="restart", status=400)
+    return vehicle
+
+
+@bp.errorhandler(ApiError)
+def payment_problem(error):
+    """Any refusal on these pages: say what happened and where to go next, never a bare error."""
+    return render_template("payments/problem.html", error=error), error.status
+
+
+@bp.post("/pay/review")
+def review():
+    """Step 2: the chosen violations, their late fees and the total, before anything is created."""
+    ids = _selected_ids()
+    if not ids:
+        return render_template("payments/problem.html", error=None, nothing_selected=True), 422
+    plate, vin = _vehicle_or_restart(ids)
+    statement = lookup_vehicle(plate, vin_last6=vin)
+    lines = [line for line in statement.violations if line.id in ids and line.id in statement.payable_ids]
+    if not lines:
+        return render_template("payments/problem.html", error=None, nothing_selected=True), 422
+    subtotal = sum(line.amount_due for line in lines)
+    fee = services.convenience_fee(subtotal)
+    return render_template(
+        "payments/review.html", statement=statement, lines=lines, subtotal=subtotal, fee=fee,
+        total=subtotal + fee, vehicle=sign_vehicle(plate, vin),
+        # One key per review page: a double click or a resubmit returns the same payment.
+        idempotency_key=uuid.uuid4().hex,
+    )
+
+
+@bp.post("/pay")
+def start():
+    """Step 3: create the payment (amount from the server) and go to its page."""
+    ids = _selected_ids()
+    plate, vin = _vehicle_or_restart(ids)
+    key = request.form.get("idempotency_key", "")
+    if not (16 <= len(key) <= 64 and key.isalnum()):
+        raise ApiError("restart", code="restart", status=400)
+    payment = services.start_payment(plate=plate, vin_last6=vin, violation_ids=ids,
+                                     idempotency_key="web-" + key, channel="web")
+    return redirect(url_for("pay.show", payment_id=payment.id), 303)
+
+
+@bp.get("/pay/<payment_id>")
+def show(payment_id):
+    """The payment page: choose how to pay, or see that it is in progress, failed or done."""
+    payment = services.refresh_payment(payment_id)
+    if payment.status in (states.SUCCEEDED, states.REFUNDED) and payment.receipt_number:
+        return redirect(url_for("pay.receipt", receipt_number=payment.receipt_number), 303)
+    gateway = current_gateway()
+    return render_template(
+        "payments/pay.html", payment=payment, states=states, gateway=gateway,
+        sandbox_choices=SANDBOX_CHOICES, failure=failure_message(payment.failure_code),
+        client=gateway.client_fields(payment) if payment.is_open else {},
+        stripe_js_url=current_app.config["STRIPE_JS_URL"],
+    )
+
+
+@bp.post("/pay/<payment_id>/confirm")
+def confirm(payment_id):
+    """Pay with the chosen method (sandbox form); then show the outcome."""
+    method = request.form.get("payment_method", "")
+    if method not in TEST_METHODS:
+        abort(400)
+    payment = services.confirm_payment(payment_id, method)
+    if payment.status == states.REQUIRES_ACTION and payment.next_action_url:
+        return redirect(payment.next_action_url, 303)
+    return redirect(url_for("pay.show", payment_id=payment.id), 303)
+
+
+@bp.route("/sandbox/authenticate/<intent_id>", methods=["GET", "POST"])
+def sandbox_authenticate(intent_id):
+    """The sandbox's stand-in for a bank's 3-D Secure page."""
+    gateway = current_gateway()
+    if gateway.name != "sandbox":
+        abort(404)
+    payment = services.payment_for_intent(intent_id)
+    if request.method == "POST":
+        intent = gateway.authenticate(intent_id, approve=request.form.get("outcome") == "approve")
+        services.apply_intent(payment.id, intent)
+        return redirect(url_for("pay.show", payment_id=payment.id), 303)
+    return render_template("payments/sandbox_authenticate.html", payment=payment, intent_id=intent_id)
+
+
+@bp.get("/receipts/<receipt_number>")
+def receipt(receipt_number):
+    """The printable receipt, with a QR code of its own address."""
+    data = receipts.get_receipt(receipt_number)
+    own_url = url_for("pay.receipt", receipt_number=data["receipt_number"], _external=True)
+    return render_template("payments/receipt.html", receipt=data, qr=qr_svg(own_url), own_url=own_url)
