@@ -29,6 +29,17 @@ def _decimal(env, name, default):
         raise SettingsError(f"{name} must be a decimal number, got {raw!r}") from None
 
 
+def _bool(env, name, default):
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
 def from_env(instance_path, env=None):
     """Build the Flask config mapping from environment variables."""
     env = os.environ if env is None else env
@@ -69,6 +80,12 @@ def from_env(instance_path, env=None):
         "STRIPE_API_BASE": env.get("STRIPE_API_BASE", "https://api.stripe.com"),
         "STRIPE_WEBHOOK_SECRET": env.get("STRIPE_WEBHOOK_SECRET", ""),
         "STRIPE_JS_URL": env.get("STRIPE_JS_URL", "https://js.stripe.com/v3/"),
+        "STRIPE_API_VERSION": env.get("STRIPE_API_VERSION", ""),
+        "STRIPE_CONNECT_TIMEOUT": _decimal(env, "STRIPE_CONNECT_TIMEOUT", "3.05"),
+        "STRIPE_READ_TIMEOUT": _decimal(env, "STRIPE_READ_TIMEOUT", "20"),
+        "STRIPE_MAX_RETRIES": _int(env, "STRIPE_MAX_RETRIES", 2),
+        # localstripe refuses created[...] filters on its list endpoints.
+        "STRIPE_LIST_CREATED_FILTER": _bool(env, "STRIPE_LIST_CREATED_FILTER", True),
     }
 
 

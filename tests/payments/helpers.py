@@ -148,3 +148,16 @@ def post_event(client, payload, timestamp=None, path="/webhooks/sandbox"):
 def stale_timestamp():
     """A timestamp outside the 5-minute webhook tolerance."""
     return time.time() - 600
+
+
+def end_session_after_each_request(app):
+    """Make every test-client request end its database session, as it does in production.
+
+    The ``app`` fixture keeps an app context pushed, so a request reuses it and
+    Flask-SQLAlchemy's per-context teardown never runs: whatever a failed
+    request left uncommitted would otherwise linger in the test's session and
+    be committed by the next call. Production discards it; so do we.
+    """
+    @app.teardown_request
+    def _discard_uncommitted(_exc):
+        db.session.rollback()

@@ -20,6 +20,7 @@ from tests.payments.helpers import (
     confirm,
     create,
     create_ok,
+    end_session_after_each_request,
     expected_late_fee,
     fresh_violation,
     lookup,
@@ -30,6 +31,11 @@ from tests.payments.helpers import (
     set_payment,
 )
 from violations.models import Violation
+
+
+@pytest.fixture(autouse=True)
+def _sessions_end_with_each_request(app):
+    end_session_after_each_request(app)
 
 # --- creating -----------------------------------------------------------------
 

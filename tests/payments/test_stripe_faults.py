@@ -349,6 +349,21 @@ def test_a_redirect_step_gives_the_payer_a_url(gateway, fake):
     assert (intent.status, intent.next_action_url) == (REQUIRES_ACTION, "https://hooks.stripe.com/3ds/x")
 
 
+def test_a_second_card_after_a_decline_is_attached_and_confirmed_on_the_same_intent(gateway, fake):
+    declined = intent_body(status="requires_payment_method",
+                           last_payment_error={"code": "card_declined", "decline_code": "generic_decline"})
+    fake.then(answer(200, declined), answer(200, declined))  # attach, confirm: declined
+    first = gateway.confirm_intent("pi_fake", payment_method="pm_card_chargeDeclined", idempotency_key="pay_1:c:1")
+
+    second = gateway.confirm_intent("pi_fake", payment_method="pm_card_visa", idempotency_key="pay_1:c:2")
+
+    assert first.status == FAILED
+    assert second.status == SUCCEEDED
+    posts = [(r["path"], r["headers"]["Idempotency-Key"]) for r in fake.requests if r["method"] == "POST"]
+    assert [path for path, _ in posts[-2:]] == ["/v1/payment_intents/pi_fake", "/v1/payment_intents/pi_fake/confirm"]
+    assert len({key for _, key in posts}) == 4  # every attempt has keys of its own
+
+
 def test_gets_are_retried_on_503(gateway, fake):
     fake.then(answer(503, {"error": {"message": "busy"}}), answer(503, {"error": {"message": "busy"}}))
 
