@@ -25,6 +25,9 @@ class AuditEntry(db.Model):
     subject_id: Mapped[str] = mapped_column(String(64), nullable=False)
     details: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
     remote_addr: Mapped[str | None] = mapped_column(String(64))
+    # Tamper evidence: each entry's hash covers its content and the previous entry's hash.
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    entry_hash: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (db.Index("ix_audit_log_subject", "subject_type", "subject_id"),)
 

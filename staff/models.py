@@ -1,0 +1,92 @@
+"""Staff accounts, sign-in attempts, API keys, and the gateway's ledger kept for reconciliation."""
+from datetime import datetime
+
+from flask_login import UserMixin
+from sqlalchemy import BigInteger, Boolean, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from finepay.audit import BigId
+from finepay.dbtypes import UTCDateTime, utcnow
+from finepay.extensions import db
+
+CLERK, SUPERVISOR = "clerk", "supervisor"
+ROLES = (CLERK, SUPERVISOR)
+
+
+class StaffUser(UserMixin, db.Model):
+    """A clerk (reads) or a supervisor (also refunds, voids, enrols terminals, manages keys and users)."""
+
+    __tablename__ = "staff_users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(60), nullable=False, unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
+    role: Mapped[str] = mapped_column(String(20), nullable=False, default=CLERK)
+    active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+    @property
+    def is_active(self):
+        """Flask-Login: a deactivated account cannot sign in."""
+        return self.active
+
+    @property
+    def is_supervisor(self):
+        """Whether this user may change money or access."""
+        return self.role == SUPERVISOR
+
+
+class LoginAttempt(db.Model):
+    """A sign-in attempt, for lockout after repeated failures per account and per address."""
+
+    __tablename__ = "login_attempts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    username: Mapped[str] = mapped_column(String(60), nullable=False)
+    remote_addr: Mapped[str] = mapped_column(String(64), nullable=False)
+    success: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+    __table_args__ = (
+        Index("ix_login_attempts_username_at", "username", "at"),
+        Index("ix_login_attempts_remote_addr_at", "remote_addr", "at"),
+    )
+
+
+class ApiKey(db.Model):
+    """A key for the upstream violation system; only its hash is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(60), nullable=False)
+    prefix: Mapped[str] = mapped_column(String(12), nullable=False)
+    key_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    created_by: Mapped[str] = mapped_column(String(60), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class GatewayRecord(db.Model):
+    """A charge or refund as the gateway reported it, fetched through the adapter's listing.
+
+    Kept so that the daily reconciliation is a SQL join against the ledger
+    rather than thousands of gateway calls per page view.
+    """
+
+    __tablename__ = "gateway_records"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    gateway: Mapped[str] = mapped_column(String(30), nullable=False)
+    transaction_id: Mapped[str] = mapped_column(String(100), nullable=False)
+    kind: Mapped[str] = mapped_column(String(10), nullable=False)  # charge | refund
+    intent_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    payment_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    status: Mapped[str] = mapped_column(String(20), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("gateway", "transaction_id", name="uq_gateway_records_gateway_transaction"),)
