@@ -1,7 +1,7 @@
 """FinePay: pay traffic fines online or at a kiosk, reconciled every day."""
 import os
 
-from flask import Flask, request
+from flask import Flask, has_request_context, request
 from flask_babel import get_locale
 
 from finepay import errors, formatting, settings
@@ -52,6 +52,8 @@ def api_settings(config):
 
 def select_locale():
     """The visitor's explicit choice, then the browser's languages, then the default."""
+    if not has_request_context():
+        return None  # CLI commands: the default locale
     chosen = request.cookies.get("lang")
     if chosen in SUPPORTED_LOCALES:
         return chosen

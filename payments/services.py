@@ -64,6 +64,23 @@ def fingerprint(**request):
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def _lock_violations(violation_ids):
+    """Lock violations in id order. Every path locks violations before payments, so none can deadlock."""
+    return db.session.execute(
+        select(Violation).where(Violation.id.in_(violation_ids)).order_by(Violation.id).with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalars().all()
+
+
+def _lock_payment_with_violations(payment_id):
+    """Lock a payment's violations, then the payment itself (the one lock order)."""
+    ids = db.session.execute(
+        select(PaymentItem.violation_id).where(PaymentItem.payment_id == payment_id)
+    ).scalars().all()
+    _lock_violations(ids)
+    return _lock_payment(payment_id)
+
+
 def _lock_payment(payment_id):
     """Re-read a payment under a row lock (PostgreSQL), discarding any stale copy."""
     return db.session.execute(
@@ -140,12 +157,51 @@ def start_payment(*, plate, vin_last6, violation_ids, idempotency_key, channel="
 
 
 def _create_payment(plate, vin_last6, violation_ids, idempotency_key, request_fp, channel, terminal_id):
-    violations = db.session.execute(
-        select(Violation)
-        .where(Violation.id.in_(violation_ids), Violation.plate == plate, Violation.vin_last6 == vin_last6)
-        .order_by(Violation.id)
-        .with_for_update()
-    ).scalars().all()
+    """Create the payment under the violations' locks; returns an existing payment for a raced retry.
+
+    Cancelling the older payments and creating this one happen in one
+    transaction under those locks, so that of many payers racing for one
+    violation the last one in always holds it (nobody is left cancelled
+    by someone who then gave up).
+    """
+    violations = [v for v in _lock_violations(violation_ids) if v.plate == plate and v.vin_last6 == vin_last6]
+    # A retry with the same key may have waited on these locks while the
+    # original committed: hand back the original, touch nothing.
+    raced = db.session.execute(
+        select(Payment).where(Payment.idempotency_key == idempotency_key)
+    ).scalar_one_or_none()
+    if raced is not None:
+        db.session.commit()
+        return raced
+    _check_payable(violations, violation_ids)
+    _free_violations(violation_ids)
+
+    config = current_app.config
+    today = business_today(config["BUSINESS_TIMEZONE"])
+    policy = current_policy()
+    payment = Payment(
+        amount=0, currency=config["CURRENCY"], plate=plate, vin_last6=vin_last6, channel=channel,
+        terminal_id=terminal_id, gateway=current_gateway().name, idempotency_key=idempotency_key,
+        request_fingerprint=request_fp, expires_at=utcnow() + timedelta(minutes=config["QUOTE_TTL_MINUTES"]),
+    )
+    for v in violations:
+        payment.items.append(PaymentItem(
+            violation_id=v.id, fine=v.fine, late_fee=policy.late_fee(v.fine, v.decision_date, today), holds=True,
+        ))
+    subtotal = sum(item.amount for item in payment.items)
+    payment.convenience_fee = convenience_fee(subtotal)
+    payment.amount = subtotal + payment.convenience_fee
+    db.session.add(payment)
+    db.session.flush()
+    audit.record("payment.created", "payment", payment.id, actor=channel, amount=payment.amount,
+                 currency=payment.currency, violations=sorted(v.id for v in violations), terminal_id=terminal_id)
+    # Written before the gateway hears of it: whatever happens next, we know.
+    db.session.commit()
+    return payment
+
+
+def _check_payable(violations, violation_ids):
+    """Refuse unknown, foreign, paid, void and in-person-only violations."""
     found = {v.id for v in violations}
     missing = [i for i in violation_ids if i not in found]
     if missing:
@@ -167,40 +223,14 @@ def _create_payment(plate, vin_last6, violation_ids, idempotency_key, request_fp
         raise ApiError(_("Some violations cannot be paid here."), code=code, status=status,
                        errors={"violation_ids": {k: [m] for k, (_c, m) in problems.items()}})
 
-    _free_violations(violation_ids)
-    # The free step may have settled a raced payment: re-check under the lock.
-    db.session.flush()
-    for v in violations:
-        db.session.refresh(v)
-        if v.status != UNPAID:
-            raise ApiError(_("Some violations are already paid."), code="already_paid", status=409,
-                           errors={"violation_ids": {str(v.id): [_("Already paid.")]}})
-
-    config = current_app.config
-    today = business_today(config["BUSINESS_TIMEZONE"])
-    policy = current_policy()
-    payment = Payment(
-        amount=0, currency=config["CURRENCY"], plate=plate, vin_last6=vin_last6, channel=channel,
-        terminal_id=terminal_id, gateway=current_gateway().name, idempotency_key=idempotency_key,
-        request_fingerprint=request_fp, expires_at=utcnow() + timedelta(minutes=config["QUOTE_TTL_MINUTES"]),
-    )
-    for v in violations:
-        payment.items.append(PaymentItem(
-            violation_id=v.id, fine=v.fine, late_fee=policy.late_fee(v.fine, v.decision_date, today), holds=True,
-        ))
-    payment.convenience_fee = convenience_fee(sum(item.amount for item in payment.items))
-    payment.amount = sum(item.amount for item in payment.items) + payment.convenience_fee
-    db.session.add(payment)
-    db.session.flush()
-    audit.record("payment.created", "payment", payment.id, actor=channel, amount=payment.amount,
-                 currency=payment.currency, violations=sorted(found), terminal_id=terminal_id)
-    # Written before the gateway hears of it: whatever happens next, we know.
-    db.session.commit()
-    return payment
-
 
 def _free_violations(violation_ids):
-    """Cancel older open payments holding these violations, or refuse while one is being confirmed."""
+    """Cancel older open payments holding these violations (the caller holds the violation locks).
+
+    Refuses with 409 while an older payment is being confirmed; when the
+    gateway reveals that an older payment was in fact paid, settles it for
+    good (committed) and answers already_paid.
+    """
     holders = db.session.execute(
         select(Payment).join(PaymentItem)
         .where(PaymentItem.violation_id.in_(violation_ids), PaymentItem.holds.is_(True))
@@ -210,18 +240,19 @@ def _free_violations(violation_ids):
         if older.status == states.PROCESSING:
             raise ApiError(_("A payment for these violations is being processed. Wait for its result."),
                            code="payment_in_progress", status=409, errors={"payment_id": older.id})
+    for older in holders:
         if older.gateway_intent_id:
             try:
                 intent = current_gateway().cancel_intent(older.gateway_intent_id,
                                                          idempotency_key=f"{older.id}:cancel")
             except GatewayError as error:
+                db.session.rollback()
                 raise _gateway_unavailable(error) from None
-            if intent.status == gateways.SUCCEEDED:
-                _settle(older, intent)
-                continue
-            if intent.status in (gateways.PROCESSING,):
-                raise ApiError(_("A payment for these violations is being processed. Wait for its result."),
-                               code="payment_in_progress", status=409, errors={"payment_id": older.id})
+            if intent.status in (gateways.SUCCEEDED, gateways.PROCESSING):
+                apply_intent(older.id, intent)  # commits the settlement, refunds any surplus
+                raise ApiError(_("These violations were paid a moment ago. Look them up again."),
+                               code="already_paid" if intent.status == gateways.SUCCEEDED
+                               else "payment_in_progress", status=409, errors={"payment_id": older.id})
         _transition(older, states.CANCELED, reason="superseded by a new payment")
 
 
@@ -291,10 +322,12 @@ def confirm_payment(payment_id, payment_method):
                      outcome_unknown=error.outcome_unknown)
         if not error.outcome_unknown and payment.status == states.PROCESSING:
             # Nothing happened at the gateway: back to where the driver was.
-            payment.status = previous
-            audit.record(f"payment.{previous}", "payment", payment.id, previous=states.PROCESSING,
-                         reason="confirm not accepted by the gateway")
+            _transition(payment, previous, reason="confirm not accepted by the gateway")
         db.session.commit()
+        if error.code == "intent_canceled":
+            refresh_payment(payment.id)
+            raise ApiError(_("This payment is closed. Start again from your violations."),
+                           code="payment_closed", status=409) from None
         if error.code == "invalid_payment_method":
             raise ApiError(_("This payment method cannot be used."), code="invalid_payment_method",
                            status=422, errors={"payment_method": [_("Not accepted.")]}) from None
@@ -306,7 +339,7 @@ def confirm_payment(payment_id, payment_method):
 
 def apply_intent(payment_id, intent):
     """Bring a payment in line with its gateway intent. Safe to call any number of times, in any order."""
-    payment = _lock_payment(payment_id)
+    payment = _lock_payment_with_violations(payment_id)
     if intent.status == gateways.SUCCEEDED:
         _settle(payment, intent)
     elif payment.status in states.OPEN:
@@ -334,7 +367,10 @@ def apply_intent(payment_id, intent):
 
 
 def _settle(payment, intent):
-    """Mark the payment succeeded and its violations paid, each at most once. Caller holds the lock."""
+    """Mark the payment succeeded and its violations paid, each at most once.
+
+    The caller holds the locks on the violations and then the payment.
+    """
     if payment.status in (states.SUCCEEDED, states.REFUNDED):
         return
     if intent.currency.upper() != payment.currency or intent.amount_received < payment.amount:
@@ -344,11 +380,6 @@ def _settle(payment, intent):
         return
     now = utcnow()
     items = payment.items
-    # Lock the violations in a fixed order so that two settlements cannot deadlock.
-    db.session.execute(
-        select(Violation.id).where(Violation.id.in_([i.violation_id for i in items]))
-        .order_by(Violation.id).with_for_update()
-    ).all()
     payment.receipt_number = payment.receipt_number or new_receipt_number()
     settled_ids = []
     for item in items:
@@ -387,7 +418,7 @@ def _refund_surplus(payment):
 def refund_payment(payment_id, amount, *, reason, actor, automatic=False, idempotency_key=None,
                    release_violations=False):
     """Send money back through the gateway, recorded before the call; safe to call twice with the same key."""
-    payment = _lock_payment(payment_id)
+    payment = _lock_payment_with_violations(payment_id)
     key = idempotency_key or f"{payment.id}:refund:{len(payment.refunds) + 1}"
     refund = db.session.execute(select(Refund).where(Refund.idempotency_key == key)).scalar_one_or_none()
     if refund is None:
@@ -410,7 +441,7 @@ def refund_payment(payment_id, amount, *, reason, actor, automatic=False, idempo
         db.session.commit()
         log.warning("refund of %s failed at the gateway (%s); sync retries it", payment.id, error.code)
         return refund
-    payment = _lock_payment(payment.id)
+    payment = _lock_payment_with_violations(payment.id)
     refund.status, refund.gateway_refund_id = result.status, result.id
     audit.record("refund.succeeded" if result.status == "succeeded" else "refund.pending", "payment", payment.id,
                  actor=actor, amount=refund.amount, gateway_refund=result.id)
@@ -472,7 +503,11 @@ def expire_payment(payment_id):
 # --- webhooks and sync ------------------------------------------------------
 
 def handle_webhook(gateway_name, payload, headers):
-    """Verify and apply a gateway event; returns what was done ("applied", "duplicate", "ignored")."""
+    """Verify and apply a gateway event; returns what was done ("applied", "duplicate", "ignored").
+
+    The event's id is recorded in the same transaction as its effect, so an
+    event whose handling failed is applied when the gateway sends it again.
+    """
     gateway = current_gateway()
     if gateway_name != gateway.name:
         raise ApiError(_("Unknown gateway."), code="not_found", status=404)
@@ -482,24 +517,26 @@ def handle_webhook(gateway_name, payload, headers):
         raise ApiError(_("Invalid webhook signature."), code="bad_signature", status=400) from error
     db.session.add(WebhookEvent(gateway=gateway.name, event_id=event.id, type=event.type))
     try:
-        db.session.commit()
+        db.session.flush()
     except IntegrityError:
         db.session.rollback()
         return "duplicate"
     payment = None
-    if event.intent_id:
+    if event.type in gateway.intent_event_types and event.intent_id:
         payment = db.session.execute(
             select(Payment).where(Payment.gateway_intent_id == event.intent_id)
         ).scalar_one_or_none()
     if payment is None:
+        db.session.commit()
         return "ignored"
     # The event only says "look again": the gateway's current state is the truth,
     # so late or reordered events cannot move a payment backwards.
     try:
         intent = gateway.retrieve_intent(event.intent_id)
-    except GatewayError:
-        return "deferred"  # sync picks it up
-    apply_intent(payment.id, intent)
+    except GatewayError as error:
+        db.session.rollback()
+        raise _gateway_unavailable(error) from None  # the gateway retries; sync is the safety net
+    apply_intent(payment.id, intent)  # commits the event id with the change
     return "applied"
 
 

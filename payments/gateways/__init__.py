@@ -119,6 +119,8 @@ class PaymentGateway:
     name = "base"
     #: Whether start_reader_payment and friends work (card readers at kiosks).
     supports_card_present = False
+    #: Webhook event types that concern an intent (FinePay re-reads it); others are ignored.
+    intent_event_types = frozenset()
 
     def __init__(self, config):
         self.config = config

@@ -127,6 +127,10 @@ class StripeGateway(PaymentGateway):
     """PaymentIntents at Stripe (or at localstripe through STRIPE_API_BASE)."""
 
     name = "stripe"
+    intent_event_types = frozenset({
+        "payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.canceled",
+        "payment_intent.processing", "payment_intent.requires_action", "payment_intent.amount_capturable_updated",
+    })
     #: Stripe's page size for list calls (its maximum).
     list_page_size = 100
 

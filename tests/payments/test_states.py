@@ -28,6 +28,8 @@ ALLOWED = [
     (REQUIRES_ACTION, PROCESSING), (REQUIRES_ACTION, SUCCEEDED), (REQUIRES_ACTION, FAILED),
     (REQUIRES_ACTION, CANCELED), (REQUIRES_ACTION, EXPIRED),
     (PROCESSING, REQUIRES_ACTION), (PROCESSING, SUCCEEDED), (PROCESSING, FAILED), (PROCESSING, CANCELED),
+    # The gateway refused the confirm outright (nothing happened there): back to where the driver was.
+    (PROCESSING, CREATED),
     (FAILED, REQUIRES_ACTION), (FAILED, PROCESSING), (FAILED, SUCCEEDED), (FAILED, FAILED),
     (FAILED, CANCELED), (FAILED, EXPIRED),
     # A late capture after we gave up is still settled (then refunded if needed).
@@ -112,9 +114,8 @@ def test_a_payment_being_confirmed_cannot_expire():
     assert not can_transition(PROCESSING, EXPIRED)
 
 
-def test_nothing_returns_to_created():
-    for status in STATUSES:
-        assert not can_transition(status, CREATED)
+def test_only_a_refused_confirm_returns_to_created():
+    assert [status for status in STATUSES if can_transition(status, CREATED)] == [PROCESSING]
 
 
 def test_every_state_is_reachable_from_created():

@@ -3,8 +3,10 @@ import json
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from finepay.extensions import db
+from payments import services
 from payments.models import WebhookEvent
 from tests.payments.helpers import (
     capture_at_sandbox,
@@ -147,6 +149,7 @@ def test_unknown_event_type_about_an_intent_is_ignored(client, captured):
 
     assert response.status_code == 200
     assert response.get_json()["outcome"] == "ignored"
+    assert payment_row(captured["payment_id"]).status == "created"
 
 
 def test_event_for_an_intent_we_do_not_know_is_ignored(client):
@@ -207,3 +210,26 @@ def test_webhook_only_accepts_post(client, method):
 
     assert response.status_code == 405
     assert response.is_json
+
+
+def test_an_event_whose_handling_failed_is_applied_when_the_gateway_retries(client, captured, monkeypatch):
+    """The gateway redelivers after a non-2xx answer; the retry must not be mistaken for a duplicate."""
+    real_apply = services.apply_intent
+    calls = []
+
+    def database_dropped(payment_id, intent):
+        calls.append(payment_id)
+        if len(calls) == 1:
+            raise OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"))
+        return real_apply(payment_id, intent)
+
+    monkeypatch.setattr(services, "apply_intent", database_dropped)
+    failed = post_event(client, event(captured))
+    assert failed.status_code == 503
+    assert payment_row(captured["payment_id"]).status == "created"
+
+    retried = post_event(client, event(captured))
+
+    assert retried.status_code == 200
+    assert retried.get_json()["outcome"] == "applied"
+    assert payment_row(captured["payment_id"]).status == "succeeded"
