@@ -59,7 +59,16 @@ def from_env(instance_path, env=None):
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "PAYMENT_GATEWAY": env.get("PAYMENT_GATEWAY", "sandbox"),
         "QUOTE_TTL_MINUTES": _int(env, "QUOTE_TTL_MINUTES", 30),
+        "PUBLIC_BASE_URL": env.get("PUBLIC_BASE_URL", ""),
+        # Kiosks: seconds without a touch before "still there?", and how long a terminal credential lasts.
+        "KIOSK_IDLE_SECONDS": _int(env, "KIOSK_IDLE_SECONDS", 90),
+        "KIOSK_CREDENTIAL_DAYS": _int(env, "KIOSK_CREDENTIAL_DAYS", 365),
         "CONVENIENCE_FEE_BPS": _int(env, "CONVENIENCE_FEE_BPS", 0),
+        # Staff console: idle sign-out, lockout after failed sign-ins, the largest CSV upload.
+        "STAFF_SESSION_MINUTES": _int(env, "STAFF_SESSION_MINUTES", 30),
+        "STAFF_LOCKOUT_ATTEMPTS": _int(env, "STAFF_LOCKOUT_ATTEMPTS", 5),
+        "STAFF_LOCKOUT_MINUTES": _int(env, "STAFF_LOCKOUT_MINUTES", 15),
+        "STAFF_IMPORT_MAX_BYTES": _int(env, "STAFF_IMPORT_MAX_BYTES", 20 * 1024 * 1024),
         "CURRENCY": env.get("CURRENCY", "CNY").upper(),
         "BUSINESS_TIMEZONE": env.get("BUSINESS_TIMEZONE", "Asia/Shanghai"),
         "LATE_FEE_POLICY": env.get("LATE_FEE_POLICY", "prc"),

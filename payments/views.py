@@ -86,7 +86,7 @@ def show(payment_id):
         return redirect(url_for("pay.receipt", receipt_number=payment.receipt_number), 303)
     gateway = current_gateway()
     return render_template(
-        "payments/pay.html", payment=payment, states=states, gateway=gateway,
+        "payments/pay.html", payment=payment, items=receipts.payment_lines(payment), states=states, gateway=gateway,
         sandbox_choices=SANDBOX_CHOICES, failure=failure_message(payment.failure_code),
         client=gateway.client_fields(payment) if payment.is_open else {},
         stripe_js_url=current_app.config["STRIPE_JS_URL"],
@@ -119,9 +119,17 @@ def sandbox_authenticate(intent_id):
     return render_template("payments/sandbox_authenticate.html", payment=payment, intent_id=intent_id)
 
 
+def public_url(endpoint, **values):
+    """An absolute URL for people to keep: PUBLIC_BASE_URL when set (behind a proxy), else this request's host."""
+    base = current_app.config["PUBLIC_BASE_URL"]
+    if base:
+        return base.rstrip("/") + url_for(endpoint, **values)
+    return url_for(endpoint, _external=True, **values)
+
+
 @bp.get("/receipts/<receipt_number>")
 def receipt(receipt_number):
     """The printable receipt, with a QR code of its own address."""
     data = receipts.get_receipt(receipt_number)
-    own_url = url_for("pay.receipt", receipt_number=data["receipt_number"], _external=True)
+    own_url = public_url("pay.receipt", receipt_number=data["receipt_number"])
     return render_template("payments/receipt.html", receipt=data, qr=qr_svg(own_url), own_url=own_url)
