@@ -6,7 +6,7 @@ from flask_babel import get_locale
 
 from finepay import errors, formatting, settings
 from finepay.api import JSONProvider
-from finepay.extensions import api, babel, csrf, db, limiter, migrate
+from finepay.extensions import api, babel, csrf, db, limiter, login_manager, migrate
 
 SUPPORTED_LOCALES = ("en",)
 # The checkout: templates/, static/ and migrations/ sit beside the packages.
@@ -73,6 +73,7 @@ def register_extensions(app):
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
     limiter.init_app(app)
+    login_manager.init_app(app)
     api.init_app(app)
     formatting.init_app(app)
     fees.init_app(app)
@@ -99,17 +100,51 @@ def register_blueprints(app):
     csrf.exempt(violations_api.blp)
     csrf.exempt(payments_api.blp)
     csrf.exempt(webhooks.bp)
+    register_kiosk(app)
+    register_staff(app)
+
+
+def register_kiosk(app):
+    """The kiosk's pages and its JSON endpoints (authenticated by the terminal credential, SameSite=Strict)."""
+    from kiosk import api as kiosk_api
+    from kiosk import views as kiosk_views
+
+    app.register_blueprint(kiosk_views.bp)
+    app.register_blueprint(kiosk_api.bp)
+    # A cross-site page cannot send the kiosk's SameSite=Strict cookie, nor a JSON
+    # body without a preflight; enrolment needs its one-time code and same origin.
+    csrf.exempt(kiosk_views.bp)
+    csrf.exempt(kiosk_api.bp)
+
+
+def register_staff(app):
+    """The staff console (signed-in staff, CSRF on every form) and the settlement feed (API key)."""
+    from staff import api as staff_api
+    from staff import auth  # noqa: F401  (Flask-Login's user loader)
+    from staff import views as staff_views
+
+    app.register_blueprint(staff_views.bp)
+    api.register_blueprint(staff_api.blp)
+    csrf.exempt(staff_api.blp)
+    api.spec.components.security_scheme(
+        "ApiKeyAuth", {"type": "apiKey", "in": "header", "name": staff_api.API_KEY_HEADER}
+    )
 
 
 def register_commands(app):
     """Add the CLI groups (flask --app wsgi violations|demo ...)."""
     from finepay.demo import demo_cli
+    from kiosk.commands import kiosk_cli
     from payments.commands import payments_cli
+    from staff.commands import audit_cli, staff_cli
     from violations.commands import violations_cli
 
     app.cli.add_command(violations_cli)
     app.cli.add_command(demo_cli)
     app.cli.add_command(payments_cli)
+    app.cli.add_command(kiosk_cli)
+    app.cli.add_command(staff_cli)
+    app.cli.add_command(audit_cli)
 
 
 def register_hooks(app):

@@ -61,7 +61,7 @@ class ApiError(Exception):
 
 def wants_json():
     """Whether this request is an API client's rather than a browser page's."""
-    return request.path.startswith(("/api/", "/webhooks/", "/healthz", "/readyz"))
+    return request.path.startswith(("/api/", "/webhooks/", "/healthz", "/readyz", "/kiosk/api/"))
 
 
 def error_response(status, code, message, errors=None, headers=None):

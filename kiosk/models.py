@@ -21,6 +21,9 @@ class Terminal(db.Model):
     enrolled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The card reader paired with this kiosk, in the gateway's words (e.g. Stripe's tmr_...);
+    # None lets the adapter choose (the sandbox simulates one per terminal).
+    reader_id: Mapped[str | None] = mapped_column(String(100))
     created_by: Mapped[str] = mapped_column(String(100), nullable=False, default="cli")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
 

@@ -1,13 +1,15 @@
 """Staff accounts, sign-in attempts, API keys, and the gateway's ledger kept for reconciliation."""
+import hashlib
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import BigInteger, Boolean, Index, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from finepay.audit import BigId
 from finepay.dbtypes import UTCDateTime, utcnow
 from finepay.extensions import db
+from payments.models import Payment, PaymentItem
 
 CLERK, SUPERVISOR = "clerk", "supervisor"
 ROLES = (CLERK, SUPERVISOR)
@@ -34,6 +36,10 @@ class StaffUser(UserMixin, db.Model):
     def is_supervisor(self):
         """Whether this user may change money or access."""
         return self.role == SUPERVISOR
+
+    def get_id(self):
+        """Flask-Login's session id: changes with the password, so a new password ends other sessions."""
+        return f"{self.id}.{hashlib.sha256(self.password_hash.encode()).hexdigest()[:16]}"
 
 
 class LoginAttempt(db.Model):
@@ -90,3 +96,13 @@ class GatewayRecord(db.Model):
     fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
 
     __table_args__ = (UniqueConstraint("gateway", "transaction_id", name="uq_gateway_records_gateway_transaction"),)
+
+
+# Indexes the console needs on the payments tables (created by migration 0004):
+# the reconciliation selects a day's settlements by paid_at and looks for the
+# rare items a payment did not settle (a duplicate), and search finds a
+# vehicle's payments by plate.
+Index("ix_payments_paid_at", Payment.paid_at)
+Index("ix_payments_plate", Payment.plate)
+Index("ix_payment_items_unsettled", PaymentItem.payment_id,
+      sqlite_where=text("settled IS 0"), postgresql_where=text("settled IS false"))

@@ -83,6 +83,41 @@ class GatewayEvent:
     data: dict = field(default_factory=dict, compare=False)
 
 
+# Where a card-present collection on a kiosk's reader stands (see ReaderPayment).
+READER_WAITING = "waiting"  # the reader shows the amount and waits for a card
+READER_SUCCEEDED = "succeeded"
+READER_FAILED = "failed"  # declined, card removed or timed out: failure_code says which
+READER_CANCELED = "canceled"
+READER_STATUSES = (READER_WAITING, READER_SUCCEEDED, READER_FAILED, READER_CANCELED)
+# Card-present failures that are not a bank's decline (a decline uses DECLINE_CODES).
+READER_FAILURE_CODES = ("card_removed", "reader_timeout", "reader_canceled")
+
+
+@dataclass(frozen=True)
+class CardTerminal:
+    """A kiosk as a card-present adapter sees it: FinePay's terminal and the reader it is paired with."""
+
+    id: int
+    name: str
+    reader_id: str | None = None  # the gateway's reader id (e.g. Stripe's tmr_...), set at enrolment
+
+
+@dataclass(frozen=True)
+class ReaderPayment:
+    """One attempt to collect an intent on a terminal's card reader, as the gateway sees it.
+
+    The money itself is always judged from the intent (retrieve_intent); this
+    only says what the reader is doing, so the kiosk can tell the driver.
+    """
+
+    id: str
+    intent_id: str
+    reader_id: str
+    status: str  # one of READER_STATUSES
+    failure_code: str | None = None  # one of DECLINE_CODES or READER_FAILURE_CODES
+    failure_message: str | None = None  # the gateway's own words, for staff and logs only
+
+
 class GatewayError(Exception):
     """The gateway failed or refused a request.
 
@@ -156,6 +191,26 @@ class PaymentGateway:
     def client_fields(self, intent) -> dict:
         """Extra fields the payer's page needs (e.g. client_secret, publishable key)."""
         return {}
+
+    # Card-present payments at kiosks: only when supports_card_present is True.
+    # The server drives the reader (as in Stripe Terminal's server-driven flow);
+    # the outcome is read back with reader_status and, for the money, retrieve_intent.
+    def start_reader_payment(self, intent_id, *, terminal: CardTerminal, idempotency_key) -> ReaderPayment:
+        """Ask the terminal's reader to collect the intent: it shows the amount and waits for a card.
+
+        While the reader waits, retrieve_intent should report PROCESSING, so that
+        nothing else supersedes the payment; a reader that is off or busy raises
+        GatewayError(code="reader_unavailable").
+        """
+        raise NotImplementedError
+
+    def reader_status(self, intent_id, *, terminal: CardTerminal) -> ReaderPayment:
+        """The latest reader attempt for the intent (poll it; a webhook may also say "look again")."""
+        raise NotImplementedError
+
+    def cancel_reader_payment(self, intent_id, *, terminal: CardTerminal, idempotency_key) -> ReaderPayment:
+        """Stop the reader's attempt if it still waits; returns it (it may have succeeded meanwhile)."""
+        raise NotImplementedError
 
 
 def available_gateways():

@@ -10,17 +10,23 @@ import hmac
 import json
 import secrets
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import BigInteger, ForeignKey, String, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from finepay.audit import BigId
 from finepay.dbtypes import UTCDateTime, utcnow
 from finepay.extensions import db
 from payments.gateways import (
     CANCELED,
     FAILED,
+    PROCESSING,
+    READER_CANCELED,
+    READER_FAILED,
+    READER_SUCCEEDED,
+    READER_WAITING,
     REQUIRES_ACTION,
     REQUIRES_PAYMENT_METHOD,
     SUCCEEDED,
@@ -30,6 +36,7 @@ from payments.gateways import (
     GatewayRefund,
     GatewayTransaction,
     PaymentGateway,
+    ReaderPayment,
     WebhookVerificationError,
 )
 
@@ -47,6 +54,15 @@ DECLINING = {
 AUTHENTICATING = {"pm_card_threeDSecure2Required", "pm_card_authenticationRequired", "pm_card_threeDSecureRequired"}
 TEST_METHODS = sorted(SUCCEEDING | set(DECLINING) | AUTHENTICATING)
 WEBHOOK_TOLERANCE = 300
+# The simulated card reader: what the kiosk's sandbox controls make the card holder do,
+# and how long the reader waits for a card before giving up (as real readers do).
+READER_OUTCOMES = {
+    "approve": (READER_SUCCEEDED, None),
+    "decline": (READER_FAILED, "card_declined"),
+    "card_removed": (READER_FAILED, "card_removed"),
+    "timeout": (READER_FAILED, "reader_timeout"),
+}
+READER_TIMEOUT = timedelta(minutes=2)
 
 
 class SandboxIntent(db.Model):
@@ -89,6 +105,28 @@ class SandboxRefund(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow, index=True)
 
 
+class SandboxReaderAction(db.Model):
+    """A collection on a simulated card reader: waits until a sandbox control (or the timeout) decides it."""
+
+    __tablename__ = "sandbox_reader_actions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    intent_id: Mapped[str] = mapped_column(ForeignKey("sandbox_intents.id"), nullable=False, index=True)
+    reader_id: Mapped[str] = mapped_column(String(100), nullable=False, index=True)
+    status: Mapped[str] = mapped_column(String(20), nullable=False)
+    failure_code: Mapped[str | None] = mapped_column(String(40))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+def _reader(action):
+    return ReaderPayment(
+        id=f"sra_{action.id}", intent_id=action.intent_id, reader_id=action.reader_id, status=action.status,
+        failure_code=action.failure_code,
+        failure_message=f"sandbox reader: {action.failure_code}" if action.failure_code else None,
+    )
+
+
 def _intent(row):
     status = row.status
     if status == REQUIRES_PAYMENT_METHOD and row.failure_code:
@@ -110,6 +148,7 @@ class SandboxGateway(PaymentGateway):
         "payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.canceled",
         "payment_intent.processing", "payment_intent.requires_action", "payment_intent.amount_capturable_updated",
     })
+    supports_card_present = True
 
     def _session(self):
         # Its own session: the sandbox is "outside" FinePay's transactions.
@@ -196,6 +235,8 @@ class SandboxGateway(PaymentGateway):
     def retrieve_intent(self, intent_id):
         """The intent as the sandbox knows it."""
         with self._session() as session:
+            # A reader left waiting by a kiosk that went away gives up, as a real one does.
+            self._time_out_reader(session, self._latest_action(session, intent_id))
             return _intent(self._get(session, intent_id))
 
     def cancel_intent(self, intent_id, *, idempotency_key):
@@ -203,6 +244,9 @@ class SandboxGateway(PaymentGateway):
         with self._session() as session:
             row = self._get(session, intent_id, lock=True)
             if row.status != SUCCEEDED:
+                action = self._latest_action(session, intent_id)
+                if action is not None and action.status == READER_WAITING:
+                    self._finish_action(row, action, READER_CANCELED)
                 row.status = CANCELED
                 session.commit()
             return _intent(row)
@@ -286,3 +330,98 @@ class SandboxGateway(PaymentGateway):
     def client_fields(self, intent):
         """The sandbox's pages need no client secret."""
         return {}
+
+    # The simulated card reader. Its state lives in the database, like the
+    # intents, so that every worker (and the kiosk's polling) agrees.
+    @staticmethod
+    def reader_for(terminal):
+        """The simulated reader paired with a terminal."""
+        return terminal.reader_id or f"sandbox-reader-{terminal.id}"
+
+    @staticmethod
+    def _latest_action(session, intent_id=None, reader_id=None, lock=False):
+        query = select(SandboxReaderAction).order_by(SandboxReaderAction.id.desc()).limit(1)
+        if intent_id is not None:
+            query = query.where(SandboxReaderAction.intent_id == intent_id)
+        if reader_id is not None:
+            query = query.where(SandboxReaderAction.reader_id == reader_id)
+        return session.execute(query.with_for_update() if lock else query).scalar_one_or_none()
+
+    def _finish_action(self, row, action, status, failure_code=None):
+        """End a waiting reader action and move its intent accordingly. Caller holds the intent's lock."""
+        action.status, action.failure_code, action.finished_at = status, failure_code, utcnow()
+        if row.status != PROCESSING:
+            return
+        if status == READER_SUCCEEDED:
+            self._capture(row)
+        else:
+            row.status, row.failure_code = REQUIRES_PAYMENT_METHOD, failure_code
+
+    def _time_out_reader(self, session, action):
+        if action is None or action.status != READER_WAITING or utcnow() - action.started_at < READER_TIMEOUT:
+            return
+        row = self._get(session, action.intent_id, lock=True)
+        session.refresh(action)
+        if action.status == READER_WAITING:
+            self._finish_action(row, action, READER_FAILED, "reader_timeout")
+        session.commit()
+
+    def start_reader_payment(self, intent_id, *, terminal, idempotency_key):
+        """Put the intent on the terminal's simulated reader, which then waits for a sandbox control."""
+        with self._session() as session:
+            seen = self._replay(session, idempotency_key)
+            if seen:
+                return _reader(session.get(SandboxReaderAction, int(seen)))
+            row = self._get(session, intent_id, lock=True)
+            if row.status in (SUCCEEDED, CANCELED):
+                raise GatewayError(f"The intent is {row.status}.", code=f"intent_{row.status}", status=409)
+            reader_id = self.reader_for(terminal)
+            # One collection at a time per reader: one left waiting (a kiosk that
+            # restarted) is cancelled, as a real reader's new action replaces the old.
+            older = self._latest_action(session, reader_id=reader_id)
+            if older is not None and older.status == READER_WAITING:
+                older_row = row if older.intent_id == row.id else self._get(session, older.intent_id, lock=True)
+                self._finish_action(older_row, older, READER_CANCELED)
+            row.status, row.failure_code, row.payment_method = PROCESSING, None, "card_present"
+            action = SandboxReaderAction(intent_id=intent_id, reader_id=reader_id, status=READER_WAITING)
+            session.add(action)
+            session.flush()
+            session.add(SandboxOperation(idempotency_key=idempotency_key, result_id=str(action.id)))
+            session.commit()
+            return _reader(action)
+
+    def reader_status(self, intent_id, *, terminal):
+        """The latest reader attempt for the intent."""
+        with self._session() as session:
+            action = self._latest_action(session, intent_id)
+            if action is None:
+                raise GatewayError("No reader payment for this intent.", code="invalid_request", status=404)
+            self._time_out_reader(session, action)
+            return _reader(action)
+
+    def cancel_reader_payment(self, intent_id, *, terminal, idempotency_key):
+        """Stop the reader if it still waits; the intent goes back to waiting for a payment method."""
+        with self._session() as session:
+            row = self._get(session, intent_id, lock=True)
+            action = self._latest_action(session, intent_id)
+            if action is None:
+                raise GatewayError("No reader payment for this intent.", code="invalid_request", status=404)
+            if action.status == READER_WAITING:
+                self._finish_action(row, action, READER_CANCELED)
+            session.commit()
+            return _reader(action)
+
+    def simulate_reader(self, terminal, outcome):
+        """The kiosk's sandbox controls: approve, decline, card_removed or timeout on the terminal's reader."""
+        if outcome not in READER_OUTCOMES:
+            raise GatewayError("Unknown reader simulation.", code="invalid_request", status=422)
+        with self._session() as session:
+            action = self._latest_action(session, reader_id=self.reader_for(terminal))
+            if action is None or action.status != READER_WAITING:
+                raise GatewayError("The sandbox reader is not waiting for a card.", code="reader_idle", status=409)
+            row = self._get(session, action.intent_id, lock=True)
+            session.refresh(action)
+            if action.status == READER_WAITING:
+                self._finish_action(row, action, *READER_OUTCOMES[outcome])
+            session.commit()
+            return _reader(action)

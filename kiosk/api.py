@@ -1,0 +1,249 @@
+"""The kiosk page's own JSON endpoints: each answers with the next screen, rendered by the server.
+
+Every request must come from an enrolled terminal (its HttpOnly credential
+cookie, SameSite=Strict) and, within a visit, name the visit in the
+X-Kiosk-Session header (a token the page keeps in memory only). POST bodies
+must be JSON and match the screen's schema exactly; anything else is a 4xx
+JSON error. The answers are {"screen", "html", ...}: the page swaps the HTML in.
+"""
+import uuid
+
+from flask import Blueprint, g, render_template, request, url_for
+from flask_babel import gettext as _
+
+from finepay.api import BodyParser
+from finepay.errors import ApiError
+from kiosk import services, sessions
+from kiosk.limits import lookup_limits
+from kiosk.messages import kiosk_failure_message
+from kiosk.schemas import (
+    EmptySchema,
+    EndSessionSchema,
+    PaySchema,
+    PlateSchema,
+    SelectionQuerySchema,
+    SelectionSchema,
+    SimulateSchema,
+    VinSchema,
+)
+from kiosk.views import screen_context, security_headers
+from payments import receipts, states
+from payments.gateways import READER_WAITING, GatewayError, current_gateway
+from payments.qr import qr_svg
+from payments.reader import card_present_available
+from payments.services import convenience_fee
+
+bp = Blueprint("kiosk_api", __name__, url_prefix="/kiosk/api")
+parser = BodyParser()
+SESSION_HEADER = "X-Kiosk-Session"
+
+
+@bp.before_request
+def authenticate_terminal():
+    """Only an enrolled, unrevoked terminal gets an answer; only JSON is accepted."""
+    g.kiosk_terminal = services.authenticate(request.cookies.get(services.COOKIE_NAME), path=request.path)
+    if request.method == "POST" and not request.is_json:
+        raise ApiError(_("This endpoint accepts JSON only."), code="unsupported_media_type", status=415)
+
+
+bp.after_request(security_headers)
+
+
+def _visit():
+    return sessions.current_session(g.kiosk_terminal, request.headers.get(SESSION_HEADER))
+
+
+def screen(name, status=200, extra=None, **context):
+    """A JSON answer carrying the next screen's HTML (and any ``extra`` fields for the page's script)."""
+    html = render_template(f"kiosk/screens/{name}.html", **{**screen_context(), **context})
+    return {"screen": name, "html": html, **(extra or {})}, status
+
+
+@bp.get("/status")
+def status():
+    """The kiosk can reach FinePay and its database (the failure screen polls this)."""
+    return {"status": "ok", "card_payments": card_present_available()}
+
+
+@bp.post("/heartbeat")
+@parser.use_args(EmptySchema(), location="json")
+def heartbeat(_body):
+    """The kiosk is alive; a visit in progress is too (the page resets itself when idle)."""
+    services.record_heartbeat(g.kiosk_terminal)
+    if request.headers.get(SESSION_HEADER):
+        try:
+            _visit()
+        except ApiError:
+            pass  # ended meanwhile: the page finds out on its next step
+    sessions.sweep_stale_sessions()
+    return {"status": "ok"}
+
+
+@bp.post("/sessions")
+@parser.use_args(EmptySchema(), location="json")
+def start(_body):
+    """The driver touched Start: a new visit, and the plate screen."""
+    _session, token = sessions.start_session(g.kiosk_terminal)
+    body, status = screen("plate", plate="")
+    return {**body, "session": token}, 201
+
+
+@bp.post("/session/end")
+@parser.use_args(EndSessionSchema(), location="json")
+def end(body):
+    """Start over, idle reset or finished: cancel any reader payment at the gateway, then forget the visit."""
+    try:
+        visit = _visit()
+    except ApiError:
+        return {"status": "ended"}  # already over: ending twice is fine
+    sessions.end_session(visit, g.kiosk_terminal, reason=body["reason"])
+    return {"status": "ended"}
+
+
+@bp.get("/screens/plate")
+def plate_screen():
+    """Back to the plate, as typed."""
+    visit = _visit()
+    return screen("plate", plate=visit.plate or "")
+
+
+@bp.get("/screens/vin")
+def vin_screen():
+    """Back to the VIN keypad."""
+    visit = _visit()
+    if visit.plate is None:
+        raise ApiError(_("Please go back a step."), code="out_of_order", status=409)
+    return screen("vin", plate=visit.plate)
+
+
+@bp.get("/screens/violations")
+@parser.use_args(SelectionQuerySchema(), location="query")
+def violations_screen(query):
+    """Back to the list, with the earlier selection."""
+    visit = _visit()
+    return screen("violations", statement=sessions.statement_for(visit), selected=query.get("selected"))
+
+
+@bp.post("/plate")
+@parser.use_args(PlateSchema(), location="json")
+def plate(body):
+    """The plate is typed: on to the VIN keypad."""
+    visit = _visit()
+    sessions.remember_plate(visit, g.kiosk_terminal, body["plate"])
+    return screen("vin", plate=body["plate"])
+
+
+def _limited(view):
+    for decorate in lookup_limits():
+        view = decorate(view)
+    return view
+
+
+@bp.post("/lookup")
+@_limited
+@parser.use_args(VinSchema(), location="json")
+def lookup(body):
+    """Plate and VIN code together: the vehicle's violations, or one answer for every kind of mismatch."""
+    visit = _visit()
+    statement = sessions.prove_vehicle(visit, body["vin_last6"])
+    if statement is None:
+        raise ApiError(_("No violations were found for this plate and VIN code. Check both and try again."),
+                       code="no_match", status=404)
+    return screen("violations", statement=statement, selected=None)
+
+
+@bp.post("/review")
+@parser.use_args(SelectionSchema(), location="json")
+def review(body):
+    """The chosen violations, their late fees and the total, before anything is charged."""
+    visit = _visit()
+    statement, lines = sessions.selected_lines(visit, body["violation_ids"])
+    subtotal = sum(line.amount_due for line in lines)
+    fee = convenience_fee(subtotal)
+    return screen("review", statement=statement, lines=lines, subtotal=subtotal, fee=fee, total=subtotal + fee,
+                  # One key per review screen: a double tap on Pay is one payment.
+                  idempotency_key=uuid.uuid4().hex)
+
+
+def _payment_screen(payment, reader_payment, status=200):
+    """The screen that shows where a payment stands."""
+    extra = {"state": payment.status}
+    if payment.status == states.PROCESSING:
+        waiting = reader_payment is None or reader_payment.status == READER_WAITING
+        return screen("reader", status, payment=payment, waiting=waiting,
+                      simulate=hasattr(current_gateway(), "simulate_reader"), extra=extra)
+    if payment.status in (states.SUCCEEDED, states.REFUNDED):
+        return screen("result", status, outcome="succeeded", payment=payment, extra=extra)
+    if payment.status in (states.CANCELED, states.EXPIRED):
+        return screen("result", status, outcome="closed", payment=payment, extra=extra)
+    return screen("result", status, outcome="failed", payment=payment,
+                  message=kiosk_failure_message(payment.failure_code), extra=extra)
+
+
+@bp.post("/payments")
+@parser.use_args(PaySchema(), location="json")
+def pay(body):
+    """Pay: create the payment (amount from the server, tagged kiosk + terminal) and start the reader."""
+    visit = _visit()
+    payment, reader_payment = sessions.pay(visit, g.kiosk_terminal, body["violation_ids"], body["idempotency_key"])
+    return _payment_screen(payment, reader_payment, 201)
+
+
+@bp.get("/payment")
+def payment_status():
+    """Polled while the reader works: the reader screen, or the result once there is one."""
+    visit = _visit()
+    return _payment_screen(*sessions.check_payment(visit, g.kiosk_terminal))
+
+
+@bp.post("/payment/retry")
+@parser.use_args(EmptySchema(), location="json")
+def retry(_body):
+    """Another try on the reader for the same payment (or, if it closed meanwhile, say so)."""
+    visit = _visit()
+    try:
+        return _payment_screen(*sessions.retry_payment(visit, g.kiosk_terminal))
+    except ApiError as error:
+        if error.code not in ("payment_closed", "quote_expired"):
+            raise
+        return _payment_screen(sessions.session_payment(visit), None)
+
+
+@bp.post("/payment/cancel")
+@parser.use_args(EmptySchema(), location="json")
+def cancel(_body):
+    """The driver cancelled at the reader: back to the list, nothing charged."""
+    visit = _visit()
+    payment = sessions.cancel_payment(visit, g.kiosk_terminal)
+    if payment.status in (states.SUCCEEDED, states.REFUNDED):
+        return _payment_screen(payment, None)  # approved just before the cancel
+    return screen("violations", statement=sessions.statement_for(visit),
+                  selected=[item.violation_id for item in payment.items], cancelled=True)
+
+
+@bp.get("/receipt")
+def receipt():
+    """The receipt to print, with a QR code of its online copy."""
+    visit = _visit()
+    payment = sessions.session_payment(visit)
+    if not payment.receipt_number:
+        raise ApiError(_("There is no receipt for this visit yet."), code="out_of_order", status=409)
+    data = receipts.get_receipt(payment.receipt_number)
+    online = url_for("pay.receipt", receipt_number=data["receipt_number"], _external=True)
+    return screen("receipt", receipt=data, qr=qr_svg(online), online_url=online)
+
+
+@bp.post("/sandbox/reader")
+@parser.use_args(SimulateSchema(), location="json")
+def simulate(body):
+    """Sandbox only: what the card holder does at the simulated reader."""
+    gateway = current_gateway()
+    if not hasattr(gateway, "simulate_reader"):
+        raise ApiError(_("There is no simulated reader here."), code="not_found", status=404)
+    visit = _visit()
+    sessions.session_payment(visit)
+    try:
+        gateway.simulate_reader(services.card_terminal(g.kiosk_terminal), body["outcome"])
+    except GatewayError as error:
+        raise ApiError(_("The reader is not waiting for a card."), code=error.code, status=409) from None
+    return _payment_screen(*sessions.check_payment(visit, g.kiosk_terminal))

@@ -1,0 +1,71 @@
+"""Marshmallow schemas for the kiosk's own endpoints: exactly what its screens send, nothing else."""
+from marshmallow import Schema, ValidationError, fields, validate, validates
+from webargs.fields import DelimitedList
+
+from payments.gateways.sandbox import READER_OUTCOMES
+from violations.plates import normalize_plate, normalize_vin_last6
+from violations.schemas import NormalizedString
+
+END_REASONS = ("start_over", "idle", "finished", "failure", "recovered")
+
+
+class EmptySchema(Schema):
+    """A request whose body is an empty JSON object."""
+
+
+class PlateSchema(Schema):
+    """The plate typed on the plate screen."""
+
+    plate = NormalizedString(normalize_plate, required=True)
+
+
+class VinSchema(Schema):
+    """The VIN code typed on the keypad."""
+
+    vin_last6 = NormalizedString(normalize_vin_last6, required=True)
+
+
+def _violation_ids(**kwargs):
+    return fields.List(
+        fields.Integer(strict=True, validate=validate.Range(min=1, max=2**62)),
+        validate=validate.Length(min=1, max=50), **kwargs,
+    )
+
+
+class SelectionSchema(Schema):
+    """The violations ticked on the violations screen."""
+
+    violation_ids = _violation_ids(required=True)
+
+    @validates("violation_ids")
+    def no_duplicates(self, value, **kwargs):
+        """Each violation once."""
+        if len(set(value)) != len(value):
+            raise ValidationError("Each violation may appear only once.")
+
+
+class PaySchema(SelectionSchema):
+    """The review screen's Pay button: the selection and the key the review screen was rendered with."""
+
+    idempotency_key = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{32}\Z"))
+
+
+class SelectionQuerySchema(Schema):
+    """Going back to the violations screen with the earlier selection (ids only, nothing personal)."""
+
+    selected = DelimitedList(
+        fields.Integer(strict=False, validate=validate.Range(min=1, max=2**62)),
+        validate=validate.Length(max=50),
+    )
+
+
+class EndSessionSchema(Schema):
+    """Why the kiosk ends a visit."""
+
+    reason = fields.String(required=True, validate=validate.OneOf(END_REASONS))
+
+
+class SimulateSchema(Schema):
+    """A sandbox reader control."""
+
+    outcome = fields.String(required=True, validate=validate.OneOf(sorted(READER_OUTCOMES)))

@@ -1,0 +1,72 @@
+"""The settlement feed for the authority's violation system, authenticated by an API key."""
+from flask import request
+from flask.views import MethodView
+from flask_babel import gettext as _
+from marshmallow import Schema, fields, validate
+
+from finepay.api import Blueprint
+from finepay.errors import ApiError
+from staff import services
+
+API_KEY_HEADER = "X-API-Key"
+
+blp = Blueprint("settlements", __name__, url_prefix="/api/v1",
+                description="Settled and refunded violations, in order, for the upstream violation system")
+
+
+class SettlementQueryArgsSchema(Schema):
+    """Where to continue from, and how many audit events to read at most."""
+
+    after = fields.String(load_default="0", validate=validate.Regexp(r"^\d{1,19}\Z", error="Not a cursor."),
+                          metadata={"description": "next_cursor from the previous page; 0 (or absent) from the start"})
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
+
+
+class SettlementEventSchema(Schema):
+    """A violation was paid (settled) or its payment refunded (owed again)."""
+
+    cursor = fields.String()
+    event = fields.String(metadata={"enum": ["settled", "refunded"]})
+    at = fields.DateTime()
+    violation_id = fields.Integer()
+    notice_number = fields.String()
+    plate = fields.String()
+    payment_id = fields.String()
+    receipt_number = fields.String(allow_none=True)
+    channel = fields.String()
+    fine = fields.Integer(metadata={"description": "minor units"})
+    late_fee = fields.Integer(metadata={"description": "minor units"})
+    amount = fields.Integer(metadata={"description": "fine + late_fee, minor units"})
+    currency = fields.String()
+
+
+class SettlementFeedSchema(Schema):
+    """One page of the feed; call again with after=next_cursor until has_more is false."""
+
+    events = fields.List(fields.Nested(SettlementEventSchema))
+    next_cursor = fields.String()
+    has_more = fields.Boolean()
+
+
+def require_api_key():
+    """The live API key in the X-API-Key header, or a 401."""
+    key = services.authenticate_api_key(request.headers.get(API_KEY_HEADER))
+    if key is None:
+        raise ApiError(_("A valid API key is required in the %(header)s header.", header=API_KEY_HEADER),
+                       code="unauthorized", status=401)
+    return key
+
+
+@blp.route("/settlements")
+class Settlements(MethodView):
+    """The settlement feed."""
+
+    @blp.arguments(SettlementQueryArgsSchema, location="query")
+    @blp.response(200, SettlementFeedSchema)
+    @blp.alt_response(401, description="Missing, unknown or revoked API key")
+    @blp.doc(security=[{"ApiKeyAuth": []}])
+    def get(self, args):
+        """Violations settled or refunded after the cursor, oldest first (X-API-Key header)."""
+        require_api_key()
+        events, next_cursor, has_more = services.settlement_feed(int(args["after"]), args["limit"])
+        return {"events": events, "next_cursor": next_cursor, "has_more": has_more}

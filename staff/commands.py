@@ -1,0 +1,86 @@
+"""CLI: flask --app wsgi staff create-user|fetch-gateway, and flask --app wsgi audit verify."""
+import getpass
+import sys
+from datetime import date, timedelta
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from finepay.audit import verify_chain
+from finepay.errors import ApiError
+from payments.gateways import GatewayError
+from staff import reconciliation, services
+from staff.models import ROLES
+from violations.fees import business_today
+
+staff_cli = AppGroup("staff", help="Staff console: accounts and the gateway's records for reconciliation.")
+audit_cli = AppGroup("audit", help="The tamper-evident audit log.")
+
+
+def _actor():
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+@staff_cli.command("create-user")
+@click.argument("name")
+@click.option("--role", type=click.Choice(ROLES), required=True, help="clerk reads; supervisor also changes money.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
+def create_user_command(name, role, password_stdin):
+    """Create a staff account NAME (the password is asked for, or read from stdin)."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        user = services.create_user(name, role, password, actor=_actor())
+    except ApiError as error:
+        details = "; ".join(f"{field}: {' '.join(messages)}" for field, messages in error.errors.items())
+        raise click.ClickException(details or error.message) from None
+    click.echo(f"Created {user.role} {user.username}. Sign in at /staff/login.")
+
+
+def _day(value):
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter("use YYYY-MM-DD") from None
+
+
+@staff_cli.command("fetch-gateway")
+@click.option("--date", "day", help="Business date YYYY-MM-DD (default: yesterday).")
+@click.option("--end", "last", help="Fetch a range: the last business date, inclusive.")
+def fetch_gateway_command(day, last):
+    """Copy the gateway's charges and refunds for a business date into the reconciliation ledger.
+
+    Run it from cron after midnight for yesterday; the report's "Refresh from
+    gateway" button does the same for the dates on screen.
+    """
+    first = _day(day) if day else business_today(current_app.config["BUSINESS_TIMEZONE"]) - timedelta(days=1)
+    final = _day(last) if last else first
+    try:
+        reconciliation.check_range(first, final)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    start, end = services.business_day_window((first, final))
+    try:
+        count = reconciliation.fetch_gateway_records(start, end, actor=_actor())
+    except GatewayError as error:
+        raise click.ClickException(f"the gateway did not answer: {error.message}") from None
+    click.echo(f"Fetched {count} gateway transactions for {first}" + (f" to {final}" if final != first else "") + ".")
+
+
+@audit_cli.command("verify")
+def verify_command():
+    """Check the audit log's hash chain; exits 1 at the first entry that does not verify."""
+    report = verify_chain()
+    if report.unchained:
+        click.echo(f"{report.unchained} entries predate the hash chain (not verifiable).")
+    if not report.ok:
+        click.echo(f"BROKEN at audit entry {report.broken_at}: {report.reason}. "
+                   f"{report.checked} entries before it verify.", err=True)
+        sys.exit(1)
+    click.echo(f"OK: {report.checked} entries verify.")

@@ -1,0 +1,583 @@
+"""What staff do: sign in, find payments and violations, refund, void, manage keys and users.
+
+Every change is written to the audit log with the staff member's name and address.
+"""
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from finepay import audit
+from finepay.audit import AuditEntry
+from finepay.dbtypes import utcnow
+from finepay.errors import ApiError
+from finepay.extensions import db
+from payments import services as payment_services
+from payments import states
+from payments.models import Payment, PaymentItem, Refund
+from staff.models import ROLES, ApiKey, GatewayRecord, LoginAttempt, StaffUser
+from violations.models import UNPAID, VOID, Violation
+from violations.plates import InvalidIdentifier, normalize_notice_number, normalize_plate
+
+USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,59}\Z")
+MIN_PASSWORD = 12
+MAX_PASSWORD = 200
+SETTLED = (states.SUCCEEDED, states.REFUNDED)
+RECEIPT = re.compile(r"^FP-?[0-9A-Z]{4}-?[0-9A-Z]{4}-?[0-9A-Z]{4}-?[0-9A-Z]{4}\Z")
+API_KEY_PREFIX = "fpk_"
+_dummy_hash = None
+
+
+def invalid(field_name, message):
+    """A 422 for one form field."""
+    return ApiError(message, code="invalid_input", status=422, errors={field_name: [message]})
+
+
+def business_day_window(day, tz_name=None):
+    """The UTC instants [start, end) of a business date (or of an inclusive (first, last) pair)."""
+    first, last = day if isinstance(day, tuple) else (day, day)
+    zone = ZoneInfo(tz_name or current_app.config["BUSINESS_TIMEZONE"])
+    start = datetime.combine(first, time(0), zone)
+    end = datetime.combine(last + timedelta(days=1), time(0), zone)
+    return start, end
+
+
+# --- accounts -------------------------------------------------------------------
+
+
+def normalize_username(raw):
+    """Usernames are case-insensitive: stored and compared in lower case."""
+    return (raw or "").strip().lower()
+
+
+def check_password_rules(password):
+    """Raise a 422 unless the password is long enough to resist guessing."""
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD:
+        raise invalid("password", _("Use at least %(n)d characters.", n=MIN_PASSWORD))
+    if len(password) > MAX_PASSWORD:
+        raise invalid("password", _("Use at most %(n)d characters.", n=MAX_PASSWORD))
+
+
+def create_user(username, role, password, actor):
+    """Create a staff account (the password is hashed with scrypt, a memory-hard function)."""
+    username = normalize_username(username)
+    if not USERNAME.match(username):
+        raise invalid("username", _("2 to 60 lower-case letters, digits, dots, dashes or underscores."))
+    if role not in ROLES:
+        raise invalid("role", _("Choose clerk or supervisor."))
+    check_password_rules(password)
+    user = StaffUser(username=username, role=role, password_hash=generate_password_hash(password), active=True)
+    db.session.add(user)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        raise invalid("username", _("This username is taken.")) from None
+    audit.record("staff.user_created", "staff_user", user.username, actor=actor, role=role)
+    db.session.commit()
+    return user
+
+
+def get_user(user_id):
+    """The staff user with this id, or a 404."""
+    user = db.session.get(StaffUser, user_id)
+    if user is None:
+        raise ApiError(_("No such user."), code="not_found", status=404)
+    return user
+
+
+def list_users():
+    """Every staff account, by name."""
+    return db.session.execute(select(StaffUser).order_by(StaffUser.username)).scalars().all()
+
+
+def change_user(user_id, *, actor_user, role=None, active=None, password=None):
+    """Change a user's role, activity or password; a supervisor cannot demote or lock out themself."""
+    user = get_user(user_id)
+    if user.id == actor_user.id and (active is False or (role is not None and role != user.role)):
+        raise invalid("role", _("You cannot demote or deactivate your own account."))
+    changes = {}
+    if role is not None and role != user.role:
+        if role not in ROLES:
+            raise invalid("role", _("Choose clerk or supervisor."))
+        changes["role"] = [user.role, role]
+        user.role = role
+    if active is not None and active != user.active:
+        changes["active"] = [user.active, active]
+        user.active = active
+    if password is not None:
+        check_password_rules(password)
+        user.password_hash = generate_password_hash(password)
+        changes["password"] = "changed"
+    if changes:
+        audit.record("staff.user_changed", "staff_user", user.username, actor=actor(actor_user), **changes)
+    db.session.commit()
+    return user
+
+
+def actor(user):
+    """How a staff user is named in the audit log and on refunds."""
+    return f"staff:{user.username}"
+
+
+def _failures(column, value, since):
+    return db.session.execute(
+        select(func.count()).select_from(LoginAttempt)
+        .where(column == value, LoginAttempt.success.is_(False), LoginAttempt.at >= since)
+    ).scalar_one()
+
+
+def is_locked_out(username, remote_addr, now=None):
+    """Whether sign-in is refused: too many failures for this account, or from this address, recently."""
+    config = current_app.config
+    now = now or utcnow()
+    since = now - timedelta(minutes=config["STAFF_LOCKOUT_MINUTES"])
+    limit = config["STAFF_LOCKOUT_ATTEMPTS"]
+    # For the account, only failures since its last successful sign-in count (the owner got in).
+    last_success = db.session.execute(
+        select(func.max(LoginAttempt.at)).where(LoginAttempt.username == username, LoginAttempt.success.is_(True))
+    ).scalar()
+    account_since = max(since, last_success) if last_success else since
+    return (_failures(LoginAttempt.username, username, account_since) >= limit
+            or _failures(LoginAttempt.remote_addr, remote_addr, since) >= limit)
+
+
+def _password_matches(user, password):
+    global _dummy_hash
+    if user is None:
+        # Spend the same time on an unknown name, so timing does not reveal which names exist.
+        _dummy_hash = _dummy_hash or generate_password_hash(secrets.token_hex(16))
+        check_password_hash(_dummy_hash, password)
+        return False
+    return check_password_hash(user.password_hash, password)
+
+
+@dataclass
+class SignIn:
+    """The outcome of a sign-in attempt."""
+
+    user: StaffUser | None = None
+    locked: bool = False
+
+
+def authenticate(username, password, remote_addr):
+    """Check a sign-in, with lockout per account and per address; every attempt is recorded."""
+    username = normalize_username(username)[:60]
+    remote_addr = (remote_addr or "unknown")[:64]
+    if is_locked_out(username, remote_addr):
+        # Refused without looking at the password; not counted, so the lockout ends on time.
+        audit.record("staff.sign_in_locked", "staff_user", username, actor="anonymous")
+        db.session.commit()
+        return SignIn(locked=True)
+    user = db.session.execute(select(StaffUser).where(StaffUser.username == username)).scalar_one_or_none()
+    ok = _password_matches(user, password or "") and user.active
+    db.session.add(LoginAttempt(username=username, remote_addr=remote_addr, success=ok))
+    if ok:
+        audit.record("staff.signed_in", "staff_user", username, actor=actor(user))
+    else:
+        audit.record("staff.sign_in_failed", "staff_user", username, actor="anonymous")
+    db.session.commit()
+    if ok:
+        return SignIn(user=user)
+    return SignIn(locked=is_locked_out(username, remote_addr))
+
+
+def record_sign_out(user, reason="signed out"):
+    """Audit a sign-out (by the user, or by idle expiry)."""
+    audit.record("staff.signed_out", "staff_user", user.username, actor=actor(user), reason=reason)
+    db.session.commit()
+
+
+# --- finding things ---------------------------------------------------------------
+
+
+@dataclass
+class SearchResult:
+    """What a search matched."""
+
+    query: str
+    understood_as: list = field(default_factory=list)
+    payments: list = field(default_factory=list)
+    violations: list = field(default_factory=list)
+
+
+def search(query, actor_name, limit=100):
+    """Find payments and violations by plate, notice number, receipt number or payment id."""
+    query = (query or "").strip()[:64]
+    result = SearchResult(query=query)
+    if not query:
+        return result
+    payment_filters, violation_filters = [], []
+    compact = re.sub(r"\s+", "", query)
+    if compact.lower().startswith("pay_"):
+        result.understood_as.append(_("payment id"))
+        payment_filters.append(Payment.id == compact.lower())
+    receipt = compact.upper()
+    if RECEIPT.match(receipt):
+        raw = receipt.replace("-", "")[2:]
+        receipt = "FP-" + "-".join(raw[i:i + 4] for i in range(0, 16, 4))
+        result.understood_as.append(_("receipt number"))
+        payment_filters.append(Payment.receipt_number == receipt)
+        violation_filters.append(Violation.receipt_number == receipt)
+    special = compact.lower().startswith("pay_") or RECEIPT.match(compact.upper())
+    try:
+        notice = None if special else normalize_notice_number(compact)
+    except InvalidIdentifier:
+        notice = None
+    if notice:
+        result.understood_as.append(_("notice number"))
+        violation_filters.append(Violation.notice_number == notice)
+        payment_filters.append(Payment.id.in_(
+            select(PaymentItem.payment_id).join(Violation, Violation.id == PaymentItem.violation_id)
+            .where(Violation.notice_number == notice)
+        ))
+    if not special:
+        try:
+            plate = normalize_plate(query)
+        except InvalidIdentifier:
+            plate = None
+        if plate and not plate.isdigit():
+            result.understood_as.append(_("plate"))
+            payment_filters.append(Payment.plate == plate)
+            violation_filters.append(Violation.plate == plate)
+    if payment_filters:
+        result.payments = db.session.execute(
+            select(Payment).where(or_(*payment_filters)).order_by(Payment.created_at.desc()).limit(limit)
+        ).scalars().all()
+    if violation_filters:
+        result.violations = db.session.execute(
+            select(Violation).where(or_(*violation_filters)).order_by(Violation.occurred_at.desc()).limit(limit)
+        ).scalars().all()
+    # Looking up a vehicle is access to personal data: on record.
+    audit.record("staff.searched", "search", "-", actor=actor_name, query=query,
+                 found=len(result.payments) + len(result.violations))
+    db.session.commit()
+    return result
+
+
+@dataclass
+class Dashboard:
+    """Today at a glance."""
+
+    day: object
+    by_channel: list
+    total_count: int
+    total_amount: int
+    open_count: int
+    recent: list
+    terminals: list
+
+
+def dashboard(today, terminals):
+    """Today's settled payments by channel, payments still open, the latest payments and the kiosks."""
+    start, end = business_day_window(today)
+    rows = db.session.execute(
+        select(Payment.channel, func.count(), func.coalesce(func.sum(Payment.amount_received), 0))
+        .where(Payment.paid_at >= start, Payment.paid_at < end, Payment.status.in_(SETTLED))
+        .group_by(Payment.channel).order_by(Payment.channel)
+    ).all()
+    open_count = db.session.execute(
+        select(func.count()).select_from(Payment)
+        .where(Payment.created_at >= start, Payment.status.in_(states.OPEN))
+    ).scalar_one()
+    recent = db.session.execute(select(Payment).order_by(Payment.created_at.desc()).limit(15)).scalars().all()
+    return Dashboard(
+        day=today, by_channel=[tuple(r) for r in rows], total_count=sum(r[1] for r in rows),
+        total_amount=sum(r[2] for r in rows), open_count=open_count, recent=recent, terminals=terminals,
+    )
+
+
+@dataclass
+class PaymentDetail:
+    """A payment with everything staff need to judge it."""
+
+    payment: Payment
+    items: list  # (PaymentItem, Violation)
+    gateway_records: list
+    audit: list
+    refundable: int
+
+
+def payment_detail(payment_id):
+    """The payment, its items and violations, the gateway's records of it, and its whole audit trail."""
+    payment = payment_services.get_payment(payment_id)
+    items = db.session.execute(
+        select(PaymentItem, Violation).join(Violation, Violation.id == PaymentItem.violation_id)
+        .where(PaymentItem.payment_id == payment.id).order_by(PaymentItem.id)
+    ).all()
+    refs = [GatewayRecord.payment_id == payment.id]
+    if payment.gateway_intent_id:
+        refs.append(GatewayRecord.intent_id == payment.gateway_intent_id)
+    records = db.session.execute(
+        select(GatewayRecord).where(GatewayRecord.gateway == payment.gateway, or_(*refs))
+        .order_by(GatewayRecord.created_at)
+    ).scalars().all()
+    violation_ids = [str(item.violation_id) for item, _v in items]
+    trail = db.session.execute(
+        select(AuditEntry).where(or_(
+            (AuditEntry.subject_type == "payment") & (AuditEntry.subject_id == payment.id),
+            (AuditEntry.subject_type == "violation") & AuditEntry.subject_id.in_(violation_ids),
+        )).order_by(AuditEntry.id)
+    ).scalars().all()
+    return PaymentDetail(payment=payment, items=items, gateway_records=records, audit=trail,
+                         refundable=refundable_amount(payment))
+
+
+def refundable_amount(payment):
+    """What is left to refund on a payment (nothing unless it succeeded)."""
+    if payment.status != states.SUCCEEDED:
+        return 0
+    committed = sum(r.amount for r in payment.refunds if r.status in ("succeeded", "pending"))
+    return max(0, payment.amount_received - committed)
+
+
+def refund(payment_id, *, amount, reason, form_key, actor_name):
+    """Refund through the gateway (supervisors): the violations are owed again, the receipt shows it.
+
+    ``form_key`` comes from the page the supervisor clicked on: a second click
+    (or a retried request) finds the same refund instead of making another.
+    """
+    payment = payment_services.get_payment(payment_id)
+    key = f"staff:{payment.id}:{form_key}"
+    existing = db.session.execute(select(Refund).where(Refund.idempotency_key == key)).scalar_one_or_none()
+    if existing is None:
+        reason = (reason or "").strip()
+        if len(reason) < 5:
+            raise invalid("reason", _("Say why, in a few words (at least 5 characters)."))
+        if payment.status != states.SUCCEEDED:
+            raise invalid("amount", _("Only a succeeded payment can be refunded (this one is %(status)s).",
+                                      status=payment.status))
+        left = refundable_amount(payment)
+        if not isinstance(amount, int) or amount <= 0 or amount > left:
+            raise invalid("amount", _("Enter an amount between 0.01 and what is left to refund."))
+    return payment_services.refund_payment(
+        payment.id, amount if existing is None else existing.amount, reason=reason if existing is None
+        else existing.reason, actor=actor_name, idempotency_key=key, release_violations=True,
+    )
+
+
+# --- violations -------------------------------------------------------------------
+
+
+@dataclass
+class ViolationDetail:
+    """A violation, the payments that covered it and its audit trail."""
+
+    violation: Violation
+    payments: list  # (PaymentItem, Payment)
+    audit: list
+    held: bool
+
+
+def get_violation(violation_id):
+    """The violation with this id, or a 404."""
+    violation = db.session.get(Violation, violation_id)
+    if violation is None:
+        raise ApiError(_("No such violation."), code="not_found", status=404)
+    return violation
+
+
+def violation_detail(violation_id):
+    """Everything about one violation."""
+    violation = get_violation(violation_id)
+    payments = db.session.execute(
+        select(PaymentItem, Payment).join(Payment, Payment.id == PaymentItem.payment_id)
+        .where(PaymentItem.violation_id == violation.id).order_by(Payment.created_at)
+    ).all()
+    trail = db.session.execute(
+        select(AuditEntry).where(AuditEntry.subject_type == "violation", AuditEntry.subject_id == str(violation.id))
+        .order_by(AuditEntry.id)
+    ).scalars().all()
+    held = any(item.holds for item, _p in payments)
+    return ViolationDetail(violation=violation, payments=payments, audit=trail, held=held)
+
+
+def void_violation(violation_id, *, reason, actor_name):
+    """Cancel an unpaid violation (supervisors). A paid one is never touched, nor one a payment holds."""
+    reason = (reason or "").strip()
+    if len(reason) < 5:
+        raise invalid("reason", _("Say why, in a few words (at least 5 characters)."))
+    # Lock the row (PostgreSQL) so a payment cannot start or settle it meanwhile.
+    violation = db.session.execute(
+        select(Violation).where(Violation.id == violation_id).with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if violation is None:
+        raise ApiError(_("No such violation."), code="not_found", status=404)
+    if violation.status != UNPAID:
+        db.session.rollback()
+        raise ApiError(_("Only an unpaid violation can be voided (this one is %(status)s).", status=violation.status),
+                       code="not_voidable", status=409)
+    held = db.session.execute(
+        select(func.count()).select_from(PaymentItem)
+        .where(PaymentItem.violation_id == violation.id, PaymentItem.holds.is_(True))
+    ).scalar_one()
+    if held:
+        db.session.rollback()
+        raise ApiError(_("A payment for this violation is in progress; try again when it has finished."),
+                       code="payment_in_progress", status=409)
+    changed = db.session.execute(
+        update(Violation).where(Violation.id == violation.id, Violation.status == UNPAID)
+        .values(status=VOID, updated_at=utcnow()).execution_options(synchronize_session=False)
+    ).rowcount
+    if not changed:  # settled between the read and the write
+        db.session.rollback()
+        raise ApiError(_("This violation was paid meanwhile and cannot be voided."), code="not_voidable", status=409)
+    audit.record("violation.voided", "violation", violation.id, actor=actor_name, reason=reason,
+                 notice_number=violation.notice_number)
+    db.session.commit()
+    db.session.refresh(violation)
+    return violation
+
+
+# --- API keys -----------------------------------------------------------------------
+
+
+def hash_api_key(raw):
+    """Keys are stored as SHA-256: they are long random strings, so a slow hash adds nothing."""
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def create_api_key(name, actor_name):
+    """A new key for the upstream system; returns (ApiKey, the key), the key shown only this once."""
+    name = (name or "").strip()
+    if not 2 <= len(name) <= 60:
+        raise invalid("name", _("Name the system that will use it (2 to 60 characters)."))
+    prefix = secrets.token_hex(4)
+    raw = f"{API_KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+    key = ApiKey(name=name, prefix=prefix, key_hash=hash_api_key(raw), created_by=actor_name)
+    db.session.add(key)
+    db.session.flush()
+    audit.record("api_key.created", "api_key", key.id, actor=actor_name, name=name, prefix=prefix)
+    db.session.commit()
+    return key, raw
+
+
+def list_api_keys():
+    """Every key, newest first (hashes only)."""
+    return db.session.execute(select(ApiKey).order_by(ApiKey.created_at.desc())).scalars().all()
+
+
+def revoke_api_key(key_id, actor_name):
+    """Stop a key from working (kept for the record)."""
+    key = db.session.get(ApiKey, key_id)
+    if key is None:
+        raise ApiError(_("No such key."), code="not_found", status=404)
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        audit.record("api_key.revoked", "api_key", key.id, actor=actor_name, name=key.name, prefix=key.prefix)
+    db.session.commit()
+    return key
+
+
+def authenticate_api_key(raw):
+    """The live key matching a presented value, or None."""
+    if not isinstance(raw, str) or not raw.startswith(API_KEY_PREFIX) or len(raw) > 200:
+        return None
+    key = db.session.execute(
+        select(ApiKey).where(ApiKey.key_hash == hash_api_key(raw.strip()))
+    ).scalar_one_or_none()
+    if key is None or key.revoked_at is not None:
+        return None
+    now = utcnow()
+    if key.last_used_at is None or now - key.last_used_at > timedelta(minutes=1):
+        key.last_used_at = now
+        db.session.commit()
+    return key
+
+
+# --- the audit log ------------------------------------------------------------------
+
+
+@dataclass
+class AuditPage:
+    """One page of audit entries, newest first."""
+
+    entries: list
+    next_before: int | None
+
+
+def audit_page(*, action=None, actor_name=None, subject=None, start=None, end=None, before=None, limit=100):
+    """Audit entries matching the filters, newest first, keyset-paginated by id."""
+    query = select(AuditEntry)
+    if action:
+        query = query.where(AuditEntry.action.startswith(action, autoescape=True))
+    if actor_name:
+        query = query.where(AuditEntry.actor == actor_name)
+    if subject:
+        kind, _sep, ident = subject.partition(":")
+        query = query.where(AuditEntry.subject_type == kind) if not ident else query.where(
+            AuditEntry.subject_type == kind, AuditEntry.subject_id == ident)
+    if start is not None:
+        query = query.where(AuditEntry.at >= start)
+    if end is not None:
+        query = query.where(AuditEntry.at < end)
+    if before:
+        query = query.where(AuditEntry.id < before)
+    entries = db.session.execute(query.order_by(AuditEntry.id.desc()).limit(limit + 1)).scalars().all()
+    more = len(entries) > limit
+    entries = entries[:limit]
+    return AuditPage(entries=entries, next_before=entries[-1].id if more else None)
+
+
+# --- the settlement feed -------------------------------------------------------------
+
+SETTLED_ACTION, UNPAID_ACTION = "payment.succeeded", "violation.unpaid"
+
+
+def settlement_feed(after=0, limit=100):
+    """Violations settled or returned to unpaid, in commit order, after a cursor.
+
+    The feed reads the audit log: its ids are handed out under the chain lock
+    at commit, so an entry is visible only after every smaller id, and a
+    cursor never skips an event that commits later.
+    Returns (events, next cursor, whether more may follow).
+    """
+    entries = db.session.execute(
+        select(AuditEntry.id, AuditEntry.action, AuditEntry.subject_id, AuditEntry.details, AuditEntry.at)
+        .where(AuditEntry.id > after, AuditEntry.action.in_((SETTLED_ACTION, UNPAID_ACTION)))
+        .order_by(AuditEntry.id).limit(limit)
+    ).all()
+    wanted = []  # (entry, payment id, violation id, event)
+    for entry in entries:
+        details = entry.details or {}
+        if entry.action == SETTLED_ACTION:
+            for violation_id in details.get("settled") or []:
+                wanted.append((entry, entry.subject_id, int(violation_id), "settled"))
+        elif entry.subject_id.isdigit() and details.get("payment"):
+            wanted.append((entry, str(details["payment"]), int(entry.subject_id), "refunded"))
+    pairs = {(p, v) for _e, p, v, _k in wanted}
+    facts = {}
+    if pairs:
+        rows = db.session.execute(
+            select(PaymentItem.payment_id, PaymentItem.violation_id, PaymentItem.fine, PaymentItem.late_fee,
+                   Payment.receipt_number, Payment.currency, Payment.plate, Payment.channel,
+                   Violation.notice_number)
+            .join(Payment, Payment.id == PaymentItem.payment_id)
+            .join(Violation, Violation.id == PaymentItem.violation_id)
+            .where(PaymentItem.payment_id.in_({p for p, _v in pairs}))
+        ).all()
+        facts = {(r.payment_id, r.violation_id): r for r in rows}
+    events = []
+    for entry, payment_id, violation_id, kind in wanted:
+        fact = facts.get((payment_id, violation_id))
+        if fact is None:
+            continue
+        events.append({
+            "cursor": str(entry.id), "event": kind, "at": entry.at,
+            "violation_id": violation_id, "notice_number": fact.notice_number, "plate": fact.plate,
+            "payment_id": payment_id, "receipt_number": fact.receipt_number, "channel": fact.channel,
+            "fine": fact.fine, "late_fee": fact.late_fee, "amount": fact.fine + fact.late_fee,
+            "currency": fact.currency,
+        })
+    next_cursor = entries[-1].id if entries else after
+    return events, str(next_cursor), len(entries) == limit
+

@@ -1,0 +1,517 @@
+"""The staff console at /staff: thin views over staff.services and staff.reconciliation."""
+import uuid
+from datetime import timedelta
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    stream_with_context,
+    url_for,
+)
+from flask_login import current_user, login_user, logout_user
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from finepay.errors import ApiError
+from finepay.extensions import csrf, limiter, login_manager
+from finepay.formatting import format_money
+from kiosk import services as kiosk_services
+from payments.gateways import GatewayError
+from staff import imports, reconciliation, services
+from staff.auth import enforce_idle_expiry, mark_seen, safe_next, supervisor_required
+from staff.charts import hourly_chart
+from staff.forms import (
+    ActionForm,
+    ApiKeyForm,
+    AuditFilterForm,
+    DateRangeForm,
+    ImportForm,
+    RefundForm,
+    SearchForm,
+    SignInForm,
+    TerminalForm,
+    UserChangeForm,
+    UserForm,
+    VoidForm,
+    format_amount,
+)
+from violations.fees import business_today
+
+bp = Blueprint("staff", __name__, url_prefix="/staff")
+
+PUBLIC_ENDPOINTS = {"staff.login"}
+REJECTED_SHOWN = 1000
+SECURITY_HEADERS = {
+    # Console pages never run in a frame (no clickjacking of the refund button) and load only our own assets.
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'none'; "
+                               "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+def me():
+    """The signed-in staff member's name for the audit log."""
+    return services.actor(current_user)
+
+
+def today():
+    """Today's business date."""
+    return business_today(current_app.config["BUSINESS_TIMEZONE"])
+
+
+def apply_errors(form, error):
+    """Show a service's 422 beside the fields it names; True if every message found a field."""
+    placed = False
+    for name, messages in (error.errors or {}).items():
+        field = getattr(form, name, None)
+        if field is not None and hasattr(field, "errors"):
+            field.errors = list(field.errors) + list(messages)
+            placed = True
+    return placed
+
+
+@bp.before_request
+def gatekeeper():
+    """Every console page needs a signed-in, recently active staff member."""
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return None
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()
+    return enforce_idle_expiry()
+
+
+@bp.after_request
+def security_headers(response):
+    """Console pages: no framing, no third-party anything, no referrer leaking ids."""
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+@bp.context_processor
+def console_globals():
+    """What every console page needs (never reading the request body: it may be the one too large)."""
+    return {"search_form": SearchForm(formdata=None)}
+
+
+@bp.errorhandler(ApiError)
+def service_refused(error):
+    """A service said no (404, 409...): a console page that says why."""
+    return render_template("staff/error.html", status=error.status, message=error.message), error.status
+
+
+@bp.errorhandler(403)
+def forbidden(_error):
+    """A clerk on a supervisor's page."""
+    return render_template("staff/error.html", status=403,
+                           message="Only a supervisor can do this. Ask a supervisor if it needs doing."), 403
+
+
+@bp.errorhandler(404)
+def not_found(_error):
+    """No such console page."""
+    return render_template("staff/error.html", status=404, message="There is no such page in the console."), 404
+
+
+@bp.errorhandler(CSRFError)
+def form_expired(_error):
+    """A stale or missing form token: nothing was done."""
+    return render_template("staff/error.html", status=400,
+                           message="This form has expired, so nothing was done. Go back, reload the page and "
+                                   "try again."), 400
+
+
+# --- signing in and out ---------------------------------------------------------------------
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit("30/minute", methods=["POST"])
+def login():
+    """Sign in with username and password; locked for a while after repeated failures."""
+    if current_user.is_authenticated and request.method == "GET":
+        return redirect(safe_next(request.args.get("next")) or url_for("staff.dashboard"))
+    form = SignInForm()
+    if request.method == "GET":
+        form.next.data = safe_next(request.args.get("next")) or ""
+        return render_template("staff/login.html", form=form)
+    if not form.validate_on_submit():
+        return render_template("staff/login.html", form=form), 422
+    result = services.authenticate(form.username.data, form.password.data, request.remote_addr)
+    if result.user is None:
+        form.password.data = ""
+        return render_template("staff/login.html", form=form, failed=True, locked=result.locked), \
+            429 if result.locked else 401
+    session.clear()  # nothing from before sign-in carries over
+    login_user(result.user)
+    mark_seen()
+    return redirect(safe_next(form.next.data) or url_for("staff.dashboard"), 303)
+
+
+@bp.post("/logout")
+def logout():
+    """Sign out (a POST with the form token, so no other site can sign staff out)."""
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    services.record_sign_out(current_user)
+    logout_user()
+    session.clear()
+    flash("You are signed out.", "info")
+    return redirect(url_for("staff.login"), 303)
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+@bp.get("/")
+def dashboard():
+    """Today's payments by channel, the latest payments and the kiosks."""
+    board = services.dashboard(today(), kiosk_services.list_terminals())
+    return render_template("staff/dashboard.html", board=board)
+
+
+@bp.get("/search")
+def search():
+    """Find payments and violations by plate, notice number, receipt number or payment id."""
+    form = SearchForm(request.args)
+    if not request.args:
+        return render_template("staff/search.html", form=form, result=None)
+    if not form.validate():
+        return render_template("staff/search.html", form=form, result=None), 422
+    result = services.search(form.q.data, me())
+    if len(result.payments) == 1 and not result.violations and result.understood_as[:1] == ["payment id"]:
+        return redirect(url_for("staff.payment", payment_id=result.payments[0].id))
+    return render_template("staff/search.html", form=form, result=result)
+
+
+def _payment_page(payment_id, refund_form=None, status=200):
+    detail = services.payment_detail(payment_id)
+    if refund_form is None:
+        refund_form = RefundForm(formdata=None)
+        refund_form.amount.data = format_amount(detail.refundable, detail.payment.currency) if detail.refundable else ""
+        refund_form.form_key.data = uuid.uuid4().hex
+    return render_template("staff/payment.html", detail=detail, refund_form=refund_form), status
+
+
+@bp.get("/payments/<payment_id>")
+def payment(payment_id):
+    """A payment: items, gateway references, refunds and the whole audit trail."""
+    return _payment_page(payment_id)
+
+
+@bp.post("/payments/<payment_id>/refund")
+@supervisor_required
+def refund(payment_id):
+    """Refund through the gateway (supervisors); a second click finds the same refund."""
+    form = RefundForm()
+    if form.validate_on_submit():
+        try:
+            done = services.refund(payment_id, amount=form.amount.minor, reason=form.reason.data,
+                                   form_key=form.form_key.data, actor_name=me())
+        except ApiError as error:
+            if not apply_errors(form, error):
+                raise
+        else:
+            if done.status == "succeeded":
+                flash(f"Refunded {format_money(done.amount, done.currency)}. The violations are owed again.", "ok")
+            else:
+                flash(f"The refund of {format_money(done.amount, done.currency)} is recorded but the gateway has "
+                      "not confirmed it yet; it is retried automatically.", "warn")
+            return redirect(url_for("staff.payment", payment_id=payment_id), 303)
+    return _payment_page(payment_id, refund_form=form, status=422)
+
+
+def _violation_page(violation_id, void_form=None, status=200):
+    detail = services.violation_detail(violation_id)
+    return render_template("staff/violation.html", detail=detail,
+                           void_form=void_form or VoidForm(formdata=None)), status
+
+
+@bp.get("/violations/<int:violation_id>")
+def violation(violation_id):
+    """A violation, the payments that covered it and its audit trail."""
+    return _violation_page(violation_id)
+
+
+@bp.post("/violations/<int:violation_id>/void")
+@supervisor_required
+def void(violation_id):
+    """Void an unpaid violation with a reason (supervisors); a paid one is never touched."""
+    form = VoidForm()
+    if form.validate_on_submit():
+        try:
+            services.void_violation(violation_id, reason=form.reason.data, actor_name=me())
+        except ApiError as error:
+            if not error.errors:  # paid, held by a payment, gone: say so on the violation's page
+                if error.status == 404:
+                    raise
+                flash(f"Not voided: {error.message}", "warn")
+                return redirect(url_for("staff.violation", violation_id=violation_id), 303)
+            apply_errors(form, error)
+        else:
+            flash("The violation is void: it is no longer owed.", "ok")
+            return redirect(url_for("staff.violation", violation_id=violation_id), 303)
+    return _violation_page(violation_id, void_form=form, status=422 if request.method == "POST" else 200)
+
+
+# --- reconciliation ------------------------------------------------------------------------------------
+
+
+def _date_range(form):
+    yesterday = today() - timedelta(days=1)
+    first = form.start.data or form.end.data or yesterday
+    last = form.end.data or first
+    return first, last
+
+
+@bp.get("/reconciliation")
+def reconciliation_report():
+    """The ledger against the gateway for a business date range (default: yesterday)."""
+    form = DateRangeForm(request.args)
+    only = request.args.get("only")
+    only = only if only in reconciliation.CLASSES else None
+    if not form.validate():
+        return render_template("staff/reconciliation.html", form=form, report=None), 422
+    first, last = _date_range(form)
+    try:
+        report = reconciliation.reconcile(first, last, only=only)
+    except ValueError as error:
+        form.end.errors = list(form.end.errors) + [str(error).capitalize() + "."]
+        return render_template("staff/reconciliation.html", form=form, report=None), 422
+    form.start.data, form.end.data = first, last
+    chart = hourly_chart(report.hourly, report.currency,
+                         f"Settled and charged per hour, {first.isoformat()} to {last.isoformat()}")
+    return render_template("staff/reconciliation.html", form=form, report=report, chart=chart, only=only,
+                           labels=reconciliation.LABELS, classes=reconciliation.CLASSES)
+
+
+@bp.get("/reconciliation.csv")
+def reconciliation_csv():
+    """Every reconciliation line as CSV (amounts in minor units, times in the business time zone)."""
+    form = DateRangeForm(request.args)
+    if not form.validate():
+        return render_template("staff/reconciliation.html", form=form, report=None), 422
+    first, last = _date_range(form)
+    try:
+        reconciliation.check_range(first, last)
+    except ValueError as error:
+        form.end.errors = list(form.end.errors) + [str(error).capitalize() + "."]
+        return render_template("staff/reconciliation.html", form=form, report=None), 422
+    reconciliation.record_export(first, last, me())
+    name = f"reconciliation-{first.isoformat()}" + (f"-to-{last.isoformat()}" if last != first else "") + ".csv"
+    body = reconciliation.csv_lines(first, last, current_app.config["BUSINESS_TIMEZONE"])
+    return Response(stream_with_context(body), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@bp.post("/reconciliation/fetch")
+def reconciliation_fetch():
+    """Refresh the gateway's side of the report from the gateway's listing."""
+    form = DateRangeForm(request.form)  # the app-wide CSRF check has already passed
+    if not form.validate():
+        return render_template("staff/reconciliation.html", form=form, report=None), 422
+    first, last = _date_range(form)
+    try:
+        reconciliation.check_range(first, last)
+        start, end = services.business_day_window((first, last))
+        count = reconciliation.fetch_gateway_records(start, end, actor=me())
+    except ValueError as error:
+        form.end.errors = list(form.end.errors) + [str(error).capitalize() + "."]
+        return render_template("staff/reconciliation.html", form=form, report=None), 422
+    except GatewayError:
+        flash("The gateway did not answer; the report still shows what was fetched before. Try again shortly.",
+              "warn")
+    else:
+        flash(f"Fetched {count} transactions from the gateway.", "ok")
+    return redirect(url_for("staff.reconciliation_report", start=first.isoformat(), end=last.isoformat()), 303)
+
+
+# --- imports ----------------------------------------------------------------------------------------------
+
+
+@bp.route("/imports", methods=["GET", "POST"])
+@csrf.exempt  # the form itself checks the token, after the larger body limit below applies
+def imports_upload():
+    """Upload a violations CSV: a dry run shows every bad row and its reason before anything is written."""
+    if request.method == "GET":
+        return render_template("staff/imports.html", form=ImportForm(formdata=None))
+    limit = current_app.config["STAFF_IMPORT_MAX_BYTES"]
+    request.max_content_length = limit
+    try:
+        form = ImportForm()
+        valid = form.validate_on_submit()
+    except RequestEntityTooLarge:
+        form = ImportForm(formdata=None)
+        form.file.errors = [f"This file is larger than {limit // (1024 * 1024)} MB. Split it, or import it "
+                            "with the command line (see the README)."]
+        return render_template("staff/imports.html", form=form), 413
+    if not valid:
+        if "csrf_token" in form.errors:
+            return form_expired(None)
+        return render_template("staff/imports.html", form=form), 422
+    try:
+        token, filename, report = imports.stage_upload(form.file.data, current_user.id, me())
+    except imports.ImportFileError as error:
+        form.file.errors = [f"This file cannot be imported: {error}."]
+        return render_template("staff/imports.html", form=form), 422
+    return render_template("staff/imports.html", form=ImportForm(formdata=None), token=token, filename=filename,
+                           report=report, shown=REJECTED_SHOWN)
+
+
+@bp.post("/imports/<token>/apply")
+def imports_apply(token):
+    """Apply an upload that passed its dry run (the same importer as the command line)."""
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        filename, report = imports.apply_staged(token, current_user.id, me())
+    except imports.ImportFileError as error:
+        flash(f"The import stopped: {error}. Rows before that point were kept.", "warn")
+        return redirect(url_for("staff.imports_upload"), 303)
+    return render_template("staff/imports.html", form=ImportForm(formdata=None), applied=True, filename=filename,
+                           report=report, shown=REJECTED_SHOWN)
+
+
+# --- terminals, keys, users ---------------------------------------------------------------------------------
+
+
+@bp.route("/terminals", methods=["GET", "POST"])
+def terminals():
+    """Kiosks with their last heartbeat; supervisors enrol (the one-time code is shown once) and revoke."""
+    form = TerminalForm()
+    enrolment = None
+    status = 200
+    if request.method == "POST":
+        if not current_user.is_supervisor:
+            abort(403)
+        if form.validate_on_submit():
+            try:
+                enrolment = kiosk_services.enrol_terminal(form.name.data, me(), reader_id=form.reader_id.data or None)
+            except ApiError as error:
+                form.name.errors = list(form.name.errors) + [error.message]
+                status = 422
+            else:
+                form = TerminalForm(formdata=None)
+        else:
+            status = 422
+    return render_template("staff/terminals.html", form=form, enrolment=enrolment,
+                           terminals=kiosk_services.list_terminals()), status
+
+
+@bp.post("/terminals/<name>/revoke")
+@supervisor_required
+def terminal_revoke(name):
+    """Switch a kiosk off at once."""
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    kiosk_services.revoke_terminal(name, me())
+    flash(f"Terminal {name} is revoked: it can no longer take payments.", "ok")
+    return redirect(url_for("staff.terminals"), 303)
+
+
+@bp.route("/keys", methods=["GET", "POST"])
+@supervisor_required
+def keys():
+    """API keys for the upstream violation system: created here, shown once, stored hashed."""
+    form = ApiKeyForm()
+    created = None
+    status = 200
+    if request.method == "POST":
+        if form.validate_on_submit():
+            try:
+                created = services.create_api_key(form.name.data, me())
+            except ApiError as error:
+                if not apply_errors(form, error):
+                    raise
+                status = 422
+            else:
+                form = ApiKeyForm(formdata=None)
+        else:
+            status = 422
+    return render_template("staff/keys.html", form=form, created=created, keys=services.list_api_keys()), status
+
+
+@bp.post("/keys/<int:key_id>/revoke")
+@supervisor_required
+def key_revoke(key_id):
+    """Stop an API key from working."""
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    key = services.revoke_api_key(key_id, me())
+    flash(f"Key {key.name} ({key.prefix}) is revoked.", "ok")
+    return redirect(url_for("staff.keys"), 303)
+
+
+@bp.route("/users", methods=["GET", "POST"])
+@supervisor_required
+def users():
+    """Staff accounts: supervisors create them and change roles, access and passwords."""
+    form = UserForm()
+    status = 200
+    if request.method == "POST":
+        if form.validate_on_submit():
+            try:
+                user = services.create_user(form.username.data, form.role.data, form.password.data, me())
+            except ApiError as error:
+                if not apply_errors(form, error):
+                    raise
+                status = 422
+            else:
+                flash(f"Account {user.username} ({user.role}) created.", "ok")
+                return redirect(url_for("staff.users"), 303)
+        else:
+            status = 422
+    return render_template("staff/users.html", form=form, users=services.list_users()), status
+
+
+@bp.post("/users/<int:user_id>")
+@supervisor_required
+def user_change(user_id):
+    """Change one account's role, activity or password."""
+    form = UserChangeForm()
+    if form.validate_on_submit():
+        try:
+            user = services.change_user(user_id, actor_user=current_user, role=form.role.data,
+                                        active=form.active.data, password=form.password.data or None)
+        except ApiError as error:
+            if error.status == 404 or not error.errors:
+                raise
+            flash(f"Not changed: {error.message}", "warn")
+        else:
+            flash(f"Account {user.username} updated.", "ok")
+        return redirect(url_for("staff.users"), 303)
+    messages = "; ".join(m for errors in form.errors.values() for m in errors)
+    flash(f"Not changed: {messages}", "warn")
+    return redirect(url_for("staff.users"), 303)
+
+
+# --- audit ----------------------------------------------------------------------------------------------------
+
+
+@bp.get("/audit")
+def audit_log():
+    """The audit log, newest first, filtered by action, actor, subject and dates."""
+    form = AuditFilterForm(request.args)
+    if not form.validate():
+        return render_template("staff/audit.html", form=form, page=None), 422
+    start = end = None
+    if form.start.data or form.end.data:
+        first = form.start.data or form.end.data
+        start, end = services.business_day_window((first, form.end.data or first))
+        if not form.start.data:
+            start = None
+        if not form.end.data:
+            end = None
+    page = services.audit_page(action=form.action.data or None, actor_name=form.actor.data or None,
+                               subject=form.subject.data or None, start=start, end=end,
+                               before=int(form.before.data) if form.before.data else None)
+    query = {k: v for k, v in request.args.items() if k != "before" and v}
+    return render_template("staff/audit.html", form=form, page=page, query=query)

@@ -1,0 +1,226 @@
+"""The staff console in a real Chromium: sign-in, yesterday's reconciliation with its differences,
+the CSV download, a refund, and the lockout. CSRF is on; screenshots go to tests/artifacts/screenshots/staff-*.
+
+A supervisor is created with the CLI, as the README says; yesterday's ledger and sandbox ledger are
+seeded with one payment settled behind the gateway's back and one charge the ledger never saw.
+"""
+import csv
+import io
+import shutil
+import threading
+import uuid
+from datetime import timedelta
+from types import SimpleNamespace
+
+import pytest
+from playwright.sync_api import expect
+from sqlalchemy import delete, update
+from werkzeug.serving import make_server
+
+from finepay.extensions import db
+from payments import services as payment_services
+from payments.gateways import current_gateway
+from payments.gateways.sandbox import SandboxIntent
+from payments.models import Payment
+from staff.models import LoginAttempt
+from staff.services import business_day_window
+from tests.conftest import make_app
+from tests.factories import make_violation
+from violations.fees import business_today
+
+pytestmark = pytest.mark.browser
+
+PASSWORD = "a long supervisor password"
+DESKTOP = {"viewport": {"width": 1280, "height": 900}, "locale": "en-US", "accept_downloads": True}
+VIN = "C77777"
+
+
+def _violation(fine):
+    return make_violation(notice_number=f"7700{uuid.uuid4().int % 10**12:012d}", plate="京A77777", vin_last6=VIN,
+                          fine=fine, decision_date=business_today("Asia/Shanghai"))
+
+
+def _pay(fine):
+    """Pay a violation through the real services (sandbox), returning the payment."""
+    violation = _violation(fine)
+    payment = payment_services.start_payment(plate="京A77777", vin_last6=VIN, violation_ids=[violation.id],
+                                             idempotency_key=f"seed-{uuid.uuid4().hex}")
+    return payment_services.confirm_payment(payment.id, "pm_card_visa")
+
+
+def _seed_yesterday(app):
+    """Two good payments, one settled behind the gateway's back, one charge the ledger never saw: all yesterday."""
+    with app.app_context():
+        yesterday = business_today("Asia/Shanghai") - timedelta(days=1)
+        morning = business_day_window(yesterday, "Asia/Shanghai")[0] + timedelta(hours=9)
+        good = [_pay(20000), _pay(15000)]
+        behind = payment_services.start_payment(
+            plate="京A77777", vin_last6=VIN,
+            violation_ids=[_violation(8000).id],
+            idempotency_key=f"seed-{uuid.uuid4().hex}")
+        gateway = current_gateway()
+        ghost = gateway.create_intent(payment_id=None, amount=5000, currency="CNY", idempotency_key="seed-ghost")
+        gateway.confirm_intent(ghost.id, payment_method="pm_card_visa", idempotency_key="seed-ghost-confirm")
+        for n, payment in enumerate(good):
+            at = morning + timedelta(hours=2 * n, minutes=7)
+            db.session.execute(update(Payment).where(Payment.id == payment.id).values(paid_at=at))
+            db.session.execute(update(SandboxIntent).where(SandboxIntent.id == payment.gateway_intent_id)
+                               .values(captured_at=at))
+        db.session.execute(update(Payment).where(Payment.id == behind.id).values(
+            status="succeeded", amount_received=behind.amount, paid_at=morning + timedelta(hours=5),
+            receipt_number="FP-0000-BEHI-NDTH-EBAK"))
+        db.session.execute(update(SandboxIntent).where(SandboxIntent.id == ghost.id)
+                           .values(captured_at=morning + timedelta(hours=7, minutes=30)))
+        db.session.commit()
+        return SimpleNamespace(yesterday=yesterday, good=[p.id for p in good], behind=behind.id, ghost=ghost.id)
+
+
+@pytest.fixture(scope="module")
+def console(sqlite_template, tmp_path_factory):
+    """FinePay with CSRF on, a CLI-made supervisor and yesterday's seeded ledger, served on 127.0.0.1."""
+    path = tmp_path_factory.mktemp("staff-live") / "staff.sqlite"
+    shutil.copy(sqlite_template, path)
+    app = make_app(f"sqlite:///{path}", WTF_CSRF_ENABLED=True)
+    runner = app.test_cli_runner()
+    for args, stdin in ((["demo", "seed"], None),
+                        (["staff", "create-user", "alice", "--role", "supervisor", "--password-stdin"], PASSWORD),
+                        (["staff", "create-user", "locky", "--role", "clerk", "--password-stdin"], PASSWORD)):
+        result = runner.invoke(args=args, input=stdin and stdin + "\n")
+        assert result.exit_code == 0, result.output
+    seeded = _seed_yesterday(app)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="staff-live-server", daemon=True)
+    thread.start()
+    try:
+        yield SimpleNamespace(url=f"http://127.0.0.1:{server.server_port}", app=app, **vars(seeded))
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
+        with app.app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture
+def desk(browser):
+    """A fresh desktop-sized page with its own cookies."""
+    context = browser.new_context(**DESKTOP)
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def sign_in(page, base, username="alice", password=PASSWORD):
+    page.goto(f"{base}/staff/login")
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("#sign-in")
+
+
+def test_sign_in_shows_the_dashboard(console, desk, screenshot):
+    desk.goto(f"{console.url}/staff/reconciliation")
+    expect(desk).to_have_url(f"{console.url}/staff/login?next=/staff/reconciliation")
+    desk.fill("#username", "alice")
+    desk.fill("#password", "not the password")
+    desk.click("#sign-in")
+    expect(desk.locator("#sign-in-failed")).to_have_text("Wrong username or password.")
+    expect(desk.locator("#password")).to_have_value("")
+    screenshot(desk, "staff-sign-in-failed")
+
+    desk.fill("#username", "Alice")
+    desk.fill("#password", PASSWORD)
+    desk.click("#sign-in")
+
+    expect(desk).to_have_url(f"{console.url}/staff/reconciliation")
+    expect(desk.locator("#signed-in-as")).to_contain_text("alice")
+    desk.click("nav.staff-nav >> text=Dashboard")
+    expect(desk.locator("h1")).to_contain_text("Today")
+    expect(desk.locator("#recent-payments tbody tr")).to_have_count(4)
+    screenshot(desk, "staff-dashboard")
+
+    desk.click("#sign-out")
+    expect(desk).to_have_url(f"{console.url}/staff/login")
+    expect(desk.locator(".flashes")).to_contain_text("You are signed out.")
+
+
+def test_yesterdays_report_explains_each_difference_and_exports_it(console, desk, screenshot):
+    sign_in(desk, console.url)
+    desk.click("nav.staff-nav >> text=Reconciliation")
+    expect(desk.locator("#start")).to_have_value(console.yesterday.isoformat())
+    expect(desk.locator("#fetched")).to_contain_text("have not been fetched")
+
+    desk.click("#refresh-gateway")
+
+    expect(desk.locator(".flashes")).to_contain_text("Fetched 3 transactions from the gateway.")
+    expect(desk.locator("#classification h2")).to_have_text("2 differences to explain")
+    expect(desk.locator("#count-matched td[data-count]")).to_have_text("2")
+    behind = desk.locator(f'#discrepancies tr[data-payment="{console.behind}"]')
+    expect(behind).to_have_attribute("data-classification", "ledger_only")
+    expect(behind).to_contain_text("no charge at the gateway for this settled payment")
+    ghost = desk.locator('#discrepancies tr[data-classification="gateway_only"]')
+    expect(ghost).to_contain_text(console.ghost)
+    expect(ghost).to_contain_text("no payment in the ledger for this charge")
+    expect(desk.locator("#net-difference")).to_contain_text("explained line by line below")
+    expect(desk.locator("#hourly-chart rect.bar-ledger")).to_have_count(24)
+    screenshot(desk, "staff-reconciliation")
+
+    with desk.expect_download() as info:
+        desk.click("#csv-link")
+    download = info.value
+    assert download.suggested_filename == f"reconciliation-{console.yesterday.isoformat()}.csv"
+    rows = list(csv.DictReader(io.StringIO(open(download.path(), encoding="utf-8").read())))
+    assert sorted(r["classification"] for r in rows) == ["gateway_only", "ledger_only", "matched", "matched"]
+    (behind_row,) = [r for r in rows if r["payment_id"] == console.behind]
+    assert behind_row["classification"] == "ledger_only" and behind_row["gateway_amount"] == ""
+
+
+def test_a_supervisor_refunds_a_payment_and_the_receipt_shows_it(console, desk, screenshot):
+    sign_in(desk, console.url)
+    payment_id = console.good[1]
+    desk.fill("#q", payment_id)
+    desk.press("#q", "Enter")
+    expect(desk.locator("#payment-id")).to_have_text(payment_id)
+    expect(desk.locator("#amount")).to_have_value("150.00")
+    expect(desk.locator("#audit-trail")).to_contain_text("payment.succeeded")
+
+    desk.fill("#amount", "999.00")
+    desk.fill("#reason", "Decision withdrawn on appeal")
+    desk.click("#refund-button")
+    expect(desk.locator("#amount-error")).to_contain_text("between 0.01 and what is left")
+    screenshot(desk, "staff-refund-error")
+
+    desk.fill("#amount", "150.00")
+    desk.click("#refund-button")
+
+    expect(desk.locator(".flashes")).to_contain_text("The violations are owed again.")
+    expect(desk.locator("h1 .badge")).to_have_text("refunded")
+    expect(desk.locator("#refunds tbody")).to_contain_text("staff:alice")
+    expect(desk.locator("#refunds tbody")).to_contain_text("Decision withdrawn on appeal")
+    expect(desk.locator("#audit-trail")).to_contain_text("refund.succeeded")
+    expect(desk.locator("#refund-form")).to_have_count(0)
+    screenshot(desk, "staff-payment-refunded")
+
+    desk.click("#receipt-link")
+    expect(desk.locator(".refund-row")).to_contain_text("150.00")
+    expect(desk.locator("#receipt")).to_contain_text("Refunded: this fine is owed again")
+
+
+def test_five_failures_lock_the_account(console, desk, screenshot):
+    # Last in this module: the failures from 127.0.0.1 also lock the address for a while.
+    with console.app.app_context():
+        db.session.execute(delete(LoginAttempt))  # forget the earlier test's wrong password
+        db.session.commit()
+    for _ in range(4):
+        sign_in(desk, console.url, "locky", "wrong password")
+        expect(desk.locator("#sign-in-failed")).to_be_visible()
+
+    sign_in(desk, console.url, "locky", "wrong password")
+    expect(desk.locator("#sign-in-locked")).to_contain_text("locked for 15 minutes")
+    sign_in(desk, console.url, "locky", PASSWORD)
+
+    expect(desk.locator("#sign-in-locked")).to_be_visible()
+    expect(desk).to_have_url(f"{console.url}/staff/login")
+    screenshot(desk, "staff-sign-in-locked")

@@ -1,0 +1,1 @@
+"""Tests for the staff console, the reconciliation, the settlement feed and the audit chain."""

@@ -1,0 +1,75 @@
+"""Shared helpers for the staff tests: accounts, signing in, and paid payments to work on."""
+import time
+import uuid
+
+from sqlalchemy import select
+from werkzeug.security import generate_password_hash
+
+from finepay.audit import AuditEntry
+from finepay.extensions import db
+from payments import services as payment_services
+from staff.models import CLERK, SUPERVISOR, StaffUser
+from tests.payments.helpers import PLATE, VIN, overdue_violation, payment_row
+
+PASSWORD = "correct horse battery staple"
+# A cheap hash for fixture accounts (scrypt costs ~0.1 s a check); the service itself always uses scrypt.
+_FAST_HASH = generate_password_hash(PASSWORD, method="pbkdf2:sha256:1000")
+
+
+def make_user(username="clerk", role=CLERK, active=True):
+    """A staff account whose password is PASSWORD."""
+    user = StaffUser(username=username, role=role, password_hash=_FAST_HASH, active=active)
+    db.session.add(user)
+    db.session.commit()
+    return user
+
+
+def make_supervisor(username="boss"):
+    """A supervisor account."""
+    return make_user(username, SUPERVISOR)
+
+
+def sign_in_as(client, user):
+    """Put a signed-in session for ``user`` in the client's cookie (no password round trip)."""
+    with client.session_transaction() as session:
+        session["_user_id"] = user.get_id()
+        session["_fresh"] = True
+        session["staff_seen"] = int(time.time())
+    return client
+
+
+def sign_in(client, username, password=PASSWORD, next_url=None, environ_base=None):
+    """POST the sign-in form; returns the response."""
+    data = {"username": username, "password": password}
+    if next_url is not None:
+        data["next"] = next_url
+    return client.post("/staff/login", data=data, environ_base=environ_base or {})
+
+
+def paid_payment(fine=20000, **violation_fields):
+    """A violation paid through the real payment service (sandbox gateway); returns (payment, violation)."""
+    violation = overdue_violation(fine=fine, **violation_fields)
+    payment = payment_services.start_payment(
+        plate=violation_fields.get("plate", PLATE), vin_last6=violation_fields.get("vin_last6", VIN),
+        violation_ids=[violation.id], idempotency_key=f"test-{uuid.uuid4().hex}",
+    )
+    payment = payment_services.confirm_payment(payment.id, "pm_card_visa")
+    assert payment.status == "succeeded"
+    return payment_row(payment.id), violation
+
+
+def audit_actions(**filters):
+    """Audit entries' actions in order, optionally filtered by column values."""
+    db.session.expire_all()
+    query = select(AuditEntry)
+    for name, value in filters.items():
+        query = query.where(getattr(AuditEntry, name) == value)
+    return [e.action for e in db.session.execute(query.order_by(AuditEntry.id)).scalars()]
+
+
+def last_audit(action):
+    """The latest audit entry with this action."""
+    db.session.expire_all()
+    return db.session.execute(
+        select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id.desc()).limit(1)
+    ).scalar_one_or_none()

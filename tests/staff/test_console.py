@@ -1,0 +1,250 @@
+"""The console's pages and actions: dashboard, search, a payment's page, refunds and voids."""
+import re
+
+import pytest
+from sqlalchemy import select
+
+from finepay.extensions import db
+from payments.models import Refund
+from tests.payments.helpers import OTHER_PLATE, OTHER_VIN, create_ok, overdue_violation, payment_row, sandbox_refunds
+from tests.staff.helpers import audit_actions, last_audit, make_supervisor, make_user, paid_payment, sign_in_as
+from violations.models import Violation
+
+
+@pytest.fixture
+def supervisor(client):
+    return sign_in_as(client, make_supervisor("boss"))
+
+
+def violation_row(violation_id):
+    db.session.expire_all()
+    return db.session.get(Violation, violation_id)
+
+
+def form_key(page):
+    return re.search(r'name="form_key" type="hidden" value="([0-9a-f]{32})"', page).group(1)
+
+
+# --- reading ---------------------------------------------------------------------------
+
+
+def test_the_dashboard_shows_todays_payments_by_channel(supervisor):
+    paid_payment(fine=20000)
+    paid_payment(fine=10000)
+
+    page = supervisor.get("/staff/").get_data(as_text=True)
+
+    today_total = page.split('id="today-total"')[1].split("</section>")[0]
+    assert "¥345.00" in today_total and "2 payments" in today_total  # 200 + 100, each with 15 % late fee
+    by_channel = page.split('id="today-by-channel"')[1].split("</section>")[0]
+    assert "<td>web</td>" in by_channel
+    assert page.count('href="/staff/payments/pay_') == 2
+
+
+@pytest.mark.parametrize("query_of", [
+    lambda p, v: p.plate, lambda p, v: "蒙b·12345", lambda p, v: v.notice_number,
+    lambda p, v: p.receipt_number, lambda p, v: p.receipt_number.lower().replace("-", " "),
+])
+def test_search_finds_a_payment_by_plate_notice_or_receipt(supervisor, query_of):
+    payment, violation = paid_payment()
+    paid_payment(plate=OTHER_PLATE, vin_last6=OTHER_VIN)
+
+    page = supervisor.get("/staff/search", query_string={"q": query_of(payment, violation)}).get_data(as_text=True)
+
+    assert payment.id in page
+    assert violation.notice_number in page
+    assert OTHER_PLATE not in page
+
+
+def test_search_by_payment_id_goes_straight_to_the_payment(supervisor):
+    payment, _violation = paid_payment()
+
+    response = supervisor.get("/staff/search", query_string={"q": payment.id.upper()})
+
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"/staff/payments/{payment.id}"
+
+
+@pytest.mark.parametrize("query", ["京Z99999", "' OR 1=1 --", "x" * 64, "<script>alert(1)</script>", "%", "pay_"])
+def test_search_for_nothing_or_nonsense_finds_nothing(supervisor, query):
+    paid_payment()
+
+    response = supervisor.get("/staff/search", query_string={"q": query})
+
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert 'id="no-results"' in page
+    assert "<script>alert" not in page
+
+
+def test_an_empty_search_is_explained_beside_the_box(supervisor):
+    response = supervisor.get("/staff/search?q=")
+
+    assert response.status_code == 422
+    assert 'id="q-error"' in response.get_data(as_text=True)
+
+
+def test_the_payment_page_shows_items_gateway_references_and_the_audit_trail(supervisor):
+    payment, violation = paid_payment()
+
+    page = supervisor.get(f"/staff/payments/{payment.id}").get_data(as_text=True)
+
+    assert violation.notice_number in page
+    assert payment.gateway_intent_id in page
+    assert payment.receipt_number in page
+    trail = page.split('id="audit-trail"')[1]
+    for action in ("payment.created", "payment.processing", "payment.succeeded"):
+        assert action in trail
+    assert 'id="refund-form"' in page
+
+
+# --- refunds -------------------------------------------------------------------------------
+
+
+def test_a_supervisor_refunds_and_the_fines_are_owed_again(supervisor, client):
+    payment, violation = paid_payment()
+    key = form_key(supervisor.get(f"/staff/payments/{payment.id}").get_data(as_text=True))
+
+    response = supervisor.post(f"/staff/payments/{payment.id}/refund", data={
+        "amount": "230.00", "reason": "Decision withdrawn on appeal", "form_key": key})
+
+    assert response.status_code == 303
+    refunded = payment_row(payment.id)
+    assert refunded.status == "refunded"
+    (refund,) = refunded.refunds
+    assert (refund.amount, refund.status, refund.actor) == (23000, "succeeded", "staff:boss")
+    assert refund.idempotency_key == f"staff:{payment.id}:{key}"
+    assert [r.amount for r in sandbox_refunds(payment.gateway_intent_id)] == [23000]
+    assert violation_row(violation.id).status == "unpaid"
+    assert re.search(r"Refunded \S*¥230\.00\. The violations are owed again",
+                     supervisor.get(response.headers["Location"]).get_data(as_text=True))
+    receipt = client.get(f"/receipts/{payment.receipt_number}").get_data(as_text=True)
+    assert "Refunded on" in receipt and re.search(r"−\S*¥230\.00", receipt)
+    assert "Refunded: this fine is owed again" in receipt and "Already paid before" not in receipt
+    assert "refund.succeeded" in audit_actions(subject_id=payment.id)
+
+
+def test_clicking_refund_twice_refunds_once(supervisor):
+    payment, _violation = paid_payment()
+    key = form_key(supervisor.get(f"/staff/payments/{payment.id}").get_data(as_text=True))
+    data = {"amount": "230.00", "reason": "Paid twice by mistake", "form_key": key}
+
+    first = supervisor.post(f"/staff/payments/{payment.id}/refund", data=data)
+    second = supervisor.post(f"/staff/payments/{payment.id}/refund", data=data)
+
+    assert first.status_code == second.status_code == 303
+    assert len(db.session.execute(select(Refund)).scalars().all()) == 1
+    assert len(sandbox_refunds(payment.gateway_intent_id)) == 1
+
+
+def test_a_partial_refund_leaves_the_rest_refundable(supervisor):
+    payment, _violation = paid_payment()
+
+    supervisor.post(f"/staff/payments/{payment.id}/refund", data={
+        "amount": "30.00", "reason": "Late fee waived", "form_key": "a" * 32})
+    page = supervisor.get(f"/staff/payments/{payment.id}").get_data(as_text=True)
+
+    assert payment_row(payment.id).refunded_amount == 3000
+    assert 'value="200.00"' in page  # what is left, offered next
+
+
+@pytest.mark.parametrize("data, field, message", [
+    ({"amount": "230.01", "reason": "Too much money"}, "amount", "between 0.01 and what is left"),
+    ({"amount": "0", "reason": "Nothing at all"}, "amount", "above zero"),
+    ({"amount": "12.345", "reason": "Odd amount"}, "amount", "such as 230.00"),
+    ({"amount": "-5", "reason": "Negative"}, "amount", "such as 230.00"),
+    ({"amount": "1e3", "reason": "Exponent"}, "amount", "such as 230.00"),
+    ({"amount": "10.00", "reason": ""}, "reason", "Say why"),
+    ({"amount": "10.00", "reason": "abc"}, "reason", "at least 5"),
+])
+def test_a_bad_refund_is_explained_beside_the_field_and_nothing_moves(supervisor, data, field, message):
+    payment, _violation = paid_payment()
+
+    response = supervisor.post(f"/staff/payments/{payment.id}/refund", data={**data, "form_key": "b" * 32})
+
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert f'id="{field}-error"' in page and message in page
+    assert payment_row(payment.id).refunds == []
+    assert sandbox_refunds(payment.gateway_intent_id) == []
+
+
+def test_a_payment_that_did_not_succeed_cannot_be_refunded(supervisor, client):
+    violation = overdue_violation()
+    created = create_ok(client, [violation.id])
+
+    response = supervisor.post(f"/staff/payments/{created['id']}/refund", data={
+        "amount": "1.00", "reason": "Not paid yet", "form_key": "c" * 32})
+
+    assert response.status_code == 422
+    assert "Only a succeeded payment can be refunded" in response.get_data(as_text=True)
+
+
+def test_clerks_cannot_refund(client):
+    payment, _violation = paid_payment()
+    sign_in_as(client, make_user("clerk"))
+
+    response = client.post(f"/staff/payments/{payment.id}/refund", data={
+        "amount": "230.00", "reason": "I should not be able to", "form_key": "d" * 32})
+
+    assert response.status_code == 403
+    assert payment_row(payment.id).refunds == []
+
+
+# --- voids -----------------------------------------------------------------------------------
+
+
+def test_a_supervisor_voids_an_unpaid_violation(supervisor, client):
+    violation = overdue_violation()
+
+    response = supervisor.post(f"/staff/violations/{violation.id}/void", data={"reason": "Withdrawn on appeal"})
+
+    assert response.status_code == 303
+    assert violation_row(violation.id).status == "void"
+    entry = last_audit("violation.voided")
+    assert entry.actor == "staff:boss" and entry.details["reason"] == "Withdrawn on appeal"
+    lookup = client.post("/api/v1/lookups", json={"plate": violation.plate, "vin_last6": violation.vin_last6})
+    assert lookup.get_json()["total_due"] == 0
+
+
+def test_a_void_never_touches_a_paid_violation(supervisor):
+    _payment, violation = paid_payment()
+    before = violation_row(violation.id)
+    receipt = before.receipt_number
+
+    response = supervisor.post(f"/staff/violations/{violation.id}/void", data={"reason": "Trying to void it"})
+
+    assert response.status_code == 303
+    after = violation_row(violation.id)
+    assert (after.status, after.receipt_number) == ("paid", receipt)
+    assert "Not voided: Only an unpaid violation" in supervisor.get(response.headers["Location"]).get_data(as_text=True)
+    assert last_audit("violation.voided") is None
+
+
+def test_a_violation_being_paid_cannot_be_voided(supervisor, client):
+    violation = overdue_violation()
+    create_ok(client, [violation.id])  # the payment now holds it
+
+    supervisor.post(f"/staff/violations/{violation.id}/void", data={"reason": "Withdrawn on appeal"})
+
+    assert violation_row(violation.id).status == "unpaid"
+    page = supervisor.get(f"/staff/violations/{violation.id}").get_data(as_text=True)
+    assert "A payment for this violation is in progress" in page
+
+
+def test_a_void_needs_a_reason(supervisor):
+    violation = overdue_violation()
+
+    response = supervisor.post(f"/staff/violations/{violation.id}/void", data={"reason": " "})
+
+    assert response.status_code == 422
+    assert 'id="reason-error"' in response.get_data(as_text=True)
+    assert violation_row(violation.id).status == "unpaid"
+
+
+def test_clerks_cannot_void(client):
+    violation = overdue_violation()
+    sign_in_as(client, make_user("clerk"))
+
+    assert client.post(f"/staff/violations/{violation.id}/void", data={"reason": "Withdrawn"}).status_code == 403
+    assert violation_row(violation.id).status == "unpaid"

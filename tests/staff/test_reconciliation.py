@@ -1,0 +1,353 @@
+"""The daily reconciliation: every kind of difference seeded through the sandbox gateway, on both databases."""
+import csv
+import io
+import uuid
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select, update
+
+from finepay.dbtypes import utcnow
+from finepay.extensions import db
+from kiosk.services import enrol_terminal
+from payments import services as payment_services
+from payments.gateways import GatewayError, current_gateway
+from payments.gateways.sandbox import SandboxIntent
+from staff import reconciliation
+from staff.models import GatewayRecord
+from staff.reconciliation import DUPLICATE, GATEWAY_ONLY, LEDGER_ONLY, MATCHED, MISMATCH
+from staff.services import business_day_window
+from tests.payments.helpers import (
+    PLATE,
+    VIN,
+    cancel_directly,
+    capture_at_sandbox,
+    create_ok,
+    overdue_violation,
+    payment_row,
+    set_payment,
+    today,
+)
+from tests.staff.helpers import last_audit, make_supervisor, paid_payment, sign_in_as
+
+
+def window():
+    """Yesterday and today: wide enough that a test run across midnight still finds its payments."""
+    return today() - timedelta(days=1), today()
+
+
+def fetch():
+    start, end = business_day_window(window())
+    return reconciliation.fetch_gateway_records(start, end, actor="test")
+
+
+def start(violation):
+    return payment_services.start_payment(plate=PLATE, vin_last6=VIN, violation_ids=[violation.id],
+                                          idempotency_key=f"test-{uuid.uuid4().hex}")
+
+
+def sandbox_set(intent_id, **values):
+    db.session.execute(update(SandboxIntent).where(SandboxIntent.id == intent_id).values(**values))
+    db.session.commit()
+
+
+def double_capture(client):
+    """Two payments for one violation, both captured and applied: the second is the duplicate."""
+    violation = overdue_violation(fine=10000)
+    first = create_ok(client, [violation.id])
+    cancel_directly(first["id"])
+    second = create_ok(client, [violation.id])
+    intents = {p["id"]: capture_at_sandbox(payment_row(p["id"]).gateway_intent_id) for p in (first, second)}
+    payment_services.apply_intent(first["id"], intents[first["id"]])
+    payment_services.apply_intent(second["id"], intents[second["id"]])
+    return first["id"], second["id"]
+
+
+def refuse_refund(*args, **kwargs):
+    raise GatewayError("down", code="gateway_unavailable", retryable=True)
+
+
+@pytest.fixture
+def seeded(app, client, monkeypatch):
+    """One line of every kind; returns their payment ids (or gateway ids) by name."""
+    ids = {}
+    ids["matched"] = paid_payment()[0].id
+
+    # A charge the ledger never saw: made at the gateway by something other than FinePay.
+    gateway = current_gateway()
+    ghost = gateway.create_intent(payment_id=None, amount=7700, currency="CNY", idempotency_key=f"ghost-{uuid.uuid4()}")
+    ghost = gateway.confirm_intent(ghost.id, payment_method="pm_card_visa", idempotency_key=f"ghost-{ghost.id}")
+    ids["ghost_intent"] = ghost.id
+
+    # Captured at the gateway, but FinePay never heard: the payment is still "created".
+    unsettled = start(overdue_violation(fine=3000))
+    capture_at_sandbox(unsettled.gateway_intent_id)
+    ids["unsettled"] = unsettled.id
+
+    # Settled in the ledger behind the gateway's back: no money was ever taken.
+    behind = start(overdue_violation(fine=4000))
+    set_payment(behind.id, status="succeeded", amount_received=behind.amount, paid_at=utcnow(),
+                receipt_number="FP-TEST-BEHI-NDTH-EBAK")
+    ids["behind_back"] = behind.id
+
+    # The gateway's amount and currency differ from the ledger's.
+    amount_off = paid_payment(fine=5000)[0]
+    sandbox_set(amount_off.gateway_intent_id, amount_received=amount_off.amount_received - 100)
+    ids["amount_off"] = amount_off.id
+    currency_off = paid_payment(fine=6000)[0]
+    sandbox_set(currency_off.gateway_intent_id, currency="USD")
+    ids["currency_off"] = currency_off.id
+
+    # Two captures for one violation: the second refunded automatically...
+    ids["dup_original"], ids["dup_refunded"] = double_capture(client)
+    # ...and another whose automatic refund the gateway refused.
+    with monkeypatch.context() as patch:
+        patch.setattr(gateway, "refund", refuse_refund)
+        ids["dup_original_2"], ids["dup_unrefunded"] = double_capture(client)
+
+    # A refund made at the gateway's dashboard, never recorded in the ledger.
+    refunded_outside = paid_payment(fine=8000)[0]
+    outside = gateway.refund(refunded_outside.gateway_intent_id, amount=500, idempotency_key=f"outside-{uuid.uuid4()}")
+    ids["refunded_outside"] = refunded_outside.id
+    ids["outside_refund"] = outside.id
+
+    # A kiosk payment, for the totals by terminal.
+    kiosk = paid_payment(fine=9000)[0]
+    enrol_terminal("hall-7", "test")
+    from kiosk.models import Terminal
+    terminal_id = db.session.execute(select(Terminal.id).where(Terminal.name == "hall-7")).scalar_one()
+    set_payment(kiosk.id, channel="kiosk", terminal_id=terminal_id)
+    ids["kiosk"] = kiosk.id
+    return ids
+
+
+def classes_by_payment(lines, kind="charge"):
+    return {line["payment_id"]: line["classification"] for line in lines if line["kind"] == kind}
+
+
+def test_every_kind_of_difference_is_classified(seeded):
+    fetch()
+
+    report = reconciliation.reconcile(*window(), limit=1000)
+    lines = report.discrepancies
+    charges = classes_by_payment(lines)
+
+    assert seeded["matched"] not in charges  # matched lines are not differences
+    assert charges[seeded["unsettled"]] == GATEWAY_ONLY
+    assert charges[seeded["behind_back"]] == LEDGER_ONLY
+    assert charges[seeded["amount_off"]] == MISMATCH
+    assert charges[seeded["currency_off"]] == MISMATCH
+    assert charges[seeded["dup_refunded"]] == DUPLICATE
+    assert charges[seeded["dup_unrefunded"]] == DUPLICATE
+    assert seeded["dup_original"] not in charges and seeded["dup_original_2"] not in charges
+    (ghost,) = [line for line in lines if line["intent_id"] == seeded["ghost_intent"]]
+    assert ghost["classification"] == GATEWAY_ONLY and ghost["payment_id"] is None
+    assert ghost["gateway_amount"] == 7700 and ghost["note"] == "no payment in the ledger for this charge"
+
+    notes = {line["payment_id"]: line["note"] for line in lines if line["kind"] == "charge"}
+    assert notes[seeded["dup_refunded"]].endswith("the duplicate charge was refunded")
+    assert notes[seeded["dup_unrefunded"]].endswith("the duplicate charge was NOT refunded")
+    assert "payment is created" in notes[seeded["unsettled"]]
+    assert notes[seeded["currency_off"]] == "currency: ledger CNY, gateway USD"
+
+    refunds = {line["payment_id"]: line for line in lines if line["kind"] == "refund"}
+    assert refunds[seeded["refunded_outside"]]["classification"] == GATEWAY_ONLY
+    assert refunds[seeded["refunded_outside"]]["transaction_id"] == seeded["outside_refund"]
+    assert refunds[seeded["dup_unrefunded"]]["classification"] == LEDGER_ONLY  # pending, never reached the gateway
+    assert seeded["dup_refunded"] not in refunds  # its automatic refund matched
+
+    counts = {cls: totals.count for cls, totals in report.classes.items()}
+    assert counts == {MATCHED: 6, GATEWAY_ONLY: 3, LEDGER_ONLY: 2, MISMATCH: 2, DUPLICATE: 2}
+    assert report.discrepancy_count == 9
+
+
+def test_only_lists_one_class(seeded):
+    fetch()
+
+    report = reconciliation.reconcile(*window(), only=MATCHED)
+
+    assert {line["classification"] for line in report.discrepancies} == {MATCHED}
+    assert seeded["matched"] in classes_by_payment(report.discrepancies)
+    assert seeded["dup_original"] in classes_by_payment(report.discrepancies)
+
+
+def test_totals_are_the_ledgers_and_the_gateways(seeded):
+    fetch()
+
+    report = reconciliation.reconcile(*window())
+
+    settled = db.session.execute(
+        select(func.count(), func.sum(payment_services.Payment.amount_received))
+        .where(payment_services.Payment.status.in_(("succeeded", "refunded")))
+    ).one()
+    assert (report.collected.count, report.collected.amount) == (settled[0], settled[1])
+    assert {k for k, _t in report.by_channel} == {"web", "kiosk"}
+    assert [(name, t.count) for name, t in report.by_terminal] == [("hall-7", 1)]
+    assert [k for k, _t in report.by_gateway] == ["sandbox"]
+    dup_refunded = payment_row(seeded["dup_refunded"])
+    assert report.refunds.amount == dup_refunded.amount_received  # the only succeeded refund in the ledger
+    assert report.refunds_pending.count == 1
+    assert report.net == report.collected.amount - report.refunds.amount
+    charged = db.session.execute(select(func.sum(SandboxIntent.amount_received))
+                                 .where(SandboxIntent.status == "succeeded", SandboxIntent.currency == "CNY")).scalar()
+    assert sum(t.amount for _g, c, t in report.gateway_charges if c == "CNY") == charged
+    assert sum(t.amount for _l, t in [(h[0], h[0]) for h in report.hourly]) == report.collected.amount
+    assert sum(h[1].count for h in report.hourly) == sum(t.count for _g, _c, t in report.gateway_charges)
+    assert report.fetched_at is not None
+
+
+def test_the_csv_has_every_line_classified(seeded, client):
+    fetch()
+    sign_in_as(client, make_supervisor())
+    first, last = window()
+
+    response = client.get(f"/staff/reconciliation.csv?start={first}&end={last}")
+
+    assert response.status_code == 200
+    assert response.mimetype == "text/csv"
+    assert response.headers["Content-Disposition"] == f'attachment; filename="reconciliation-{first}-to-{last}.csv"'
+    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    assert list(rows[0]) == list(reconciliation.CSV_HEADER)
+    charges = {r["payment_id"]: r for r in rows if r["kind"] == "charge" and r["payment_id"]}
+    assert charges[seeded["matched"]]["classification"] == MATCHED
+    assert charges[seeded["unsettled"]]["classification"] == GATEWAY_ONLY
+    assert charges[seeded["behind_back"]]["classification"] == LEDGER_ONLY
+    assert charges[seeded["behind_back"]]["gateway_amount"] == ""
+    assert charges[seeded["amount_off"]]["classification"] == MISMATCH
+    assert int(charges[seeded["amount_off"]]["ledger_amount"]) - int(charges[seeded["amount_off"]]["gateway_amount"]) == 100
+    assert charges[seeded["dup_refunded"]]["classification"] == DUPLICATE
+    assert charges[seeded["dup_refunded"]]["description"] == "Duplicate charge for one violation"
+    assert "NOT refunded" in charges[seeded["dup_unrefunded"]]["note"]
+    assert charges[seeded["kiosk"]]["terminal"] == "hall-7"
+    assert charges[seeded["matched"]]["ledger_at"].endswith("+08:00")
+    ghost = [r for r in rows if r["intent_id"] == seeded["ghost_intent"]]
+    assert [r["classification"] for r in ghost] == [GATEWAY_ONLY]
+    assert len(rows) == 15
+    entry = last_audit("reconciliation.exported")
+    assert entry.actor == "staff:boss" and entry.subject_id == f"{first}..{last}"
+
+
+def test_the_report_page_explains_the_differences(seeded, client):
+    fetch()
+    sign_in_as(client, make_supervisor())
+    first, last = window()
+
+    page = client.get(f"/staff/reconciliation?start={first}&end={last}").get_data(as_text=True)
+
+    assert "9 differences to explain" in page
+    assert f'data-payment="{seeded["behind_back"]}"' in page
+    assert "no charge at the gateway for this settled payment" in page
+    assert '<svg xmlns="http://www.w3.org/2000/svg"' in page and 'class="bar-ledger"' in page
+    assert "<script" not in page
+    assert 'id="csv-link" href="/staff/reconciliation.csv?start=' in page
+
+
+def test_fetching_again_updates_and_never_duplicates(seeded):
+    first = fetch()
+    records = db.session.execute(select(func.count()).select_from(GatewayRecord)).scalar_one()
+
+    again = fetch()
+
+    assert first == again == records
+    assert db.session.execute(select(func.count()).select_from(GatewayRecord)).scalar_one() == records
+    assert last_audit("reconciliation.gateway_fetched").details["transactions"] == records
+
+
+def test_without_a_fetch_the_report_says_so(app, client):
+    paid_payment()
+    sign_in_as(client, make_supervisor())
+    first, last = window()
+
+    report = reconciliation.reconcile(first, last)
+    page = client.get(f"/staff/reconciliation?start={first}&end={last}").get_data(as_text=True)
+
+    assert report.fetched_at is None
+    assert [line["classification"] for line in report.discrepancies] == [LEDGER_ONLY]
+    assert "have not been fetched" in page
+
+
+def test_a_clean_day_has_no_differences(app, client):
+    paid_payment()
+    paid_payment()
+    fetch()
+    sign_in_as(client, make_supervisor())
+    first, last = window()
+
+    report = reconciliation.reconcile(first, last)
+    page = client.get(f"/staff/reconciliation?start={first}&end={last}").get_data(as_text=True)
+
+    assert report.discrepancies == []
+    assert report.classes[MATCHED].count == 2
+    assert report.net == report.gateway_net
+    assert "Everything matches" in page and 'id="no-differences"' in page
+
+
+def test_the_refresh_button_fetches_the_dates_on_screen(app, client):
+    paid_payment()
+    sign_in_as(client, make_supervisor())
+    first, last = window()
+
+    response = client.post("/staff/reconciliation/fetch", data={"start": first.isoformat(), "end": last.isoformat()})
+
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"/staff/reconciliation?start={first}&end={last}"
+    assert db.session.execute(select(func.count()).select_from(GatewayRecord)).scalar_one() == 1
+    assert "Fetched 1 transactions" in client.get(response.headers["Location"]).get_data(as_text=True)
+
+
+def test_the_fetch_command_defaults_to_yesterday(app, runner):
+    result = runner.invoke(args=["staff", "fetch-gateway"])
+
+    assert result.exit_code == 0, result.output
+    yesterday = today() - timedelta(days=1)
+    assert f"for {yesterday}." in result.output
+    start, end = business_day_window(yesterday)
+    entry = last_audit("reconciliation.gateway_fetched")
+    assert (entry.details["start"], entry.details["end"]) == (start.isoformat(), end.isoformat())
+    assert start.utcoffset() == timedelta(hours=8)
+
+
+def test_the_fetch_command_refuses_bad_dates(runner):
+    assert runner.invoke(args=["staff", "fetch-gateway", "--date", "yesterday"]).exit_code == 2
+    result = runner.invoke(args=["staff", "fetch-gateway", "--date", "2026-11-02", "--end", "2026-11-01"])
+    assert result.exit_code == 1 and "before the start" in result.output
+
+
+def test_the_page_defaults_to_yesterday(client):
+    sign_in_as(client, make_supervisor())
+
+    page = client.get("/staff/reconciliation").get_data(as_text=True)
+
+    yesterday = (today() - timedelta(days=1)).isoformat()
+    assert f'id="start" name="start" type="date" value="{yesterday}"' in page
+    assert f'id="end" name="end" type="date" value="{yesterday}"' in page
+
+
+@pytest.mark.parametrize("query, message", [
+    ("start=2026-11-05&end=2026-11-01", "The end date is before the start date."),
+    ("start=2026-01-01&end=2026-03-01", "Choose at most 31 days."),
+    ("start=yesterday", "Not a valid date value."),
+    ("start=2026-02-30", "Not a valid date value."),
+])
+def test_bad_dates_are_explained_beside_the_fields(client, query, message):
+    sign_in_as(client, make_supervisor())
+
+    page = client.get(f"/staff/reconciliation?{query}")
+    csv_response = client.get(f"/staff/reconciliation.csv?{query}")
+
+    assert page.status_code == csv_response.status_code == 422
+    assert message in page.get_data(as_text=True)
+    assert message in csv_response.get_data(as_text=True)
+
+
+def test_a_spreadsheet_formula_from_the_gateway_is_defused(app):
+    start_at, _end = business_day_window(today())
+    db.session.add(GatewayRecord(gateway="sandbox", transaction_id="=HYPERLINK(\"http://x\")", kind="charge",
+                                 intent_id=None, amount=100, currency="CNY", status="succeeded",
+                                 created_at=start_at + timedelta(hours=1)))
+    db.session.commit()
+
+    text = "".join(reconciliation.csv_lines(today(), today(), "Asia/Shanghai"))
+
+    assert "'=HYPERLINK" in text
+    assert ",=HYPERLINK" not in text
