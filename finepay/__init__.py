@@ -3,8 +3,9 @@ import os
 
 from flask import Flask, has_request_context, request
 from flask_babel import get_locale
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from finepay import errors, formatting, settings
+from finepay import errors, formatting, observability, security, settings
 from finepay.api import JSONProvider
 from finepay.extensions import api, babel, csrf, db, limiter, login_manager, migrate
 
@@ -29,7 +30,12 @@ def create_app(test_config=None):
     app.json = JSONProvider(app)
     os.makedirs(app.instance_path, exist_ok=True)
 
+    if app.config["PROXY_COUNT"] > 0:
+        # Behind nginx every client would otherwise be 127.0.0.1 to the rate limits and the audit log.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_COUNT"], x_proto=app.config["PROXY_COUNT"])
     register_extensions(app)
+    observability.init_app(app)  # request ids and metrics first: everything after is measured
+    security.init_app(app)
     register_blueprints(app)
     errors.register_error_handlers(app)
     register_commands(app)

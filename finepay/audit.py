@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from finepay.dbtypes import UTCDateTime, utcnow
 from finepay.extensions import db
+from finepay.observability import current_request_id
 
 # BIGINT on PostgreSQL; SQLite only autoincrements a plain INTEGER primary key.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -31,6 +32,8 @@ class AuditEntry(db.Model):
     # Tamper evidence: each entry's hash covers its content and the previous entry's hash.
     prev_hash: Mapped[str | None] = mapped_column(String(64))
     entry_hash: Mapped[str | None] = mapped_column(String(64))
+    # The X-Request-ID of the request (or CLI run) that wrote it, to find its log lines; not hashed.
+    request_id: Mapped[str | None] = mapped_column(String(64), index=True)
 
     __table_args__ = (db.Index("ix_audit_log_subject", "subject_type", "subject_id"),)
 
@@ -50,6 +53,7 @@ def record(action, subject_type, subject_id, actor="system", **details):
         # Stored exactly as hashed: what the JSON column gives back must hash the same.
         details=json.loads(_canonical_json(details)),
         remote_addr=request.remote_addr if has_request_context() else None,
+        request_id=current_request_id(),
     )
     session = db.session()
     if not session.in_transaction():

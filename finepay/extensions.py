@@ -7,6 +7,7 @@ from flask_migrate import Migrate
 from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
+from marshmallow import Schema, fields
 from sqlalchemy import MetaData
 
 # Named constraints so that Alembic migrations are the same on every database.
@@ -26,8 +27,18 @@ limiter = Limiter(key_func=get_remote_address)
 login_manager = LoginManager()  # staff sign-in; configured in staff.auth
 
 
+class ErrorSchema(Schema):
+    """FinePay's error body, as documented in the OpenAPI document for every error status."""
+
+    code = fields.String(metadata={"description": "stable machine-readable code, e.g. invalid_input"})
+    message = fields.String()
+    errors = fields.Dict()
+
+
 class FinePayApi(Api):
     """flask-smorest's Api with FinePay's error shape instead of its own."""
+
+    ERROR_SCHEMA = ErrorSchema
 
     def handle_http_exception(self, error):
         from finepay.errors import handle_http_exception

@@ -60,6 +60,8 @@ def from_env(instance_path, env=None):
         "PAYMENT_GATEWAY": env.get("PAYMENT_GATEWAY", "sandbox"),
         "QUOTE_TTL_MINUTES": _int(env, "QUOTE_TTL_MINUTES", 30),
         "PUBLIC_BASE_URL": env.get("PUBLIC_BASE_URL", ""),
+        # How many reverse proxies (nginx, a load balancer) stand in front and set X-Forwarded-For/-Proto.
+        "PROXY_COUNT": _int(env, "PROXY_COUNT", 0),
         # Kiosks: seconds without a touch before "still there?", and how long a terminal credential lasts.
         "KIOSK_IDLE_SECONDS": _int(env, "KIOSK_IDLE_SECONDS", 90),
         "KIOSK_CREDENTIAL_DAYS": _int(env, "KIOSK_CREDENTIAL_DAYS", 365),
@@ -79,11 +81,27 @@ def from_env(instance_path, env=None):
         "PLATE_FAILURE_RATE_LIMIT": env.get("PLATE_FAILURE_RATE_LIMIT", "10/hour"),
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI", "memory://"),
         "RATELIMIT_HEADERS_ENABLED": True,
+        # When Redis is unreachable, count in each worker's memory instead (same limits, per worker)
+        # and never fail a request over it; Flask-Limiter re-checks Redis with backoff and returns to it.
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": _bool(env, "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True),
+        "RATELIMIT_SWALLOW_ERRORS": True,
+        # A Redis that stops answering must not hold a lookup for long.
+        "RATELIMIT_STORAGE_OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         "DEFAULT_LOCALE": env.get("DEFAULT_LOCALE", "en"),
         "MAX_CONTENT_LENGTH": _int(env, "MAX_CONTENT_LENGTH", 1024 * 1024),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": finepay_env == "production",
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": finepay_env == "production",
+        # Observability and hardening (finepay/observability.py, finepay/security.py).
+        "LOG_LEVEL": env.get("LOG_LEVEL", "INFO").upper(),
+        "LOG_FORMAT": env.get("LOG_FORMAT", "json"),
+        "METRICS_TOKEN": env.get("METRICS_TOKEN", ""),
+        "HSTS_MAX_AGE": _int(env, "HSTS_MAX_AGE", 63072000),
+        "MAX_FORM_MEMORY_SIZE": _int(env, "MAX_FORM_MEMORY_SIZE", 512 * 1024),
+        "MAX_FORM_PARTS": _int(env, "MAX_FORM_PARTS", 1000),
         "STRIPE_API_KEY": env.get("STRIPE_API_KEY", ""),
         "STRIPE_PUBLISHABLE_KEY": env.get("STRIPE_PUBLISHABLE_KEY", ""),
         "STRIPE_API_BASE": env.get("STRIPE_API_BASE", "https://api.stripe.com"),

@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 import requests
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
+from finepay.observability import current_request_id
+
 from . import (
     CANCELED,
     DECLINE_CODES,
@@ -413,6 +415,8 @@ class StripeGateway(PaymentGateway):
         url = self.api_base + path
         form = encode_form(params)
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        if request_id := current_request_id():
+            headers["X-Request-Id"] = request_id  # ties Stripe's request log to ours
         is_post = method == "POST"
         attempt = 0
         while True:

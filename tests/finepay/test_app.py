@@ -97,3 +97,19 @@ def test_home_page_renders_the_lookup_form(client):
 
     assert 'name="plate"' in page and 'name="vin_last6"' in page and 'name="notice_number"' in page
     assert "No real money moves" in page
+
+
+def test_behind_a_proxy_the_client_address_comes_from_x_forwarded_for():
+    app = create_app({"PROXY_COUNT": 1, "SQLALCHEMY_DATABASE_URI": "sqlite://"})
+    seen = []
+
+    @app.get("/whoami-test")
+    def whoami():
+        from flask import request
+        seen.append(request.remote_addr)
+        return "ok"
+
+    app.test_client().get("/whoami-test", headers={"X-Forwarded-For": "203.0.113.7"},
+                          environ_base={"REMOTE_ADDR": "127.0.0.1"})
+
+    assert seen == ["203.0.113.7"]

@@ -1,0 +1,393 @@
+"""Observability: JSON logs carrying a request id, and Prometheus metrics for operators only.
+
+Every request gets an id (the load balancer's ``X-Request-ID`` when it sends a
+sane one, else a fresh one). It is returned in the response header, stamped
+on every log line, stored on every audit entry and sent with every gateway
+call, so one id finds everything a request did. CLI runs (``payments sync``)
+get an id of their own.
+
+Metrics live in a registry per app (``app.extensions["finepay.metrics"]``).
+Under gunicorn set ``PROMETHEUS_MULTIPROC_DIR`` (gunicorn.conf.py does the
+rest) so that ``/metrics`` adds up every worker. Payment and sync figures are
+read from the database at scrape time, so they agree across workers and
+machines. ``/metrics`` answers only loopback callers that did not come through
+a proxy, or a caller presenting ``Authorization: Bearer $METRICS_TOKEN``;
+everyone else gets a plain 404.
+"""
+import contextvars
+import functools
+import hmac
+import ipaddress
+import json
+import logging
+import os
+import re
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+
+from flask import Blueprint, Response, abort, current_app, g, has_app_context, request
+from gunicorn.glogging import Logger as GunicornLogger
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from sqlalchemy import event, func, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, object_session
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
+_request_id = contextvars.ContextVar("finepay_request_id", default=None)
+
+# Anything that looks like a credential or a card token is masked in every log line,
+# whatever logged it: configured secrets by value, well-known token shapes by pattern.
+_SECRET_PATTERNS = re.compile(
+    r"\b(?:sk|rk|pk)_(?:test|live)_[A-Za-z0-9]+|\bwhsec_[A-Za-z0-9]+|\bpm_[A-Za-z0-9_]+"
+    r"|(?i:bearer)\s+[A-Za-z0-9._~+/=-]{8,}"
+)
+SECRET_SETTINGS = ("SECRET_KEY", "STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRET", "METRICS_TOKEN")
+REDACTED = "[redacted]"
+_PENDING_OUTCOMES = "finepay.metrics.pending_outcomes"
+GATEWAY_OPERATIONS = (
+    "create_intent", "confirm_intent", "retrieve_intent", "cancel_intent", "refund", "list_transactions",
+    "start_reader_payment", "reader_status", "cancel_reader_payment",
+)
+
+
+# --- request ids ---------------------------------------------------------------
+
+def current_request_id():
+    """The id of the request (or CLI run) being handled, or None outside of one."""
+    return _request_id.get()
+
+
+def new_request_id():
+    """A fresh, unguessable request id."""
+    return uuid.uuid4().hex
+
+
+def bind_request_id(value=None):
+    """Make ``value`` (or a fresh id) the current request id; returns the token to reset it."""
+    return _request_id.set(value or new_request_id())
+
+
+# --- logging -----------------------------------------------------------------
+
+class Redactor:
+    """Masks configured secrets and token-shaped strings in text."""
+
+    def __init__(self, secrets=()):
+        self.secrets = sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True)
+
+    def __call__(self, text):
+        """``text`` with every secret replaced by [redacted]."""
+        for secret in self.secrets:
+            text = text.replace(secret, REDACTED)
+        return _SECRET_PATTERNS.sub(REDACTED, text)
+
+
+class JSONFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request id, pid, and any exception."""
+
+    def __init__(self, redactor=None):
+        super().__init__()
+        self.redactor = redactor or Redactor()
+
+    def format(self, record):
+        """The record as a single line of JSON, secrets masked."""
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", None) or current_request_id(),
+            "pid": record.process,
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        for key in ("event", "operation", "gateway", "duration_ms", "outcome", "code", "status", "path"):
+            if hasattr(record, key):
+                entry[key] = getattr(record, key)
+        return self.redactor(json.dumps(entry, ensure_ascii=False, default=str))
+
+
+class TextFormatter(logging.Formatter):
+    """Human-readable lines for a developer's terminal, secrets masked all the same."""
+
+    def __init__(self, redactor=None):
+        super().__init__("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+        self.redactor = redactor or Redactor()
+
+    def format(self, record):
+        """The record as text, secrets masked."""
+        record.request_id = getattr(record, "request_id", None) or current_request_id() or "-"
+        return self.redactor(super().format(record))
+
+
+class _FinePayHandler(logging.StreamHandler):
+    """The one handler FinePay installs on the root logger (replaced, never stacked, per app)."""
+
+
+def configure_logging(app):
+    """Send every log line to stderr as JSON (or text), with the request id, secrets masked."""
+    config = app.config
+    redactor = Redactor(config.get(name) or "" for name in SECRET_SETTINGS)
+    formatter = JSONFormatter(redactor) if config["LOG_FORMAT"] == "json" else TextFormatter(redactor)
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, _FinePayHandler)]:
+        root.removeHandler(handler)
+    handler = _FinePayHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root.addHandler(handler)
+    root.setLevel(config["LOG_LEVEL"])
+    app.extensions["finepay.redactor"] = redactor
+    # Flask's own handler would print every app.logger line a second time, unformatted.
+    app.logger.handlers.clear()
+    app.logger.propagate = True
+
+
+class AccessLogger(GunicornLogger):
+    """gunicorn's access log without secrets in paths: receipt numbers and enrolment codes are masked.
+
+    The format in gunicorn.conf.py logs the path only (never the query string);
+    this also masks the path segments that work like passwords.
+    """
+
+    _SENSITIVE_PATH = re.compile(r"(FP-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4})|(/kiosk/enrol/)[^/?]+")
+
+    def atoms(self, resp, req, environ, request_time):
+        """gunicorn's log atoms with the path masked and the query string dropped."""
+        atoms = super().atoms(resp, req, environ, request_time)
+        for key in ("U", "r"):
+            if key in atoms:
+                atoms[key] = self.mask(atoms[key])
+        atoms["q"] = ""
+        return atoms
+
+    @classmethod
+    def mask(cls, path):
+        """The path with receipt numbers and enrolment codes replaced by [redacted]."""
+        path = path.split("?", 1)[0] if " " not in path else re.sub(r"\?\S*", "", path)
+        return cls._SENSITIVE_PATH.sub(lambda m: (m.group(2) or "") + REDACTED, path)
+
+
+# --- metrics -----------------------------------------------------------------
+
+class Metrics:
+    """FinePay's Prometheus metrics for one app."""
+
+    def __init__(self, registry):
+        self.registry = registry
+        self.request_latency = Histogram(
+            "finepay_http_request_duration_seconds", "Time to answer a request, by endpoint and status.",
+            ["method", "endpoint", "status"], registry=registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.payment_outcomes = Counter(
+            "finepay_payment_outcomes_total", "Payment state changes committed, by the state reached.",
+            ["outcome"], registry=registry,
+        )
+        self.gateway_calls = Histogram(
+            "finepay_gateway_request_duration_seconds", "Time of each gateway call, by operation.",
+            ["gateway", "operation"], registry=registry, buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+        )
+        self.gateway_errors = Counter(
+            "finepay_gateway_errors_total", "Gateway calls that failed, by operation and FinePay's error code.",
+            ["gateway", "operation", "code"], registry=registry,
+        )
+
+
+class DatabaseCollector:
+    """Figures read from the database at scrape time: the same answer from every worker."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def collect(self):
+        """Payments by status, and how long the oldest unsettled payment has waited (sync lag)."""
+        from finepay.extensions import db
+        from payments import states
+        from payments.models import Payment
+
+        by_status = GaugeMetricFamily("finepay_payments", "Payments by current status.", labels=["status"])
+        lag = GaugeMetricFamily(
+            "finepay_sync_lag_seconds",
+            "Age of the oldest payment whose outcome is not settled yet (grows when payments sync is not running).",
+        )
+        up = GaugeMetricFamily("finepay_database_up", "Whether the database answered this scrape.")
+        with self.app.app_context():
+            try:
+                rows = db.session.execute(select(Payment.status, func.count()).group_by(Payment.status)).all()
+                oldest = db.session.execute(
+                    select(func.min(Payment.updated_at)).where(Payment.status.in_(states.UNSETTLED))
+                ).scalar()
+            except SQLAlchemyError:
+                db.session.rollback()
+                up.add_metric([], 0)
+                yield up
+                return
+            finally:
+                db.session.remove()
+        up.add_metric([], 1)
+        for status, count in rows:
+            by_status.add_metric([status], count)
+        if oldest is not None and oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=UTC)
+        lag.add_metric([], max(0.0, (datetime.now(UTC) - oldest).total_seconds()) if oldest else 0.0)
+        yield up
+        yield by_status
+        yield lag
+
+
+def current_metrics():
+    """This app's Metrics."""
+    return current_app.extensions["finepay.metrics"]
+
+
+def instrument_gateway(gateway, metrics):
+    """Time and count every call of the app's gateway adapter, and log failures with the request id.
+
+    Wraps the instance's methods in place, so the adapter keeps its class
+    (and whatever a test or a kiosk asks of it).
+    """
+    from payments.gateways import GatewayError
+
+    log = logging.getLogger("finepay.gateway")
+
+    def wrap(operation, method):
+        @functools.wraps(method)
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            except GatewayError as error:
+                metrics.gateway_errors.labels(gateway.name, operation, error.code).inc()
+                log.warning("gateway %s failed: %s", operation, error.code, extra={
+                    "event": "gateway_error", "gateway": gateway.name, "operation": operation, "code": error.code,
+                    "outcome": "unknown" if error.outcome_unknown else "not_done",
+                })
+                raise
+            finally:
+                metrics.gateway_calls.labels(gateway.name, operation).observe(time.perf_counter() - started)
+
+        timed.finepay_instrumented = True
+        return timed
+
+    for operation in GATEWAY_OPERATIONS:
+        method = getattr(gateway, operation, None)
+        if method is not None and not getattr(method, "finepay_instrumented", False):
+            setattr(gateway, operation, wrap(operation, method))
+    return gateway
+
+
+def _note_payment_outcome(_mapper, _connection, entry):
+    """An audit entry for a payment state change was written: count it once its transaction commits."""
+    if entry.action.startswith("payment."):
+        session = object_session(entry)
+        if session is not None:
+            session.info.setdefault(_PENDING_OUTCOMES, []).append(entry.action.split(".", 1)[1])
+
+
+@event.listens_for(Session, "after_commit")
+def _count_payment_outcomes(session):
+    outcomes = session.info.pop(_PENDING_OUTCOMES, None)
+    session.info.pop("finepay.metrics.seen", None)
+    if outcomes and has_app_context() and "finepay.metrics" in current_app.extensions:
+        counter = current_app.extensions["finepay.metrics"].payment_outcomes
+        for outcome in outcomes:
+            counter.labels(outcome).inc()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_payment_outcomes(session):
+    session.info.pop(_PENDING_OUTCOMES, None)
+
+
+# --- the app hooks ----------------------------------------------------------------
+
+bp = Blueprint("observability", __name__)
+
+
+def _is_loopback(address):
+    try:
+        return ipaddress.ip_address(address or "").is_loopback
+    except ValueError:
+        return False
+
+
+def metrics_allowed():
+    """Whether this caller may read /metrics: a bearer METRICS_TOKEN, or loopback not via a proxy."""
+    token = current_app.config.get("METRICS_TOKEN") or ""
+    presented = request.headers.get("Authorization", "")
+    if token and hmac.compare_digest(presented.encode(), f"Bearer {token}".encode()):
+        return True
+    proxied = any(h in request.headers for h in ("X-Forwarded-For", "X-Real-IP", "Forwarded"))
+    return _is_loopback(request.remote_addr) and not proxied
+
+
+@bp.get("/metrics")
+def metrics():
+    """Prometheus text format: request latency, payments by outcome, gateway errors, sync lag."""
+    if not metrics_allowed():
+        abort(404)  # the same as a path that does not exist: nothing to probe
+    registry = current_app.extensions["finepay.metrics"].registry
+    multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if multiproc_dir:
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=multiproc_dir)
+        registry.register(current_app.extensions["finepay.metrics.database"])
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+
+def init_app(app):
+    """Logging, request ids, metrics and the instrumented gateway for this app."""
+    configure_logging(app)
+    registry = CollectorRegistry(auto_describe=True)
+    metrics_ = Metrics(registry)
+    database = DatabaseCollector(app)
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry.register(database)
+    app.extensions["finepay.metrics"] = metrics_
+    app.extensions["finepay.metrics.database"] = database
+    from finepay.audit import AuditEntry
+
+    if not event.contains(AuditEntry, "after_insert", _note_payment_outcome):
+        event.listen(AuditEntry, "after_insert", _note_payment_outcome)
+    if "finepay.gateway" in app.extensions:
+        instrument_gateway(app.extensions["finepay.gateway"], metrics_)
+    app.register_blueprint(bp)
+    access_log = logging.getLogger("finepay.request")
+
+    @app.before_request
+    def start_request():
+        offered = request.headers.get(REQUEST_ID_HEADER, "")
+        g.request_id = offered if _VALID_REQUEST_ID.match(offered) else new_request_id()
+        g.request_id_token = _request_id.set(g.request_id)
+        g.request_started = time.perf_counter()
+
+    @app.after_request
+    def finish_request(response):
+        request_id = g.get("request_id")
+        if request_id:
+            response.headers[REQUEST_ID_HEADER] = request_id
+        started = g.get("request_started")
+        if started is not None:
+            elapsed = time.perf_counter() - started
+            endpoint = request.url_rule.endpoint if request.url_rule else "unmatched"
+            metrics_.request_latency.labels(request.method, endpoint, str(response.status_code)).observe(elapsed)
+            if response.status_code >= 500:
+                access_log.warning("%s %s answered %s", request.method, endpoint, response.status_code, extra={
+                    "event": "request", "status": response.status_code, "duration_ms": round(elapsed * 1000, 1),
+                })
+        return response
+
+    @app.teardown_request
+    def end_request(_exc):
+        token = g.pop("request_id_token", None)
+        if token is not None:
+            try:
+                _request_id.reset(token)
+            except ValueError:  # reset from another context (a streamed response): just clear it
+                _request_id.set(None)

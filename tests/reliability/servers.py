@@ -1,0 +1,234 @@
+"""Processes the reliability tests start and stop: gunicorn, redis-server, a cuttable TCP proxy."""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
+STARTUP_SECONDS = 30
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate, timeout, interval=0.1):
+    """Poll predicate until it is truthy or timeout seconds pass; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+class Gunicorn:
+    """FinePay under gunicorn with the repository's gunicorn.conf.py, on a free loopback port."""
+
+    def __init__(self, tmp_path, database_url, workers=2, threads=4, **env):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.dir = tmp_path / f"gunicorn-{self.port}"
+        self.dir.mkdir(parents=True)
+        self.log_path = self.dir / "server.log"
+        self.access_path = self.dir / "access.log"
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("FINEPAY_", "RATELIMIT_", "PROMETHEUS_"))},
+            "FINEPAY_ENV": "development",
+            "FINEPAY_BIND": f"127.0.0.1:{self.port}",
+            "FINEPAY_INSTANCE_PATH": str(self.dir),
+            "FINEPAY_ACCESS_LOG": str(self.access_path),
+            "WEB_CONCURRENCY": str(workers),
+            "FINEPAY_THREADS": str(threads),
+            "DATABASE_URL": database_url,
+            "PAYMENT_GATEWAY": "sandbox",
+            "RATELIMIT_STORAGE_URI": "memory://",
+            "LOOKUP_RATE_LIMIT": "100000/minute",
+            "PLATE_FAILURE_RATE_LIMIT": "100000/hour",
+            "LOG_LEVEL": "WARNING",
+            **env,
+        }
+        self.process = None
+
+    def start(self):
+        """Start the master and wait until a worker answers /healthz."""
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [GUNICORN, "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT, env=self.env,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+
+        def up():
+            if self.process.poll() is not None:
+                pytest.fail(f"gunicorn exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                return requests.get(f"{self.url}/healthz", timeout=1).ok
+            except requests.RequestException:
+                return False
+
+        if not wait_until(up, STARTUP_SECONDS):
+            self.stop()
+            pytest.fail(f"gunicorn did not answer within {STARTUP_SECONDS} s:\n{self.log()}")
+        wait_until(lambda: len(self.worker_pids()) >= int(self.env["WEB_CONCURRENCY"]), 10)
+        return self
+
+    def worker_pids(self):
+        """The master's current worker processes."""
+        try:
+            children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text()
+        except OSError:
+            return []
+        return [int(pid) for pid in children.split()]
+
+    def serving_pids(self, path_prefix):
+        """Worker pids that answered requests for paths starting with path_prefix (from the access log)."""
+        pids = set()
+        for line in self.access_path.read_text().splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if entry.get("path", "").startswith(path_prefix):
+                pids.add(entry["pid"])
+        return pids
+
+    def log(self):
+        """The server's output so far (for failure messages)."""
+        return self.log_path.read_text(errors="replace")[-5000:] if self.log_path.exists() else ""
+
+    def stop(self):
+        """Stop gracefully (SIGTERM), then for good."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class RedisServer:
+    """A private redis-server on a free loopback port (so the machine's shared one stays up)."""
+
+    def __init__(self, tmp_path):
+        if not shutil.which("redis-server"):
+            pytest.skip("redis-server is not installed; the Redis reliability tests DID NOT RUN")
+        self.port = free_port()
+        self.dir = tmp_path / f"redis-{self.port}"
+        self.dir.mkdir(parents=True)
+        self.uri = f"redis://127.0.0.1:{self.port}/0"
+        self.process = None
+
+    def start(self):
+        """Start (or restart) it on the same port, empty."""
+        self.process = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
+             "--dir", str(self.dir)],
+            stdout=open(self.dir / "redis.log", "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
+        )
+        if not wait_until(lambda: self.cli("PING") == "PONG", 10):
+            pytest.fail("redis-server did not start")
+        return self
+
+    def cli(self, *args):
+        """Run redis-cli against it; returns its output (stripped) or '' on failure."""
+        result = subprocess.run(["redis-cli", "-p", str(self.port), *args], capture_output=True, text=True,
+                                timeout=5)
+        return result.stdout.strip() if result.returncode == 0 else ""
+
+    def stop(self):
+        """Stop it at once, discarding its data (as a crash would)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+class CuttableProxy:
+    """A TCP proxy to PostgreSQL that a test can cut (drop every connection, refuse new ones) and restore."""
+
+    def __init__(self, target_host, target_port):
+        self.target = (target_host, target_port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.up = True
+        self.closing = False
+        self.connections = []
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while not self.closing:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if not self.up:
+                client.close()  # the database "is not there"
+                continue
+            try:
+                server = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.connections += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source, sink):
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def cut(self):
+        """Drop every open connection and refuse new ones."""
+        self.up = False
+        with self.lock:
+            connections, self.connections = self.connections, []
+        for sock in connections:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            except OSError:
+                pass
+        return len(connections) // 2
+
+    def restore(self):
+        """Accept connections again."""
+        self.up = True
+
+    def close(self):
+        """Stop listening and drop everything."""
+        self.closing = True
+        self.cut()
+        self.listener.close()
