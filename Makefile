@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint browser clean
+.PHONY: run test lint browser clean bench
 
 $(INSTALLED): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ lint: $(INSTALLED)
 ## Set up and run the whole suite: lint, unit, API (SQLite and PostgreSQL), browser.
 test: $(INSTALLED) browser lint
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+## Speed and memory figures into docs/benchmarks.md (PostgreSQL + wrk; BENCH_VIOLATIONS=100000 for a quick run).
+bench: $(INSTALLED)
+	@command -v wrk >/dev/null 2>&1 || apt-get install -y -qq wrk
+	$(BIN)/python scripts/bench.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache tests/artifacts

@@ -1,0 +1,261 @@
+"""make bench: FinePay's speed and memory on this machine, against its own ceiling.
+
+Creates a fresh PostgreSQL database, loads BENCH_VIOLATIONS generated violations
+through the real import command, serves with gunicorn's production config and
+the sandbox gateway, and drives wrk on 127.0.0.1 against /healthz, lookups of
+random existing vehicles, and payment create + confirm. Prints one table and
+writes it to docs/benchmarks.md. Not a test: figures, not assertions.
+"""
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+ADMIN_URL = os.environ.get("BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test")
+DB_NAME = os.environ.get("BENCH_DB", "finepay_bench")
+PORT = int(os.environ.get("BENCH_PORT", 8089))
+DURATION = int(os.environ.get("BENCH_SECONDS", 20))
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", 16))
+WORK = ROOT / "instance" / "bench"
+
+
+def run(cmd, env=None, **kwargs):
+    """Run a command, fail loudly."""
+    return subprocess.run(cmd, env=env, check=True, text=True, capture_output=True, **kwargs)
+
+
+def fresh_database(env):
+    """Drop and create the bench database, then migrate it."""
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+    run([VENV_BIN / "flask", "--app", "wsgi", "db", "upgrade"], env=env, cwd=ROOT)
+
+
+def timed_import(n, env):
+    """Generate n violations as CSV and import them through the CLI; seconds taken."""
+    path = WORK / f"violations-{n}.csv"
+    if not path.exists():
+        with open(path, "w") as out:
+            subprocess.run([sys.executable, ROOT / "scripts" / "gen_violations.py", str(n)], stdout=out, check=True)
+    start = time.perf_counter()
+    run([VENV_BIN / "flask", "--app", "wsgi", "violations", "import", str(path)], env=env, cwd=ROOT)
+    return time.perf_counter() - start
+
+
+def sample_vehicles(db_url, limit=3000):
+    """Existing (plate, vin) pairs, and unpaid payable violations for the payment run."""
+    with psycopg.connect(db_url) as conn:
+        vehicles = conn.execute(
+            "SELECT plate, vin_last6 FROM violations TABLESAMPLE SYSTEM (1) LIMIT %s", (limit,)).fetchall()
+        if len(vehicles) < 100:
+            vehicles = conn.execute("SELECT plate, vin_last6 FROM violations LIMIT %s", (limit,)).fetchall()
+        payable = conn.execute(
+            "SELECT plate, vin_last6, id FROM violations WHERE status = 'unpaid' AND payable_online "
+            "ORDER BY id DESC LIMIT 200000").fetchall()
+    return vehicles, payable
+
+
+def lua_table(rows):
+    """Rows as a Lua table literal."""
+    def cell(v):
+        return json.dumps(v, ensure_ascii=False) if isinstance(v, str) else str(v)
+    return "{" + ",".join("{" + ",".join(cell(v) for v in row) + "}" for row in rows) + "}"
+
+
+LOOKUP_LUA = """
+local vehicles = %s
+math.randomseed(os.time())
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  local v = vehicles[math.random(#vehicles)]
+  return wrk.format(nil, "/api/v1/lookups", nil, '{"plate":"' .. v[1] .. '","vin_last6":"' .. v[2] .. '"}')
+end
+"""
+
+PAY_LUA = """
+local rows = %s
+local counter = 0
+local threads = {}
+function setup(thread)
+  thread:set("tid", #threads)
+  table.insert(threads, thread)
+end
+function init(args)
+  stride = %d
+  next_row = tid + 1
+  pending = nil
+  math.randomseed(os.time() + tid)
+end
+request = function()
+  if pending then
+    local id = pending
+    pending = nil
+    return wrk.format("POST", "/api/v1/payments/" .. id .. "/confirm", {["Content-Type"] = "application/json"},
+                      '{"payment_method":"pm_card_visa"}')
+  end
+  local r = rows[next_row]
+  next_row = next_row + stride
+  if r == nil then next_row = tid + 1; r = rows[next_row] end
+  local key = "bench-" .. tid .. "-" .. next_row .. "-" .. math.random(1000000000)
+  return wrk.format("POST", "/api/v1/payments", {["Content-Type"] = "application/json", ["Idempotency-Key"] = key},
+                    '{"plate":"' .. r[1] .. '","vin_last6":"' .. r[2] .. '","violation_ids":[' .. r[3] .. ']}')
+end
+response = function(status, headers, body)
+  if status == 201 then
+    pending = string.match(body, '"id":"(pay_[0-9a-f]+)"')
+  end
+end
+"""
+
+
+def wrk(path_or_script, connections=CONNECTIONS, seconds=DURATION, threads=2):
+    """Run wrk against the server; returns (requests/s, p50 ms, p99 ms, non-2xx)."""
+    cmd = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency"]
+    url = f"http://127.0.0.1:{PORT}"
+    if str(path_or_script).endswith(".lua"):
+        cmd += ["-s", str(path_or_script), url]
+    else:
+        cmd += [url + path_or_script]
+    out = run(cmd).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+    def pct(p):
+        m = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out)
+        value, unit = float(m.group(1)), m.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return rps, pct(50), pct(99), int(errors.group(1)) if errors else 0
+
+
+def worker_pids(master):
+    """The gunicorn workers of a master process."""
+    out = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def memory_kib(pid, field):
+    """VmRSS or VmHWM of a process in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def start_server(env):
+    """gunicorn with the production config on 127.0.0.1:PORT."""
+    log = open(WORK / "gunicorn.log", "w")
+    proc = subprocess.Popen(
+        [VENV_BIN / "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+        cwd=ROOT, env={**env, "FINEPAY_BIND": f"127.0.0.1:{PORT}", "FINEPAY_ACCESS_LOG": ""},
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    for _ in range(150):
+        try:
+            if requests.get(f"http://127.0.0.1:{PORT}/healthz", timeout=2).ok:
+                return proc
+        except requests.RequestException:
+            time.sleep(0.2)
+    stop_server(proc)
+    raise SystemExit("gunicorn did not start; see instance/bench/gunicorn.log")
+
+
+def stop_server(proc):
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+
+
+def machine():
+    """A one-line description of this machine."""
+    cpu = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem = int(Path("/proc/meminfo").read_text().split()[1]) // 1024 // 1024
+    return f"{os.cpu_count()} CPUs ({cpu}), {mem} GiB RAM, {platform.platform()}, Python {platform.python_version()}"
+
+
+def main():
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is missing: apt-get install wrk")
+    sizes = [int(x) for x in os.environ.get("BENCH_SIZES", os.environ.get("BENCH_VIOLATIONS", "1000000")).split(",")]
+    WORK.mkdir(parents=True, exist_ok=True)
+    db_url = ADMIN_URL.rsplit("/", 1)[0] + "/" + DB_NAME
+    env = {**os.environ, "DATABASE_URL": db_url.replace("postgresql://", "postgresql+psycopg://"),
+           "FINEPAY_ENV": "production", "SECRET_KEY": secrets.token_hex(32), "PAYMENT_GATEWAY": "sandbox",
+           "LOOKUP_RATE_LIMIT": "100000000/minute", "PLATE_FAILURE_RATE_LIMIT": "100000000/hour",
+           "RATELIMIT_STORAGE_URI": os.environ.get("BENCH_RATELIMIT_STORAGE_URI", "redis://127.0.0.1:6379/15")}
+    rows = []
+    for n in sizes:
+        print(f"== {n:,} violations", flush=True)
+        fresh_database(env)
+        import_s = timed_import(n, env)
+        print(f"   import {import_s:.1f} s", flush=True)
+        run(["psql", db_url, "-qc", "VACUUM ANALYZE"])
+        vehicles, payable = sample_vehicles(db_url)
+        (WORK / "lookup.lua").write_text(LOOKUP_LUA % lua_table(vehicles), encoding="utf-8")
+        (WORK / "pay.lua").write_text(PAY_LUA % (lua_table(payable[:100000]), 2), encoding="utf-8")
+        server = start_server(env)
+        try:
+            wrk("/healthz", seconds=3)  # warm up every worker
+            health = wrk("/healthz")
+            pids = worker_pids(server.pid)
+            rss_before = {p: memory_kib(p, "VmRSS") for p in pids}
+            lookup = wrk(WORK / "lookup.lua")
+            rss_after = {p: memory_kib(p, "VmRSS") for p in pids if Path(f"/proc/{p}").exists()}
+            pay = wrk(WORK / "pay.lua", seconds=max(5, DURATION // 2))
+            peak = max((memory_kib(p, "VmHWM") for p in worker_pids(server.pid)), default=0)
+        finally:
+            stop_server(server)
+        growth = max((rss_after.get(p, 0) - rss_before[p] for p in rss_before), default=0)
+        rows.append({"n": n, "import_s": import_s, "health": health, "lookup": lookup, "pay": pay,
+                     "ratio": lookup[0] / health[0], "peak_mib": peak / 1024, "growth_mib": growth / 1024})
+        print(f"   healthz {health[0]:.0f} rps, lookup {lookup[0]:.0f} rps p99 {lookup[2]:.1f} ms, "
+              f"ratio {lookup[0] / health[0]:.2f}, pay {pay[0]:.0f} rps", flush=True)
+    report(rows)
+
+
+def report(rows):
+    """Print the table and write docs/benchmarks.md."""
+    lines = [
+        "| violations | import s | healthz rps (p50/p99 ms) | lookup rps (p50/p99 ms) | lookup/healthz | "
+        "pay create+confirm rps (p50/p99 ms) | non-2xx lookups | peak RSS/worker MiB | RSS growth over lookup run MiB |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        h, lk, p = r["health"], r["lookup"], r["pay"]
+        lines.append(
+            f"| {r['n']:,} | {r['import_s']:.1f} | {h[0]:.0f} ({h[1]:.1f}/{h[2]:.1f}) | {lk[0]:.0f} ({lk[1]:.1f}/{lk[2]:.1f}) "
+            f"| {r['ratio']:.2f} | {p[0]:.0f} ({p[1]:.1f}/{p[2]:.1f}) | {lk[3]} | {r['peak_mib']:.0f} | {r['growth_mib']:.1f} |"
+        )
+    table = "\n".join(lines)
+    print(table)
+    doc = ROOT / "docs" / "benchmarks.md"
+    doc.parent.mkdir(exist_ok=True)
+    doc.write_text(
+        "# Benchmarks\n\n"
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `make bench` on {machine()}.\n"
+        f"wrk: {CONNECTIONS} connections, 2 threads, {DURATION} s per endpoint, on 127.0.0.1; gunicorn with "
+        "`gunicorn.conf.py` (production settings), the sandbox gateway, PostgreSQL, Redis rate-limit storage.\n\n"
+        "Targets (SPEC.md): lookup/healthz ≥ 0.5 at 1,000,000 violations; p99 lookup < 50 ms; import of "
+        "1,000,000 < 60 s; no growth of a worker's memory over a run.\n\n" + table + "\n"
+    )
+
+
+if __name__ == "__main__":
+    main()
