@@ -68,4 +68,7 @@ def test_lookup_limit_holds_across_workers_and_survives_redis_dying(app, databas
     assert ready_down["status"] == "degraded" and ready_down["checks"]["redis"] == "unreachable", message
     assert recovered, message
     assert ready_after["checks"]["redis"] == "ok", message
-    assert "Traceback" not in server_log, server_log
+    # Flask-Limiter logs the Redis error it swallows (with its traceback) when it switches to memory;
+    # anything else with a traceback is an error that escaped.
+    escaped = [line for line in server_log.splitlines() if "Traceback" in line and "Swallowing error" not in line]
+    assert not escaped, "\n".join(escaped)
