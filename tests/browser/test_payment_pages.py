@@ -514,12 +514,6 @@ def test_receipt_prints_on_80mm_paper(phone, pay_server, screenshot):
     screenshot(phone, "pay-receipt-print-80mm")
 
 
-# Known defect: the items table (templates/payments/_items.html and receipt.html) holds an 18-digit notice
-# number that may not wrap and two money columns that may not wrap; it is 410-480 px wide on a 360 px phone
-# and 326-354 px on 80 mm (302 px) paper. These pages xfail until it is fixed, then fail until taken out.
-KNOWN_TOO_WIDE = set()
-
-
 @pytest.mark.parametrize("stop", ["review", "pay", "receipt", "receipt-print-80mm"])
 def test_payment_pages_fit_without_sideways_scrolling(phone, pay_server, stop):
     """No sideways scrolling at 360 px (or on an 80 mm roll), and never a plate, VIN or notice number in a URL."""
@@ -546,8 +540,4 @@ def test_payment_pages_fit_without_sideways_scrolling(phone, pay_server, stop):
         phone.set_viewport_size({"width": width, "height": 900})
         phone.emulate_media(media="print")
 
-    scroll_width = phone.evaluate("document.scrollingElement.scrollWidth")
-    if stop in KNOWN_TOO_WIDE:
-        assert scroll_width > width, f"the {stop} page fits now: take it out of KNOWN_TOO_WIDE"
-        pytest.xfail(f"known defect: the items table makes the {stop} page {scroll_width}px wide, not {width}px")
     assert_fits(phone, width)
