@@ -16,20 +16,19 @@ import logging
 
 from flask_babel import gettext as _
 
-from finepay import audit
-from finepay.dbtypes import utcnow
 from finepay.errors import ApiError
 from finepay.extensions import db
 from payments import gateways, states
 from payments.gateways import GatewayError, current_gateway
 from payments.services import (
-    _ensure_intent,
+    PaymentInProgress,
     _gateway_unavailable,
     _lock_payment,
+    _record_gateway_error,
     _transition,
     apply_intent,
-    expire_payment,
     get_payment,
+    start_attempt,
 )
 
 log = logging.getLogger(__name__)
@@ -62,35 +61,14 @@ def collect_on_reader(payment_id, terminal):
     """
     _require_card_present()
     gateway = current_gateway()
-    payment = _lock_payment(get_payment(payment_id).id)
-    if payment.status in (states.SUCCEEDED, states.REFUNDED):
-        db.session.commit()
+    try:
+        payment, previous = start_attempt(payment_id, reader_terminal=terminal.name, terminal_id=terminal.id)
+    except PaymentInProgress:
+        return check_reader(payment_id, terminal)
+    if previous is None:
         return payment, None
-    if payment.status in (states.CANCELED, states.EXPIRED):
-        db.session.commit()
-        raise ApiError(_("This payment is closed. Start again from your violations."), code="payment_closed",
-                       status=409)
-    if payment.status == states.PROCESSING:
-        db.session.commit()
-        return check_reader(payment.id, terminal)
-    if utcnow() >= payment.expires_at:
-        db.session.commit()
-        expire_payment(payment.id)
-        raise ApiError(_("This quote has expired. Look up your violations again for today's amount."),
-                       code="quote_expired", status=409)
-    db.session.commit()
-    payment = _ensure_intent(payment)
-
-    payment = _lock_payment(payment.id)
-    if payment.status not in (states.CREATED, states.REQUIRES_ACTION, states.FAILED):
-        db.session.commit()  # someone else moved it meanwhile
-        return payment, None
-    previous, previous_failure = payment.status, payment.failure_code
-    payment.confirm_attempts += 1
+    previous_failure, payment.failure_code = payment.failure_code, None
     attempt = payment.confirm_attempts
-    payment.failure_code = None
-    _transition(payment, states.PROCESSING, attempt=attempt, reader_terminal=terminal.name,
-                terminal_id=terminal.id)
     db.session.commit()  # others now see "being processed" and get a 409
 
     try:
@@ -101,8 +79,8 @@ def collect_on_reader(payment_id, terminal):
         _record_gateway_error(payment, "reader_start", error)
         if not error.outcome_unknown and payment.status == states.PROCESSING:
             # The reader never took it: back to where the driver was.
-            payment.status, payment.failure_code = previous, previous_failure
-            _audit_back(payment, previous, "the reader did not accept the payment")
+            payment.failure_code = previous_failure
+            _transition(payment, previous, reason="the reader did not accept the payment")
         db.session.commit()
         raise _unavailable(error) from None
     return payment, reader
@@ -193,12 +171,3 @@ def _cancel(payment_id, reason):
     _transition(payment, states.CANCELED, reason=reason)
     db.session.commit()
     return payment
-
-
-def _record_gateway_error(payment, operation, error):
-    audit.record("payment.gateway_error", "payment", payment.id, operation=operation, code=error.code,
-                 outcome_unknown=error.outcome_unknown)
-
-
-def _audit_back(payment, status, reason):
-    audit.record(f"payment.{status}", "payment", payment.id, previous=states.PROCESSING, reason=reason)

@@ -102,6 +102,11 @@ def _release(payment):
         item.holds = None
 
 
+def _record_gateway_error(payment, operation, error):
+    audit.record("payment.gateway_error", "payment", payment.id, operation=operation, code=error.code,
+                 outcome_unknown=error.outcome_unknown)
+
+
 def get_payment(payment_id):
     """The payment with this id, or a 404 ApiError."""
     payment = db.session.get(Payment, payment_id) if isinstance(payment_id, str) and len(payment_id) <= 32 else None
@@ -279,20 +284,34 @@ def _ensure_intent(payment):
 
 # --- confirming --------------------------------------------------------------
 
-def confirm_payment(payment_id, payment_method):
-    """Pay with a gateway payment-method token; returns the payment in its new state."""
+class PaymentInProgress(ApiError):
+    """Another attempt at the gateway is under way for this payment."""
+
+    def __init__(self):
+        super().__init__(_("This payment is already being processed. Wait for its result."),
+                         code="payment_in_progress", status=409)
+
+
+def start_attempt(payment_id, **details):
+    """Take an open, unexpired payment into PROCESSING for one more attempt at the gateway.
+
+    Returns (payment, previous status), with the transition not yet committed
+    (the caller commits, so that others then see "being processed" and get a
+    409). The previous status is None when no attempt is needed: the payment is
+    already paid, or someone else moved it meanwhile. Raises payment_closed,
+    quote_expired, and PaymentInProgress while another attempt is under way.
+    """
     payment = _lock_payment(get_payment(payment_id).id)
     if payment.status in (states.SUCCEEDED, states.REFUNDED):
         db.session.commit()
-        return payment  # a double click: the first one already paid
+        return payment, None  # a double click: the first one already paid
     if payment.status in (states.CANCELED, states.EXPIRED):
         db.session.commit()
         raise ApiError(_("This payment is closed. Start again from your violations."),
                        code="payment_closed", status=409)
     if payment.status == states.PROCESSING:
         db.session.commit()
-        raise ApiError(_("This payment is already being processed. Wait for its result."),
-                       code="payment_in_progress", status=409)
+        raise PaymentInProgress()
     if utcnow() >= payment.expires_at:
         db.session.commit()
         expire_payment(payment.id)
@@ -304,11 +323,19 @@ def confirm_payment(payment_id, payment_method):
     payment = _lock_payment(payment.id)
     if payment.status not in (states.CREATED, states.REQUIRES_ACTION, states.FAILED):
         db.session.commit()  # someone else moved it meanwhile
-        return payment
+        return payment, None
     previous = payment.status
     payment.confirm_attempts += 1
+    _transition(payment, states.PROCESSING, attempt=payment.confirm_attempts, **details)
+    return payment, previous
+
+
+def confirm_payment(payment_id, payment_method):
+    """Pay with a gateway payment-method token; returns the payment in its new state."""
+    payment, previous = start_attempt(payment_id)
+    if previous is None:
+        return payment
     attempt = payment.confirm_attempts
-    _transition(payment, states.PROCESSING, attempt=attempt)
     db.session.commit()  # others now see "being confirmed" and get a 409
 
     try:
@@ -318,8 +345,7 @@ def confirm_payment(payment_id, payment_method):
         )
     except GatewayError as error:
         payment = _lock_payment(payment.id)
-        audit.record("payment.gateway_error", "payment", payment.id, operation="confirm", code=error.code,
-                     outcome_unknown=error.outcome_unknown)
+        _record_gateway_error(payment, "confirm", error)
         if not error.outcome_unknown and payment.status == states.PROCESSING:
             # Nothing happened at the gateway: back to where the driver was.
             _transition(payment, previous, reason="confirm not accepted by the gateway")
