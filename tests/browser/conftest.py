@@ -5,15 +5,11 @@ Chromium. Without it they are skipped loudly, or fail when REQUIRE_BROWSER=1
 (as .ci/run sets).
 """
 import os
-import shutil
-import threading
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
-from finepay.extensions import db
-from tests.conftest import make_app
+from tests.live import app_on_copy, serving
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -37,30 +33,18 @@ PHONE = {
 }
 
 
+# Browser tests submit real forms (CSRF on) and look up many times (limits out of reach).
+BROWSER_CONFIG = {"WTF_CSRF_ENABLED": True, "LOOKUP_RATE_LIMIT": "1000/minute", "PLATE_FAILURE_RATE_LIMIT": "1000/hour"}
+
+
 @pytest.fixture(scope="session")
 def live_server(sqlite_template, tmp_path_factory):
     """FinePay on a copy of the migrated SQLite database, demo data loaded, CSRF on; yields its base URL."""
-    path = tmp_path_factory.mktemp("live") / "live.sqlite"
-    shutil.copy(sqlite_template, path)
-    app = make_app(
-        f"sqlite:///{path}",
-        WTF_CSRF_ENABLED=True,
-        LOOKUP_RATE_LIMIT="1000/minute",
-        PLATE_FAILURE_RATE_LIMIT="1000/hour",
-    )
+    app = app_on_copy(sqlite_template, tmp_path_factory.mktemp("live"), **BROWSER_CONFIG)
     result = app.test_cli_runner().invoke(args=["demo", "seed"])
     assert result.exit_code == 0, result.output
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="finepay-live-server", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()
-        with app.app_context():
-            db.engine.dispose()
+    with serving(app) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,6 @@ screen says (channel, terminal, cancellations) and adjust timings in app.config
 """
 import itertools
 import re
-import shutil
-import threading
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -17,7 +15,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from finepay.extensions import db
 from kiosk.models import KioskSession, Terminal
@@ -25,9 +22,9 @@ from kiosk.services import enrol_terminal
 from payments.gateways import GatewayError
 from payments.gateways.sandbox import SandboxReaderAction
 from payments.models import Payment
-from tests.browser.conftest import SCREENSHOTS
-from tests.conftest import make_app
+from tests.browser.conftest import BROWSER_CONFIG, SCREENSHOTS
 from tests.factories import make_violation
+from tests.live import app_on_copy, serving
 from violations.fees import business_today
 
 pytestmark = pytest.mark.browser
@@ -52,27 +49,10 @@ class Kiosk:
 @pytest.fixture(scope="module")
 def kiosk_server(sqlite_template, tmp_path_factory):
     """FinePay on a copy of the migrated SQLite database, CSRF on, fast reader polling and retries."""
-    path = tmp_path_factory.mktemp("kiosk-live") / "live.sqlite"
-    shutil.copy(sqlite_template, path)
-    app = make_app(
-        f"sqlite:///{path}",
-        WTF_CSRF_ENABLED=True,
-        LOOKUP_RATE_LIMIT="1000/minute",
-        PLATE_FAILURE_RATE_LIMIT="1000/hour",
-        KIOSK_POLL_SECONDS=0.3,
-        KIOSK_RETRY_SECONDS=1,
-    )
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="finepay-kiosk-server", daemon=True)
-    thread.start()
-    try:
-        yield Kiosk(f"http://127.0.0.1:{server.server_port}", app)
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()
-        with app.app_context():
-            db.engine.dispose()
+    app = app_on_copy(sqlite_template, tmp_path_factory.mktemp("kiosk-live"), **BROWSER_CONFIG,
+                      KIOSK_POLL_SECONDS=0.3, KIOSK_RETRY_SECONDS=1)
+    with serving(app) as url:
+        yield Kiosk(url, app)
 
 
 @pytest.fixture

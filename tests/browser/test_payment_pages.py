@@ -8,7 +8,6 @@ policy: due 15 days after the decision, then 3 % of the fine a day, capped at
 the fine.
 """
 import re
-import shutil
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -19,13 +18,12 @@ from urllib.parse import unquote, urlencode, urlsplit
 import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from finepay.extensions import db
 from payments.models import Payment
-from tests.browser.conftest import SCREENSHOTS
-from tests.conftest import make_app
+from tests.browser.conftest import BROWSER_CONFIG, SCREENSHOTS
 from tests.factories import make_violation
+from tests.live import app_on_copy, serving
 from violations.fees import business_today
 from violations.models import Violation
 
@@ -73,26 +71,10 @@ class PayServer:
 @pytest.fixture(scope="module")
 def pay_server(sqlite_template, tmp_path_factory):
     """FinePay on its own copy of the migrated database (no demo data), CSRF on."""
-    path = tmp_path_factory.mktemp("pay") / "pay.sqlite"
-    shutil.copy(sqlite_template, path)
-    app = make_app(
-        f"sqlite:///{path}",
-        WTF_CSRF_ENABLED=True,
-        LOOKUP_RATE_LIMIT="1000/minute",
-        PLATE_FAILURE_RATE_LIMIT="1000/hour",
-    )
+    app = app_on_copy(sqlite_template, tmp_path_factory.mktemp("pay"), **BROWSER_CONFIG)
     wsgi = PostCounter(app)
-    server = make_server("127.0.0.1", 0, wsgi, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="finepay-pay-server", daemon=True)
-    thread.start()
-    try:
-        yield PayServer(f"http://127.0.0.1:{server.server_port}", app, wsgi)
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()
-        with app.app_context():
-            db.engine.dispose()
+    with serving(app, wsgi) as url:
+        yield PayServer(url, app, wsgi)
 
 
 @dataclass

@@ -6,8 +6,6 @@ seeded with one payment settled behind the gateway's back and one charge the led
 """
 import csv
 import io
-import shutil
-import threading
 import uuid
 from datetime import timedelta
 from types import SimpleNamespace
@@ -15,7 +13,6 @@ from types import SimpleNamespace
 import pytest
 from playwright.sync_api import expect
 from sqlalchemy import delete, update
-from werkzeug.serving import make_server
 
 from finepay.extensions import db
 from payments import services as payment_services
@@ -24,8 +21,8 @@ from payments.gateways.sandbox import SandboxIntent
 from payments.models import Payment
 from staff.models import LoginAttempt
 from staff.services import business_day_window
-from tests.conftest import make_app
 from tests.factories import make_violation
+from tests.live import app_on_copy, serving
 from violations.fees import business_today
 
 pytestmark = pytest.mark.browser
@@ -78,9 +75,7 @@ def _seed_yesterday(app):
 @pytest.fixture(scope="module")
 def console(sqlite_template, tmp_path_factory):
     """FinePay with CSRF on, a CLI-made supervisor and yesterday's seeded ledger, served on 127.0.0.1."""
-    path = tmp_path_factory.mktemp("staff-live") / "staff.sqlite"
-    shutil.copy(sqlite_template, path)
-    app = make_app(f"sqlite:///{path}", WTF_CSRF_ENABLED=True)
+    app = app_on_copy(sqlite_template, tmp_path_factory.mktemp("staff-live"), WTF_CSRF_ENABLED=True)
     runner = app.test_cli_runner()
     for args, stdin in ((["demo", "seed"], None),
                         (["staff", "create-user", "alice", "--role", "supervisor", "--password-stdin"], PASSWORD),
@@ -88,17 +83,8 @@ def console(sqlite_template, tmp_path_factory):
         result = runner.invoke(args=args, input=stdin and stdin + "\n")
         assert result.exit_code == 0, result.output
     seeded = _seed_yesterday(app)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="staff-live-server", daemon=True)
-    thread.start()
-    try:
-        yield SimpleNamespace(url=f"http://127.0.0.1:{server.server_port}", app=app, **vars(seeded))
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()
-        with app.app_context():
-            db.engine.dispose()
+    with serving(app) as url:
+        yield SimpleNamespace(url=url, app=app, **vars(seeded))
 
 
 @pytest.fixture

@@ -1,19 +1,16 @@
 """FinePay running with PAYMENT_GATEWAY=stripe against a real localstripe: the API end to end,
 and a signed webhook that localstripe itself delivers to the running app."""
-import shutil
-import threading
 import time
 import uuid
 
 import pytest
 import requests
-from werkzeug.serving import make_server
 
 from finepay.extensions import db
 from payments import states
 from payments.models import Payment, WebhookEvent
-from tests.conftest import make_app
 from tests.factories import make_violation
+from tests.live import app_on_copy, serving
 from tests.payments.test_stripe_gateway import (
     API_KEY,
     DECLINING_CARD,
@@ -29,25 +26,16 @@ VEHICLE = {"plate": "蒙B12345", "vin_last6": "A12345"}
 @pytest.fixture
 def stripe_app(localstripe, sqlite_template, tmp_path):
     """FinePay on SQLite with the stripe gateway pointed at localstripe, served on 127.0.0.1."""
-    path = tmp_path / "stripe.sqlite"
-    shutil.copy(sqlite_template, path)
-    app = make_app(f"sqlite:///{path}", PAYMENT_GATEWAY="stripe", **gateway_config(localstripe))
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{server.server_port}"
-    requests.post(f"{localstripe}/_config/webhooks/finepay", timeout=5, data=[
-        ("url", f"{base}/webhooks/stripe"), ("secret", WEBHOOK_SECRET),
-        ("events[]", "payment_intent.succeeded"), ("events[]", "payment_intent.payment_failed"),
-    ]).raise_for_status()
-    with app.app_context():
-        yield app, base
-        db.session.remove()
-    requests.delete(f"{localstripe}/_config/webhooks", timeout=5).raise_for_status()
-    server.shutdown()
-    thread.join(timeout=5)
-    with app.app_context():
-        db.engine.dispose()
+    app = app_on_copy(sqlite_template, tmp_path, PAYMENT_GATEWAY="stripe", **gateway_config(localstripe))
+    with serving(app) as base:
+        requests.post(f"{localstripe}/_config/webhooks/finepay", timeout=5, data=[
+            ("url", f"{base}/webhooks/stripe"), ("secret", WEBHOOK_SECRET),
+            ("events[]", "payment_intent.succeeded"), ("events[]", "payment_intent.payment_failed"),
+        ]).raise_for_status()
+        with app.app_context():
+            yield app, base
+            db.session.remove()
+        requests.delete(f"{localstripe}/_config/webhooks", timeout=5).raise_for_status()
 
 
 def create_payment(base, violation_ids):
