@@ -119,8 +119,8 @@ def fake():
 def make_gateway(base_url, **overrides):
     gateway = StripeGateway({
         "STRIPE_API_BASE": base_url, "STRIPE_API_KEY": API_KEY, "STRIPE_WEBHOOK_SECRET": "whsec_x",
-        "STRIPE_PUBLISHABLE_KEY": "pk_test_x", "CURRENCY": "CNY", "STRIPE_READ_TIMEOUT": 0.3,
-        "STRIPE_CONNECT_TIMEOUT": 0.5, "STRIPE_MAX_RETRIES": 2, **overrides,
+        "STRIPE_PUBLISHABLE_KEY": "pk_test_x", "CURRENCY": "CNY", "STRIPE_READ_TIMEOUT": 1.0,
+        "STRIPE_CONNECT_TIMEOUT": 2.0, "STRIPE_MAX_RETRIES": 2, **overrides,
     })
     gateway.sleeps = []
     gateway.sleep = gateway.sleeps.append
