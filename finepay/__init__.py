@@ -5,7 +5,7 @@ from flask import Flask, has_request_context, request
 from flask_babel import get_locale
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from finepay import errors, formatting, observability, security, settings
+from finepay import database, errors, formatting, observability, security, settings
 from finepay.api import JSONProvider
 from finepay.extensions import api, babel, csrf, db, limiter, login_manager, migrate
 
@@ -75,6 +75,7 @@ def register_extensions(app):
     from violations import fees
 
     db.init_app(app)
+    database.init_app(app, db)
     migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"), render_as_batch=True, compare_type=True)
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)

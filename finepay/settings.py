@@ -56,7 +56,10 @@ def from_env(instance_path, env=None):
         "FINEPAY_ENV": finepay_env,
         "SECRET_KEY": env.get("SECRET_KEY", DEV_SECRET_KEY),
         "SQLALCHEMY_DATABASE_URI": database_url,
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # No ping on every checkout (a round trip per request): finepay.database pings only a
+        # connection idle for DATABASE_IDLE_PING_SECONDS; pool_recycle retires old ones.
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_recycle": _int(env, "DATABASE_POOL_RECYCLE_SECONDS", 1800)},
+        "DATABASE_IDLE_PING_SECONDS": _int(env, "DATABASE_IDLE_PING_SECONDS", 10),
         "PAYMENT_GATEWAY": env.get("PAYMENT_GATEWAY", "sandbox"),
         "QUOTE_TTL_MINUTES": _int(env, "QUOTE_TTL_MINUTES", 30),
         "PUBLIC_BASE_URL": env.get("PUBLIC_BASE_URL", ""),
@@ -80,7 +83,9 @@ def from_env(instance_path, env=None):
         "LOOKUP_RATE_LIMIT": env.get("LOOKUP_RATE_LIMIT", "20/minute"),
         "PLATE_FAILURE_RATE_LIMIT": env.get("PLATE_FAILURE_RATE_LIMIT", "10/hour"),
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI", "memory://"),
-        "RATELIMIT_HEADERS_ENABLED": True,
+        # X-RateLimit-* headers cost one more Redis round trip per limit on every lookup;
+        # a refused request still says when to retry (Retry-After, finepay.errors).
+        "RATELIMIT_HEADERS_ENABLED": False,
         # When Redis is unreachable, count in each worker's memory instead (same limits, per worker)
         # and never fail a request over it; Flask-Limiter re-checks Redis with backoff and returns to it.
         "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": _bool(env, "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True),

@@ -4,7 +4,7 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from finepay.dbtypes import utcnow
 from finepay.extensions import db
@@ -52,18 +52,22 @@ class VehicleStatement:
         return [v.id for v in self.violations if v.status == UNPAID and v.payable_online]
 
 
-def _vehicle_query(plate, vin_last6, notice_number):
-    query = select(Violation).where(Violation.plate == plate)
-    if vin_last6 is not None:
-        return query.where(Violation.vin_last6 == vin_last6)
-    # The notice proves the vehicle: the same plate with the same VIN code,
-    # so a plate later issued to another car does not show its fines.
-    vin_of_notice = (
-        select(Violation.vin_last6)
-        .where(Violation.notice_number == notice_number, Violation.plate == plate)
-        .scalar_subquery()
-    )
-    return query.where(Violation.vin_last6 == vin_of_notice)
+# What a statement shows, and nothing else: plain rows, no ORM objects to build and track.
+# Both queries are built once: a lookup only binds its parameters.
+_violations = Violation.__table__
+_STATEMENT = select(*(_violations.c[name] for name in (
+    "id", "notice_number", "plate", "vin_last6", "occurred_at", "location", "offense_code", "description",
+    "points", "fine", "decision_date", "status", "payable_online", "late_fee_paid", "paid_at", "receipt_number",
+)))
+BY_VIN = _STATEMENT.where(_violations.c.plate == bindparam("plate"), _violations.c.vin_last6 == bindparam("vin_last6"))
+# The notice proves the vehicle: the same plate with the same VIN code,
+# so a plate later issued to another car does not show its fines.
+BY_NOTICE = _STATEMENT.where(
+    _violations.c.plate == bindparam("plate"),
+    _violations.c.vin_last6 == select(_violations.c.vin_last6).where(
+        _violations.c.notice_number == bindparam("notice_number"), _violations.c.plate == bindparam("plate")
+    ).scalar_subquery(),
+)
 
 
 def price(violation, policy, today, tz):
@@ -97,6 +101,20 @@ def price(violation, policy, today, tz):
     )
 
 
+def _read(query, params):
+    """All rows of one read-only query.
+
+    Inside a transaction the query joins it (a kiosk visit, a payment). Otherwise
+    one SELECT is its own consistent snapshot and needs no transaction: in
+    autocommit it costs one database round trip instead of three (BEGIN, the
+    query, ROLLBACK).
+    """
+    if db.session().in_transaction():
+        return db.session.execute(query, params).all()
+    with db.engine.connect() as connection:
+        return connection.execution_options(isolation_level="AUTOCOMMIT").execute(query, params).all()
+
+
 def lookup_vehicle(plate, vin_last6=None, notice_number=None, now=None):
     """Return the VehicleStatement for a plate proven by its VIN code or a notice number, or None.
 
@@ -105,9 +123,10 @@ def lookup_vehicle(plate, vin_last6=None, notice_number=None, now=None):
     """
     if (vin_last6 is None) == (notice_number is None):
         raise ValueError("give exactly one of vin_last6 and notice_number")
-    rows = db.session.execute(
-        _vehicle_query(plate, vin_last6, notice_number)
-    ).scalars().all()
+    if vin_last6 is not None:
+        rows = _read(BY_VIN, {"plate": plate, "vin_last6": vin_last6})
+    else:
+        rows = _read(BY_NOTICE, {"plate": plate, "notice_number": notice_number})
     if not rows:
         return None
     tz = ZoneInfo(current_app.config["BUSINESS_TIMEZONE"])
