@@ -66,8 +66,8 @@ def seed(url, n, day):
         """, {"start": start, "n": n})
         conn.execute("""
             INSERT INTO payment_items (payment_id, violation_id, fine, late_fee, holds, settled)
-            SELECT 'pay_bench' || lpad(i::text, 15, '0'), i, 10000 + (i %% 5) * 5000, 0, NULL, true
-            FROM generate_series(1, %(n)s) i
+            SELECT 'pay_bench' || lpad(i::text, 15, '0'), v.id, 10000 + (i %% 5) * 5000, 0, NULL, true
+            FROM generate_series(1, %(n)s) i JOIN violations v ON v.notice_number = '8' || lpad(i::text, 17, '0')
         """, {"n": n})
         # The gateway's side: a charge two seconds before each settlement, except for 1 in 500
         # (settled behind the gateway's back); 1 in 700 charged a different amount; 1 in 1000
@@ -121,13 +121,50 @@ def timed(label, request, runs=RUNS):
     return median
 
 
+def report_seconds(app, day, runs=RUNS):
+    """Median seconds of the report page and of its CSV for one day, as a signed-in supervisor."""
+    from finepay.extensions import db
+    from staff import reconciliation, services
+
+    with app.app_context():
+        user = services.create_user(f"bench-{secrets.token_hex(3)}", "supervisor", secrets.token_hex(16), actor="bench")
+        client = app.test_client()
+        with client.session_transaction() as session:  # signed in, as after the sign-in form
+            session["_user_id"], session["staff_seen"] = user.get_id(), int(time.time())
+        query = f"start={day}&end={day}"
+        page = client.get(f"/staff/reconciliation?{query}")
+        assert page.status_code == 200, page.status_code
+        body = page.get_data(as_text=True)
+        report = reconciliation.reconcile(day, day)
+        print("lines by class:", {cls: t.count for cls, t in report.classes.items()},
+              f"collected {report.collected.amount:,} fen, page {len(body) // 1024} KiB")
+
+        def report_page():
+            response = client.get(f"/staff/reconciliation?{query}")
+            response.get_data()
+            assert response.status_code == 200, response.status_code
+
+        rows = []
+
+        def csv_file():
+            response = client.get(f"/staff/reconciliation.csv?{query}")
+            data = response.get_data()
+            assert response.status_code == 200, response.status_code
+            rows.append(data.count(b"\n") - 1)
+
+        page_median = timed("GET /staff/reconciliation (HTML, chart)", report_page, runs)
+        csv_median = timed("GET /staff/reconciliation.csv (every line)", csv_file, runs)
+        print(f"CSV lines: {rows[-1]:,}")
+        db.session.remove()
+    return page_median, csv_median
+
+
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
     from flask_migrate import upgrade
 
     from finepay import create_app
     from finepay.extensions import db
-    from staff import reconciliation, services
     from violations.fees import business_today
 
     name = f"finepay_bench_recon_{secrets.token_hex(4)}"
@@ -145,38 +182,8 @@ def main():
         seed(url.replace("+psycopg", ""), n, day)
         print(f"seeded {n:,} payments for {day} in {time.perf_counter() - started:.1f} s ({name})")
 
+        report_seconds(app, day)
         with app.app_context():
-            user = services.create_user("bench", "supervisor", secrets.token_hex(16), actor="bench")
-            client = app.test_client()
-            with client.session_transaction() as session:  # signed in, as after the sign-in form
-                session["_user_id"], session["staff_seen"] = user.get_id(), int(time.time())
-            query = f"start={day}&end={day}"
-            page = client.get(f"/staff/reconciliation?{query}")
-            assert page.status_code == 200, page.status_code
-            body = page.get_data(as_text=True)
-            report = reconciliation.reconcile(day, day)
-            print("lines by class:", {cls: t.count for cls, t in report.classes.items()},
-                  f"collected {report.collected.amount:,} fen, page {len(body) // 1024} KiB")
-
-            def report_page():
-                response = client.get(f"/staff/reconciliation?{query}")
-                response.get_data()
-                assert response.status_code == 200
-
-            rows = []
-
-            def csv_file():
-                response = client.get(f"/staff/reconciliation.csv?{query}")
-                data = response.get_data()
-                assert response.status_code == 200
-                rows.append(data.count(b"\n") - 1)
-
-            page_median = timed("GET /staff/reconciliation (HTML, chart)", report_page)
-            csv_median = timed("GET /staff/reconciliation.csv (every line)", csv_file)
-            print(f"CSV lines: {rows[-1]:,}")
-            print(f"acceptance (under 2 s): page {'OK' if page_median < 2 else 'TOO SLOW'}, "
-                  f"CSV {'OK' if csv_median < 2 else 'TOO SLOW'}")
-            db.session.remove()
             db.engine.dispose()
     finally:
         if KEEP:
