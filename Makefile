@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint browser clean bench
+.PHONY: run test lint browser clean bench i18n i18n-check translations
 
 $(INSTALLED): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,8 +13,33 @@ $(INSTALLED): setup.cfg pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
+## Compiled catalogues (.mo) are built, not committed: every target that serves pages depends on them.
+LOCALES := zh_Hans_CN en
+PYBABEL := $(BIN)/pybabel
+CATALOGS := $(foreach l,$(LOCALES),translations/$(l)/LC_MESSAGES/messages.po)
+MO_FILES := $(CATALOGS:.po=.mo)
+translations: $(MO_FILES)
+translations/%/LC_MESSAGES/messages.mo: translations/%/LC_MESSAGES/messages.po $(INSTALLED)
+	$(PYBABEL) -q compile -d translations -l $*
+
+## After changing user-visible text: extract every message, update both catalogues (English filled
+## from the source), compile. Then translate the new empty msgstr in translations/zh_Hans_CN and run it again.
+i18n: $(INSTALLED)
+	$(PYBABEL) -q extract -F babel.cfg -k _l -k N_ --no-location --sort-output -o translations/messages.pot .
+	@for l in $(LOCALES); do \
+	  if [ -f translations/$$l/LC_MESSAGES/messages.po ]; then \
+	    $(PYBABEL) -q update -i translations/messages.pot -d translations -l $$l --no-fuzzy-matching --ignore-obsolete --ignore-pot-creation-date -w 100; \
+	  else $(PYBABEL) -q init -i translations/messages.pot -d translations -l $$l -w 100; fi; \
+	done
+	$(BIN)/python scripts/i18n_check.py --fill-source en
+	$(PYBABEL) compile -d translations --statistics
+
+## Fails on an untranslated or fuzzy message, a catalogue out of date with the source, or a compile error.
+i18n-check: $(INSTALLED)
+	$(BIN)/python scripts/i18n_check.py
+
 ## Set up, migrate, load demo data and serve on http://127.0.0.1:8000 (SQLite, sandbox gateway).
-run: $(INSTALLED)
+run: $(INSTALLED) $(MO_FILES)
 	$(FLASK) db upgrade
 	$(FLASK) demo seed
 	@echo
@@ -23,7 +48,7 @@ run: $(INSTALLED)
 	PAYMENT_GATEWAY=sandbox $(BIN)/gunicorn --bind 127.0.0.1:8000 --workers 2 --access-logfile - wsgi:app
 
 ## Chromium for the browser tests, from Debian's packages (Playwright cannot download browsers here),
-## with a CJK font so that screenshots show plates instead of empty boxes.
+## with a CJK font so that screenshots show plates instead of empty boxes, and axe-core from npm.
 BROWSER_PACKAGES := chromium fonts-noto-cjk
 browser:
 	@if ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi "Noto Sans CJK"; then \
@@ -32,12 +57,22 @@ browser:
 	  || { apt-get update -qq && apt-get install -y -qq $(BROWSER_PACKAGES); } \
 	  || echo "WARNING: could not install $(BROWSER_PACKAGES); browser tests will be skipped (REQUIRE_BROWSER=1 fails instead)"; \
 	fi
+	@# axe-core (npm, pinned in tests/browser/package-lock.json) for the accessibility tests.
+	@if [ ! -f tests/browser/node_modules/axe-core/axe.min.js ]; then \
+	  if command -v npm >/dev/null 2>&1; then \
+	    echo "Installing axe-core for the accessibility tests..."; \
+	    (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error) \
+	    || echo "WARNING: npm ci failed; accessibility tests will be skipped (REQUIRE_BROWSER=1 fails instead)"; \
+	  else \
+	    echo "WARNING: npm not found; accessibility tests will be skipped (REQUIRE_BROWSER=1 fails instead)"; \
+	  fi; \
+	fi
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 
-## Set up and run the whole suite: lint, unit, API (SQLite and PostgreSQL), browser.
-test: $(INSTALLED) browser lint
+## Set up and run the whole suite: lint, catalogues, unit, API (SQLite and PostgreSQL), browser.
+test: $(INSTALLED) browser lint i18n-check $(MO_FILES)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 ## Speed and memory figures into docs/benchmarks.md (PostgreSQL + wrk; BENCH_VIOLATIONS=100000 for a quick run).

@@ -2,14 +2,13 @@
 import os
 
 from flask import Flask, has_request_context, request
-from flask_babel import get_locale
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from finepay import database, errors, formatting, observability, security, settings
+from finepay import database, errors, formatting, i18n, observability, security, settings
 from finepay.api import JSONProvider
 from finepay.extensions import api, babel, csrf, db, limiter, login_manager, migrate
 
-SUPPORTED_LOCALES = ("en",)
+SUPPORTED_LOCALES = i18n.SUPPORTED_LOCALES
 # The checkout: templates/, static/ and migrations/ sit beside the packages.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -53,6 +52,8 @@ def api_settings(config):
         "OPENAPI_JSON_PATH": "openapi.json",
         "BABEL_DEFAULT_LOCALE": config["DEFAULT_LOCALE"],
         "BABEL_DEFAULT_TIMEZONE": config["BUSINESS_TIMEZONE"],
+        # The catalogues sit at the checkout's root, beside templates/ (make i18n builds them).
+        "BABEL_TRANSLATION_DIRECTORIES": os.path.join(ROOT, "translations"),
     }
 
 
@@ -60,10 +61,7 @@ def select_locale():
     """The visitor's explicit choice, then the browser's languages, then the default."""
     if not has_request_context():
         return None  # CLI commands: the default locale
-    chosen = request.cookies.get("lang")
-    if chosen in SUPPORTED_LOCALES:
-        return chosen
-    return request.accept_languages.best_match(SUPPORTED_LOCALES)
+    return i18n.select_locale()
 
 
 def register_extensions(app):
@@ -83,6 +81,7 @@ def register_extensions(app):
     login_manager.init_app(app)
     api.init_app(app)
     formatting.init_app(app)
+    i18n.init_app(app)
     fees.init_app(app)
     gateways.init_app(app)
 
@@ -161,7 +160,7 @@ def register_hooks(app):
     def inject_globals():
         return {
             "sandbox": app.config["PAYMENT_GATEWAY"] == "sandbox",
-            "html_lang": str(get_locale()).replace("_", "-"),
+            "html_lang": i18n.html_lang(),
         }
 
     @app.after_request

@@ -6,6 +6,8 @@ from flask_babel import gettext as _
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import InternalServerError
 
+from finepay.i18n import localize_errors, localize_message
+
 log = logging.getLogger(__name__)
 
 # Stable machine-readable codes; the message may change and be translated.
@@ -66,10 +68,11 @@ def wants_json():
 
 def error_response(status, code, message, errors=None, headers=None):
     """Build the JSON body or the HTML page for an error."""
+    errors = localize_errors(errors or {})
     if wants_json():
-        body = {"code": code, "message": message, "errors": errors or {}}
+        body = {"code": code, "message": localize_message(message), "errors": errors}
         return body, status, headers or {}
-    page = render_template("error.html", status=status, message=message, errors=errors or {})
+    page = render_template("error.html", status=status, message=localize_message(message), errors=errors)
     return page, status, headers or {}
 
 

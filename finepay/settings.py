@@ -92,7 +92,7 @@ def from_env(instance_path, env=None):
         "RATELIMIT_SWALLOW_ERRORS": True,
         # A Redis that stops answering must not hold a lookup for long.
         "RATELIMIT_STORAGE_OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
-        "DEFAULT_LOCALE": env.get("DEFAULT_LOCALE", "en"),
+        "DEFAULT_LOCALE": env.get("DEFAULT_LOCALE", "zh_CN"),
         "MAX_CONTENT_LENGTH": _int(env, "MAX_CONTENT_LENGTH", 1024 * 1024),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

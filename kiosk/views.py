@@ -5,6 +5,7 @@ from flask import Blueprint, current_app, g, make_response, redirect, render_tem
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from finepay.errors import ApiError
+from finepay.i18n import SUPPORTED_LOCALES, current_code
 from kiosk import keyboards, services, sessions
 from payments.gateways import current_gateway
 from payments.qr import qr_svg
@@ -99,10 +100,17 @@ def shell():
         api_base=url_for("kiosk_api.status").rsplit("/", 1)[0],
         online_qr=qr_svg(context["online_url"]),
         simulated_reader=hasattr(current_gateway(), "simulate_reader"),
+        current_locale=current_code(), chosen_locale=chosen_locale(),
     )
     response = make_response(page)
     set_credential(response, credential, terminal)  # renews the cookie's expiry with each load
     return response
+
+
+def chosen_locale():
+    """The language a driver picked on the welcome screen (?lang=), for this visit only; None for the default."""
+    chosen = request.args.get("lang")
+    return chosen if chosen in SUPPORTED_LOCALES else None
 
 
 def _same_origin():

@@ -4,6 +4,7 @@ import uuid
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 
 from finepay.errors import ApiError
+from finepay.i18n import N_
 from payments import receipts, services, states
 from payments.gateways import current_gateway
 from payments.gateways.sandbox import TEST_METHODS
@@ -16,10 +17,10 @@ bp = Blueprint("pay", __name__)
 
 # The sandbox methods a driver can pick on the pay page, in the order shown.
 SANDBOX_CHOICES = [
-    ("pm_card_visa", "Visa card that pays"),
-    ("pm_card_chargeDeclined", "Card that is declined"),
-    ("pm_card_chargeDeclinedInsufficientFunds", "Card with insufficient funds"),
-    ("pm_card_threeDSecure2Required", "Card that asks for a security check (3-D Secure)"),
+    ("pm_card_visa", N_("Visa card that pays")),
+    ("pm_card_chargeDeclined", N_("Card that is declined")),
+    ("pm_card_chargeDeclinedInsufficientFunds", N_("Card with insufficient funds")),
+    ("pm_card_threeDSecure2Required", N_("Card that asks for a security check (3-D Secure)")),
 ]
 
 

@@ -1,4 +1,5 @@
 """Server-rendered SVG charts: no scripts, no external assets, readable without colour."""
+from flask_babel import gettext as _
 from markupsafe import Markup, escape
 
 from finepay.formatting import format_money
@@ -42,12 +43,15 @@ def hourly_chart(hourly, currency, title):
                      f'stroke-width="1"/>')
         parts.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11" fill="#4a5360">'
                      f'{escape(format_money(int(value), currency))}</text>')
+    names = {"ledger": _("ledger"), "gateway": _("gateway")}
+    # f-strings hide their calls from pybabel: the words are looked up here.
+    legend = {"ledger": _("Ledger (settled)"), "gateway": _("Gateway (charged)"), "hours": _("hour of the business day")}
     for hour, (ledger, gateway) in enumerate(hourly):
         x = LEFT + hour * slot + slot * 0.1
         for offset, totals, fill, who in ((0, ledger, LEDGER_FILL, "ledger"), (bar, gateway, GATEWAY_FILL, "gateway")):
             height = plot_h * totals.amount / top if top else 0
             y = TOP + plot_h - height
-            label = f"{hour:02d}:00 {who}: {format_money(totals.amount, currency)} ({totals.count})"
+            label = f"{hour:02d}:00 {names[who]}: {format_money(totals.amount, currency)} ({totals.count})"
             parts.append(
                 f'<rect x="{x + offset:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{height:.1f}" fill="{fill}" '
                 f'class="bar-{who}"><title>{escape(label)}</title></rect>'
@@ -58,11 +62,11 @@ def hourly_chart(hourly, currency, title):
     legend_y = HEIGHT - 8
     parts += [
         f'<rect x="{LEFT}" y="{legend_y - 10}" width="12" height="12" fill="{LEDGER_FILL}"/>',
-        f'<text x="{LEFT + 18}" y="{legend_y}" font-size="12" fill="#1b1f24">Ledger (settled)</text>',
+        f'<text x="{LEFT + 18}" y="{legend_y}" font-size="12" fill="#1b1f24">{escape(legend["ledger"])}</text>',
         f'<rect x="{LEFT + 150}" y="{legend_y - 10}" width="12" height="12" fill="{GATEWAY_FILL}"/>',
-        f'<text x="{LEFT + 168}" y="{legend_y}" font-size="12" fill="#1b1f24">Gateway (charged)</text>',
+        f'<text x="{LEFT + 168}" y="{legend_y}" font-size="12" fill="#1b1f24">{escape(legend["gateway"])}</text>',
         f'<text x="{WIDTH - RIGHT}" y="{legend_y}" font-size="12" text-anchor="end" fill="#4a5360">'
-        'hour of the business day</text>',
+        f'{escape(legend["hours"])}</text>',
         "</svg>",
     ]
     return Markup("".join(parts))

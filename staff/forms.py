@@ -4,21 +4,24 @@ from decimal import Decimal, InvalidOperation
 
 from babel.numbers import get_currency_precision
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import BooleanField, DateField, HiddenField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional, Regexp, ValidationError
 
-from staff.models import CLERK, ROLES
+from staff.models import CLERK, SUPERVISOR
 
-REASON_LENGTH = Length(min=5, max=500, message="Say why in at least 5 characters (500 at most).")
+ROLE_CHOICES = [SelectChoice(CLERK, _l("clerk")), SelectChoice(SUPERVISOR, _l("supervisor"))]
+REASON_LENGTH = Length(min=5, max=500, message=_l("Say why in at least 5 characters (500 at most)."))
 
 
 class SignInForm(FlaskForm):
     """Username and password."""
 
-    username = StringField("Username", validators=[InputRequired("Enter your username."), Length(max=60)])
-    password = PasswordField("Password", validators=[InputRequired("Enter your password."), Length(max=200)])
+    username = StringField(_l("Username"), validators=[InputRequired(_l("Enter your username.")), Length(max=60)])
+    password = PasswordField(_l("Password"), validators=[InputRequired(_l("Enter your password.")), Length(max=200)])
     next = HiddenField()
 
 
@@ -32,8 +35,8 @@ class SearchForm(FlaskForm):
     class Meta:
         csrf = False
 
-    q = StringField("Plate, notice number, receipt number or payment id",
-                    validators=[InputRequired("Type something to search for."), Length(max=64)])
+    q = StringField(_l("Plate, notice number, receipt number or payment id"),
+                    validators=[InputRequired(_l("Type something to search for.")), Length(max=64)])
 
 
 class DateRangeForm(FlaskForm):
@@ -42,13 +45,13 @@ class DateRangeForm(FlaskForm):
     class Meta:
         csrf = False
 
-    start = DateField("From", validators=[Optional()])
-    end = DateField("To (inclusive)", validators=[Optional()])
+    start = DateField(_l("From"), validators=[Optional()])
+    end = DateField(_l("To (inclusive)"), validators=[Optional()])
 
     def validate_end(self, field):
         """The end is not before the start."""
         if field.data and self.start.data and field.data < self.start.data:
-            raise ValidationError("The end date is before the start date.")
+            raise ValidationError(_l("The end date is before the start date."))
 
 
 def parse_amount(text, currency):
@@ -72,9 +75,9 @@ def format_amount(minor, currency):
 class RefundForm(FlaskForm):
     """Refund part or all of a payment, with a reason."""
 
-    amount = StringField("Amount to refund", validators=[InputRequired("Enter the amount to refund.")])
-    reason = TextAreaField("Reason (kept in the audit log)",
-                           validators=[InputRequired("Say why the money goes back."), REASON_LENGTH])
+    amount = StringField(_l("Amount to refund"), validators=[InputRequired(_l("Enter the amount to refund."))])
+    reason = TextAreaField(_l("Reason (kept in the audit log)"),
+                           validators=[InputRequired(_l("Say why the money goes back.")), REASON_LENGTH])
     form_key = HiddenField(validators=[InputRequired(), Regexp(r"^[0-9a-f]{32}\Z")])
 
     def validate_amount(self, field):
@@ -82,68 +85,68 @@ class RefundForm(FlaskForm):
         try:
             field.minor = parse_amount(field.data, current_app.config["CURRENCY"])
         except ValueError:
-            raise ValidationError("Enter an amount such as 230.00.") from None
+            raise ValidationError(_l("Enter an amount such as 230.00.")) from None
         if field.minor <= 0:
-            raise ValidationError("Enter an amount above zero.")
+            raise ValidationError(_l("Enter an amount above zero."))
 
 
 class VoidForm(FlaskForm):
     """Void an unpaid violation, with a reason."""
 
-    reason = TextAreaField("Reason (kept in the audit log)",
-                           validators=[InputRequired("Say why this violation is voided."), REASON_LENGTH])
+    reason = TextAreaField(_l("Reason (kept in the audit log)"),
+                           validators=[InputRequired(_l("Say why this violation is voided.")), REASON_LENGTH])
 
 
 class ImportForm(FlaskForm):
     """A violations CSV to check (dry run) before it is applied."""
 
-    file = FileField("CSV file", validators=[FileRequired("Choose a CSV file.")])
+    file = FileField(_l("CSV file"), validators=[FileRequired(_l("Choose a CSV file."))])
 
     def validate_file(self, field):
         """Only .csv files (the content is checked by the importer)."""
         name = (field.data.filename or "") if field.data else ""
         if not name.lower().endswith(".csv"):
-            raise ValidationError("Only .csv files can be imported.")
+            raise ValidationError(_l("Only .csv files can be imported."))
 
 
 class TerminalForm(FlaskForm):
     """Enrol a kiosk."""
 
-    name = StringField("Terminal name", validators=[
-        InputRequired("Name the terminal, e.g. hall-1."), Length(max=60),
+    name = StringField(_l("Terminal name"), validators=[
+        InputRequired(_l("Name the terminal, e.g. hall-1.")), Length(max=60),
         Regexp(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,59}\Z",
-               message="Letters, digits, '-', '_' or '.', starting with a letter or digit."),
+               message=_l("Letters, digits, '-', '_' or '.', starting with a letter or digit.")),
     ])
-    reader_id = StringField("Card reader id (optional)", validators=[
-        Optional(), Length(max=100), Regexp(r"^[A-Za-z0-9_.:\-]{1,100}\Z", message="Letters, digits and - _ . :"),
+    reader_id = StringField(_l("Card reader id (optional)"), validators=[
+        Optional(), Length(max=100), Regexp(r"^[A-Za-z0-9_.:\-]{1,100}\Z", message=_l("Letters, digits and - _ . :")),
     ])
 
 
 class ApiKeyForm(FlaskForm):
     """Create an API key."""
 
-    name = StringField("Name of the system that uses it",
-                       validators=[InputRequired("Name the system."), Length(min=2, max=60)])
+    name = StringField(_l("Name of the system that uses it"),
+                       validators=[InputRequired(_l("Name the system.")), Length(min=2, max=60)])
 
 
 class UserForm(FlaskForm):
     """Create a staff account."""
 
-    username = StringField("Username", validators=[
-        InputRequired("Choose a username."), Length(min=2, max=60),
-        Regexp(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,59}\Z", message="Letters, digits, dots, dashes or underscores."),
+    username = StringField(_l("Username"), validators=[
+        InputRequired(_l("Choose a username.")), Length(min=2, max=60),
+        Regexp(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,59}\Z", message=_l("Letters, digits, dots, dashes or underscores.")),
     ])
-    role = SelectField("Role", choices=list(ROLES), default=CLERK)
-    password = PasswordField("Initial password (at least 12 characters)",
-                             validators=[InputRequired("Set a password."), Length(min=12, max=200)])
+    role = SelectField(_l("Role"), choices=ROLE_CHOICES, default=CLERK)
+    password = PasswordField(_l("Initial password (at least 12 characters)"),
+                             validators=[InputRequired(_l("Set a password.")), Length(min=12, max=200)])
 
 
 class UserChangeForm(FlaskForm):
     """Change a staff account's role, activity or password."""
 
-    role = SelectField("Role", choices=list(ROLES))
-    active = BooleanField("Active (may sign in)")
-    password = PasswordField("New password (leave empty to keep)", validators=[Optional(), Length(min=12, max=200)])
+    role = SelectField(_l("Role"), choices=ROLE_CHOICES)
+    active = BooleanField(_l("Active (may sign in)"))
+    password = PasswordField(_l("New password (leave empty to keep)"), validators=[Optional(), Length(min=12, max=200)])
 
 
 class AuditFilterForm(FlaskForm):
@@ -152,9 +155,9 @@ class AuditFilterForm(FlaskForm):
     class Meta:
         csrf = False
 
-    action = StringField("Action starts with", validators=[Optional(), Length(max=60)])
-    actor = StringField("Actor", validators=[Optional(), Length(max=100)])
-    subject = StringField("Subject (type or type:id)", validators=[Optional(), Length(max=110)])
-    start = DateField("From", validators=[Optional()])
-    end = DateField("To (inclusive)", validators=[Optional()])
+    action = StringField(_l("Action starts with"), validators=[Optional(), Length(max=60)])
+    actor = StringField(_l("Actor"), validators=[Optional(), Length(max=100)])
+    subject = StringField(_l("Subject (type or type:id)"), validators=[Optional(), Length(max=110)])
+    start = DateField(_l("From"), validators=[Optional()])
+    end = DateField(_l("To (inclusive)"), validators=[Optional()])
     before = HiddenField(validators=[Optional(), Regexp(r"^\d{1,19}\Z")])

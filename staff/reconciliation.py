@@ -16,6 +16,7 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import (
     BigInteger,
     Integer,
@@ -42,6 +43,7 @@ from finepay import audit
 from finepay.audit import AuditEntry
 from finepay.dbtypes import UTCDateTime, utcnow
 from finepay.extensions import db
+from finepay.i18n import N_
 from kiosk.models import Terminal
 from payments import states
 from payments.gateways import current_gateway
@@ -56,11 +58,11 @@ MISMATCH = "mismatch"
 DUPLICATE = "duplicate"
 CLASSES = (MATCHED, GATEWAY_ONLY, LEDGER_ONLY, MISMATCH, DUPLICATE)
 LABELS = {
-    MATCHED: "Matched",
-    GATEWAY_ONLY: "Taken at the gateway, not settled in the ledger",
-    LEDGER_ONLY: "Settled in the ledger, unknown to the gateway",
-    MISMATCH: "Amount or currency mismatch",
-    DUPLICATE: "Duplicate charge for one violation",
+    MATCHED: N_("Matched"),
+    GATEWAY_ONLY: N_("Taken at the gateway, not settled in the ledger"),
+    LEDGER_ONLY: N_("Settled in the ledger, unknown to the gateway"),
+    MISMATCH: N_("Amount or currency mismatch"),
+    DUPLICATE: N_("Duplicate charge for one violation"),
 }
 SETTLED = (states.SUCCEEDED, states.REFUNDED)
 FETCH_ACTION = "reconciliation.gateway_fetched"
@@ -355,39 +357,39 @@ def explanation(line, start, end):
     c = line.c
     other_day = and_(c.ledger_at.is_not(None), or_(c.ledger_at < start, c.ledger_at >= end))
     surplus = c.gateway_amount - c.ledger_amount
-    duplicate_refund = case((c.refunded >= c.duplicate_amount, _say("refunded")),
-                            (c.refunded > 0, _say("partly refunded")), else_=_say("NOT refunded"))
+    duplicate_refund = case((c.refunded >= c.duplicate_amount, _say(_("refunded"))),
+                            (c.refunded > 0, _say(_("partly refunded"))), else_=_say(_("NOT refunded")))
     refund_note = case(
         (c.classification == LEDGER_ONLY, case(
-            (c.ledger_status == "pending", _say("refund still pending: not yet accepted by the gateway")),
-            else_=_say("refund recorded in the ledger, not found at the gateway"))),
-        (c.classification == GATEWAY_ONLY, _say("refund made at the gateway, not recorded in the ledger")),
-        (c.classification == MISMATCH, _say("refund amount or currency differs")),
-        (other_day, _say("refund recorded in the ledger on another day")),
+            (c.ledger_status == "pending", _say(_("refund still pending: not yet accepted by the gateway"))),
+            else_=_say(_("refund recorded in the ledger, not found at the gateway")))),
+        (c.classification == GATEWAY_ONLY, _say(_("refund made at the gateway, not recorded in the ledger"))),
+        (c.classification == MISMATCH, _say(_("refund amount or currency differs"))),
+        (other_day, _say(_("refund recorded in the ledger on another day"))),
         else_=null(),
     )
     return case(
         (c.kind == "refund", refund_note),
         (c.classification == GATEWAY_ONLY, case(
             (and_(c.payment_id.is_(None), c.gateway_payment_ref.is_not(None)),
-             _say("no payment in the ledger for this charge (gateway says payment ") + c.gateway_payment_ref
+             _say(_("no payment in the ledger for this charge (gateway says payment ")) + c.gateway_payment_ref
              + _say(")")),
-            (c.payment_id.is_(None), _say("no payment in the ledger for this charge")),
-            else_=_say("the ledger's payment is ") + c.ledger_status
-            + _say(": money taken but the fines not marked paid"))),
-        (c.classification == LEDGER_ONLY, _say("no charge at the gateway for this settled payment")),
+            (c.payment_id.is_(None), _say(_("no payment in the ledger for this charge"))),
+            else_=_say(_("the ledger's payment is ")) + c.ledger_status
+            + _say(_(": money taken but the fines not marked paid")))),
+        (c.classification == LEDGER_ONLY, _say(_("no charge at the gateway for this settled payment"))),
         (c.classification == MISMATCH, case(
             (c.gateway_currency != c.ledger_currency,
-             _say("currency: ledger ") + c.ledger_currency + _say(", gateway ") + c.gateway_currency),
-            else_=_say("amount: ledger and gateway differ"))),
+             _say(_("currency: ledger ")) + c.ledger_currency + _say(_(", gateway ")) + c.gateway_currency),
+            else_=_say(_("amount: ledger and gateway differ")))),
         (c.classification == DUPLICATE, case(
             (c.gateway_count > 1,
-             _say("captured ") + cast(c.gateway_count, String) + _say(" times at the gateway; the surplus was ")
-             + case((and_(surplus > 0, c.gateway_refunded >= surplus), _say("refunded")),
-                    else_=_say("NOT refunded"))),
-            else_=_say("violation already paid by an earlier payment; the duplicate charge was ")
+             _say(_("captured ")) + cast(c.gateway_count, String) + _say(_(" times at the gateway; the surplus was "))
+             + case((and_(surplus > 0, c.gateway_refunded >= surplus), _say(_("refunded"))),
+                    else_=_say(_("NOT refunded")))),
+            else_=_say(_("violation already paid by an earlier payment; the duplicate charge was "))
             + duplicate_refund)),
-        (other_day, _say("settled in the ledger on another day")),
+        (other_day, _say(_("settled in the ledger on another day"))),
         else_=null(),
     )
 
@@ -455,9 +457,9 @@ class Report:
 def check_range(first_day, last_day):
     """Raise ValueError unless the range is ordered and at most MAX_DAYS long."""
     if last_day < first_day:
-        raise ValueError("the end date is before the start date")
+        raise ValueError(N_("The end date is before the start date."))
     if (last_day - first_day).days >= MAX_DAYS:
-        raise ValueError(f"choose at most {MAX_DAYS} days")
+        raise ValueError(N_("Choose at most 31 days."))
 
 
 def _settled_in(start, end):

@@ -15,6 +15,8 @@ from flask import (
     stream_with_context,
     url_for,
 )
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -22,6 +24,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from finepay.errors import ApiError
 from finepay.extensions import csrf, limiter, login_manager
 from finepay.formatting import format_money
+from finepay.i18n import localize_message, status_label
 from kiosk import services as kiosk_services
 from payments.gateways import GatewayError
 from staff import imports, reconciliation, services
@@ -164,7 +167,7 @@ def logout():
     services.record_sign_out(current_user)
     logout_user()
     session.clear()
-    flash("You are signed out.", "info")
+    flash(_("You are signed out."), "info")
     return redirect(url_for("staff.login"), 303)
 
 
@@ -221,10 +224,10 @@ def refund(payment_id):
                 raise
         else:
             if done.status == "succeeded":
-                flash(f"Refunded {format_money(done.amount, done.currency)}. The violations are owed again.", "ok")
+                flash(_("Refunded %(amount)s. The violations are owed again.", amount=format_money(done.amount, done.currency)), "ok")
             else:
-                flash(f"The refund of {format_money(done.amount, done.currency)} is recorded but the gateway has "
-                      "not confirmed it yet; it is retried automatically.", "warn")
+                flash(_("The refund of %(amount)s is recorded but the gateway has not confirmed it yet; "
+                        "it is retried automatically.", amount=format_money(done.amount, done.currency)), "warn")
             return redirect(url_for("staff.payment", payment_id=payment_id), 303)
     return _payment_page(payment_id, refund_form=form, status=422)
 
@@ -253,11 +256,11 @@ def void(violation_id):
             if not error.errors:  # paid, held by a payment, gone: say so on the violation's page
                 if error.status == 404:
                     raise
-                flash(f"Not voided: {error.message}", "warn")
+                flash(_("Not voided: %(reason)s", reason=error.message), "warn")
                 return redirect(url_for("staff.violation", violation_id=violation_id), 303)
             apply_errors(form, error)
         else:
-            flash("The violation is void: it is no longer owed.", "ok")
+            flash(_("The violation is void: it is no longer owed."), "ok")
             return redirect(url_for("staff.violation", violation_id=violation_id), 303)
     return _violation_page(violation_id, void_form=form, status=422 if request.method == "POST" else 200)
 
@@ -284,11 +287,11 @@ def reconciliation_report():
     try:
         report = reconciliation.reconcile(first, last, only=only)
     except ValueError as error:
-        form.end.errors = list(form.end.errors) + [str(error).capitalize() + "."]
+        form.end.errors = list(form.end.errors) + [localize_message(str(error))]
         return render_template("staff/reconciliation.html", form=form, report=None), 422
     form.start.data, form.end.data = first, last
     chart = hourly_chart(report.hourly, report.currency,
-                         f"Settled and charged per hour, {first.isoformat()} to {last.isoformat()}")
+                         _("Settled and charged per hour, %(first)s to %(last)s", first=first.isoformat(), last=last.isoformat()))
     return render_template("staff/reconciliation.html", form=form, report=report, chart=chart, only=only,
                            labels=reconciliation.LABELS, classes=reconciliation.CLASSES)
 
@@ -303,7 +306,7 @@ def reconciliation_csv():
     try:
         reconciliation.check_range(first, last)
     except ValueError as error:
-        form.end.errors = list(form.end.errors) + [str(error).capitalize() + "."]
+        form.end.errors = list(form.end.errors) + [localize_message(str(error))]
         return render_template("staff/reconciliation.html", form=form, report=None), 422
     reconciliation.record_export(first, last, me())
     name = f"reconciliation-{first.isoformat()}" + (f"-to-{last.isoformat()}" if last != first else "") + ".csv"
@@ -324,13 +327,13 @@ def reconciliation_fetch():
         start, end = services.business_day_window((first, last))
         count = reconciliation.fetch_gateway_records(start, end, actor=me())
     except ValueError as error:
-        form.end.errors = list(form.end.errors) + [str(error).capitalize() + "."]
+        form.end.errors = list(form.end.errors) + [localize_message(str(error))]
         return render_template("staff/reconciliation.html", form=form, report=None), 422
     except GatewayError:
-        flash("The gateway did not answer; the report still shows what was fetched before. Try again shortly.",
+        flash(_("The gateway did not answer; the report still shows what was fetched before. Try again shortly."),
               "warn")
     else:
-        flash(f"Fetched {count} transactions from the gateway.", "ok")
+        flash(ngettext("Fetched %(num)d transaction from the gateway.", "Fetched %(num)d transactions from the gateway.", count), "ok")
     return redirect(url_for("staff.reconciliation_report", start=first.isoformat(), end=last.isoformat()), 303)
 
 
@@ -350,8 +353,8 @@ def imports_upload():
         valid = form.validate_on_submit()
     except RequestEntityTooLarge:
         form = ImportForm(formdata=None)
-        form.file.errors = [f"This file is larger than {limit // (1024 * 1024)} MB. Split it, or import it "
-                            "with the command line (see the README)."]
+        form.file.errors = [_("This file is larger than %(mb)d MB. Split it, or import it with the command line "
+                              "(see the README).", mb=limit // (1024 * 1024))]
         return render_template("staff/imports.html", form=form), 413
     if not valid:
         if "csrf_token" in form.errors:
@@ -360,7 +363,7 @@ def imports_upload():
     try:
         token, filename, report = imports.stage_upload(form.file.data, current_user.id, me())
     except imports.ImportFileError as error:
-        form.file.errors = [f"This file cannot be imported: {error}."]
+        form.file.errors = [_("This file cannot be imported: %(reason)s.", reason=localize_message(str(error)))]
         return render_template("staff/imports.html", form=form), 422
     return render_template("staff/imports.html", form=ImportForm(formdata=None), token=token, filename=filename,
                            report=report, shown=REJECTED_SHOWN)
@@ -374,7 +377,7 @@ def imports_apply(token):
     try:
         filename, report = imports.apply_staged(token, current_user.id, me())
     except imports.ImportFileError as error:
-        flash(f"The import stopped: {error}. Rows before that point were kept.", "warn")
+        flash(_("The import stopped: %(reason)s. Rows before that point were kept.", reason=localize_message(str(error))), "warn")
         return redirect(url_for("staff.imports_upload"), 303)
     return render_template("staff/imports.html", form=ImportForm(formdata=None), applied=True, filename=filename,
                            report=report, shown=REJECTED_SHOWN)
@@ -413,7 +416,7 @@ def terminal_revoke(name):
     if not ActionForm().validate_on_submit():
         abort(400)
     kiosk_services.revoke_terminal(name, me())
-    flash(f"Terminal {name} is revoked: it can no longer take payments.", "ok")
+    flash(_("Terminal %(name)s is revoked: it can no longer take payments.", name=name), "ok")
     return redirect(url_for("staff.terminals"), 303)
 
 
@@ -446,7 +449,7 @@ def key_revoke(key_id):
     if not ActionForm().validate_on_submit():
         abort(400)
     key = services.revoke_api_key(key_id, me())
-    flash(f"Key {key.name} ({key.prefix}) is revoked.", "ok")
+    flash(_("Key %(name)s (%(prefix)s) is revoked.", name=key.name, prefix=key.prefix), "ok")
     return redirect(url_for("staff.keys"), 303)
 
 
@@ -465,7 +468,7 @@ def users():
                     raise
                 status = 422
             else:
-                flash(f"Account {user.username} ({user.role}) created.", "ok")
+                flash(_("Account %(name)s (%(role)s) created.", name=user.username, role=status_label(user.role)), "ok")
                 return redirect(url_for("staff.users"), 303)
         else:
             status = 422
@@ -484,12 +487,12 @@ def user_change(user_id):
         except ApiError as error:
             if error.status == 404 or not error.errors:
                 raise
-            flash(f"Not changed: {error.message}", "warn")
+            flash(_("Not changed: %(reason)s", reason=error.message), "warn")
         else:
-            flash(f"Account {user.username} updated.", "ok")
+            flash(_("Account %(name)s updated.", name=user.username), "ok")
         return redirect(url_for("staff.users"), 303)
-    messages = "; ".join(m for errors in form.errors.values() for m in errors)
-    flash(f"Not changed: {messages}", "warn")
+    messages = _("; ").join(str(m) for errors in form.errors.values() for m in errors)
+    flash(_("Not changed: %(reason)s", reason=messages), "warn")
     return redirect(url_for("staff.users"), 303)
 
 

@@ -2,6 +2,7 @@
 import os
 import shutil
 import uuid
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -25,7 +26,29 @@ BASE_CONFIG = {
     "PAYMENT_GATEWAY": "sandbox",
     "BUSINESS_TIMEZONE": "Asia/Shanghai",
     "CURRENCY": "CNY",
+    # The suite's assertions are in English; tests/finepay/test_i18n.py covers the zh_CN default.
+    "DEFAULT_LOCALE": "en",
 }
+
+
+def compile_catalogs():
+    """Build translations/*/LC_MESSAGES/messages.mo when missing or older than the .po (make does it too).
+
+    The .mo files are not committed; this lets plain `pytest` run on a fresh clone.
+    """
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
+    for po in (Path(__file__).resolve().parents[1] / "translations").glob("*/LC_MESSAGES/messages.po"):
+        mo = po.with_suffix(".mo")
+        if not mo.exists() or mo.stat().st_mtime < po.stat().st_mtime:
+            with open(po, "rb") as source:
+                catalog = read_po(source, locale=po.parts[-3])
+            with open(mo, "wb") as target:
+                write_mo(target, catalog)
+
+
+compile_catalogs()
 
 
 def make_app(database_url, **overrides):

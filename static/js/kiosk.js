@@ -8,6 +8,7 @@
   var body = document.body;
   var screenEl = document.getElementById("screen");
   var startOverButton = document.getElementById("start-over");
+  var largeTextButton = document.getElementById("large-text");
   var promptEl = document.getElementById("idle-prompt");
   var countdownEl = document.getElementById("idle-countdown");
 
@@ -21,7 +22,10 @@
     heartbeat: seconds("data-heartbeat-seconds"),
     receipt: seconds("data-receipt-seconds"),
     retry: seconds("data-retry-seconds"),
-    poll: seconds("data-poll-seconds")
+    poll: seconds("data-poll-seconds"),
+    // The page's language (zh_CN, en); chosen only when the driver picked one for this visit.
+    locale: body.getAttribute("data-locale"),
+    chosenLocale: body.getAttribute("data-chosen-locale")
   };
 
   var state = {
@@ -37,6 +41,8 @@
 
   function request(method, path, payload, timeoutMs) {
     var headers = { "Accept": "application/json" };
+    // Every screen in the language of this page (the visit's choice, else the kiosk's default).
+    if (config.locale) { headers["Accept-Language"] = config.locale.replace("_", "-"); }
     var options = { method: method, headers: headers, credentials: "same-origin", cache: "no-store" };
     if (method !== "GET") {
       headers["Content-Type"] = "application/json";
@@ -193,6 +199,7 @@
   function reset(reason) {
     if (state.resetting) { return; }
     state.resetting = true;
+    setLargeText(false); // the next driver starts with the kiosk's normal text
     clearTimers();
     promptEl.hidden = true;
     showNode("resetting", document.getElementById("resetting-template").content.cloneNode(true));
@@ -334,6 +341,15 @@
     window.print(); // kiosk browsers print silently (e.g. Chromium's --kiosk-printing)
   }
 
+  // --- larger text: the root font size grows, and every size in kiosk.css is in rem -------------
+
+  function largeText() { return document.documentElement.classList.contains("klarge"); }
+
+  function setLargeText(on) {
+    document.documentElement.classList.toggle("klarge", on);
+    if (largeTextButton) { largeTextButton.setAttribute("aria-pressed", on ? "true" : "false"); }
+  }
+
   // --- taps -----------------------------------------------------------------------------------
 
   var actions = {
@@ -341,7 +357,14 @@
     "start-over": function () { reset("start_over"); },
     "finish": function () { reset("finished"); },
     "still-here": hidePrompt,
-    "language": function () { /* English is the only language until the languages issue */ },
+    "large-text": function () { setLargeText(!largeText()); },
+    // A language for this visit only: the page reloads with ?lang=, and every reset
+    // (finish, start over, idle) loads the kiosk without it, back in the default language.
+    "language": function (button) {
+      var code = button.getAttribute("data-locale");
+      if (state.token || state.resetting || !code || code === config.locale) { return; }
+      window.location.replace(config.home + "?lang=" + encodeURIComponent(code) + (largeText() ? "&text=large" : ""));
+    },
     "key": function (button) {
       var input = field();
       setValue(input, input.value + button.getAttribute("data-key"));
@@ -428,7 +451,14 @@
   });
 
   window.setInterval(function () {
-    if (state.resetting || !state.token) { return; } // nothing personal before a visit starts
+    if (state.resetting) { return; }
+    if (!state.token) {
+      // Larger text turned on and left behind before a visit started: back to normal for the next driver.
+      if (largeText() && Date.now() - state.lastInput >= config.idle) { setLargeText(false); }
+      // Nothing personal before a visit starts, but a language picked and left behind goes back to the default.
+      if (config.chosenLocale && Date.now() - state.lastInput >= config.idle) { window.location.replace(config.home); }
+      return;
+    }
     var now = Date.now();
     if (state.promptShownAt === null) {
       if (now - state.lastInput >= config.idle) { showPrompt(); }
@@ -460,4 +490,6 @@
   heartbeat();
   window.setInterval(heartbeat, config.heartbeat);
   startOverButton.hidden = true;
+  // Kept across a language change on the welcome screen (which reloads the page), never across visits.
+  setLargeText(new URLSearchParams(window.location.search).get("text") === "large");
 }());

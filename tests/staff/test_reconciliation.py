@@ -292,7 +292,7 @@ def test_the_refresh_button_fetches_the_dates_on_screen(app, client):
     assert response.status_code == 303
     assert response.headers["Location"] == f"/staff/reconciliation?start={first}&end={last}"
     assert db.session.execute(select(func.count()).select_from(GatewayRecord)).scalar_one() == 1
-    assert "Fetched 1 transactions" in client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Fetched 1 transaction from the gateway" in client.get(response.headers["Location"]).get_data(as_text=True)
 
 
 def test_the_fetch_command_defaults_to_yesterday(app, runner):

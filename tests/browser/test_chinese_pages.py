@@ -1,0 +1,149 @@
+"""The driver's way through FinePay in Chinese on a 360 px phone: switcher, lookup, review, pay, receipt.
+
+Screenshots of every screen go to tests/artifacts/screenshots/ with zh_CN in their names.
+"""
+import re
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import BROWSER_CONFIG
+from tests.browser.test_kiosk import add_vehicle as add_kiosk_vehicle
+from tests.browser.test_kiosk import (  # noqa: F401  (the kiosk tests' fixtures, used below)
+    assert_kiosk_rules,
+    enrol,
+    kiosk_server,
+    open_violations,
+    screen,
+    shot,
+    tap,
+    timings,
+)
+from tests.browser.test_payment_pages import (
+    PAY_PAGE,
+    RECEIPT_NUMBER,
+    RECEIPT_PAGE,
+    add_vehicle,
+    assert_fits,
+    viewport_shot,
+)
+from tests.live import app_on_copy, serving
+
+pytestmark = pytest.mark.browser
+
+CHINESE = re.compile(r"[\u4e00-\u9fff]")
+
+
+@pytest.fixture(scope="module")
+def zh_server(sqlite_template, tmp_path_factory):
+    """FinePay on its own database copy, with the production default language (zh_CN)."""
+    app = app_on_copy(sqlite_template, tmp_path_factory.mktemp("zh"), **{**BROWSER_CONFIG, "DEFAULT_LOCALE": "zh_CN"})
+    with serving(app) as url:
+        yield url, app
+
+
+def test_a_driver_switches_to_chinese_and_pays_to_a_receipt(phone, zh_server, screenshot):
+    base, app = zh_server
+    vehicle = add_vehicle(app, "蒙L·30001", "ZH0001", [
+        ("150203202612000301", "超速 20% 以上未达 50%", 20000, 3, True),
+        ("150203202612000302", "违反禁令标志停车", 5000, 20, True),
+    ])
+
+    # The phone asks for English (en-US): the page is in English until the driver picks 中文.
+    phone.goto(base + "/")
+    expect(phone.locator("html")).to_have_attribute("lang", "en")
+    switch = phone.locator("nav.lang-switch a[lang=zh-CN]")
+    expect(switch).to_have_text("中文")
+    switch.click()  # a plain link: no script involved
+    phone.wait_for_url(base + "/")
+    expect(phone.locator("html")).to_have_attribute("lang", "zh-CN")
+    expect(phone.get_by_role("heading", level=1)).to_have_text("查询并缴纳交通违法罚款")
+    expect(phone.locator("nav.lang-switch a[aria-current=true]")).to_have_text("中文")
+    assert {c["name"]: c["value"] for c in phone.context.cookies()}["lang"] == "zh_CN"
+    assert_fits(phone)
+    screenshot(phone, "zh_CN-1-lookup")
+
+    phone.fill("#plate", vehicle.plate)
+    phone.fill("#vin_last6", vehicle.vin)
+    phone.locator("form.card").get_by_role("button", name="查看我的罚款").click()
+    phone.wait_for_load_state()
+    expect(phone.locator("html")).to_have_attribute("lang", "zh-CN")
+    expect(phone.locator("#total-payable")).to_have_text("¥257.50")  # 200.00 + 50.00 + 5 days' 7.50
+    expect(phone.locator("main")).to_contain_text("违反禁令标志停车")  # descriptions as imported
+    assert_fits(phone)
+    expect(phone.locator(".sandbox-banner")).to_contain_text("沙箱环境")
+    screenshot(phone, "zh_CN-2-results")
+    viewport_shot(phone, "zh_CN-2-results-top")
+
+    phone.get_by_role("button", name="核对并缴纳所选罚款").click()
+    phone.wait_for_load_state()
+    expect(phone.get_by_role("heading", level=1)).to_have_text("核对缴款信息")
+    expect(phone.locator("#total")).to_have_text("¥257.50")
+    assert_fits(phone)
+    screenshot(phone, "zh_CN-3-review")
+
+    phone.locator("#continue-button").click()
+    phone.wait_for_url(PAY_PAGE)
+    expect(phone.get_by_role("heading", level=1)).to_have_text("缴纳罚款")
+    assert_fits(phone)
+    screenshot(phone, "zh_CN-4-pay")
+
+    phone.locator("#sandbox-methods").get_by_role("button", name=re.compile("^可成功支付的 Visa 卡")).click()
+    phone.wait_for_url(RECEIPT_PAGE)
+    expect(phone.get_by_role("heading", level=1)).to_have_text("缴款收据")
+    number = phone.locator("#receipt-number").inner_text().strip()
+    assert RECEIPT_NUMBER.match(number), number
+    expect(phone.locator("main")).to_contain_text("¥257.50")
+    assert_fits(phone)
+    screenshot(phone, "zh_CN-5-receipt")
+    viewport_shot(phone, "zh_CN-5-receipt-top")
+
+    # No screen showed a URL with the plate or the VIN code, and every screen was Chinese.
+    for url in phone.requested_urls:
+        parts = urlsplit(url)
+        assert not vehicle.private.search(parts.path + "?" + parts.query), url
+    assert CHINESE.search(phone.locator("body").inner_text())
+
+    # Back to English from the receipt: the switcher returns to the same receipt.
+    phone.locator("nav.lang-switch a[lang=en]").click()
+    phone.wait_for_url(RECEIPT_PAGE)
+    expect(phone.get_by_role("heading", level=1)).to_have_text("Payment receipt")
+    expect(phone.locator("html")).to_have_attribute("lang", "en")
+
+
+# --- the kiosk: 中文 / English on the welcome screen, for one visit only -------------------------------------
+
+def test_the_kiosk_speaks_chinese_for_one_visit(screen, kiosk_server, timings):  # noqa: F811  (fixtures above)
+    timings["KIOSK_IDLE_SECONDS"] = 3
+    vehicle = add_kiosk_vehicle(kiosk_server.app, fines=(20000,))
+    enrol(kiosk_server, screen, f"zh-{screen.orientation}")
+    history = screen.evaluate("history.length")
+    expect(screen.locator("html")).to_have_attribute("lang", "en")  # the suite's default
+    expect(screen.locator("[data-action=language][lang=en]")).to_have_attribute("aria-pressed", "true")
+
+    tap(screen, "[data-action=language][data-locale=zh_CN]")
+    expect(screen.locator("html")).to_have_attribute("lang", "zh-CN")
+    expect(screen.locator("#welcome-title")).to_have_text("在此缴纳交通违法罚款")
+    expect(screen.locator("[data-action=language][lang=zh-CN]")).to_have_attribute("aria-pressed", "true")
+    assert_kiosk_rules(screen)
+    shot(screen, "zh_CN-welcome")
+
+    open_violations(screen, vehicle)
+    expect(screen.locator("[data-screen=violations]")).to_contain_text("违法记录")
+    expect(screen.locator("[data-screen=violations]")).to_contain_text("¥")
+    assert_kiosk_rules(screen)
+    shot(screen, "zh_CN-violations")
+    assert "lang" not in [c["name"] for c in screen.context.cookies()]
+
+    # Start over: the next driver meets the kiosk's default language.
+    tap(screen, "#start-over")
+    expect(screen.locator("[data-screen=welcome]")).to_be_visible()
+    expect(screen.locator("html")).to_have_attribute("lang", "en")
+    assert urlsplit(screen.url).query == ""
+    assert screen.evaluate("history.length") == history  # replaced, never pushed
+
+    # A language picked and left without starting a visit also goes back by itself.
+    tap(screen, "[data-action=language][data-locale=zh_CN]")
+    expect(screen.locator("html")).to_have_attribute("lang", "zh-CN")
+    expect(screen.locator("html")).to_have_attribute("lang", "en", timeout=8_000)

@@ -1,0 +1,331 @@
+"""Two languages: zh_CN by default, English on request; the switcher; translated errors and complete catalogues."""
+import re
+import shutil
+import subprocess
+import sys
+from html import unescape
+from pathlib import Path
+
+import pytest
+from babel.messages.pofile import read_po, write_po
+from flask import g
+
+from finepay.formatting import format_money
+from finepay.settings import from_env
+from tests.factories import make_violation
+from tests.kiosk.helpers import enrol, prove, start_visit, vehicle
+from tests.payments.helpers import end_session_after_each_request
+from tests.staff.helpers import make_supervisor, paid_payment, sign_in_as
+
+ROOT = Path(__file__).resolve().parents[2]
+TRANSLATIONS = ROOT / "translations"
+CHECK = ROOT / "scripts" / "i18n_check.py"
+
+
+@pytest.fixture
+def app_config():
+    """The production default: nothing chosen means Chinese."""
+    return {"DEFAULT_LOCALE": "zh_CN"}
+
+
+@pytest.fixture(autouse=True)
+def _each_request_starts_afresh(app):
+    """Every request forgets the previous one's user and session, as in production."""
+    @app.before_request
+    def _forget_the_previous_user():
+        g.pop("_login_user", None)
+        g.pop("_flask_babel", None)  # Flask-Babel keeps the locale in g, which the pushed app context shares
+
+    end_session_after_each_request(app)
+
+
+def catalog(locale):
+    with open(TRANSLATIONS / locale / "LC_MESSAGES" / "messages.po", "rb") as handle:
+        return read_po(handle, locale=locale)
+
+
+def english_sentences():
+    """Multi-word msgids without placeholders whose Chinese differs: none may show on a Chinese page."""
+    found = []
+    for message in catalog("zh_Hans_CN"):
+        if not message.id or isinstance(message.id, (list, tuple)):
+            continue
+        text = message.id
+        if "%(" in text or "{" in text or " " not in text.strip() or message.string == text:
+            continue
+        if not re.search(r"[A-Za-z]{3,} [A-Za-z]{2,}", text):
+            continue
+        found.append(unescape(text))
+    return found
+
+
+def visible_text(html):
+    """A page's words as a person or a screen reader meets them: text, titles, labels, alt texts."""
+    html = re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.S)
+    attributes = " ".join(re.findall(r'(?:aria-label|alt|title|placeholder)="([^"]*)"', html))
+    return unescape(re.sub(r"<[^>]+>", " ", html) + " " + attributes)
+
+
+def assert_all_chinese(html, where):
+    text = visible_text(html)
+    left = [sentence for sentence in english_sentences() if sentence in text]
+    assert not left, f"{where} shows untranslated text: {left[:5]}"
+    assert re.search(r"[\u4e00-\u9fff]", text), f"{where} has no Chinese at all"
+
+
+# --- choosing the language ---------------------------------------------------------------------------
+
+
+def test_the_default_language_setting_is_chinese(tmp_path):
+    assert from_env(str(tmp_path), {})["DEFAULT_LOCALE"] == "zh_CN"
+
+
+def test_a_visitor_who_chose_nothing_gets_chinese(client):
+    page = client.get("/").get_data(as_text=True)
+
+    assert '<html lang="zh-CN">' in page
+    assert "查询并缴纳交通违法罚款" in page
+
+
+@pytest.mark.parametrize("header, lang, words", [
+    ("zh-CN,zh;q=0.9,en;q=0.5", "zh-CN", "查询并缴纳交通违法罚款"),
+    ("zh-TW", "zh-CN", "查询并缴纳交通违法罚款"),  # no Traditional catalogue: the default
+    ("en-GB,en;q=0.9", "en", "Look up and pay your traffic fines"),
+    ("fr-FR", "zh-CN", "查询并缴纳交通违法罚款"),
+])
+def test_the_browser_languages_pick_the_language(client, header, lang, words):
+    page = client.get("/", headers={"Accept-Language": header}).get_data(as_text=True)
+
+    assert f'<html lang="{lang}">' in page
+    assert words in page
+
+
+def test_the_lang_cookie_overrides_the_browser_languages(client):
+    client.set_cookie("lang", "en")
+    page = client.get("/", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert '<html lang="en">' in page and "Look up and pay your traffic fines" in page
+
+    client.set_cookie("lang", "zh_CN")
+    page = client.get("/", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert '<html lang="zh-CN">' in page
+
+
+def test_an_unknown_lang_cookie_is_ignored(client):
+    client.set_cookie("lang", "xx")
+    assert '<html lang="en">' in client.get("/", headers={"Accept-Language": "en"}).get_data(as_text=True)
+
+
+def test_every_driver_and_staff_page_has_the_switcher_as_plain_links(client):
+    for path in ("/", "/staff/login"):
+        page = client.get(path).get_data(as_text=True)
+        assert 'class="lang-switch"' in page, path
+        assert f'href="/lang/en?next={path}" lang="en" hreflang="en"' in page, path
+        assert re.search(r'href="/lang/zh_CN\?next=[^"]*" lang="zh-CN"[^>]*aria-current="true">中文</a>', page), path
+        assert ">English</a>" in page
+
+
+def test_the_switcher_remembers_the_choice_and_goes_back(client):
+    response = client.get("/lang/en?next=/staff/login")
+
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/staff/login"
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith("lang=en;") and "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/" in cookie
+    assert '<html lang="en">' in client.get("/staff/login").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("target", [
+    "https://evil.example/", "//evil.example/", "/\\evil.example", "\\\\evil.example", "javascript:alert(1)",
+    "evil.example", "/%0d%0aSet-Cookie:x=1", "http:/evil.example", "/\tevil", "",
+])
+def test_the_switcher_only_goes_back_to_this_site(client, target):
+    response = client.get("/lang/zh_CN", query_string={"next": target})
+
+    assert response.status_code == 303
+    location = response.headers["Location"]
+    assert location.startswith("/") and not location.startswith(("//", "/\\")), location
+    if not target.startswith("/%0d"):
+        assert location == "/"
+
+
+def test_the_switcher_refuses_an_unknown_language(client):
+    response = client.get("/lang/fr?next=/")
+
+    assert response.status_code == 404
+    assert "Set-Cookie" not in response.headers or "lang=" not in response.headers["Set-Cookie"]
+
+
+def test_the_switcher_on_a_post_result_page_leads_back_to_the_form_not_to_a_url_with_the_plate(client):
+    make_violation(plate="蒙B12345", vin_last6="A12345")
+    page = client.post("/lookup", data={"plate": "蒙B12345", "proof": "vin", "vin_last6": "A12345"}).get_data(
+        as_text=True)
+
+    assert 'href="/lang/en?next=/"' in page
+    assert "B12345" not in "".join(re.findall(r'href="/lang/[^"]*"', page))
+
+
+# --- what is translated -----------------------------------------------------------------------------------
+
+
+def test_an_api_error_message_follows_accept_language_and_its_code_does_not(client):
+    body = {"plate": "蒙B99999", "vin_last6": "Z99999"}
+    chinese = client.post("/api/v1/lookups", json=body, headers={"Accept-Language": "zh-CN"})
+    english = client.post("/api/v1/lookups", json=body, headers={"Accept-Language": "en"})
+
+    assert chinese.status_code == english.status_code == 404
+    assert chinese.get_json()["code"] == english.get_json()["code"] == "not_found"
+    assert chinese.get_json()["message"] == "没有与该车牌号码和识别代号相符的违法记录。请核对后重试。"
+    assert english.get_json()["message"].startswith("No violations match this plate and code.")
+
+
+def test_validation_messages_from_marshmallow_are_translated_field_by_field(client):
+    response = client.post("/api/v1/lookups", json={"vin_last6": "A12345", "extra": 1},
+                           headers={"Accept-Language": "zh-CN"})
+
+    assert response.status_code == 422
+    body = response.get_json()
+    assert body["code"] == "invalid_input"
+    assert body["message"] == "部分项目缺失或无效。"
+    assert body["errors"]["plate"] == ["缺少必填项。"]
+    assert body["errors"]["extra"] == ["未知字段。"]
+
+
+def test_a_plate_error_is_translated(client):
+    response = client.post("/api/v1/lookups", json={"plate": "!!", "vin_last6": "A12345"},
+                           headers={"Accept-Language": "zh-CN"})
+
+    assert response.get_json()["errors"]["plate"] == ["车牌号码含有不能出现在号牌上的字符，或长度不对。"]
+
+
+def test_the_rate_limit_message_is_translated(app, client):
+    app.config["RATELIMIT_ENABLED"] = True
+    for _ in range(25):
+        response = client.post("/api/v1/lookups", json={"plate": "蒙B99999", "vin_last6": "Z99999"},
+                               headers={"Accept-Language": "zh-CN"})
+        if response.status_code == 429:
+            break
+    assert response.status_code == 429
+    assert response.get_json() == {"code": "rate_limited", "message": "请求过于频繁，请稍候再试。", "errors": {}}
+
+
+@pytest.mark.parametrize("header, expected", [("zh-CN", "¥200.00"), ("en", "CN¥200.00")])
+def test_money_is_formatted_for_the_language(app, header, expected):
+    with app.test_request_context("/", headers={"Accept-Language": header}):
+        assert format_money(20000) == expected
+
+
+def test_the_driver_pages_are_all_chinese(app, client):
+    make_violation(plate="蒙B12345", vin_last6="A12345", fine=20000)
+    pages = {
+        "home": client.get("/"),
+        "no match": client.post("/lookup", data={"plate": "蒙B99999", "proof": "vin", "vin_last6": "Z99999"}),
+        "form errors": client.post("/lookup", data={"plate": "", "proof": "vin", "vin_last6": ""}),
+        "results": client.post("/lookup", data={"plate": "蒙B12345", "proof": "vin", "vin_last6": "A12345"}),
+        "not found": client.get("/receipts/FP-0000-0000-0000-0000"),
+    }
+    for name, response in pages.items():
+        assert_all_chinese(response.get_data(as_text=True), name)
+    payment, _violation = paid_payment()
+    assert_all_chinese(client.get(f"/receipts/{payment.receipt_number}").get_data(as_text=True), "receipt")
+
+
+def test_the_staff_console_is_all_chinese(app, client):
+    assert_all_chinese(client.get("/staff/login").get_data(as_text=True), "sign-in")
+    payment, violation = paid_payment()
+    sign_in_as(client, make_supervisor())
+    paths = ["/staff/", "/staff/search?q=" + payment.plate, f"/staff/payments/{payment.id}",
+             f"/staff/violations/{violation.id}", "/staff/reconciliation", "/staff/imports", "/staff/terminals",
+             "/staff/keys", "/staff/users", "/staff/audit"]
+    for path in paths:
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert_all_chinese(response.get_data(as_text=True), path)
+
+
+def test_the_kiosk_screens_are_all_chinese_and_its_switcher_lasts_one_visit(app, client):
+    kiosk = enrol(client)
+    shell = kiosk.client.get("/kiosk").get_data(as_text=True)
+    assert '<html lang="zh-CN" class="kiosk">' in shell
+    assert_all_chinese(shell, "kiosk welcome")
+    for code, name, lang in (("zh_CN", "中文", "zh-CN"), ("en", "English", "en")):
+        assert re.search(rf'lang="{lang}"[^>]*data-action="language" data-locale="{code}">{name}</button>', shell)
+    assert "coming soon" not in shell and "disabled>中文" not in shell
+
+    chosen = kiosk.client.get("/kiosk?lang=en").get_data(as_text=True)
+    assert '<html lang="en" class="kiosk">' in chosen
+    assert 'data-locale="en" data-chosen-locale="en"' in chosen
+    # No cookie remembers it: the next visit (a plain reload, as every reset does) is in the default again.
+    assert kiosk.client.get_cookie("lang") is None
+    assert '<html lang="zh-CN" class="kiosk">' in kiosk.client.get("/kiosk").get_data(as_text=True)
+    kiosk.client.set_cookie("lang", "en")  # even a driver's cookie from the website does not stick here
+    assert '<html lang="zh-CN" class="kiosk">' in kiosk.client.get("/kiosk").get_data(as_text=True)
+
+    vehicle()
+    headers = start_visit(kiosk.client)
+    screen = prove(kiosk.client, {**headers, "Accept-Language": "zh-CN"}).get_json()
+    assert_all_chinese(screen["html"], "kiosk violations")
+    english = kiosk.client.post("/kiosk/api/plate", json={"plate": "!!"}, headers={**headers, "Accept-Language": "en"})
+    assert english.status_code == 422
+    assert "Plate has characters" in str(english.get_json())
+
+
+# --- the catalogues -----------------------------------------------------------------------------------------
+
+
+def test_both_catalogues_are_complete_and_up_to_date():
+    done = subprocess.run([sys.executable, str(CHECK)], cwd=ROOT, capture_output=True, text=True)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_check_reports_an_untranslated_message(tmp_path):
+    copy = tmp_path / "translations"
+    shutil.copytree(TRANSLATIONS, copy, ignore=shutil.ignore_patterns("*.mo", "*.pot"))
+    path = copy / "zh_Hans_CN" / "LC_MESSAGES" / "messages.po"
+    with open(path, "rb") as handle:
+        blanked = read_po(handle, locale="zh_Hans_CN")
+    blanked["Pay traffic fines"].string = ""
+    blanked["Skip to content"].flags.add("fuzzy")
+    with open(path, "wb") as handle:
+        write_po(handle, blanked, width=100)
+
+    done = subprocess.run([sys.executable, str(CHECK), "--translations", str(copy), "--skip-source"],
+                          cwd=ROOT, capture_output=True, text=True)
+
+    assert done.returncode == 1
+    assert "zh_Hans_CN: untranslated: 'Pay traffic fines'" in done.stdout
+    assert "zh_Hans_CN: fuzzy: 'Skip to content'" in done.stdout
+
+
+def test_the_check_reports_a_catalogue_behind_the_source(tmp_path):
+    copy = tmp_path / "translations"
+    shutil.copytree(TRANSLATIONS, copy, ignore=shutil.ignore_patterns("*.mo", "*.pot"))
+    path = copy / "en" / "LC_MESSAGES" / "messages.po"
+    with open(path, "rb") as handle:
+        stale = read_po(handle, locale="en")
+    stale.delete("Skip to content")
+    with open(path, "wb") as handle:
+        write_po(handle, stale, width=100)
+
+    done = subprocess.run([sys.executable, str(CHECK), "--translations", str(copy), "--locale", "en"],
+                          cwd=ROOT, capture_output=True, text=True)
+
+    assert done.returncode == 1
+    assert "en: out of date, not in the catalogue: 'Skip to content'" in done.stdout
+
+
+def test_the_check_reports_a_broken_placeholder(tmp_path):
+    copy = tmp_path / "translations"
+    shutil.copytree(TRANSLATIONS, copy, ignore=shutil.ignore_patterns("*.mo", "*.pot"))
+    path = copy / "zh_Hans_CN" / "LC_MESSAGES" / "messages.po"
+    with open(path, "rb") as handle:
+        broken = read_po(handle, locale="zh_Hans_CN")
+    broken["Kiosk %(name)s"].string = "自助缴款机 %(nom)s"
+    with open(path, "wb") as handle:
+        write_po(handle, broken, width=100)
+
+    done = subprocess.run([sys.executable, str(CHECK), "--translations", str(copy), "--skip-source",
+                           "--locale", "zh_Hans_CN"], cwd=ROOT, capture_output=True, text=True)
+
+    assert done.returncode == 1
+    assert "Kiosk %(name)s" in done.stdout
