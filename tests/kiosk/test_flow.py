@@ -272,7 +272,8 @@ def test_kiosk_lookups_are_rate_limited_per_terminal(app, client):
 
 
 def test_with_the_database_down_the_kiosk_page_is_calm_and_retries():
-    app = create_app({"SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=1"})
+    app = create_app({"SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=1",
+                      "DEFAULT_LOCALE": "en"})
     client = app.test_client()
     client.set_cookie("finepay_kiosk", "c" * 43, path="/kiosk")
 
