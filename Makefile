@@ -76,8 +76,8 @@ test: $(INSTALLED) browser lint i18n-check $(MO_FILES)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 ## Speed and memory figures into docs/benchmarks.md (PostgreSQL + wrk; BENCH_VIOLATIONS=100000 for a quick run).
-bench: $(INSTALLED)
-	@command -v wrk >/dev/null 2>&1 || apt-get install -y -qq wrk
+bench: $(INSTALLED) $(MO_FILES)
+	@command -v wrk >/dev/null 2>&1 || apt-get install -y -qq wrk || { apt-get update -qq && apt-get install -y -qq wrk; }
 	$(BIN)/python scripts/bench.py
 
 clean:
