@@ -6,6 +6,8 @@ FLASK := $(BIN)/flask --app wsgi
 INSTALLED := $(VENV)/.installed
 
 .PHONY: run test lint browser clean bench i18n i18n-check translations
+# A recipe that fails leaves no half-made file behind (pybabel compile writes the .mo even when it fails).
+.DELETE_ON_ERROR:
 
 $(INSTALLED): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +80,7 @@ test: $(INSTALLED) browser lint i18n-check $(MO_FILES)
 ## Speed and memory figures into docs/benchmarks.md (PostgreSQL + wrk; BENCH_VIOLATIONS=100000 for a quick run).
 bench: $(INSTALLED) $(MO_FILES)
 	@command -v wrk >/dev/null 2>&1 || apt-get install -y -qq wrk || { apt-get update -qq && apt-get install -y -qq wrk; }
+	@test -x $(BIN)/py-spy || $(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python scripts/bench.py
 
 clean:

@@ -81,14 +81,17 @@ def switcher_next():
     (a POST) cannot be shown again by a link.
     """
     path = request.path
+    start = url_for("staff.dashboard") if path.startswith("/staff") else url_for("violations.home")
+    if request.method in ("GET", "HEAD") and request.url_rule is not None:
+        return request.script_root + path
+    # A page shown in answer to a POST comes back only if a GET of the same path is the same page
+    # (/pay/review as a GET would be /pay/<payment_id> with the id "review": a 404).
     adapter = current_app.url_map.bind("localhost")
     try:
-        adapter.match(path, method="GET")
-    except RequestRedirect:
-        pass
-    except (MethodNotAllowed, NotFound):
-        return url_for("staff.dashboard") if path.startswith("/staff") else url_for("violations.home")
-    return request.script_root + path
+        endpoint, _ = adapter.match(path, method="GET")
+    except (RequestRedirect, MethodNotAllowed, NotFound):
+        return start
+    return request.script_root + path if endpoint == request.endpoint else start
 
 
 def languages():

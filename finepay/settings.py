@@ -58,7 +58,11 @@ def from_env(instance_path, env=None):
         "SQLALCHEMY_DATABASE_URI": database_url,
         # No ping on every checkout (a round trip per request): finepay.database pings only a
         # connection idle for DATABASE_IDLE_PING_SECONDS; pool_recycle retires old ones.
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_recycle": _int(env, "DATABASE_POOL_RECYCLE_SECONDS", 1800)},
+        # hide_parameters: a database error's message (logged) never carries a plate or VIN code.
+        "SQLALCHEMY_ENGINE_OPTIONS": {
+            "pool_recycle": _int(env, "DATABASE_POOL_RECYCLE_SECONDS", 1800),
+            "hide_parameters": True,
+        },
         "DATABASE_IDLE_PING_SECONDS": _int(env, "DATABASE_IDLE_PING_SECONDS", 10),
         "PAYMENT_GATEWAY": env.get("PAYMENT_GATEWAY", "sandbox"),
         "QUOTE_TTL_MINUTES": _int(env, "QUOTE_TTL_MINUTES", 30),

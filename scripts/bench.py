@@ -280,15 +280,55 @@ def measure(n, env, db_url, soak):
             wrk(WORK / "lookup.lua", seconds=SOAK_SECONDS)
             rss_after = {p: memory_kib(p, "VmRSS") for p in pids if Path(f"/proc/{p}").exists()}
             growth = max((rss_after[p] - rss_before[p] for p in rss_after), default=0) / 1024
+        profile = None
+        if soak and shutil.which(str(VENV_BIN / "py-spy")):
+            profile = {"lookup": where_cpu_goes(server, WORK / "lookup.lua"), "healthz": where_cpu_goes(server, "/healthz")}
         peak = max((memory_kib(p, "VmHWM") for p in worker_pids(server.pid)), default=0) / 1024
     finally:
         stop_server(server)
     row = {"n": n, "import_s": import_s, "payments": payments, "report_s": report_s, "csv_s": csv_s,
            "health": health, "lookup": lookup, "pay": pay, "ratio": lookup[0] / health[0],
-           "peak_mib": peak, "growth_mib": growth}
+           "peak_mib": peak, "growth_mib": growth, "profile": profile}
     print(f"   healthz {health[0]:.0f} rps, lookup {lookup[0]:.0f} rps p99 {lookup[2]:.1f} ms, "
           f"ratio {row['ratio']:.2f}, settled {pay[4]:.0f}/s, report {report_s:.2f} s", flush=True)
     return row
+
+
+# Where a worker's CPU goes, by the innermost frame that belongs to one of these (first match wins).
+PROFILE_PARTS = (
+    ("rate limits: Flask-Limiter, limits, redis-py", ("flask_limiter/", "limits/", "redis/", "violations/limits.py")),
+    ("database: SQLAlchemy Core, psycopg", ("sqlalchemy/", "psycopg/")),
+    ("lookup service: pricing, sorting", ("violations/services.py", "violations/fees.py")),
+    ("arguments and response: webargs, marshmallow, flask-smorest, JSON",
+     ("webargs/", "marshmallow/", "flask_smorest/", "json/", "finepay/api.py")),
+    ("FinePay's hooks: request ids, metrics, logs, security headers", ("finepay/", "prometheus_client/", "logging/")),
+    ("Flask, Werkzeug and the extensions' per-request work",
+     ("flask/", "werkzeug/", "flask_babel/", "flask_login/", "flask_wtf/", "itsdangerous/", "blinker/",
+      "flask_sqlalchemy/")),
+    ("gunicorn: HTTP, sockets, thread pool", ("gunicorn/", "concurrent/", "threading.py", "selectors.py", "socket.py")),
+)
+
+
+def where_cpu_goes(server, target, seconds=15):
+    """py-spy (GIL-holding samples only: CPU in Python) over every worker while wrk drives target."""
+    folded = WORK / "profile.folded"
+    load = subprocess.Popen(["wrk", "-t", "2", "-c", str(CONNECTIONS), "-d", f"{seconds + 4}s"]
+                            + (["-s", str(target), f"http://127.0.0.1:{PORT}"] if str(target).endswith(".lua")
+                               else [f"http://127.0.0.1:{PORT}{target}"]), stdout=subprocess.DEVNULL)
+    try:
+        time.sleep(2)
+        run([VENV_BIN / "py-spy", "record", "--pid", str(server.pid), "--subprocesses", "--gil", "--rate", "200",
+             "--duration", str(seconds), "--format", "raw", "--output", str(folded)])
+    finally:
+        load.wait()
+    parts, total = {}, 0
+    for line in folded.read_text(encoding="utf-8").splitlines():
+        stack, _, count = line.rpartition(" ")
+        total += int(count)
+        part = next((name for frame in reversed(stack.split(";")) for name, marks in PROFILE_PARTS
+                     if any(mark in frame for mark in marks)), "other")
+        parts[part] = parts.get(part, 0) + int(count)
+    return {part: count / total for part, count in parts.items()} if total else {}
 
 
 def main():
@@ -310,6 +350,17 @@ def main():
 def fmt(figures):
     rps, p50, p99 = figures[:3]
     return f"{rps:,.0f} ({p50:.1f} / {p99:.1f})"
+
+
+def profile_table(profile):
+    """Where the CPU goes in a lookup and in /healthz, as a Markdown table."""
+    if not profile:
+        return ""
+    parts = sorted(set(profile["lookup"]) | set(profile["healthz"]), key=lambda p: -profile["lookup"].get(p, 0))
+    lines = ["", "Where a worker's CPU goes (py-spy, samples holding the GIL, every worker, 15 s under wrk):", "",
+             "| part | lookup | /healthz |", "|---|---:|---:|"]
+    lines += [f"| {p} | {profile['lookup'].get(p, 0):.0%} | {profile['healthz'].get(p, 0):.0%} |" for p in parts]
+    return "\n".join(lines) + "\n"
 
 
 def report(rows, seconds):
@@ -351,7 +402,7 @@ def report(rows, seconds):
         f"alternating {RUNS} times each, the median run shown; gunicorn with `gunicorn.conf.py` (production settings), the sandbox "
         "gateway, PostgreSQL, Redis rate-limit storage. Reconciliation: payments = violations / 10, settled "
         "yesterday with their gateway records, median of the runs through the app (server time).\n\n"
-        + "\n".join(lines) + "\n\n" + "\n".join(checks) + "\n"
+        + "\n".join(lines) + "\n\n" + "\n".join(checks) + "\n" + profile_table(largest.get("profile"))
     )
     print(block)
     doc = ROOT / "docs" / "benchmarks.md"

@@ -9,6 +9,7 @@ catalogue from its msgid: English is written in the code, so only Chinese needs 
 """
 import argparse
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -42,9 +43,47 @@ def extract(pot_path):
 
 
 def message_key(message):
-    """A message's identity in the catalogue: its msgid (singular for plurals) and context."""
-    msgid = message.id[0] if isinstance(message.id, (list, tuple)) else message.id
-    return (msgid, message.context)
+    """A message's identity: its msgid, and for a plural message its plural form too, and its context.
+
+    A message that became plural in the source must not pass as the old singular one: the
+    plural lookup would fall back to English.
+    """
+    if isinstance(message.id, (list, tuple)):
+        return (message.id[0], message.context, message.id[1])
+    return (message.id, message.context, None)
+
+
+PERCENT = re.compile(r"%\((\w+)\)[-#0 +]*\d*(?:\.\d+)?[a-zA-Z]|%%|%[-#0 +]*\d*(?:\.\d+)?[a-zA-Z]|%")
+BRACES = re.compile(r"\{(\w*)\}")
+
+
+def strings_of(value):
+    """The msgid or msgstr forms of a message as a list."""
+    return [v for v in (value if isinstance(value, (list, tuple)) else [value]) if v]
+
+
+def format_problems(message):
+    """What would break when the translation is formatted, as FinePay formats it.
+
+    Jinja's gettext applies %-formatting to every template string, flagged or not (a lone %
+    in a translation is a 500 on every page); localize_message fills {name} messages with
+    str.format. So each translation must take the same %(name)s and {name} as its msgid.
+    """
+    problems = []
+    names = set()
+    brace_names = set()
+    for msgid in strings_of(message.id):
+        names |= {m.group(1) for m in PERCENT.finditer(msgid) if m.group(1)}
+        brace_names |= set(BRACES.findall(msgid))
+    for msgstr in strings_of(message.string):
+        try:
+            msgstr % {name: 0 for name in names | {"num"}}
+        except (ValueError, TypeError, KeyError) as error:
+            problems.append(f"% formatting fails ({error}): {msgstr!r}")
+        if set(BRACES.findall(msgstr)) != brace_names:
+            problems.append(f"{{}} placeholders {sorted(set(BRACES.findall(msgstr)))} differ from the msgid's "
+                            f"{sorted(brace_names)}: {msgstr!r}")
+    return problems
 
 
 def translated(message):
@@ -62,9 +101,12 @@ def compile_problems(path, locale):
                    "-l", locale, "--statistics"]
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
         output = (done.stdout + done.stderr).strip()
-        # pybabel writes the .mo even when a message is wrong: read its status and its words both.
+        # pybabel writes the .mo even when a message is wrong, and writes none for a fuzzy
+        # catalogue while exiting 0: read its status, its words and whether the file is there.
         if done.returncode != 0 or "error" in output.lower():
             problems.append(f"pybabel compile failed (exit {done.returncode}): {output}")
+        elif not os.path.exists(out):
+            problems.append(f"pybabel compile wrote no .mo file: {output}")
     return problems
 
 
@@ -74,6 +116,9 @@ def check_catalog(path, locale, source_keys):
     if not os.path.exists(path):
         return [f"{path}: missing (run make i18n)"]
     catalog = read_catalog(path, locale)
+    if catalog.fuzzy:
+        # pybabel compile skips a catalogue whose header is fuzzy, silently: no .mo at all.
+        problems.append("the catalogue's header is marked fuzzy: pybabel would not compile it")
     keys = set()
     for message in catalog:
         if not message.id:
@@ -84,6 +129,8 @@ def check_catalog(path, locale, source_keys):
             problems.append(f"fuzzy: {key[0]!r}")
         elif not translated(message):
             problems.append(f"untranslated: {key[0]!r}")
+        else:
+            problems += [f"{key[0]!r}: {p}" for p in format_problems(message)]
     for message, errors in catalog.check():
         for error in errors:
             problems.append(f"placeholder: {message_key(message)[0]!r}: {error}")

@@ -30,10 +30,10 @@ class ActionForm(FlaskForm):
 
 
 class SearchForm(FlaskForm):
-    """One box: plate, notice number, receipt number or payment id (GET, so no CSRF)."""
+    """One box: plate, notice number, receipt number or payment id.
 
-    class Meta:
-        csrf = False
+    Posted, never sent as a GET: a plate must not sit in a URL, the browser's history or a log.
+    """
 
     q = StringField(_l("Plate, notice number, receipt number or payment id"),
                     validators=[InputRequired(_l("Type something to search for.")), Length(max=64)])

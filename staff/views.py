@@ -181,12 +181,12 @@ def dashboard():
     return render_template("staff/dashboard.html", board=board)
 
 
-@bp.get("/search")
+@bp.route("/search", methods=["GET", "POST"])
 def search():
-    """Find payments and violations by plate, notice number, receipt number or payment id."""
-    form = SearchForm(request.args)
-    if not request.args:
-        return render_template("staff/search.html", form=form, result=None)
+    """Find payments and violations by plate, notice number, receipt number or payment id (posted)."""
+    if request.method == "GET":
+        return render_template("staff/search.html", form=SearchForm(formdata=None), result=None)
+    form = SearchForm()
     if not form.validate():
         return render_template("staff/search.html", form=form, result=None), 422
     result = services.search(form.q.data, me())

@@ -66,3 +66,13 @@ def test_without_the_ping_a_dead_connection_fails_once_and_the_pool_recovers(poo
     db.session.remove()
 
     assert backend_pid() != first
+
+
+def test_a_database_error_never_carries_a_plate_into_the_logs(app):
+    # Errors are logged with their exception; SQLAlchemy would print the statement's parameters.
+    with pytest.raises(sa.exc.DBAPIError) as raised:
+        db.session.execute(sa.text("SELECT plate FROM no_such_table WHERE plate = :plate AND vin = :vin"),
+                           {"plate": "蒙B12345", "vin": "A12345"})
+
+    assert "B12345" not in str(raised.value) and "A12345" not in str(raised.value)
+    assert "parameters hidden" in str(raised.value)

@@ -111,7 +111,7 @@ def test_verify_reports_success(app, runner):
 def test_staff_actions_carry_who_and_from_where(app, client):
     sign_in_as(client, make_supervisor("auditor"))
 
-    client.get("/staff/search?q=蒙B12345", environ_base={"REMOTE_ADDR": "198.51.100.9"})
+    client.post("/staff/search", data={"q": "蒙B12345"}, environ_base={"REMOTE_ADDR": "198.51.100.9"})
 
     (entry,) = [e for e in entries() if e.action == "staff.searched"]
     assert entry.actor == "staff:auditor"

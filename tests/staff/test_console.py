@@ -49,7 +49,7 @@ def test_search_finds_a_payment_by_plate_notice_or_receipt(supervisor, query_of)
     payment, violation = paid_payment()
     paid_payment(plate=OTHER_PLATE, vin_last6=OTHER_VIN)
 
-    page = supervisor.get("/staff/search", query_string={"q": query_of(payment, violation)}).get_data(as_text=True)
+    page = supervisor.post("/staff/search", data={"q": query_of(payment, violation)}).get_data(as_text=True)
 
     assert payment.id in page
     assert violation.notice_number in page
@@ -59,7 +59,7 @@ def test_search_finds_a_payment_by_plate_notice_or_receipt(supervisor, query_of)
 def test_search_by_payment_id_goes_straight_to_the_payment(supervisor):
     payment, _violation = paid_payment()
 
-    response = supervisor.get("/staff/search", query_string={"q": payment.id.upper()})
+    response = supervisor.post("/staff/search", data={"q": payment.id.upper()})
 
     assert response.status_code == 302
     assert response.headers["Location"] == f"/staff/payments/{payment.id}"
@@ -69,7 +69,7 @@ def test_search_by_payment_id_goes_straight_to_the_payment(supervisor):
 def test_search_for_nothing_or_nonsense_finds_nothing(supervisor, query):
     paid_payment()
 
-    response = supervisor.get("/staff/search", query_string={"q": query})
+    response = supervisor.post("/staff/search", data={"q": query})
 
     assert response.status_code == 200
     page = response.get_data(as_text=True)
@@ -78,7 +78,7 @@ def test_search_for_nothing_or_nonsense_finds_nothing(supervisor, query):
 
 
 def test_an_empty_search_is_explained_beside_the_box(supervisor):
-    response = supervisor.get("/staff/search?q=")
+    response = supervisor.post("/staff/search", data={"q": ""})
 
     assert response.status_code == 422
     assert 'id="q-error"' in response.get_data(as_text=True)
@@ -248,3 +248,17 @@ def test_clerks_cannot_void(client):
 
     assert client.post(f"/staff/violations/{violation.id}/void", data={"reason": "Withdrawn"}).status_code == 403
     assert violation_row(violation.id).status == "unpaid"
+
+
+def test_a_search_is_posted_so_no_plate_goes_into_a_url(supervisor):
+    payment, _violation = paid_payment()
+
+    form = supervisor.get("/staff/search").get_data(as_text=True)
+    results = supervisor.post("/staff/search", data={"q": payment.plate}).get_data(as_text=True)
+    details = supervisor.get(f"/staff/payments/{payment.id}").get_data(as_text=True)
+
+    assert 'method="post"' in form
+    assert payment.id in results
+    # The payment page's "more of this vehicle" is a posted form too, never a link with the plate in it.
+    assert not any(payment.plate in href for href in re.findall(r'href="([^"]*)"', details))
+    assert 'name="q" value="' + payment.plate + '"' in details
