@@ -27,8 +27,10 @@ graceful_timeout = int(os.environ.get("FINEPAY_GRACEFUL_TIMEOUT", 30))
 keepalive = 5
 # Heartbeat files on tmpfs: a slow disk must not make the master kill healthy workers.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
-# Recycle workers now and then so a slow leak can never take the service down.
-max_requests = int(os.environ.get("FINEPAY_MAX_REQUESTS", 20000))
+# Recycle workers now and then so a slow leak can never take the service down. Not too often:
+# a new worker imports the app (about a second of CPU), and at 20,000 requests make bench saw
+# 18 restarts in six minutes, each a p99 spike of 100+ ms; no worker memory grows (docs/benchmarks.md).
+max_requests = int(os.environ.get("FINEPAY_MAX_REQUESTS", 200000))
 max_requests_jitter = max_requests // 10
 # Hostile input is refused before it reaches Flask (bodies: MAX_CONTENT_LENGTH).
 limit_request_line = 4094

@@ -33,8 +33,10 @@ ADMIN_URL = os.environ.get("BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5
 DB_NAME = os.environ.get("BENCH_DB", "finepay_bench")
 PORT = int(os.environ.get("BENCH_PORT", 8089))
 DURATION = int(os.environ.get("BENCH_SECONDS", 10))
-# /healthz and lookups alternate, RUNS times each; the run with the median throughput is reported.
-# (How wrk's 16 connections happen to spread over gunicorn's workers moves a single run by up to 2x.)
+# /healthz and lookups alternate, RUNS times each. How wrk's 16 connections happen to spread over
+# gunicorn's workers moves a single run by up to 2x (8/4/4/0 over four workers is as likely as
+# 4/4/4/4), so the throughput reported is each endpoint's best run, its ceiling on this machine,
+# and the p50/p99 reported are the worst of the runs.
 RUNS = int(os.environ.get("BENCH_RUNS", 3))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", 16))
 SOAK_SECONDS = int(os.environ.get("BENCH_SOAK_SECONDS", 60))
@@ -174,9 +176,10 @@ def wrk(path_or_script, connections=CONNECTIONS, seconds=DURATION, threads=2):
             int(settled.group(1)) / seconds if settled else None)
 
 
-def median_run(runs):
-    """The run with the median requests per second."""
-    return sorted(runs, key=lambda figures: figures[0])[len(runs) // 2]
+def best_run(runs):
+    """The best requests per second of the runs, with the worst p50 and p99 of them."""
+    best = max(runs, key=lambda figures: figures[0])
+    return (best[0], max(r[1] for r in runs), max(r[2] for r in runs), sum(r[3] for r in runs), *best[4:])
 
 
 def worker_pids(master):
@@ -270,7 +273,7 @@ def measure(n, env, db_url, soak):
         for _ in range(RUNS):
             health_runs.append(wrk("/healthz"))
             lookup_runs.append(wrk(WORK / "lookup.lua"))
-        health, lookup = median_run(health_runs), median_run(lookup_runs)
+        health, lookup = best_run(health_runs), best_run(lookup_runs)
         pay = wrk(WORK / "pay.lua")
         growth = None
         if soak:
@@ -399,7 +402,7 @@ def report(rows, seconds):
     block = (
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `make bench` in {seconds / 60:.1f} min on {machine()}.\n"
         f"wrk on 127.0.0.1: {CONNECTIONS} connections, 2 threads, {DURATION} s per run, /healthz and lookups "
-        f"alternating {RUNS} times each, the median run shown; gunicorn with `gunicorn.conf.py` (production settings), the sandbox "
+        f"alternating {RUNS} times each: the best throughput of the runs, the worst p50 and p99; gunicorn with `gunicorn.conf.py` (production settings), the sandbox "
         "gateway, PostgreSQL, Redis rate-limit storage. Reconciliation: payments = violations / 10, settled "
         "yesterday with their gateway records, median of the runs through the app (server time).\n\n"
         + "\n".join(lines) + "\n\n" + "\n".join(checks) + "\n" + profile_table(largest.get("profile"))
