@@ -285,61 +285,8 @@ def test_both_catalogues_are_complete_and_up_to_date():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_the_check_reports_an_untranslated_message(tmp_path):
-    copy = tmp_path / "translations"
-    shutil.copytree(TRANSLATIONS, copy, ignore=shutil.ignore_patterns("*.mo", "*.pot"))
-    path = copy / "zh_Hans_CN" / "LC_MESSAGES" / "messages.po"
-    with open(path, "rb") as handle:
-        blanked = read_po(handle, locale="zh_Hans_CN")
-    blanked["Pay traffic fines"].string = ""
-    blanked["Skip to content"].flags.add("fuzzy")
-    with open(path, "wb") as handle:
-        write_po(handle, blanked, width=100)
-
-    done = subprocess.run([sys.executable, str(CHECK), "--translations", str(copy), "--skip-source"],
-                          cwd=ROOT, capture_output=True, text=True)
-
-    assert done.returncode == 1
-    assert "zh_Hans_CN: untranslated: 'Pay traffic fines'" in done.stdout
-    assert "zh_Hans_CN: fuzzy: 'Skip to content'" in done.stdout
-
-
-def test_the_check_reports_a_catalogue_behind_the_source(tmp_path):
-    copy = tmp_path / "translations"
-    shutil.copytree(TRANSLATIONS, copy, ignore=shutil.ignore_patterns("*.mo", "*.pot"))
-    path = copy / "en" / "LC_MESSAGES" / "messages.po"
-    with open(path, "rb") as handle:
-        stale = read_po(handle, locale="en")
-    stale.delete("Skip to content")
-    with open(path, "wb") as handle:
-        write_po(handle, stale, width=100)
-
-    done = subprocess.run([sys.executable, str(CHECK), "--translations", str(copy), "--locale", "en"],
-                          cwd=ROOT, capture_output=True, text=True)
-
-    assert done.returncode == 1
-    assert "en: out of date, not in the catalogue: 'Skip to content'" in done.stdout
-
-
-def test_the_check_reports_a_broken_placeholder(tmp_path):
-    copy = tmp_path / "translations"
-    shutil.copytree(TRANSLATIONS, copy, ignore=shutil.ignore_patterns("*.mo", "*.pot"))
-    path = copy / "zh_Hans_CN" / "LC_MESSAGES" / "messages.po"
-    with open(path, "rb") as handle:
-        broken = read_po(handle, locale="zh_Hans_CN")
-    broken["Kiosk %(name)s"].string = "自助缴款机 %(nom)s"
-    with open(path, "wb") as handle:
-        write_po(handle, broken, width=100)
-
-    done = subprocess.run([sys.executable, str(CHECK), "--translations", str(copy), "--skip-source",
-                           "--locale", "zh_Hans_CN"], cwd=ROOT, capture_output=True, text=True)
-
-    assert done.returncode == 1
-    assert "Kiosk %(name)s" in done.stdout
-
-
-def broken_copy(tmp_path, change, locale="zh_Hans_CN"):
-    """A copy of the catalogues with one change made to locale's; the check's output on it."""
+def check_a_changed_copy(tmp_path, locale, change, *args):
+    """Copy the catalogues, apply change to locale's catalogue, and run the check on the copy."""
     copy = tmp_path / "translations"
     shutil.copytree(TRANSLATIONS, copy, ignore=shutil.ignore_patterns("*.mo", "*.pot"))
     path = copy / locale / "LC_MESSAGES" / "messages.po"
@@ -348,8 +295,40 @@ def broken_copy(tmp_path, change, locale="zh_Hans_CN"):
     change(catalog)
     with open(path, "wb") as handle:
         write_po(handle, catalog, width=100)
-    return subprocess.run([sys.executable, str(CHECK), "--translations", str(copy), "--skip-source",
-                           "--locale", locale], cwd=ROOT, capture_output=True, text=True)
+    return subprocess.run([sys.executable, str(CHECK), "--translations", str(copy), *args],
+                          cwd=ROOT, capture_output=True, text=True)
+
+
+def test_the_check_reports_an_untranslated_message(tmp_path):
+    def change(catalog):
+        catalog["Pay traffic fines"].string = ""
+        catalog["Skip to content"].flags.add("fuzzy")
+
+    done = check_a_changed_copy(tmp_path, "zh_Hans_CN", change, "--skip-source")
+
+    assert done.returncode == 1
+    assert "zh_Hans_CN: untranslated: 'Pay traffic fines'" in done.stdout
+    assert "zh_Hans_CN: fuzzy: 'Skip to content'" in done.stdout
+
+
+def test_the_check_reports_a_catalogue_behind_the_source(tmp_path):
+    def change(catalog):
+        catalog.delete("Skip to content")
+
+    done = check_a_changed_copy(tmp_path, "en", change, "--locale", "en")
+
+    assert done.returncode == 1
+    assert "en: out of date, not in the catalogue: 'Skip to content'" in done.stdout
+
+
+def test_the_check_reports_a_broken_placeholder(tmp_path):
+    def change(catalog):
+        catalog["Kiosk %(name)s"].string = "自助缴款机 %(nom)s"
+
+    done = check_a_changed_copy(tmp_path, "zh_Hans_CN", change, "--skip-source", "--locale", "zh_Hans_CN")
+
+    assert done.returncode == 1
+    assert "Kiosk %(name)s" in done.stdout
 
 
 def test_the_check_reports_a_lone_percent_that_would_break_every_page(tmp_path):
@@ -357,7 +336,7 @@ def test_the_check_reports_a_lone_percent_that_would_break_every_page(tmp_path):
     def change(catalog):
         catalog["Skip to content"].string = "跳到正文 (100%)"
 
-    done = broken_copy(tmp_path, change)
+    done = check_a_changed_copy(tmp_path, "zh_Hans_CN", change, "--skip-source", "--locale", "zh_Hans_CN")
 
     assert done.returncode == 1 and "Skip to content" in done.stdout and "% formatting fails" in done.stdout
 
@@ -366,7 +345,7 @@ def test_the_check_reports_a_renamed_brace_placeholder(tmp_path):
     def change(catalog):
         catalog["{name} contains control characters"].string = "{名称} 含有控制字符"
 
-    done = broken_copy(tmp_path, change)
+    done = check_a_changed_copy(tmp_path, "zh_Hans_CN", change, "--skip-source", "--locale", "zh_Hans_CN")
 
     assert done.returncode == 1 and "{name} contains control characters" in done.stdout
 
@@ -376,24 +355,17 @@ def test_the_check_reports_a_fuzzy_catalogue_header(tmp_path):
     def change(catalog):
         catalog.fuzzy = True
 
-    done = broken_copy(tmp_path, change)
+    done = check_a_changed_copy(tmp_path, "zh_Hans_CN", change, "--skip-source", "--locale", "zh_Hans_CN")
 
     assert done.returncode == 1 and "header is marked fuzzy" in done.stdout
 
 
 def test_the_check_reports_a_message_that_became_plural_in_the_source(tmp_path):
-    copy = tmp_path / "translations"
-    shutil.copytree(TRANSLATIONS, copy, ignore=shutil.ignore_patterns("*.mo", "*.pot"))
-    path = copy / "en" / "LC_MESSAGES" / "messages.po"
-    with open(path, "rb") as handle:
-        catalog = read_po(handle, locale="en")
-    plural = next(m for m in catalog if isinstance(m.id, tuple) and m.id[0] == "%(num)d payment")
-    catalog.delete(plural.id)
-    catalog.add("%(num)d payment", "%(num)d payment")  # singular only: the source's plural is missing
-    with open(path, "wb") as handle:
-        write_po(handle, catalog, width=100)
+    def change(catalog):
+        plural = next(m for m in catalog if isinstance(m.id, tuple) and m.id[0] == "%(num)d payment")
+        catalog.delete(plural.id)
+        catalog.add("%(num)d payment", "%(num)d payment")  # singular only: the source's plural is missing
 
-    done = subprocess.run([sys.executable, str(CHECK), "--translations", str(copy), "--locale", "en"],
-                          cwd=ROOT, capture_output=True, text=True)
+    done = check_a_changed_copy(tmp_path, "en", change, "--locale", "en")
 
     assert done.returncode == 1 and "out of date" in done.stdout and "%(num)d payment" in done.stdout
