@@ -152,15 +152,18 @@ end
 """
 
 
-def wrk(path_or_script, connections=CONNECTIONS, seconds=DURATION, threads=2):
-    """Run wrk against the server; returns (requests/s, p50 ms, p99 ms, non-2xx)."""
-    cmd = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency"]
+def wrk_command(path_or_script, seconds, connections=CONNECTIONS, threads=2, options=()):
+    """The wrk command line for a path on the server or a Lua script."""
+    cmd = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", *options]
     url = f"http://127.0.0.1:{PORT}"
     if str(path_or_script).endswith(".lua"):
-        cmd += ["-s", str(path_or_script), url]
-    else:
-        cmd += [url + path_or_script]
-    result = run(cmd)
+        return cmd + ["-s", str(path_or_script), url]
+    return cmd + [url + path_or_script]
+
+
+def wrk(path_or_script, connections=CONNECTIONS, seconds=DURATION, threads=2):
+    """Run wrk against the server; returns (requests/s, p50 ms, p99 ms, non-2xx)."""
+    result = run(wrk_command(path_or_script, seconds, connections, threads, options=["--latency"]))
     out = result.stdout
     if "lua" in (result.stderr + out).lower() and "error" in (result.stderr + out).lower() or "constants" in out:
         raise SystemExit(f"wrk could not run its script:\n{result.stderr}{out}")
@@ -315,9 +318,7 @@ PROFILE_PARTS = (
 def where_cpu_goes(server, target, seconds=15):
     """py-spy (GIL-holding samples only: CPU in Python) over every worker while wrk drives target."""
     folded = WORK / "profile.folded"
-    load = subprocess.Popen(["wrk", "-t", "2", "-c", str(CONNECTIONS), "-d", f"{seconds + 4}s"]
-                            + (["-s", str(target), f"http://127.0.0.1:{PORT}"] if str(target).endswith(".lua")
-                               else [f"http://127.0.0.1:{PORT}{target}"]), stdout=subprocess.DEVNULL)
+    load = subprocess.Popen(wrk_command(target, seconds + 4), stdout=subprocess.DEVNULL)
     try:
         time.sleep(2)
         run([VENV_BIN / "py-spy", "record", "--pid", str(server.pid), "--subprocesses", "--gil", "--rate", "200",
