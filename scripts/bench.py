@@ -235,21 +235,16 @@ def machine():
 
 def reconciliation_seconds(db_url, n_payments):
     """Seed n_payments settled yesterday (with gateway records) and time the report page and its CSV."""
-    from datetime import timedelta
-
     import bench_reconciliation as recon
 
     from finepay import create_app
     from finepay.extensions import db
-    from violations.fees import business_today
 
-    day = business_today(recon.ZONE) - timedelta(days=1)
-    recon.seed(db_url, n_payments, day)
     app = create_app({"SQLALCHEMY_DATABASE_URI": db_url.replace("postgresql://", "postgresql+psycopg://"),
                       "SECRET_KEY": secrets.token_hex(32), "PAYMENT_GATEWAY": "sandbox",
                       "BUSINESS_TIMEZONE": recon.ZONE, "LOG_LEVEL": "WARNING"})
     try:
-        return recon.report_seconds(app, day, runs=int(os.environ.get("BENCH_REPORT_RUNS", 3)))
+        return recon.seed_and_time(app, db_url, n_payments, runs=int(os.environ.get("BENCH_REPORT_RUNS", 3)))
     finally:
         with app.app_context():
             db.engine.dispose()

@@ -159,13 +159,23 @@ def report_seconds(app, day, runs=RUNS):
     return page_median, csv_median
 
 
+def seed_and_time(app, url, n, runs=RUNS):
+    """Seed n payments settled yesterday into the migrated database at url; median seconds of page and CSV."""
+    from violations.fees import business_today
+
+    day = business_today(ZONE) - timedelta(days=1)
+    started = time.perf_counter()
+    seed(url.replace("+psycopg", ""), n, day)
+    print(f"seeded {n:,} payments for {day} in {time.perf_counter() - started:.1f} s")
+    return report_seconds(app, day, runs)
+
+
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
     from flask_migrate import upgrade
 
     from finepay import create_app
     from finepay.extensions import db
-    from violations.fees import business_today
 
     name = f"finepay_bench_recon_{secrets.token_hex(4)}"
     base = ADMIN_URL.rsplit("/", 1)[0]
@@ -177,12 +187,8 @@ def main():
                           "WTF_CSRF_ENABLED": False, "PAYMENT_GATEWAY": "sandbox", "BUSINESS_TIMEZONE": ZONE})
         with app.app_context():
             upgrade()
-        day = business_today(ZONE) - timedelta(days=1)
-        started = time.perf_counter()
-        seed(url.replace("+psycopg", ""), n, day)
-        print(f"seeded {n:,} payments for {day} in {time.perf_counter() - started:.1f} s ({name})")
-
-        report_seconds(app, day)
+        print(f"database {name}")
+        seed_and_time(app, url, n)
         with app.app_context():
             db.engine.dispose()
     finally:
