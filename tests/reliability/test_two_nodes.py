@@ -96,7 +96,8 @@ def answered_by(nginx, nodes):
 
 
 def lookup(nginx, body, source, forwarded_for=None):
-    """POST /api/v1/lookups through nginx from the loopback address source; returns the status."""
+    """POST /api/v1/lookups through nginx from the loopback address source; returns the status, or
+    "challenged" for an answer that asks for more proof instead of showing violations."""
     connection = http.client.HTTPSConnection("127.0.0.1", nginx.port, source_address=(source, 0), timeout=30,
                                              context=ssl.create_default_context(cafile=nginx.cert))
     headers = {"Content-Type": "application/json"}
@@ -105,10 +106,12 @@ def lookup(nginx, body, source, forwarded_for=None):
     try:
         connection.request("POST", "/api/v1/lookups", json.dumps(body).encode(), headers)
         response = connection.getresponse()
-        response.read()
-        return response.status
+        answer = response.read()
     finally:
         connection.close()
+    if response.status == 200 and "violations" not in json.loads(answer):
+        return "challenged"
+    return response.status
 
 
 def refused(status):
