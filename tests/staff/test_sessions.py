@@ -61,6 +61,7 @@ def test_a_cookie_saved_before_sign_out_no_longer_opens_the_console(app):
     assert response.status_code == 302
     assert response.headers["Location"].startswith("/staff/login")
     assert api_key_count() == 0
+    assert thief.get("/api/v1/settlements").status_code == 401  # the feed takes API keys, never cookies
     assert last_audit("staff.signed_out").details == {"reason": "signed out", "sessions": 1}
 
 
@@ -95,6 +96,22 @@ def test_a_session_can_be_ended_from_the_list_of_sessions(app):
 
     assert is_signed_out(lost_laptop)
     assert not is_signed_out(office)
+
+
+def test_nobody_can_end_another_persons_session(app):
+    from staff.models import StaffSession
+
+    make_user("cole")
+    make_user("dora")
+    victim = signed_in(app, "cole")
+    victim_session = db.session.execute(select(StaffSession.id)).scalar_one()
+    other = signed_in(app, "dora")
+
+    assert other.post(f"/staff/sessions/{victim_session}/end").status_code == 404
+    assert other.post("/staff/sessions/99999999/end").status_code == 404
+    assert not is_signed_out(victim)
+    listed = other.get("/staff/sessions").get_data(as_text=True)
+    assert listed.count('class="session-row') == 1 and f'data-session="{victim_session}"' not in listed
 
 
 def test_a_remember_me_cookie_does_not_sign_anyone_in(app):
