@@ -37,7 +37,6 @@ class StaffUser(UserMixin, db.Model):
         return self.role == SUPERVISOR
 
 
-
 class StaffSession(db.Model):
     """A signed-in browser: the cookie carries a random token, the server keeps its hash, its clock and its end.
 

@@ -117,6 +117,8 @@ def end_sessions(user, reason, *, actor, only=None, keep=None, now=None):
 
 def end_session(user, session_id, reason, *, actor):
     """End one of ``user``'s sessions (sign-out, or ending it from the list); False if it was not live."""
+    if not isinstance(session_id, int) or not 0 < session_id < 2**63:  # never "all of them" by accident
+        return False
     ended = end_sessions(user, reason, actor=actor, only=session_id)
     db.session.commit()
     return bool(ended)
@@ -132,10 +134,9 @@ def end_all_sessions(user, reason, *, actor):
 def live_sessions(user, now=None):
     """``user``'s sessions that are still live, most recently used first."""
     now = now or utcnow()
-    rows = db.session.execute(
+    return db.session.execute(
         select(StaffSession).where(StaffSession.user_id == user.id, StaffSession.revoked_at.is_(None),
                                    StaffSession.created_at > now - absolute_limit(),
                                    StaffSession.last_seen_at >= now - idle_limit())
         .order_by(StaffSession.last_seen_at.desc(), StaffSession.id.desc())
     ).scalars().all()
-    return rows

@@ -109,6 +109,7 @@ def test_nobody_can_end_another_persons_session(app):
 
     assert other.post(f"/staff/sessions/{victim_session}/end").status_code == 404
     assert other.post("/staff/sessions/99999999/end").status_code == 404
+    assert other.post(f"/staff/sessions/{2**64}/end").status_code == 404
     assert not is_signed_out(victim)
     listed = other.get("/staff/sessions").get_data(as_text=True)
     assert listed.count('class="session-row') == 1 and f'data-session="{victim_session}"' not in listed
