@@ -4,6 +4,11 @@ The session cookie only carries a random token; what a session may do is
 decided here, from the ``staff_sessions`` row its hash names. So a copy of the
 cookie is worth nothing once the row is ended (sign-out, an account change,
 idle or absolute expiry), however often that copy was renewed.
+
+A table of our own rather than Flask-Session: ending every session of one
+person needs sessions indexed by user, and an absolute lifetime needs the
+sign-in time, neither of which a server-side session store keeps; the rest of
+the cookie (flash messages, the driver's and kiosk's pages) stays as it is.
 """
 import hashlib
 import secrets
