@@ -95,6 +95,16 @@ def get_user(user_id):
     return user
 
 
+def find_user(username):
+    """The staff user with this name (any case), or a 404."""
+    user = db.session.execute(
+        select(StaffUser).where(StaffUser.username == normalize_username(username))
+    ).scalar_one_or_none()
+    if user is None:
+        raise ApiError(_("No such user."), code="not_found", status=404)
+    return user
+
+
 def list_users():
     """Every staff account, by name."""
     return db.session.execute(select(StaffUser).order_by(StaffUser.username)).scalars().all()

@@ -27,6 +27,7 @@ from staff.models import StaffSession, StaffUser
 SIGNED_OUT, SIGNED_OUT_EVERYWHERE, ENDED_BY_USER = "signed out", "signed out everywhere", "ended by its user"
 SIGNED_IN_AGAIN, IDLE, EXPIRED = "signed in again", "idle", "expired"
 PASSWORD_CHANGED, ROLE_CHANGED, ACCOUNT_DISABLED = "password changed", "role changed", "account disabled"
+BY_ADMINISTRATOR = "ended by an administrator"
 # Keeping the idle clock costs a write; one a minute per session is plenty for a limit counted in minutes.
 SEEN_RESOLUTION = timedelta(minutes=1)
 TOKEN_MAX_LENGTH = 100

@@ -266,3 +266,17 @@ def test_the_session_id_is_stored_hashed(app):
 
     assert token not in row.token_hash and len(row.token_hash) == 64
     assert (row.remote_addr, row.user_agent, row.revoked_at) == ("192.0.2.44", "Counter PC", None)
+
+
+def test_the_command_line_ends_every_session_of_an_account(app, runner):
+    make_user("quin")
+    desk, laptop = signed_in(app, "quin"), signed_in(app, "quin")
+
+    result = runner.invoke(args=["staff", "sign-out", "QUIN"])
+
+    assert result.exit_code == 0, result.output
+    assert "Ended 2 session(s) of quin." in result.output
+    assert is_signed_out(desk) and is_signed_out(laptop)
+    entry = last_audit("staff.signed_out")
+    assert entry.actor.startswith("cli") and entry.details == {"reason": "ended by an administrator", "sessions": 2}
+    assert runner.invoke(args=["staff", "sign-out", "nobody"]).exit_code != 0
