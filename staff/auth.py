@@ -56,16 +56,13 @@ def begin_session(user):
     session[SESSION_KEY] = token
 
 
-def end_this_session(reason, actor):
-    """Sign out on this browser: the server-side session ends, so no copy of the cookie works again."""
-    sessions.end_session(current_user, current_session_id(), reason, actor=actor)
-    logout_user()
-    session.clear()
+def sign_out(actor):
+    """Sign out: every session of the signed-in user ends on the server, so no copy of any cookie works again.
 
-
-def end_every_session(actor):
-    """Sign out everywhere: every session of the signed-in user ends, this one included."""
-    sessions.end_all_sessions(current_user, sessions.SIGNED_OUT_EVERYWHERE, actor=actor)
+    Signing out ends them all, not only this browser's: a console left signed in on another desk is the
+    case a sign-out has to cover.
+    """
+    sessions.end_all_sessions(current_user, sessions.SIGNED_OUT, actor=actor)
     logout_user()
     session.clear()
 

@@ -24,7 +24,7 @@ from finepay.extensions import db
 from staff.models import StaffSession, StaffUser
 
 # Why a session ended (staff_sessions.revoked_reason and the audit entry's reason).
-SIGNED_OUT, SIGNED_OUT_EVERYWHERE, ENDED_BY_USER = "signed out", "signed out everywhere", "ended by its user"
+SIGNED_OUT, ENDED_BY_USER = "signed out", "ended by its user"
 SIGNED_IN_AGAIN, IDLE, EXPIRED = "signed in again", "idle", "expired"
 PASSWORD_CHANGED, ROLE_CHANGED, ACCOUNT_DISABLED = "password changed", "role changed", "account disabled"
 BY_ADMINISTRATOR = "ended by an administrator"
@@ -131,7 +131,7 @@ def end_session(user, session_id, reason, *, actor):
 
 
 def end_all_sessions(user, reason, *, actor):
-    """End every session of ``user`` (sign out everywhere); returns how many ended."""
+    """End every session of ``user`` (signing out); returns how many ended."""
     ended = end_sessions(user, reason, actor=actor)
     db.session.commit()
     return ended

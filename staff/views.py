@@ -30,9 +30,8 @@ from staff import imports, reconciliation, services, sessions
 from staff.auth import (
     begin_session,
     current_session_id,
-    end_every_session,
-    end_this_session,
     safe_next,
+    sign_out,
     supervisor_required,
 )
 from staff.charts import hourly_chart
@@ -167,7 +166,7 @@ def logout():
     """Sign out (a POST with the form token, so no other site can sign staff out)."""
     if not ActionForm().validate_on_submit():
         abort(400)
-    end_this_session(sessions.SIGNED_OUT, me())
+    sign_out(me())
     flash(_("You are signed out."), "info")
     return redirect(url_for("staff.login"), 303)
 
@@ -185,7 +184,7 @@ def session_end(session_id):
     if not ActionForm().validate_on_submit():
         abort(400)
     if session_id == current_session_id():
-        end_this_session(sessions.SIGNED_OUT, me())
+        sign_out(me())
         flash(_("You are signed out."), "info")
         return redirect(url_for("staff.login"), 303)
     if not sessions.end_session(current_user, session_id, sessions.ENDED_BY_USER, actor=me()):
@@ -193,15 +192,6 @@ def session_end(session_id):
     flash(_("That session is ended: whoever uses it must sign in again."), "ok")
     return redirect(url_for("staff.my_sessions"), 303)
 
-
-@bp.post("/sessions/end-all")
-def sessions_end_all():
-    """Sign out everywhere, this browser included."""
-    if not ActionForm().validate_on_submit():
-        abort(400)
-    end_every_session(me())
-    flash(_("You are signed out everywhere."), "info")
-    return redirect(url_for("staff.login"), 303)
 
 
 # --- reading -------------------------------------------------------------------------------------
