@@ -80,7 +80,7 @@ class RefundForm(FlaskForm):
     """Refund violations in full, or an amount shared out over them in order, with a reason."""
 
     lines = SelectMultipleField(_l("Violations to refund"), coerce=int, validate_choice=False)
-    amount = StringField(_l("Amount to refund (optional with ticked violations)"), validators=[Optional()])
+    amount = StringField(_l("Amount to refund (optional with ticked violations)"))
     reason = TextAreaField(_l("Reason (kept in the audit log)"),
                            validators=[InputRequired(_l("Say why the money goes back.")), REASON_LENGTH])
     form_key = HiddenField(validators=[InputRequired(), Regexp(r"^[0-9a-f]{32}\Z")])
