@@ -150,6 +150,9 @@ def test_partly_paid_elsewhere_refunds_only_that_part(client):
     (refund,) = refunds_of(both["id"])
     assert refund.automatic and refund.status == "succeeded"
     assert refund.amount == 23000
+    # Allocated to the line it did not settle; the violation it did settle stays paid.
+    assert [(line.item.violation_id, line.amount) for line in refund.lines] == [(shared.id, 23000)]
+    assert violation_row(other.id).status == "paid"
     assert violation_row(other.id).receipt_number == stored.receipt_number
     assert violation_row(shared.id).receipt_number == payment_row(alone["id"]).receipt_number
     assert sum(r.amount for r in sandbox_refunds()) == 23000
