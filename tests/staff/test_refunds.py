@@ -15,7 +15,7 @@ from finepay.extensions import db
 from payments import services as payment_services
 from payments.gateways import GatewayError, current_gateway
 from payments.models import Payment, Refund, RefundLine
-from staff import services
+from staff import reconciliation, services
 from tests.payments.helpers import (
     confirm,
     create_ok,
@@ -26,6 +26,7 @@ from tests.payments.helpers import (
 )
 from tests.payments.test_race import run_together
 from tests.staff.helpers import make_supervisor, sign_in_as
+from violations.fees import business_today
 from violations.models import Violation
 
 THREADS = 10
@@ -224,7 +225,8 @@ def unavailable(*args, **kwargs):
 # --- a refund the gateway refuses -------------------------------------------------------------------
 
 
-def test_a_refund_the_gateway_refuses_is_failed_with_its_reason_and_never_retried(supervisor, client, monkeypatch):
+def test_a_refund_the_gateway_refuses_is_failed_with_its_reason_and_never_retried(app, supervisor, client,
+                                                                                  monkeypatch):
     payment, (violation,) = paid(client, 5000)
     calls = []
 
@@ -253,6 +255,11 @@ def test_a_refund_the_gateway_refuses_is_failed_with_its_reason_and_never_retrie
     assert refunds_of(payment.id)[0].status == "failed"
     # Nothing went back, so all of it can still be refunded.
     assert re.search(r"Up to \S*¥50\.00 can be refunded", page)
+    # Nor is it a difference for reconciliation: no money moved on either side.
+    day = business_today(app.config["BUSINESS_TIMEZONE"])
+    reconciliation.fetch_gateway_records(*services.business_day_window(day), actor="test")
+    report = reconciliation.reconcile(day, day, limit=1000)
+    assert [line for line in report.discrepancies if line["payment_id"] == payment.id] == []
 
 
 def test_a_phantom_pending_refund_is_failed_by_sync_once_the_gateway_refuses_it(client):
