@@ -530,15 +530,15 @@ def send_refund(refund_id):
     ``payments sync`` to send again with the same idempotency key.
     """
     refund = db.session.get(Refund, refund_id, populate_existing=True)
-    payment_id, actor = refund.payment_id, refund.actor
     if refund.status != REFUND_PENDING:
         db.session.commit()
         return refund
+    payment_id, actor = refund.payment_id, refund.actor
+    request = {"amount": refund.amount, "idempotency_key": refund.idempotency_key, "reason": refund.reason}
     intent_id = refund.payment.gateway_intent_id
     db.session.commit()  # no lock is held while the gateway is called
     try:
-        result = current_gateway().refund(intent_id, amount=refund.amount, idempotency_key=refund.idempotency_key,
-                                          reason=refund.reason)
+        result = current_gateway().refund(intent_id, **request)
     except GatewayError as error:
         result, failure = None, error
     payment = _lock_payment_for_refund(payment_id)

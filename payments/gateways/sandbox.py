@@ -272,7 +272,8 @@ class SandboxGateway(PaymentGateway):
             ).scalars())
             if row.status != SUCCEEDED or amount <= 0 or refunded + amount > row.amount_received:
                 raise GatewayError("Refund exceeds what was captured.", code="invalid_request",
-                                   gateway_message=f"{refunded} of {row.amount_received} already refunded",
+                                   gateway_message=f"Refund exceeds what was captured: {refunded} of "
+                                                   f"{row.amount_received} already refunded.",
                                    status=409)
             refund = SandboxRefund(id="sre_" + secrets.token_hex(10), intent_id=intent_id, amount=amount,
                                    currency=row.currency)
