@@ -361,7 +361,7 @@ def refundable_amount(payment):
     return payment_refunds.balance(payment).refundable
 
 
-def refund(payment_id, *, amount, item_ids, reason, form_key, actor_name):
+def refund(payment_id, *, amount=None, item_ids=None, reason, form_key, actor_name):
     """Refund through the gateway (supervisors), allocated to violation lines.
 
     ``item_ids`` are the chosen lines: without an amount each is refunded in
