@@ -1,7 +1,7 @@
 """Refunds are allocated to violation lines; a refused refund keeps its reason
 
 Revision ID: 0007_refunds
-Revises: 0006
+Revises: 0007_sessions
 Create Date: 2026-11-30 05:00:00.000000
 
 Hand-checked, the same on SQLite and PostgreSQL:
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0007_refunds'
-down_revision = '0006'
+down_revision = '0007_sessions'
 branch_labels = None
 depends_on = None
 

@@ -6,7 +6,6 @@ separate gunicorn workers would, released together behind a barrier.
 """
 import re
 import threading
-from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import select
@@ -15,7 +14,8 @@ from finepay.extensions import db
 from payments import services as payment_services
 from payments.gateways import GatewayError, current_gateway
 from payments.models import Payment, Refund, RefundLine
-from staff import reconciliation, services
+from staff import reconciliation, services, sessions
+from staff.auth import SESSION_KEY
 from tests.payments.helpers import (
     confirm,
     create_ok,
@@ -286,7 +286,9 @@ def test_a_phantom_pending_refund_is_failed_by_sync_once_the_gateway_refuses_it(
 def concurrent_refunds(app, boss, payment, key_of):
     """THREADS supervisors' posts of a full refund of the payment's line at once; returns the outcomes."""
     url = app.config["SQLALCHEMY_DATABASE_URI"]
-    user = SimpleNamespace(get_id=lambda: boss.get_id())
+    user_id = boss.get_id()
+    # One signed-in console per thread (the sessions are made here: the threads only post).
+    tokens = [sessions.start_session(boss, "127.0.0.1", "test client") for _ in range(THREADS)]
     line = str(payment.items[0].id)
     counter = iter(range(THREADS))
     lock = threading.Lock()
@@ -294,7 +296,8 @@ def concurrent_refunds(app, boss, payment, key_of):
     def post(console):
         with lock:
             n = next(counter)
-        sign_in_as(console, user)
+        with console.session_transaction() as cookie:
+            cookie.update({"_user_id": user_id, "_fresh": True, SESSION_KEY: tokens[n]})
         response = refund(console, payment, key=key_of(n), lines=[line])
         return {"status": response.status_code}
 
@@ -305,9 +308,6 @@ def concurrent_refunds(app, boss, payment, key_of):
 
 def test_ten_concurrent_refunds_make_exactly_one(app, boss, client):
     payment, (violation,) = paid(client, 5000)
-    user_id = boss.get_id()
-    boss = SimpleNamespace(get_id=lambda: user_id)
-    db.session.commit()
 
     statuses = concurrent_refunds(app, boss, payment, key_of=lambda n: f"{n:032x}")
 
@@ -322,9 +322,6 @@ def test_ten_concurrent_refunds_make_exactly_one(app, boss, client):
 
 def test_ten_concurrent_posts_with_one_form_key_make_one_refund_and_no_error(app, boss, client):
     payment, _violations = paid(client, 5000)
-    user_id = boss.get_id()
-    boss = SimpleNamespace(get_id=lambda: user_id)
-    db.session.commit()
 
     statuses = concurrent_refunds(app, boss, payment, key_of=lambda n: "c" * 32)
 
