@@ -10,7 +10,7 @@ connection of the pool.
 """
 import time
 
-from sqlalchemy import event, exc
+from sqlalchemy import delete, event, exc, false
 
 
 def ping_when_idle(engine, idle_seconds):
@@ -33,6 +33,19 @@ def ping_when_idle(engine, idle_seconds):
                 # The pool throws this connection away and checks out another (up to three times).
                 raise exc.DisconnectionError() from error
             raise
+
+
+def write_lock(session, table):
+    """SQLite: take the database's write lock now, held until this transaction ends.
+
+    SQLite ignores SELECT ... FOR UPDATE and lets two transactions read the
+    same rows before either writes; a write that changes nothing takes its one
+    write lock (waiting for the busy timeout), so that what is read next
+    cannot change before this transaction commits. Other databases lock rows
+    with FOR UPDATE instead: there this does nothing.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(delete(table).where(false()))
 
 
 def init_app(app, db):

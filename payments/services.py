@@ -29,12 +29,23 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from finepay import audit
+from finepay.database import write_lock
 from finepay.dbtypes import utcnow
 from finepay.errors import ApiError
 from finepay.extensions import db
-from payments import gateways, states
+from finepay.formatting import format_money
+from payments import gateways, refunds, states
 from payments.gateways import GatewayError, current_gateway
-from payments.models import Payment, PaymentItem, Refund, WebhookEvent
+from payments.models import (
+    REFUND_FAILED,
+    REFUND_PENDING,
+    REFUND_SUCCEEDED,
+    Payment,
+    PaymentItem,
+    Refund,
+    RefundLine,
+    WebhookEvent,
+)
 from violations.fees import business_today, current_policy
 from violations.models import PAID, UNPAID, Violation
 
@@ -428,69 +439,173 @@ def _settle(payment, intent):
 
 
 def _refund_surplus(payment):
-    """Refund money captured beyond what settled violations cost (a duplicate capture, or a void meanwhile)."""
+    """Refund money captured beyond what settled violations cost (a duplicate capture, or a void meanwhile).
+
+    The refund is allocated to the lines this payment did not settle, in
+    full (with their share of any service fee), and to any money captured
+    beyond the amount due; one per payment (its key is fixed).
+    """
     if payment.status != states.SUCCEEDED:
         return
-    settled = sum(item.amount for item in payment.items if item.settled)
-    if settled:
-        settled += payment.convenience_fee
-    already = sum(r.amount for r in payment.refunds if r.automatic)
-    surplus = payment.amount_received - settled - already
-    if surplus > 0:
-        refund_payment(payment.id, surplus, reason="duplicate: these violations were already paid",
-                       actor="system", automatic=True, idempotency_key=f"{payment.id}:surplus")
+    ledger = refunds.balance(payment)
+    unsettled = [line.item.id for line in ledger.lines if not line.item.settled and line.refundable]
+    if unsettled or ledger.beyond_due_refundable:
+        refund_payment(payment.id, item_ids=unsettled, beyond_due=True,
+                       reason="duplicate: these violations were already paid", actor="system", automatic=True,
+                       idempotency_key=f"{payment.id}:surplus")
 
 
-def refund_payment(payment_id, amount, *, reason, actor, automatic=False, idempotency_key=None,
-                   release_violations=False):
-    """Send money back through the gateway, recorded before the call; safe to call twice with the same key."""
+def _lock_payment_for_refund(payment_id):
+    """Lock the payment (and its violations) for a refund decision, on SQLite too."""
+    write_lock(db.session, Refund.__table__)
     payment = _lock_payment_with_violations(payment_id)
+    # Refunds, their lines and the items read before the lock may be stale: read them again under it.
+    db.session.expire_all()
+    return payment
+
+
+def refund_payment(payment_id, amount=None, *, item_ids=None, beyond_due=None, reason, actor, automatic=False,
+                   idempotency_key=None):
+    """Send money back through the gateway, allocated to violation lines; one idempotency key is one refund.
+
+    ``item_ids`` chooses the lines (None: the stated order of payments.refunds);
+    ``amount`` is shared out over them in order (None: all that is left of them).
+    The refund is recorded (pending) under the payment's lock before the gateway
+    is called, so that pending refunds count against what is left and two
+    refunds can never add up to more than was captured. A repeated key answers
+    with the refund made the first time, whatever else this call asks.
+    """
+    payment = _lock_payment_for_refund(payment_id)
     key = idempotency_key or f"{payment.id}:refund:{len(payment.refunds) + 1}"
-    refund = db.session.execute(select(Refund).where(Refund.idempotency_key == key)).scalar_one_or_none()
-    if refund is None:
-        if amount <= 0 or amount > payment.amount_received - payment.refunded_amount:
-            raise ApiError(_("The refund is larger than what is left to refund."), code="invalid_refund",
-                           status=422)
-        refund = Refund(payment=payment, amount=amount, currency=payment.currency, reason=reason,
-                        automatic=automatic, idempotency_key=key, actor=actor)
-        db.session.add(refund)
-        audit.record("refund.created", "payment", payment.id, actor=actor, amount=amount, reason=reason,
-                     automatic=automatic)
-    db.session.commit()
-    if refund.status == "succeeded":
-        return refund
-    try:
-        result = current_gateway().refund(payment.gateway_intent_id, amount=refund.amount,
-                                          idempotency_key=refund.idempotency_key, reason=reason)
-    except GatewayError as error:
-        audit.record("refund.gateway_error", "payment", payment.id, actor=actor, code=error.code)
+    refund = _refund_by_key(key)
+    if refund is not None:
         db.session.commit()
-        log.warning("refund of %s failed at the gateway (%s); sync retries it", payment.id, error.code)
         return refund
-    payment = _lock_payment_with_violations(payment.id)
-    refund.status, refund.gateway_refund_id = result.status, result.id
-    audit.record("refund.succeeded" if result.status == "succeeded" else "refund.pending", "payment", payment.id,
-                 actor=actor, amount=refund.amount, gateway_refund=result.id)
-    if release_violations:
-        _unsettle(payment, actor)
-    if payment.status == states.SUCCEEDED and payment.refunded_amount >= payment.amount_received:
-        _transition(payment, states.REFUNDED, actor=actor)
+    if payment.status != states.SUCCEEDED:
+        db.session.rollback()
+        message = _("Only a succeeded payment can be refunded (this one is %(status)s).", status=payment.status)
+        raise ApiError(message, code="invalid_refund", status=422, errors={"amount": [message]})
+    ledger = refunds.balance(payment)
+    try:
+        parts, beyond = ledger.allocate(amount, item_ids, beyond_due)
+    except refunds.AllocationError:
+        db.session.rollback()
+        chosen = ledger.refundable if item_ids is None else sum(
+            line.refundable for line in ledger.lines if line.item.id in set(item_ids))
+        message = _("The refund is larger than what is left to refund of what was chosen (%(amount)s).",
+                    amount=format_money(chosen, payment.currency))
+        raise ApiError(message, code="invalid_refund", status=422,
+                       errors={"amount" if amount is not None else "lines": [message]}) from None
+    refund = Refund(payment=payment, amount=sum(parts.values()) + beyond, currency=payment.currency, reason=reason,
+                    automatic=automatic, idempotency_key=key, actor=actor,
+                    lines=[RefundLine(payment_item_id=item_id, amount=part) for item_id, part in parts.items()])
+    db.session.add(refund)
+    violations = {item.id: item.violation_id for item in payment.items}
+    audit.record("refund.created", "payment", payment.id, actor=actor, amount=refund.amount, reason=reason,
+                 automatic=automatic, beyond_due=beyond,
+                 lines={str(violations[item_id]): part for item_id, part in parts.items()})
+    try:
+        db.session.commit()
+    except IntegrityError:  # the same key won a race we did not see under the lock: that one is the refund
+        db.session.rollback()
+        refund = _refund_by_key(key)
+        if refund is None:
+            raise
+        return refund
+    return send_refund(refund.id)
+
+
+def _refund_by_key(key):
+    return db.session.execute(
+        select(Refund).where(Refund.idempotency_key == key).execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+
+
+def send_refund(refund_id):
+    """Ask the gateway to make a pending refund and record its answer; returns the refund.
+
+    Accepted: succeeded, and every violation whose whole line is now refunded
+    is owed again. Refused (the gateway said no): failed, with its reason,
+    never sent again. Unreachable or timed out: still pending, for
+    ``payments sync`` to send again with the same idempotency key.
+    """
+    refund = db.session.get(Refund, refund_id, populate_existing=True)
+    if refund.status != REFUND_PENDING:
+        db.session.commit()
+        return refund
+    payment_id, actor = refund.payment_id, refund.actor
+    request = {"amount": refund.amount, "idempotency_key": refund.idempotency_key, "reason": refund.reason}
+    intent_id = refund.payment.gateway_intent_id
+    db.session.commit()  # no lock is held while the gateway is called
+    try:
+        result = current_gateway().refund(intent_id, **request)
+    except GatewayError as error:
+        result, failure = None, error
+    payment = _lock_payment_for_refund(payment_id)
+    refund = db.session.get(Refund, refund_id, populate_existing=True)
+    if refund.status != REFUND_PENDING:  # someone else recorded the answer meanwhile
+        db.session.commit()
+        return refund
+    if result is None:
+        if failure.refused:
+            _fail_refund(payment, refund, failure.code, failure.gateway_message or failure.message)
+        else:
+            audit.record("refund.gateway_error", "payment", payment.id, actor=actor, code=failure.code,
+                         refund=refund.id)
+            log.warning("refund %s of %s not sent (%s); sync retries it", refund.id, payment.id, failure.code)
+    elif result.status == REFUND_FAILED:
+        refund.gateway_refund_id = result.id
+        _fail_refund(payment, refund, "refund_failed", None)
+    else:
+        refund.gateway_refund_id = result.id
+        if result.status == REFUND_SUCCEEDED:
+            refund.status = REFUND_SUCCEEDED
+            audit.record("refund.succeeded", "payment", payment.id, actor=actor, amount=refund.amount,
+                         gateway_refund=result.id, refund=refund.id)
+            _release_refunded_lines(payment, refund)
+            if payment.status == states.SUCCEEDED and payment.refunded_amount >= payment.amount_received:
+                _transition(payment, states.REFUNDED, actor=actor)
+        else:
+            audit.record("refund.pending", "payment", payment.id, actor=actor, amount=refund.amount,
+                         gateway_refund=result.id, refund=refund.id)
     db.session.commit()
     return refund
 
 
-def _unsettle(payment, actor):
-    """A refunded payment no longer pays its violations: they are owed again."""
-    for item in payment.items:
-        if item.settled:
-            db.session.execute(
-                update(Violation).where(Violation.id == item.violation_id,
-                                        Violation.receipt_number == payment.receipt_number)
-                .values(status=UNPAID, late_fee_paid=None, paid_at=None, receipt_number=None, updated_at=utcnow())
-                .execution_options(synchronize_session=False)
-            )
-            item.settled = False
-            audit.record("violation.unpaid", "violation", item.violation_id, actor=actor, payment=payment.id)
+def _fail_refund(payment, refund, code, message):
+    refund.status, refund.failure_code = REFUND_FAILED, code
+    refund.failure_message = (message or "")[:500] or None
+    audit.record("refund.failed", "payment", payment.id, actor=refund.actor, amount=refund.amount, code=code,
+                 gateway_message=refund.failure_message, refund=refund.id)
+    log.warning("refund %s of %s refused by the gateway (%s)", refund.id, payment.id, code)
+
+
+def _release_refunded_lines(payment, refund):
+    """Record what a succeeded refund gave back per violation; a violation whose whole line is back is owed again.
+
+    Only lines this payment settled concern the violation (a duplicate line
+    never paid it). The caller holds the locks on the violations and the payment.
+    """
+    ledger = refunds.balance(payment)
+    now = utcnow()
+    for part in refund.lines:
+        line = ledger.line_for(part.payment_item_id)
+        item = line.item
+        if not item.settled:
+            continue
+        details = {"payment": payment.id, "refund": refund.id, "amount": part.amount, "refunded": line.refunded,
+                   "due": line.due}
+        if not line.refunded_in_full:
+            audit.record("violation.partly_refunded", "violation", item.violation_id, actor=refund.actor, **details)
+            continue
+        db.session.execute(
+            update(Violation).where(Violation.id == item.violation_id,
+                                    Violation.receipt_number == payment.receipt_number)
+            .values(status=UNPAID, late_fee_paid=None, paid_at=None, receipt_number=None, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        item.settled, item.released_at = False, now
+        audit.record("violation.unpaid", "violation", item.violation_id, actor=refund.actor, **details)
 
 
 def refresh_payment(payment_id):
@@ -570,7 +685,7 @@ def sync_payments(now=None, recent=timedelta(days=2)):
     """Settle what the gateway knows and we do not: for cron every few minutes. Returns counts."""
     now = now or utcnow()
     gateway = current_gateway()
-    counts = {"checked": 0, "changed": 0, "expired": 0, "refunds_retried": 0, "errors": 0}
+    counts = {"checked": 0, "changed": 0, "expired": 0, "refunds_retried": 0, "refunds_failed": 0, "errors": 0}
     candidates = db.session.execute(
         select(Payment.id, Payment.status).where(
             Payment.gateway == gateway.name,
@@ -595,11 +710,14 @@ def sync_payments(now=None, recent=timedelta(days=2)):
             continue
         if payment.status != status:
             counts["changed"] += 1
-    pending = db.session.execute(select(Refund).where(Refund.status == "pending")).scalars().all()
-    for refund in pending:
+    # Only pending refunds are sent again: a refused one is failed for good (staff see why).
+    pending = db.session.execute(
+        select(Refund.id).where(Refund.status == REFUND_PENDING).order_by(Refund.id)
+    ).scalars().all()
+    for refund_id in pending:
         counts["refunds_retried"] += 1
-        refund_payment(refund.payment_id, refund.amount, reason=refund.reason, actor=refund.actor,
-                       automatic=refund.automatic, idempotency_key=refund.idempotency_key)
+        if send_refund(refund_id).status == REFUND_FAILED:
+            counts["refunds_failed"] += 1
     return counts
 
 

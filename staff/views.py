@@ -48,7 +48,6 @@ from staff.forms import (
     UserChangeForm,
     UserForm,
     VoidForm,
-    format_amount,
 )
 from violations.fees import business_today
 
@@ -222,7 +221,6 @@ def _payment_page(payment_id, refund_form=None, status=200):
     detail = services.payment_detail(payment_id)
     if refund_form is None:
         refund_form = RefundForm(formdata=None)
-        refund_form.amount.data = format_amount(detail.refundable, detail.payment.currency) if detail.refundable else ""
         refund_form.form_key.data = uuid.uuid4().hex
     return render_template("staff/payment.html", detail=detail, refund_form=refund_form), status
 
@@ -240,19 +238,32 @@ def refund(payment_id):
     form = RefundForm()
     if form.validate_on_submit():
         try:
-            done = services.refund(payment_id, amount=form.amount.minor, reason=form.reason.data,
-                                   form_key=form.form_key.data, actor_name=me())
+            done = services.refund(payment_id, amount=form.amount.minor, item_ids=form.lines.data,
+                                   reason=form.reason.data, form_key=form.form_key.data, actor_name=me())
         except ApiError as error:
             if not apply_errors(form, error):
                 raise
         else:
-            if done.status == "succeeded":
-                flash(_("Refunded %(amount)s. The violations are owed again.", amount=format_money(done.amount, done.currency)), "ok")
-            else:
-                flash(_("The refund of %(amount)s is recorded but the gateway has not confirmed it yet; "
-                        "it is retried automatically.", amount=format_money(done.amount, done.currency)), "warn")
+            flash(*_refund_outcome(done))
             return redirect(url_for("staff.payment", payment_id=payment_id), 303)
     return _payment_page(payment_id, refund_form=form, status=422)
+
+
+def _refund_outcome(done):
+    """The sentence (and its tone) that tells a supervisor what a refund did."""
+    amount = format_money(done.amount, done.currency)
+    if done.status == "failed":
+        return _("The gateway refused the refund of %(amount)s (%(reason)s). Nothing was refunded.",
+                 amount=amount, reason=done.failure_message or done.failure_code), "error"
+    if done.status != "succeeded":
+        return _("The refund of %(amount)s is recorded but the gateway has not confirmed it yet; "
+                 "it is retried automatically.", amount=amount), "warn"
+    released = sum(1 for line in done.lines if line.item.released_at is not None)
+    if released:
+        return ngettext("Refunded %(amount)s. %(num)d violation is owed again.",
+                        "Refunded %(amount)s. %(num)d violations are owed again.", released, amount=amount), "ok"
+    return _("Refunded %(amount)s. The violations stay paid: no violation's line was refunded in full.",
+             amount=amount), "ok"
 
 
 def _violation_page(violation_id, void_form=None, status=200):
