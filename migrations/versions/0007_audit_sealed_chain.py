@@ -11,8 +11,11 @@ they were chained in, so settlement-feed cursors handed out before stay valid.
 The append-only triggers now allow exactly one update: sealing an unsealed
 entry (chain columns from NULL to set, every other column unchanged).
 
-Downgrading needs every entry sealed (run `flask audit seal` first); the old
-verifier walks ids, so entries sealed out of id order then read as reordered.
+Not expand-only: code from before this release chains entries itself and
+would write entries the new verifier reports as broken, so upgrade every app
+server together with the migration (a short pause of writes). Downgrading
+needs every entry sealed (run `flask audit seal` first); the old verifier
+walks ids, so entries sealed out of id order then read as reordered.
 """
 from alembic import op
 import sqlalchemy as sa
