@@ -251,6 +251,7 @@ class ChainReport:
     unchained: int = 0  # entries written before the chain existed (no hashes, no digest)
     unsealed: int = 0  # entries whose own digest verifies, waiting for `seal`
     oldest_unsealed_at: datetime | None = None
+    last_hash: str = GENESIS  # the chain's end: kept elsewhere, it shows whether the newest entries were cut off
     broken_at: int | None = None  # id of the first entry that does not verify
     reason: str | None = None
 
@@ -291,7 +292,7 @@ def verify_chain(batch_size=5000):
             reason = "content does not match its digest (the entry was changed)"
         else:
             report.checked += 1
-            prev = entry.entry_hash
+            prev = report.last_hash = entry.entry_hash
             continue
         report.broken_at, report.reason = entry.id, reason
         return report

@@ -101,7 +101,7 @@ def verify_command():
         click.echo(f"BROKEN at audit entry {report.broken_at}: {report.reason}. "
                    f"{report.checked} sealed entries before it verify.", err=True)
         sys.exit(1)
-    click.echo(f"OK: {report.checked} entries verify.")
+    click.echo(f"OK: {report.checked} entries verify. The chain ends with {report.last_hash}.")
     if report.unsealed:
         age = int((utcnow() - report.oldest_unsealed_at).total_seconds())
         click.echo(f"{report.unsealed} newer entries are not sealed yet (the oldest {age} s ago); "
