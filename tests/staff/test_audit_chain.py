@@ -13,8 +13,6 @@ from tests.conftest import make_app
 from tests.payments.helpers import confirm, create, end_session_after_each_request, new_key, overdue_violation
 from tests.staff.helpers import make_supervisor, paid_payment, sign_in_as
 
-CHAIN_LOCK_ON_MAIN = 0x46_50_41_55_44_49_54  # the advisory lock every audit write took before sealing existed
-
 
 def entries():
     db.session.expire_all()
@@ -303,36 +301,6 @@ def test_concurrent_writers_and_sealers_make_one_chain(database_url):
     assert report.ok, report
     assert report.checked == total == writers * each and report.unsealed == 0
     assert seqs == list(range(1, total + 1))
-
-
-@pytest.fixture
-def pg_app(postgres_url):
-    """An app on the suite's PostgreSQL schema (SQLite has one writer at a time by design: no lock to avoid)."""
-    app = make_app(postgres_url)
-    with app.app_context():
-        yield app
-        db.session.remove()
-        db.engine.dispose()
-
-
-def test_an_audit_write_does_not_wait_for_a_global_lock(pg_app):
-    """An audit write commits while the sealer's lock, and the one lock every write took before, are held."""
-    holder = db.engine.connect()
-    holder.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": CHAIN_LOCK_ON_MAIN})
-    holder.execute(sa.text("SELECT pg_advisory_lock(:key, 'audit_log'::regclass::oid::int)"),
-                   {"key": audit.SEAL_LOCK})
-    try:
-        entry = audit.record("test.while_sealing", "thing", 1)
-        # A guard, not a timing: without it a writer that queues would wait here for ever.
-        db.session.execute(sa.text("SET LOCAL lock_timeout = '5s'"))
-        db.session.commit()
-        assert audit.seal().skipped
-    finally:
-        holder.execute(sa.text("SELECT pg_advisory_unlock_all()"))
-        holder.close()
-    assert db.session.get(AuditEntry, entry.id).seal_seq is None
-    assert audit.seal().sealed >= 1
-    assert db.session.get(AuditEntry, entry.id).seal_seq is not None
 
 
 def test_many_concurrent_payers_then_seal_verify(app, database_url):
