@@ -655,6 +655,8 @@ def handle_webhook(gateway_name, payload, headers):
     try:
         event = gateway.parse_webhook(payload, headers)
     except gateways.WebhookVerificationError as error:
+        audit.record_refusal("webhook.refused", "gateway", gateway.name, reason="bad signature")
+        db.session.commit()
         raise ApiError(_("Invalid webhook signature."), code="bad_signature", status=400) from error
     db.session.add(WebhookEvent(gateway=gateway.name, event_id=event.id, type=event.type))
     try:

@@ -192,13 +192,19 @@ class SignIn:
     locked: bool = False
 
 
+def _known_username(username):
+    """The username if such an account exists, else "-" (the audit log names only real accounts)."""
+    exists = db.session.execute(select(StaffUser.id).where(StaffUser.username == username)).first()
+    return username if exists else "-"
+
+
 def authenticate(username, password, remote_addr):
     """Check a sign-in, with lockout per account and per address; every attempt is recorded."""
     username = normalize_username(username)[:60]
     remote_addr = (remote_addr or "unknown")[:64]
     if is_locked_out(username, remote_addr):
         # Refused without looking at the password; not counted, so the lockout ends on time.
-        audit.record("staff.sign_in_locked", "staff_user", username, actor="anonymous")
+        audit.record_refusal("staff.sign_in_locked", "staff_user", _known_username(username))
         db.session.commit()
         return SignIn(locked=True)
     user = db.session.execute(select(StaffUser).where(StaffUser.username == username)).scalar_one_or_none()
@@ -207,7 +213,8 @@ def authenticate(username, password, remote_addr):
     if ok:
         audit.record("staff.signed_in", "staff_user", username, actor=actor(user))
     else:
-        audit.record("staff.sign_in_failed", "staff_user", username, actor="anonymous")
+        # Counted per source and minute (anyone can send these); named only for an existing account.
+        audit.record_refusal("staff.sign_in_failed", "staff_user", username if user is not None else "-")
     db.session.commit()
     if ok:
         return SignIn(user=user)
@@ -500,13 +507,16 @@ def revoke_api_key(key_id, actor_name):
 
 
 def authenticate_api_key(raw):
-    """The live key matching a presented value, or None."""
-    if not isinstance(raw, str) or not raw.startswith(API_KEY_PREFIX) or len(raw) > 200:
-        return None
-    key = db.session.execute(
-        select(ApiKey).where(ApiKey.key_hash == hash_api_key(raw.strip()))
-    ).scalar_one_or_none()
+    """The live key matching a presented value, or None (the refusal is counted in the audit log)."""
+    key = None
+    if isinstance(raw, str) and raw.startswith(API_KEY_PREFIX) and len(raw) <= 200:
+        key = db.session.execute(
+            select(ApiKey).where(ApiKey.key_hash == hash_api_key(raw.strip()))
+        ).scalar_one_or_none()
     if key is None or key.revoked_at is not None:
+        reason = "missing" if not raw else "revoked" if key is not None else "invalid"
+        audit.record_refusal("api_key.refused", "api_key", key.id if key is not None else "-", reason=reason)
+        db.session.commit()
         return None
     now = utcnow()
     if key.last_used_at is None or now - key.last_used_at > timedelta(minutes=1):
@@ -554,22 +564,26 @@ def audit_page(*, action=None, actor_name=None, subject=None, start=None, end=No
 SETTLED_ACTION, UNPAID_ACTION = "payment.succeeded", "violation.unpaid"
 PARTLY_REFUNDED_ACTION = "violation.partly_refunded"
 FEED_EVENTS = {UNPAID_ACTION: "refunded", PARTLY_REFUNDED_ACTION: "partly_refunded"}
+FEED_SEAL_LIMIT = 10_000  # entries sealed before one page at most: a bounded wait for the caller
 
 
 def settlement_feed(after=0, limit=100):
     """Violations settled, partly refunded (still paid) or refunded in full (owed again), in commit order.
 
-    The feed reads the audit log: its ids are handed out under the chain lock
-    at commit, so an entry is visible only after every smaller id, and a
-    cursor never skips an event that commits later. Each refund event says
-    what this refund gave back for the violation and how much of its line has
-    been refunded so far.
+    The feed reads the sealed audit log by its place in the chain (seal_seq;
+    entries sealed before the chain was sealed separately have seal_seq = id):
+    sealed entries are always a gap-free prefix of the chain, so a cursor never
+    skips an event, whereas ids can commit out of order. It seals a bounded
+    batch first, so the feed is current without waiting for cron. Each refund
+    event says what this refund gave back for the violation and how much of its
+    line has been refunded so far.
     Returns (events, next cursor, whether more may follow).
     """
+    audit.seal(limit=FEED_SEAL_LIMIT)
     entries = db.session.execute(
-        select(AuditEntry.id, AuditEntry.action, AuditEntry.subject_id, AuditEntry.details, AuditEntry.at)
-        .where(AuditEntry.id > after, AuditEntry.action.in_((SETTLED_ACTION, *FEED_EVENTS)))
-        .order_by(AuditEntry.id).limit(limit)
+        select(AuditEntry.seal_seq, AuditEntry.action, AuditEntry.subject_id, AuditEntry.details, AuditEntry.at)
+        .where(AuditEntry.seal_seq > after, AuditEntry.action.in_((SETTLED_ACTION, *FEED_EVENTS)))
+        .order_by(AuditEntry.seal_seq).limit(limit)
     ).all()
     wanted = []  # (entry, payment id, violation id, event)
     for entry in entries:
@@ -589,7 +603,7 @@ def settlement_feed(after=0, limit=100):
         details = entry.details or {}
         settled = kind == "settled"
         events.append({
-            "cursor": str(entry.id), "event": kind, "at": entry.at,
+            "cursor": str(entry.seal_seq), "event": kind, "at": entry.at,
             "violation_id": violation_id, "notice_number": row.notice_number, "plate": row.plate,
             "payment_id": payment_id, "receipt_number": row.receipt_number, "channel": row.channel,
             "fine": row.fine, "late_fee": row.late_fee, "amount": row.fine + row.late_fee,
@@ -598,7 +612,7 @@ def settlement_feed(after=0, limit=100):
             "refund_amount": 0 if settled else details.get("amount"),
             "refunded": 0 if settled else details.get("refunded"),
         })
-    next_cursor = entries[-1].id if entries else after
+    next_cursor = entries[-1].seal_seq if entries else after
     return events, str(next_cursor), len(entries) == limit
 
 

@@ -4,6 +4,7 @@ import uuid
 from sqlalchemy import select
 from werkzeug.security import generate_password_hash
 
+from finepay import audit
 from finepay.audit import AuditEntry
 from finepay.extensions import db
 from payments import services as payment_services
@@ -61,7 +62,8 @@ def paid_payment(fine=20000, **violation_fields):
 
 
 def audit_actions(**filters):
-    """Audit entries' actions in order, optionally filtered by column values."""
+    """Audit entries' actions in order, optionally filtered by column values (counted refusals written out)."""
+    audit.flush_refusals(include_current=True)
     db.session.expire_all()
     query = select(AuditEntry)
     for name, value in filters.items():
@@ -70,7 +72,8 @@ def audit_actions(**filters):
 
 
 def last_audit(action):
-    """The latest audit entry with this action."""
+    """The latest audit entry with this action (counted refusals written out)."""
+    audit.flush_refusals(include_current=True)
     db.session.expire_all()
     return db.session.execute(
         select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id.desc()).limit(1)
