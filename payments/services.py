@@ -44,6 +44,9 @@ RECEIPT_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I,
 # A PROCESSING payment whose intent still waits for a method after this long
 # never reached the gateway: let the driver try again.
 STALE_CONFIRM = timedelta(seconds=60)
+# How many times a new payment re-checks the violations after cancelling older payments at the
+# gateway (others may have started payments meanwhile) before answering "in progress".
+SUPERSEDE_ROUNDS = 5
 
 
 def new_receipt_number():
@@ -167,19 +170,34 @@ def _create_payment(plate, vin_last6, violation_ids, idempotency_key, request_fp
     Cancelling the older payments and creating this one happen in one
     transaction under those locks, so that of many payers racing for one
     violation the last one in always holds it (nobody is left cancelled
-    by someone who then gave up).
+    by someone who then gave up). An older payment with a gateway intent is
+    cancelled at the gateway first, with the locks released: no transaction
+    waits on the gateway (on SQLite the in-database sandbox needs the very
+    lock it would hold), and the gateway's own answer decides who won.
     """
-    violations = [v for v in _lock_violations(violation_ids) if v.plate == plate and v.vin_last6 == vin_last6]
-    # A retry with the same key may have waited on these locks while the
-    # original committed: hand back the original, touch nothing.
-    raced = db.session.execute(
-        select(Payment).where(Payment.idempotency_key == idempotency_key)
-    ).scalar_one_or_none()
-    if raced is not None:
-        db.session.commit()
-        return raced
-    _check_payable(violations, violation_ids)
-    _free_violations(violation_ids)
+    canceled_at_gateway = set()
+    for _round in range(SUPERSEDE_ROUNDS):
+        violations = [v for v in _lock_violations(violation_ids) if v.plate == plate and v.vin_last6 == vin_last6]
+        # A retry with the same key may have waited on these locks while the
+        # original committed: hand back the original, touch nothing.
+        raced = db.session.execute(
+            select(Payment).where(Payment.idempotency_key == idempotency_key)
+        ).scalar_one_or_none()
+        if raced is not None:
+            db.session.commit()
+            return raced
+        _check_payable(violations, violation_ids)
+        to_cancel = _free_violations(violation_ids, canceled_at_gateway)
+        if not to_cancel:
+            break
+        db.session.commit()  # release the locks before the gateway call
+        for older_id, intent_id in to_cancel:
+            _cancel_superseded_intent(older_id, intent_id)
+            canceled_at_gateway.add(older_id)
+    else:
+        db.session.rollback()
+        raise ApiError(_("Another payment for these violations is in progress."),
+                       code="payment_in_progress", status=409)
 
     config = current_app.config
     today = business_today(config["BUSINESS_TIMEZONE"])
@@ -229,12 +247,13 @@ def _check_payable(violations, violation_ids):
                        errors={"violation_ids": {k: [m] for k, (_c, m) in problems.items()}})
 
 
-def _free_violations(violation_ids):
+def _free_violations(violation_ids, canceled_at_gateway=frozenset()):
     """Cancel older open payments holding these violations (the caller holds the violation locks).
 
-    Refuses with 409 while an older payment is being confirmed; when the
-    gateway reveals that an older payment was in fact paid, settles it for
-    good (committed) and answers already_paid.
+    Refuses with 409 while an older payment is being confirmed. Returns the
+    (payment id, intent id) of older payments still to be cancelled at the
+    gateway, doing nothing else then; once every holder's intent is known to
+    be cancelled (``canceled_at_gateway``), closes them all and returns [].
     """
     holders = db.session.execute(
         select(Payment).join(PaymentItem)
@@ -242,23 +261,29 @@ def _free_violations(violation_ids):
         .with_for_update(of=Payment)
     ).scalars().unique().all()
     for older in holders:
-        if older.status == states.PROCESSING:
+        if older.status == states.PROCESSING and older.id not in canceled_at_gateway:
             raise ApiError(_("A payment for these violations is being processed. Wait for its result."),
                            code="payment_in_progress", status=409, errors={"payment_id": older.id})
+    to_cancel = [(older.id, older.gateway_intent_id) for older in holders
+                 if older.gateway_intent_id and older.id not in canceled_at_gateway]
+    if to_cancel:
+        return to_cancel
     for older in holders:
-        if older.gateway_intent_id:
-            try:
-                intent = current_gateway().cancel_intent(older.gateway_intent_id,
-                                                         idempotency_key=f"{older.id}:cancel")
-            except GatewayError as error:
-                db.session.rollback()
-                raise _gateway_unavailable(error) from None
-            if intent.status in (gateways.SUCCEEDED, gateways.PROCESSING):
-                apply_intent(older.id, intent)  # commits the settlement, refunds any surplus
-                raise ApiError(_("These violations were paid a moment ago. Look them up again."),
-                               code="already_paid" if intent.status == gateways.SUCCEEDED
-                               else "payment_in_progress", status=409, errors={"payment_id": older.id})
         _transition(older, states.CANCELED, reason="superseded by a new payment")
+    return []
+
+
+def _cancel_superseded_intent(payment_id, intent_id):
+    """Cancel an older payment's intent at the gateway (no transaction open); 409 when it was paid meanwhile."""
+    try:
+        intent = current_gateway().cancel_intent(intent_id, idempotency_key=f"{payment_id}:cancel")
+    except GatewayError as error:
+        raise _gateway_unavailable(error) from None
+    if intent.status in (gateways.SUCCEEDED, gateways.PROCESSING):
+        apply_intent(payment_id, intent)  # commits the settlement, refunds any surplus
+        raise ApiError(_("These violations were paid a moment ago. Look them up again."),
+                       code="already_paid" if intent.status == gateways.SUCCEEDED
+                       else "payment_in_progress", status=409, errors={"payment_id": payment_id})
 
 
 def _ensure_intent(payment):
