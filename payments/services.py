@@ -37,6 +37,7 @@ from payments.gateways import GatewayError, current_gateway
 from payments.models import Payment, PaymentItem, Refund, WebhookEvent
 from violations.fees import business_today, current_policy
 from violations.models import PAID, UNPAID, Violation
+from violations.services import ALREADY_PAID, IN_PERSON_ONLY, NOT_PAYABLE, NOTHING_TO_PAY, why_not_payable
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +225,7 @@ def _create_payment(plate, vin_last6, violation_ids, idempotency_key, request_fp
 
 
 def _check_payable(violations, violation_ids):
-    """Refuse unknown, foreign, paid, void and in-person-only violations."""
+    """Refuse unknown and foreign violations, and any that violations.services says cannot be paid online."""
     found = {v.id for v in violations}
     missing = [i for i in violation_ids if i not in found]
     if missing:
@@ -233,16 +234,19 @@ def _check_payable(violations, violation_ids):
                        errors={"violation_ids": {str(i): [_("Not found for this vehicle.")] for i in missing}})
     problems = {}
     for v in violations:
-        if v.status == PAID:
-            problems[str(v.id)] = ["already_paid", _("Already paid (receipt %(receipt)s).", receipt=v.receipt_number)]
-        elif v.status != UNPAID:
-            problems[str(v.id)] = ["not_payable", _("Cancelled: nothing to pay.")]
-        elif not v.payable_online:
-            problems[str(v.id)] = ["not_payable_online", _("Must be handled in person.")]
+        reason = why_not_payable(v)
+        if reason == ALREADY_PAID:
+            problems[str(v.id)] = [ALREADY_PAID, _("Already paid (receipt %(receipt)s).", receipt=v.receipt_number)]
+        elif reason == NOT_PAYABLE:
+            problems[str(v.id)] = [NOT_PAYABLE, _("Cancelled: nothing to pay.")]
+        elif reason == NOTHING_TO_PAY:
+            problems[str(v.id)] = [NOT_PAYABLE, _("No fine is due: nothing to pay.")]
+        elif reason == IN_PERSON_ONLY:
+            problems[str(v.id)] = [IN_PERSON_ONLY, _("Must be handled in person.")]
     if problems:
         codes = {code for code, _message in problems.values()}
-        code = "already_paid" if codes == {"already_paid"} else next(iter(sorted(codes)))
-        status = 409 if code in ("already_paid", "not_payable") else 422
+        code = ALREADY_PAID if codes == {ALREADY_PAID} else next(iter(sorted(codes)))
+        status = 409 if code in (ALREADY_PAID, NOT_PAYABLE) else 422
         raise ApiError(_("Some violations cannot be paid here."), code=code, status=status,
                        errors={"violation_ids": {k: [m] for k, (_c, m) in problems.items()}})
 
@@ -418,9 +422,13 @@ def apply_intent(payment_id, intent):
 
 
 def _settle(payment, intent):
-    """Mark the payment succeeded and its violations paid, each at most once.
+    """Mark the payment succeeded and its violations paid, each at most once, at the price that holds now.
 
-    The caller holds the locks on the violations and then the payment.
+    The caller holds the locks on the violations and then the payment. A
+    violation already paid, or changed since the quote (its fine, whether it
+    may be paid online, voided), is not settled by this payment: the money
+    captured for it is refunded as surplus (_refund_surplus), and the audit
+    log says why.
     """
     if payment.status in (states.SUCCEEDED, states.REFUNDED):
         return
@@ -432,11 +440,17 @@ def _settle(payment, intent):
     now = utcnow()
     items = payment.items
     payment.receipt_number = payment.receipt_number or new_receipt_number()
-    settled_ids = []
+    violations = {v.id: v for v in _lock_violations([item.violation_id for item in items])}
+    settled_ids, stale = [], {}
     for item in items:
+        reason = _stale_reason(item, violations.get(item.violation_id))
+        if reason:
+            item.settled = False
+            stale[str(item.violation_id)] = reason
+            continue
         won = db.session.execute(
             update(Violation)
-            .where(Violation.id == item.violation_id, Violation.status == UNPAID)
+            .where(Violation.id == item.violation_id, Violation.status == UNPAID, Violation.fine == item.fine)
             .values(status=PAID, late_fee_paid=item.late_fee, paid_at=now, receipt_number=payment.receipt_number,
                     updated_at=now)
             .execution_options(synchronize_session=False)
@@ -448,8 +462,22 @@ def _settle(payment, intent):
     payment.paid_at = now
     payment.failure_code = None
     payment.next_action_url = None
+    if stale:
+        audit.record("payment.items_not_settled", "payment", payment.id, violations=stale)
     _transition(payment, states.SUCCEEDED, amount=intent.amount_received, charge=intent.charge_id,
                 settled=settled_ids, receipt=payment.receipt_number)
+
+
+def _stale_reason(item, violation):
+    """Why this item may not settle its violation at the quoted price now, or None."""
+    if violation is None:
+        return "not_found"
+    reason = why_not_payable(violation)
+    if reason:
+        return reason
+    if violation.fine != item.fine:
+        return "fine_changed"
+    return None
 
 
 def _refund_surplus(payment):
@@ -549,6 +577,55 @@ def expire_payment(payment_id):
     _transition(payment, states.EXPIRED)
     db.session.commit()
     return payment
+
+
+# What withdraw_payment did.
+WITHDRAWN, ALREADY_CLOSED, BEING_PROCESSED, CAPTURED, GATEWAY_UNREACHABLE = (
+    "withdrawn", "already_closed", "being_processed", "captured", "gateway_unreachable")
+
+
+def open_holds(violation_ids=None):
+    """{violation id: id of the open payment holding it}, for the given violations or all held ones."""
+    query = select(PaymentItem.violation_id, PaymentItem.payment_id).where(PaymentItem.holds.is_(True))
+    if violation_ids is not None:
+        query = query.where(PaymentItem.violation_id.in_(violation_ids))
+    return dict(db.session.execute(query).all())
+
+
+def withdraw_payment(payment_id, *, reason, actor):
+    """Cancel an open payment whose quote no longer holds (an import changed a violation it holds).
+
+    The gateway intent is cancelled first, with no transaction open. Returns
+    WITHDRAWN or ALREADY_CLOSED when the payment no longer holds anything;
+    BEING_PROCESSED (a confirm is under way: its outcome is not known yet),
+    CAPTURED (the gateway had already taken the money: the payment is settled
+    by the usual rules, nothing is dropped) or GATEWAY_UNREACHABLE when it
+    still holds its violations and the caller must leave them alone.
+    """
+    payment = _lock_payment(payment_id)
+    status, intent_id = payment.status, payment.gateway_intent_id
+    db.session.commit()
+    if status not in states.OPEN:
+        return ALREADY_CLOSED
+    if status == states.PROCESSING:
+        return BEING_PROCESSED
+    if intent_id:
+        try:
+            intent = current_gateway().cancel_intent(intent_id, idempotency_key=f"{payment_id}:cancel")
+        except GatewayError as error:
+            _record_gateway_error(_lock_payment(payment_id), "cancel", error)
+            db.session.commit()
+            return GATEWAY_UNREACHABLE
+        if intent.status != gateways.CANCELED:
+            apply_intent(payment_id, intent)
+            return CAPTURED if intent.status == gateways.SUCCEEDED else BEING_PROCESSED
+    payment = _lock_payment_with_violations(payment_id)
+    if payment.status not in states.OPEN:
+        db.session.commit()
+        return ALREADY_CLOSED
+    _transition(payment, states.CANCELED, actor=actor, reason=reason)
+    db.session.commit()
+    return WITHDRAWN
 
 
 # --- webhooks and sync ------------------------------------------------------
