@@ -481,7 +481,7 @@ def _stale_reason(item, violation):
 
 
 def _refund_surplus(payment):
-    """Refund money captured beyond what settled violations cost (a duplicate capture, or a void meanwhile)."""
+    """Refund money captured beyond what settled violations cost (a duplicate capture, or a change since the quote)."""
     if payment.status != states.SUCCEEDED:
         return
     settled = sum(item.amount for item in payment.items if item.settled)
@@ -490,7 +490,7 @@ def _refund_surplus(payment):
     already = sum(r.amount for r in payment.refunds if r.automatic)
     surplus = payment.amount_received - settled - already
     if surplus > 0:
-        refund_payment(payment.id, surplus, reason="duplicate: these violations were already paid",
+        refund_payment(payment.id, surplus, reason="surplus: already paid, or changed since the quote",
                        actor="system", automatic=True, idempotency_key=f"{payment.id}:surplus")
 
 
@@ -643,28 +643,36 @@ def handle_webhook(gateway_name, payload, headers):
         event = gateway.parse_webhook(payload, headers)
     except gateways.WebhookVerificationError as error:
         raise ApiError(_("Invalid webhook signature."), code="bad_signature", status=400) from error
-    db.session.add(WebhookEvent(gateway=gateway.name, event_id=event.id, type=event.type))
-    try:
-        db.session.flush()
-    except IntegrityError:
-        db.session.rollback()
+    seen = select(WebhookEvent.id).where(WebhookEvent.gateway == gateway.name, WebhookEvent.event_id == event.id)
+    if db.session.execute(seen).first() is not None:
+        db.session.commit()
         return "duplicate"
     payment = None
     if event.type in gateway.intent_event_types and event.intent_id:
         payment = db.session.execute(
             select(Payment).where(Payment.gateway_intent_id == event.intent_id)
         ).scalar_one_or_none()
-    if payment is None:
+    intent = None
+    if payment is not None:
+        # The event only says "look again": the gateway's current state is the truth,
+        # so late or reordered events cannot move a payment backwards. Asked before
+        # anything is written here, so no transaction waits on the gateway.
+        payment_id = payment.id
+        try:
+            intent = gateway.retrieve_intent(event.intent_id)
+        except GatewayError as error:
+            db.session.rollback()
+            raise _gateway_unavailable(error) from None  # the gateway retries; sync is the safety net
+    db.session.add(WebhookEvent(gateway=gateway.name, event_id=event.id, type=event.type))
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        return "duplicate"
+    if intent is None:
         db.session.commit()
         return "ignored"
-    # The event only says "look again": the gateway's current state is the truth,
-    # so late or reordered events cannot move a payment backwards.
-    try:
-        intent = gateway.retrieve_intent(event.intent_id)
-    except GatewayError as error:
-        db.session.rollback()
-        raise _gateway_unavailable(error) from None  # the gateway retries; sync is the safety net
-    apply_intent(payment.id, intent)  # commits the event id with the change
+    apply_intent(payment_id, intent)  # commits the event id with the change
     return "applied"
 
 

@@ -65,19 +65,19 @@ def test_a_reimport_that_changes_a_quoted_violation_cancels_its_payment_at_the_g
     violation_id, payment_id = quoted
 
     result = reimport(runner, tmp_path, **changes)
-
-    assert result.exit_code == 0, result.output
-    assert f"line 2: open payment {payment_id} cancelled" in result.stdout
-    assert "1 open payments cancelled" in result.stdout
-    assert payment_row(payment_id).status == "canceled"
-    (intent,) = sandbox_intents(payment_id=payment_id)
-    assert intent.status == "canceled"
     # The driver who confirms the old quote pays nothing at the old price.
     response = confirm(client, payment_id)
-    assert response.status_code == 409 and response.get_json()["code"] == "payment_closed"
+
+    assert response.status_code == 409 and response.get_json()["code"] == "payment_closed", response.get_json()
     assert not sandbox_intents(status="succeeded")
     assert stored(violation_id).status == "unpaid"
     assert stored(violation_id).fine == int(changes.get("fine", QUOTED_FINE))
+    assert payment_row(payment_id).status == "canceled"
+    (intent,) = sandbox_intents(payment_id=payment_id)
+    assert intent.status == "canceled"
+    assert result.exit_code == 0, result.output
+    assert f"line 2: open payment {payment_id} cancelled" in result.stdout
+    assert "1 open payments cancelled" in result.stdout
 
 
 def test_after_a_new_fine_the_driver_pays_the_new_amount(client, runner, tmp_path, quoted):

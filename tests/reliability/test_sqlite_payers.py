@@ -4,7 +4,6 @@ The rest of the reliability suite runs on PostgreSQL; this module is the
 SQLite deployment `make run` starts (two workers of four threads, the
 sandbox gateway), raced the way two tabs and a kiosk would race it.
 """
-import shutil
 import threading
 import uuid
 from collections import Counter
@@ -15,6 +14,7 @@ from sqlalchemy import func, select
 
 from finepay.extensions import db
 from payments.gateways.sandbox import SandboxIntent, SandboxRefund
+from tests.conftest import fresh_database
 from tests.payments.helpers import overdue_violation
 from tests.reliability.ledger import ledger_report
 from tests.reliability.servers import Gunicorn
@@ -26,11 +26,9 @@ ROUNDS = 5  # fresh violations each round: one race is a coin toss, five rarely 
 
 
 @pytest.fixture
-def database_url(tmp_path, sqlite_template):
+def database_url(request, tmp_path):
     """A migrated SQLite file, as `make run` leaves it (this module's whole point: no PostgreSQL)."""
-    path = tmp_path / "finepay.sqlite"
-    shutil.copy(sqlite_template, path)
-    return f"sqlite:///{path}"
+    return fresh_database(request, tmp_path, "sqlite")
 
 
 def pay(base_url, plate, vin, violation_ids, barrier):
