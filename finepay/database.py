@@ -60,13 +60,23 @@ def serialise_sqlite_transactions(engine, busy_timeout_seconds):
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.close()
 
+    @event.listens_for(engine, "checkout")
+    def keep_begin_to_us(dbapi_connection, record, proxy):
+        # An AUTOCOMMIT read (lookups) hands the connection back with pysqlite's BEGIN restored.
+        if dbapi_connection.isolation_level is not None:
+            dbapi_connection.isolation_level = None
+
     @event.listens_for(engine, "before_cursor_execute")
     def begin_immediate(conn, cursor, statement, parameters, context, executemany):
         if conn.connection.dbapi_connection.in_transaction or not takes_write_lock(statement, context):
             return
         if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
             return  # asked for explicitly: each statement commits on its own
-        cursor.execute("BEGIN IMMEDIATE")
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
+        except engine.dialect.loaded_dbapi.OperationalError as error:
+            # Still locked after the busy timeout: SQLAlchemy's error, so the request gets a clean 503.
+            raise exc.OperationalError("BEGIN IMMEDIATE", None, error) from error
 
 
 def takes_write_lock(statement, context):

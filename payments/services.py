@@ -10,9 +10,13 @@ The rules that keep money safe:
   payment_items); starting another payment cancels an older one that was never
   confirmed, and is refused (409) while one is being confirmed.
 * Settlement is a compare-and-set under row locks (``SELECT ... FOR UPDATE`` on
-  PostgreSQL): a violation becomes paid only if it is still unpaid, so two
-  captures can never settle it twice; money captured for a violation that was
-  already paid is refunded automatically.
+  PostgreSQL; on SQLite the database's write lock, finepay.database): a
+  violation becomes paid only if it is still unpaid, payable and at the fine
+  it was quoted, so two captures can never settle it twice and a capture never
+  settles a price that no longer exists; money captured for a violation that
+  was not settled is refunded automatically.
+* No transaction is open while FinePay waits on the gateway (on SQLite the
+  in-database sandbox needs the same write lock).
 * Webhooks, the confirm call, GET and ``payments sync`` all funnel into
   ``apply_intent``, which re-reads the gateway's truth and never moves a
   payment backwards.
