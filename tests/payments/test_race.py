@@ -26,6 +26,7 @@ from tests.payments.helpers import (
     new_key,
     overdue_violation,
 )
+from tests.reliability.servers import wait_until
 from violations.models import Violation
 
 PAYERS = 20
@@ -68,6 +69,13 @@ def run_together(url, count, work):
         thread.join(JOIN_TIMEOUT)
     assert not any(t.is_alive() for t in threads), "a thread hung (a lock never released?)"
     return results
+
+
+def status_of(payment_id):
+    """The payment's status as committed now (ends the read)."""
+    status = db.session.execute(select(Payment.status).where(Payment.id == payment_id)).scalar_one()
+    db.session.rollback()
+    return status
 
 
 def figures(results):
@@ -258,7 +266,9 @@ def test_a_new_payment_meeting_a_settling_confirm_does_not_deadlock(app, client,
             body = _json(response)
             return {"create": 201, "confirm": response.status_code, "status": body.get("status"),
                     "confirm_code": body.get("code")}
-        time.sleep(0.01)  # let the confirm lock and commit "processing" first, as a double-tab user would
+        # As a double-tab user would: the other tab's "pay" is already under way. Waiting for it, not
+        # sleeping a guess: on SQLite the confirm's transactions queue for the one write lock.
+        wait_until(lambda: status_of(payment["id"]) != "created", 10)
         response = create(client, [violation_id], key=new_key())
         return {"create": response.status_code, "create_code": _json(response).get("code")}
 
