@@ -30,7 +30,7 @@ def import_command(path, dry_run):
     click.echo(
         f"{report.inserted} new, {report.updated} updated, "
         f"{report.skipped_paid} paid left unchanged, {len(report.rejected)} rejected, "
-        f"{len({p for _line, p in report.canceled_payments})} open payments cancelled"
+        f"{len(report.canceled_payment_ids)} open payments cancelled"
         + (" (dry run: nothing written)" if dry_run else "")
     )
     if report.rejected:

@@ -63,6 +63,11 @@ class ImportReport:
         """Rows that passed validation."""
         return self.inserted + self.updated + self.skipped_paid
 
+    @property
+    def canceled_payment_ids(self):
+        """The open payments cancelled (on a dry run: to be cancelled), each once."""
+        return sorted({payment_id for _line, payment_id in self.canceled_payments})
+
 
 def _text(row, name, max_len):
     value = (row.get(name) or "").strip()
@@ -317,7 +322,7 @@ def import_rows(rows, *, source="upload", actor="system", dry_run=False, on_erro
             "violations.imported", "import", uuid.uuid4().hex, actor=actor, source=source,
             inserted=report.inserted, updated=report.updated,
             skipped_paid=report.skipped_paid, rejected=len(report.rejected),
-            canceled_payments=sorted({payment for _line, payment in report.canceled_payments}),
+            canceled_payments=report.canceled_payment_ids,
         )
         db.session.commit()
 
