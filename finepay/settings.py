@@ -64,6 +64,8 @@ def from_env(instance_path, env=None):
             "hide_parameters": True,
         },
         "DATABASE_IDLE_PING_SECONDS": _int(env, "DATABASE_IDLE_PING_SECONDS", 10),
+        # SQLite only: how long a transaction waits for another worker's write lock before failing (503).
+        "SQLITE_BUSY_TIMEOUT_SECONDS": _int(env, "SQLITE_BUSY_TIMEOUT_SECONDS", 30),
         "PAYMENT_GATEWAY": env.get("PAYMENT_GATEWAY", "sandbox"),
         "QUOTE_TTL_MINUTES": _int(env, "QUOTE_TTL_MINUTES", 30),
         "PUBLIC_BASE_URL": env.get("PUBLIC_BASE_URL", ""),

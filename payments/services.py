@@ -10,9 +10,13 @@ The rules that keep money safe:
   payment_items); starting another payment cancels an older one that was never
   confirmed, and is refused (409) while one is being confirmed.
 * Settlement is a compare-and-set under row locks (``SELECT ... FOR UPDATE`` on
-  PostgreSQL): a violation becomes paid only if it is still unpaid, so two
-  captures can never settle it twice; money captured for a violation that was
-  already paid is refunded automatically.
+  PostgreSQL; on SQLite the database's write lock, finepay.database): a
+  violation becomes paid only if it is still unpaid, payable and at the fine
+  it was quoted, so two captures can never settle it twice and a capture never
+  settles a price that no longer exists; money captured for a violation that
+  was not settled is refunded automatically.
+* No transaction is open while FinePay waits on the gateway (on SQLite the
+  in-database sandbox needs the same write lock).
 * Webhooks, the confirm call, GET and ``payments sync`` all funnel into
   ``apply_intent``, which re-reads the gateway's truth and never moves a
   payment backwards.
@@ -48,6 +52,7 @@ from payments.models import (
 )
 from violations.fees import business_today, current_policy
 from violations.models import PAID, UNPAID, Violation
+from violations.services import ALREADY_PAID, IN_PERSON_ONLY, NOT_PAYABLE, NOTHING_TO_PAY, why_not_payable
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +60,9 @@ RECEIPT_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I,
 # A PROCESSING payment whose intent still waits for a method after this long
 # never reached the gateway: let the driver try again.
 STALE_CONFIRM = timedelta(seconds=60)
+# How many times a new payment re-checks the violations after cancelling older payments at the
+# gateway (others may have started payments meanwhile) before answering "in progress".
+SUPERSEDE_ROUNDS = 5
 
 
 def new_receipt_number():
@@ -178,19 +186,34 @@ def _create_payment(plate, vin_last6, violation_ids, idempotency_key, request_fp
     Cancelling the older payments and creating this one happen in one
     transaction under those locks, so that of many payers racing for one
     violation the last one in always holds it (nobody is left cancelled
-    by someone who then gave up).
+    by someone who then gave up). An older payment with a gateway intent is
+    cancelled at the gateway first, with the locks released: no transaction
+    waits on the gateway (on SQLite the in-database sandbox needs the very
+    lock it would hold), and the gateway's own answer decides who won.
     """
-    violations = [v for v in _lock_violations(violation_ids) if v.plate == plate and v.vin_last6 == vin_last6]
-    # A retry with the same key may have waited on these locks while the
-    # original committed: hand back the original, touch nothing.
-    raced = db.session.execute(
-        select(Payment).where(Payment.idempotency_key == idempotency_key)
-    ).scalar_one_or_none()
-    if raced is not None:
-        db.session.commit()
-        return raced
-    _check_payable(violations, violation_ids)
-    _free_violations(violation_ids)
+    canceled_at_gateway = set()
+    for _round in range(SUPERSEDE_ROUNDS):
+        violations = [v for v in _lock_violations(violation_ids) if v.plate == plate and v.vin_last6 == vin_last6]
+        # A retry with the same key may have waited on these locks while the
+        # original committed: hand back the original, touch nothing.
+        raced = db.session.execute(
+            select(Payment).where(Payment.idempotency_key == idempotency_key)
+        ).scalar_one_or_none()
+        if raced is not None:
+            db.session.commit()
+            return raced
+        _check_payable(violations, violation_ids)
+        to_cancel = _free_violations(violation_ids, canceled_at_gateway)
+        if not to_cancel:
+            break
+        db.session.commit()  # release the locks before the gateway call
+        for older_id, intent_id in to_cancel:
+            _cancel_superseded_intent(older_id, intent_id)
+            canceled_at_gateway.add(older_id)
+    else:
+        db.session.rollback()
+        raise ApiError(_("Another payment for these violations is in progress."),
+                       code="payment_in_progress", status=409)
 
     config = current_app.config
     today = business_today(config["BUSINESS_TIMEZONE"])
@@ -217,7 +240,7 @@ def _create_payment(plate, vin_last6, violation_ids, idempotency_key, request_fp
 
 
 def _check_payable(violations, violation_ids):
-    """Refuse unknown, foreign, paid, void and in-person-only violations."""
+    """Refuse unknown and foreign violations, and any that violations.services says cannot be paid online."""
     found = {v.id for v in violations}
     missing = [i for i in violation_ids if i not in found]
     if missing:
@@ -226,26 +249,30 @@ def _check_payable(violations, violation_ids):
                        errors={"violation_ids": {str(i): [_("Not found for this vehicle.")] for i in missing}})
     problems = {}
     for v in violations:
-        if v.status == PAID:
-            problems[str(v.id)] = ["already_paid", _("Already paid (receipt %(receipt)s).", receipt=v.receipt_number)]
-        elif v.status != UNPAID:
-            problems[str(v.id)] = ["not_payable", _("Cancelled: nothing to pay.")]
-        elif not v.payable_online:
-            problems[str(v.id)] = ["not_payable_online", _("Must be handled in person.")]
+        reason = why_not_payable(v)
+        if reason == ALREADY_PAID:
+            problems[str(v.id)] = [ALREADY_PAID, _("Already paid (receipt %(receipt)s).", receipt=v.receipt_number)]
+        elif reason == NOT_PAYABLE:
+            problems[str(v.id)] = [NOT_PAYABLE, _("Cancelled: nothing to pay.")]
+        elif reason == NOTHING_TO_PAY:
+            problems[str(v.id)] = [NOT_PAYABLE, _("No fine is due: nothing to pay.")]
+        elif reason == IN_PERSON_ONLY:
+            problems[str(v.id)] = [IN_PERSON_ONLY, _("Must be handled in person.")]
     if problems:
         codes = {code for code, _message in problems.values()}
-        code = "already_paid" if codes == {"already_paid"} else next(iter(sorted(codes)))
-        status = 409 if code in ("already_paid", "not_payable") else 422
+        code = ALREADY_PAID if codes == {ALREADY_PAID} else next(iter(sorted(codes)))
+        status = 409 if code in (ALREADY_PAID, NOT_PAYABLE) else 422
         raise ApiError(_("Some violations cannot be paid here."), code=code, status=status,
                        errors={"violation_ids": {k: [m] for k, (_c, m) in problems.items()}})
 
 
-def _free_violations(violation_ids):
+def _free_violations(violation_ids, canceled_at_gateway=frozenset()):
     """Cancel older open payments holding these violations (the caller holds the violation locks).
 
-    Refuses with 409 while an older payment is being confirmed; when the
-    gateway reveals that an older payment was in fact paid, settles it for
-    good (committed) and answers already_paid.
+    Refuses with 409 while an older payment is being confirmed. Returns the
+    (payment id, intent id) of older payments still to be cancelled at the
+    gateway, doing nothing else then; once every holder's intent is known to
+    be cancelled (``canceled_at_gateway``), closes them all and returns [].
     """
     holders = db.session.execute(
         select(Payment).join(PaymentItem)
@@ -253,23 +280,29 @@ def _free_violations(violation_ids):
         .with_for_update(of=Payment)
     ).scalars().unique().all()
     for older in holders:
-        if older.status == states.PROCESSING:
+        if older.status == states.PROCESSING and older.id not in canceled_at_gateway:
             raise ApiError(_("A payment for these violations is being processed. Wait for its result."),
                            code="payment_in_progress", status=409, errors={"payment_id": older.id})
+    to_cancel = [(older.id, older.gateway_intent_id) for older in holders
+                 if older.gateway_intent_id and older.id not in canceled_at_gateway]
+    if to_cancel:
+        return to_cancel
     for older in holders:
-        if older.gateway_intent_id:
-            try:
-                intent = current_gateway().cancel_intent(older.gateway_intent_id,
-                                                         idempotency_key=f"{older.id}:cancel")
-            except GatewayError as error:
-                db.session.rollback()
-                raise _gateway_unavailable(error) from None
-            if intent.status in (gateways.SUCCEEDED, gateways.PROCESSING):
-                apply_intent(older.id, intent)  # commits the settlement, refunds any surplus
-                raise ApiError(_("These violations were paid a moment ago. Look them up again."),
-                               code="already_paid" if intent.status == gateways.SUCCEEDED
-                               else "payment_in_progress", status=409, errors={"payment_id": older.id})
         _transition(older, states.CANCELED, reason="superseded by a new payment")
+    return []
+
+
+def _cancel_superseded_intent(payment_id, intent_id):
+    """Cancel an older payment's intent at the gateway (no transaction open); 409 when it was paid meanwhile."""
+    try:
+        intent = current_gateway().cancel_intent(intent_id, idempotency_key=f"{payment_id}:cancel")
+    except GatewayError as error:
+        raise _gateway_unavailable(error) from None
+    if intent.status in (gateways.SUCCEEDED, gateways.PROCESSING):
+        apply_intent(payment_id, intent)  # commits the settlement, refunds any surplus
+        raise ApiError(_("These violations were paid a moment ago. Look them up again."),
+                       code="already_paid" if intent.status == gateways.SUCCEEDED
+                       else "payment_in_progress", status=409, errors={"payment_id": payment_id})
 
 
 def _ensure_intent(payment):
@@ -404,9 +437,13 @@ def apply_intent(payment_id, intent):
 
 
 def _settle(payment, intent):
-    """Mark the payment succeeded and its violations paid, each at most once.
+    """Mark the payment succeeded and its violations paid, each at most once, at the price that holds now.
 
-    The caller holds the locks on the violations and then the payment.
+    The caller holds the locks on the violations and then the payment. A
+    violation already paid, or changed since the quote (its fine, whether it
+    may be paid online, voided), is not settled by this payment: the money
+    captured for it is refunded as surplus (_refund_surplus), and the audit
+    log says why.
     """
     if payment.status in (states.SUCCEEDED, states.REFUNDED):
         return
@@ -418,11 +455,17 @@ def _settle(payment, intent):
     now = utcnow()
     items = payment.items
     payment.receipt_number = payment.receipt_number or new_receipt_number()
-    settled_ids = []
+    violations = {v.id: v for v in _lock_violations([item.violation_id for item in items])}
+    settled_ids, stale = [], {}
     for item in items:
+        reason = _stale_reason(item, violations.get(item.violation_id))
+        if reason:
+            item.settled = False
+            stale[str(item.violation_id)] = reason
+            continue
         won = db.session.execute(
             update(Violation)
-            .where(Violation.id == item.violation_id, Violation.status == UNPAID)
+            .where(Violation.id == item.violation_id, Violation.status == UNPAID, Violation.fine == item.fine)
             .values(status=PAID, late_fee_paid=item.late_fee, paid_at=now, receipt_number=payment.receipt_number,
                     updated_at=now)
             .execution_options(synchronize_session=False)
@@ -434,12 +477,26 @@ def _settle(payment, intent):
     payment.paid_at = now
     payment.failure_code = None
     payment.next_action_url = None
+    if stale:
+        audit.record("payment.items_not_settled", "payment", payment.id, violations=stale)
     _transition(payment, states.SUCCEEDED, amount=intent.amount_received, charge=intent.charge_id,
                 settled=settled_ids, receipt=payment.receipt_number)
 
 
+def _stale_reason(item, violation):
+    """Why this item may not settle its violation at the quoted price now, or None."""
+    if violation is None:
+        return "not_found"
+    reason = why_not_payable(violation)
+    if reason:
+        return reason
+    if violation.fine != item.fine:
+        return "fine_changed"
+    return None
+
+
 def _refund_surplus(payment):
-    """Refund money captured beyond what settled violations cost (a duplicate capture, or a void meanwhile).
+    """Refund money captured beyond what settled violations cost (a duplicate capture, or a change since the quote).
 
     The refund is allocated to the lines this payment did not settle, in
     full (with their share of any service fee), and to any money captured
@@ -451,7 +508,7 @@ def _refund_surplus(payment):
     unsettled = [line.item.id for line in ledger.lines if not line.item.settled and line.refundable]
     if unsettled or ledger.beyond_due_refundable:
         refund_payment(payment.id, item_ids=unsettled, beyond_due=True,
-                       reason="duplicate: these violations were already paid", actor="system", automatic=True,
+                       reason="surplus: already paid, or changed since the quote", actor="system", automatic=True,
                        idempotency_key=f"{payment.id}:surplus")
 
 
@@ -641,6 +698,55 @@ def expire_payment(payment_id):
     return payment
 
 
+# What withdraw_payment did.
+WITHDRAWN, ALREADY_CLOSED, BEING_PROCESSED, CAPTURED, GATEWAY_UNREACHABLE = (
+    "withdrawn", "already_closed", "being_processed", "captured", "gateway_unreachable")
+
+
+def open_holds(violation_ids=None):
+    """{violation id: id of the open payment holding it}, for the given violations or all held ones."""
+    query = select(PaymentItem.violation_id, PaymentItem.payment_id).where(PaymentItem.holds.is_(True))
+    if violation_ids is not None:
+        query = query.where(PaymentItem.violation_id.in_(violation_ids))
+    return dict(db.session.execute(query).all())
+
+
+def withdraw_payment(payment_id, *, reason, actor):
+    """Cancel an open payment whose quote no longer holds (an import changed a violation it holds).
+
+    The gateway intent is cancelled first, with no transaction open. Returns
+    WITHDRAWN or ALREADY_CLOSED when the payment no longer holds anything;
+    BEING_PROCESSED (a confirm is under way: its outcome is not known yet),
+    CAPTURED (the gateway had already taken the money: the payment is settled
+    by the usual rules, nothing is dropped) or GATEWAY_UNREACHABLE when it
+    still holds its violations and the caller must leave them alone.
+    """
+    payment = _lock_payment(payment_id)
+    status, intent_id = payment.status, payment.gateway_intent_id
+    db.session.commit()
+    if status not in states.OPEN:
+        return ALREADY_CLOSED
+    if status == states.PROCESSING:
+        return BEING_PROCESSED
+    if intent_id:
+        try:
+            intent = current_gateway().cancel_intent(intent_id, idempotency_key=f"{payment_id}:cancel")
+        except GatewayError as error:
+            _record_gateway_error(_lock_payment(payment_id), "cancel", error)
+            db.session.commit()
+            return GATEWAY_UNREACHABLE
+        if intent.status != gateways.CANCELED:
+            apply_intent(payment_id, intent)
+            return CAPTURED if intent.status == gateways.SUCCEEDED else BEING_PROCESSED
+    payment = _lock_payment_with_violations(payment_id)
+    if payment.status not in states.OPEN:
+        db.session.commit()
+        return ALREADY_CLOSED
+    _transition(payment, states.CANCELED, actor=actor, reason=reason)
+    db.session.commit()
+    return WITHDRAWN
+
+
 # --- webhooks and sync ------------------------------------------------------
 
 def handle_webhook(gateway_name, payload, headers):
@@ -658,28 +764,36 @@ def handle_webhook(gateway_name, payload, headers):
         audit.record_refusal("webhook.refused", "gateway", gateway.name, reason="bad signature")
         db.session.commit()
         raise ApiError(_("Invalid webhook signature."), code="bad_signature", status=400) from error
-    db.session.add(WebhookEvent(gateway=gateway.name, event_id=event.id, type=event.type))
-    try:
-        db.session.flush()
-    except IntegrityError:
-        db.session.rollback()
+    seen = select(WebhookEvent.id).where(WebhookEvent.gateway == gateway.name, WebhookEvent.event_id == event.id)
+    if db.session.execute(seen).first() is not None:
+        db.session.commit()
         return "duplicate"
     payment = None
     if event.type in gateway.intent_event_types and event.intent_id:
         payment = db.session.execute(
             select(Payment).where(Payment.gateway_intent_id == event.intent_id)
         ).scalar_one_or_none()
-    if payment is None:
+    intent = None
+    if payment is not None:
+        # The event only says "look again": the gateway's current state is the truth,
+        # so late or reordered events cannot move a payment backwards. Asked before
+        # anything is written here, so no transaction waits on the gateway.
+        payment_id = payment.id
+        try:
+            intent = gateway.retrieve_intent(event.intent_id)
+        except GatewayError as error:
+            db.session.rollback()
+            raise _gateway_unavailable(error) from None  # the gateway retries; sync is the safety net
+    db.session.add(WebhookEvent(gateway=gateway.name, event_id=event.id, type=event.type))
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        return "duplicate"
+    if intent is None:
         db.session.commit()
         return "ignored"
-    # The event only says "look again": the gateway's current state is the truth,
-    # so late or reordered events cannot move a payment backwards.
-    try:
-        intent = gateway.retrieve_intent(event.intent_id)
-    except GatewayError as error:
-        db.session.rollback()
-        raise _gateway_unavailable(error) from None  # the gateway retries; sync is the safety net
-    apply_intent(payment.id, intent)  # commits the event id with the change
+    apply_intent(payment_id, intent)  # commits the event id with the change
     return "applied"
 
 

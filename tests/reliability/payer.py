@@ -25,11 +25,12 @@ def _json(response):
 
 
 def pay(base_url, plate, vin, violation_id, session=requests):
-    """Pay one violation once, as a browser tab would; returns what happened (status codes, codes, ids)."""
+    """Pay one violation (or a list of them) once, as a browser tab would; returns what happened."""
+    ids = [int(i) for i in violation_id] if isinstance(violation_id, list | tuple) else [int(violation_id)]
     result = {}
     try:
         created = session.post(f"{base_url}/api/v1/payments", headers={"Idempotency-Key": str(uuid.uuid4())},
-                               json={"plate": plate, "vin_last6": vin, "violation_ids": [int(violation_id)]},
+                               json={"plate": plate, "vin_last6": vin, "violation_ids": ids},
                                timeout=60)
         body = _json(created)
         result.update(create=created.status_code, create_code=body.get("code"))

@@ -1,16 +1,27 @@
-"""50 drivers in 50 processes pay the same violation at the same moment, through gunicorn on PostgreSQL."""
+"""50 drivers in 50 processes pay the same violation at the same moment, through gunicorn.
+
+On PostgreSQL and on SQLite (the `make run` default): both must give one capture.
+"""
 from collections import Counter
 
+import pytest
 from sqlalchemy import func, select
 
 from finepay.extensions import db
 from payments.gateways.sandbox import SandboxIntent
+from tests.conftest import fresh_database
 from tests.payments.helpers import overdue_violation
 from tests.reliability.ledger import ledger_report
 from tests.reliability.payer import describe, race
 from tests.reliability.servers import Gunicorn
 
 PAYERS = 50
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """Both databases: SQLite's write lock must keep the payers apart as PostgreSQL's row locks do."""
+    return fresh_database(request, tmp_path, request.param)
 
 
 def test_fifty_payers_in_separate_processes_settle_one_violation_once(app, database_url, tmp_path):
