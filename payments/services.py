@@ -37,6 +37,7 @@ from payments.gateways import GatewayError, current_gateway
 from payments.models import Payment, PaymentItem, Refund, WebhookEvent
 from violations.fees import business_today, current_policy
 from violations.models import PAID, UNPAID, Violation
+from violations.services import prove_vehicle
 
 log = logging.getLogger(__name__)
 
@@ -131,10 +132,29 @@ def _gateway_unavailable(error):
 
 # --- starting a payment ----------------------------------------------------
 
+def not_this_vehicles():
+    """The one answer when plate + VIN code and the violation ids do not all go together (no oracle)."""
+    return ApiError(_("Some violations were not found for this vehicle."), code="unknown_violation", status=422,
+                    errors={"violation_ids": [_("Check the plate and VIN code, and look the vehicle up again.")]})
+
+
+def start_proven_payment(*, plate, vin_last6, violation_ids, idempotency_key, altcha=None):
+    """The public API's create: plate + VIN code prove the vehicle as a lookup does (its limits), then start_payment.
+
+    Nothing happens to the vehicle's violations, nor to a payment open for them,
+    unless the proof holds.
+    """
+    if prove_vehicle(plate, vin_last6=vin_last6, violation_ids=violation_ids, altcha=altcha) is None:
+        raise not_this_vehicles()
+    return start_payment(plate=plate, vin_last6=vin_last6, violation_ids=violation_ids,
+                         idempotency_key=idempotency_key)
+
+
 def start_payment(*, plate, vin_last6, violation_ids, idempotency_key, channel="web", terminal_id=None):
     """Create (or return, for a repeated idempotency key) the payment for these violations.
 
-    Arguments are already normalised and validated in shape. The amount is
+    Arguments are already normalised and validated in shape, and the vehicle
+    proven (start_proven_payment, a vehicle token, a kiosk visit). The amount is
     computed here from the violations and the late-fee policy, never taken
     from the client.
     """
@@ -208,11 +228,9 @@ def _create_payment(plate, vin_last6, violation_ids, idempotency_key, request_fp
 def _check_payable(violations, violation_ids):
     """Refuse unknown, foreign, paid, void and in-person-only violations."""
     found = {v.id for v in violations}
-    missing = [i for i in violation_ids if i not in found]
-    if missing:
-        # Unknown and someone else's look the same: no oracle.
-        raise ApiError(_("Some violations were not found for this vehicle."), code="unknown_violation", status=422,
-                       errors={"violation_ids": {str(i): [_("Not found for this vehicle.")] for i in missing}})
+    if any(i not in found for i in violation_ids):
+        # Unknown, someone else's and a wrong VIN code look the same: no oracle.
+        raise not_this_vehicles()
     problems = {}
     for v in violations:
         if v.status == PAID:
