@@ -21,7 +21,6 @@ from datetime import timedelta
 
 import altcha
 from flask import current_app
-from flask_babel import gettext as _
 
 from finepay.dbtypes import utcnow
 from finepay.errors import ApiError
@@ -40,12 +39,8 @@ class ChallengeRequired(ApiError):
 
     status = 429
 
-    def __init__(self, challenge, message=None):
-        super().__init__(
-            message or _("Too many failed attempts were made recently. Your device must solve a short check "
-                         "before trying again."),
-            code="challenge_required", status=429,
-        )
+    def __init__(self, challenge, message):
+        super().__init__(message, code="challenge_required", status=429)
         self.challenge = challenge
         self.extra = {"challenge": challenge}
 
@@ -74,8 +69,8 @@ def issue(subject):
     return challenge.to_dict()
 
 
-def require(subject, message=None):
-    """The ChallengeRequired error (with a fresh challenge for ``subject``) to raise."""
+def require(subject, message):
+    """The ChallengeRequired error (with a fresh challenge for ``subject``) to raise; ``message`` says why."""
     return ChallengeRequired(issue(subject), message)
 
 
