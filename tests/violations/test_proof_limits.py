@@ -7,6 +7,7 @@ from sqlalchemy import select
 from finepay.extensions import db
 from payments.models import Payment
 from tests.challenge import assert_challenge_required, solve
+from tests.conftest import make_app
 from tests.kiosk.helpers import enrol, start_visit
 from tests.payments.helpers import PLATE, VIN, create, new_key, overdue_violation
 
@@ -200,6 +201,15 @@ class TestChallengeInsteadOfLockout:
         for forged in (solve(challenge), "bm90IGEgcGF5bG9hZA==", "%%%", "A" * 4000):
             assert_challenge_required(api_lookup(client, plate=PLATE, vin_last6=VIN, altcha=forged))
 
+    def test_an_expired_solution_is_refused(self, app, client):
+        overdue_violation()
+        spend_plate_budget(client)
+        app.config["CHALLENGE_TTL_SECONDS"] = -1  # issued already expired
+        solved = solve(assert_challenge_required(api_lookup(client)))
+        app.config["CHALLENGE_TTL_SECONDS"] = 600
+
+        assert_challenge_required(api_lookup(client, plate=PLATE, vin_last6=VIN, altcha=solved))
+
     def test_a_wrong_code_with_a_solved_challenge_is_still_a_failure(self, client):
         overdue_violation()
         spend_plate_budget(client)
@@ -253,3 +263,40 @@ def test_the_openapi_document_describes_the_challenge(client):
         assert "challenge_required" in operation["responses"]["429"]["description"]
         body = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
         assert "altcha" in spec["components"]["schemas"][body]["properties"]
+
+
+REDIS_DB = "redis://127.0.0.1:6379/13"  # this task's own Redis database
+
+
+@pytest.fixture
+def redis_db():
+    """This task's Redis database, emptied before and after; skipped loudly without a Redis server."""
+    redis = pytest.importorskip("redis")
+    connection = redis.Redis.from_url(REDIS_DB, socket_connect_timeout=1)
+    try:
+        connection.flushdb()
+    except redis.exceptions.ConnectionError:
+        pytest.skip(f"no Redis at {REDIS_DB}: the shared replay store was NOT tested")
+    yield connection
+    connection.flushdb()
+    connection.close()
+
+
+@pytest.mark.parametrize("app_config", [{"RATELIMIT_STORAGE_URI": REDIS_DB, "LOOKUP_RATE_LIMIT": "1000/minute",
+                                         "PLATE_FAILURE_RATE_LIMIT": "2/hour"}])
+def test_used_solutions_are_kept_in_redis_so_every_worker_refuses_a_replay(redis_db, app, client, database_url):
+    overdue_violation()
+    spend_plate_budget(client)
+    solved = solve(assert_challenge_required(api_lookup(client)))
+    assert api_lookup(client, plate=PLATE, vin_last6=VIN, altcha=solved).status_code == 200
+    # Another worker: a second app on the same database and the same Redis, with nothing in memory.
+    other = make_app(database_url, RATELIMIT_STORAGE_URI=REDIS_DB, PLATE_FAILURE_RATE_LIMIT="2/hour")
+
+    with other.app_context():
+        replay = other.test_client().post("/api/v1/lookups", json={"plate": PLATE, "vin_last6": VIN, "altcha": solved})
+        assert_challenge_required(replay)
+        db.session.remove()
+        db.engine.dispose()
+    used = [key for key in redis_db.keys("*") if b"finepay-altcha-used/" in key]
+    assert len(used) == 1
+    assert 0 < redis_db.ttl(used[0]) <= 660
