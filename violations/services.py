@@ -161,6 +161,8 @@ def prove_vehicle(plate, *, vin_last6=None, notice_number=None, violation_ids=No
     plate's budget; once it is spent, raises ChallengeRequired unless
     ``altcha`` solves a challenge issued for this plate (each solution once).
     The route itself carries violations.limits.limited (every attempt, per client).
+    Later steps that carry this proof (a vehicle token from violations.proof, a
+    kiosk visit's proven VIN code) read with lookup_vehicle and prove nothing new.
     """
     subject = challenge.subject_key("plate", plate)
     if limits.plate_budget_spent(plate) and not challenge.redeem(altcha, subject):
