@@ -73,8 +73,9 @@ def from_env(instance_path, env=None):
         "KIOSK_IDLE_SECONDS": _int(env, "KIOSK_IDLE_SECONDS", 90),
         "KIOSK_CREDENTIAL_DAYS": _int(env, "KIOSK_CREDENTIAL_DAYS", 365),
         "CONVENIENCE_FEE_BPS": _int(env, "CONVENIENCE_FEE_BPS", 0),
-        # Staff console: idle sign-out, lockout after failed sign-ins, the largest CSV upload.
+        # Staff console: idle and absolute session limits, lockout after failed sign-ins, the largest CSV upload.
         "STAFF_SESSION_MINUTES": _int(env, "STAFF_SESSION_MINUTES", 30),
+        "STAFF_SESSION_MAX_HOURS": _int(env, "STAFF_SESSION_MAX_HOURS", 12),
         "STAFF_LOCKOUT_ATTEMPTS": _int(env, "STAFF_LOCKOUT_ATTEMPTS", 5),
         "STAFF_LOCKOUT_MINUTES": _int(env, "STAFF_LOCKOUT_MINUTES", 15),
         "STAFF_IMPORT_MAX_BYTES": _int(env, "STAFF_IMPORT_MAX_BYTES", 20 * 1024 * 1024),

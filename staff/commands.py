@@ -1,4 +1,4 @@
-"""CLI: flask --app wsgi staff create-user|fetch-gateway, and flask --app wsgi audit verify."""
+"""CLI: flask --app wsgi staff create-user|sign-out|fetch-gateway, and flask --app wsgi audit verify."""
 import getpass
 import sys
 from datetime import date, timedelta
@@ -10,7 +10,7 @@ from flask.cli import AppGroup
 from finepay.audit import verify_chain
 from finepay.errors import ApiError
 from payments.gateways import GatewayError
-from staff import reconciliation, services
+from staff import reconciliation, services, sessions
 from staff.models import ROLES
 from violations.fees import business_today
 
@@ -41,6 +41,18 @@ def create_user_command(name, role, password_stdin):
         details = "; ".join(f"{field}: {' '.join(messages)}" for field, messages in error.errors.items())
         raise click.ClickException(details or error.message) from None
     click.echo(f"Created {user.role} {user.username}. Sign in at /staff/login.")
+
+
+@staff_cli.command("sign-out")
+@click.argument("name")
+def sign_out_command(name):
+    """End every session of staff account NAME at once (a lost laptop, a password that may be known)."""
+    try:
+        user = services.find_user(name)
+    except ApiError as error:
+        raise click.ClickException(error.message) from None
+    ended = sessions.end_all_sessions(user, sessions.BY_ADMINISTRATOR, actor=_actor())
+    click.echo(f"Ended {ended} session(s) of {user.username}.")
 
 
 def _day(value):

@@ -24,6 +24,7 @@ from finepay.extensions import db
 from payments import services as payment_services
 from payments import states
 from payments.models import Payment, PaymentItem, Refund
+from staff import sessions
 from staff.models import ROLES, ApiKey, GatewayRecord, LoginAttempt, StaffUser
 from violations.models import UNPAID, VOID, Violation
 from violations.plates import InvalidIdentifier, normalize_notice_number, normalize_plate
@@ -95,13 +96,29 @@ def get_user(user_id):
     return user
 
 
+def find_user(username):
+    """The staff user with this name (any case), or a 404."""
+    user = db.session.execute(
+        select(StaffUser).where(StaffUser.username == normalize_username(username))
+    ).scalar_one_or_none()
+    if user is None:
+        raise ApiError(_("No such user."), code="not_found", status=404)
+    return user
+
+
 def list_users():
     """Every staff account, by name."""
     return db.session.execute(select(StaffUser).order_by(StaffUser.username)).scalars().all()
 
 
-def change_user(user_id, *, actor_user, role=None, active=None, password=None):
-    """Change a user's role, activity or password; a supervisor cannot demote or lock out themself."""
+def change_user(user_id, *, actor_user, role=None, active=None, password=None, actor_session_id=None):
+    """Change a user's role, activity or password; a supervisor cannot demote or lock out themself.
+
+    Any of these changes ends every session of that user at once (in the same
+    transaction): what a session may do was decided at sign-in. A supervisor
+    who changes their own password stays signed in where they made the change
+    (``actor_session_id``).
+    """
     user = get_user(user_id)
     if user.id == actor_user.id and (active is False or (role is not None and role != user.role)):
         raise invalid("role", _("You cannot demote or deactivate your own account."))
@@ -120,6 +137,12 @@ def change_user(user_id, *, actor_user, role=None, active=None, password=None):
         changes["password"] = "changed"
     if changes:
         audit.record("staff.user_changed", "staff_user", user.username, actor=actor(actor_user), **changes)
+        reason = (sessions.ACCOUNT_DISABLED if changes.get("active") == [True, False]
+                  else sessions.PASSWORD_CHANGED if "password" in changes
+                  else sessions.ROLE_CHANGED if "role" in changes else None)
+        if reason:
+            keep = actor_session_id if user.id == actor_user.id else None
+            sessions.end_sessions(user, reason, actor=actor(actor_user), keep=keep)
     db.session.commit()
     return user
 
@@ -203,12 +226,6 @@ def authenticate(username, password, remote_addr, altcha=None):
     if ok:
         return SignIn(user=user)
     return SignIn(failed=True, challenge=_challenge(subject) if sign_in_budget_spent(username, remote_addr) else None)
-
-
-def record_sign_out(user, reason="signed out"):
-    """Audit a sign-out (by the user, or by idle expiry)."""
-    audit.record("staff.signed_out", "staff_user", user.username, actor=actor(user), reason=reason)
-    db.session.commit()
 
 
 # --- finding things ---------------------------------------------------------------

@@ -11,13 +11,12 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     stream_with_context,
     url_for,
 )
 from flask_babel import gettext as _
 from flask_babel import ngettext
-from flask_login import current_user, login_user, logout_user
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -27,8 +26,14 @@ from finepay.formatting import format_money
 from finepay.i18n import localize_message, status_label
 from kiosk import services as kiosk_services
 from payments.gateways import GatewayError
-from staff import imports, reconciliation, services
-from staff.auth import enforce_idle_expiry, mark_seen, safe_next, supervisor_required
+from staff import imports, reconciliation, services, sessions
+from staff.auth import (
+    begin_session,
+    current_session_id,
+    safe_next,
+    sign_out,
+    supervisor_required,
+)
 from staff.charts import hourly_chart
 from staff.forms import (
     ActionForm,
@@ -89,12 +94,11 @@ def apply_errors(form, error):
 
 @bp.before_request
 def gatekeeper():
-    """Every console page needs a signed-in, recently active staff member."""
+    """Every console page needs a signed-in staff member whose server-side session is live."""
     if request.endpoint in PUBLIC_ENDPOINTS:
         return None
     if not current_user.is_authenticated:
         return login_manager.unauthorized()
-    return enforce_idle_expiry()
 
 
 @bp.after_request
@@ -159,9 +163,7 @@ def login():
         form.altcha.data = ""
         page = render_template("staff/login.html", form=form, failed=result.failed, challenge=result.challenge)
         return page, 429 if result.challenge else 401, CHALLENGE_HEADERS if result.challenge else {}
-    session.clear()  # nothing from before sign-in carries over
-    login_user(result.user)
-    mark_seen()
+    begin_session(result.user)
     return redirect(safe_next(form.next.data) or url_for("staff.dashboard"), 303)
 
 
@@ -170,11 +172,32 @@ def logout():
     """Sign out (a POST with the form token, so no other site can sign staff out)."""
     if not ActionForm().validate_on_submit():
         abort(400)
-    services.record_sign_out(current_user)
-    logout_user()
-    session.clear()
+    sign_out(me())
     flash(_("You are signed out."), "info")
     return redirect(url_for("staff.login"), 303)
+
+
+@bp.get("/sessions")
+def my_sessions():
+    """Where the signed-in staff member is signed in, with a way to end any of it."""
+    return render_template("staff/sessions.html", sessions=sessions.live_sessions(current_user),
+                           current=current_session_id())
+
+
+@bp.post("/sessions/<int:session_id>/end")
+def session_end(session_id):
+    """End one of your own sessions (a browser left signed in elsewhere)."""
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    if session_id == current_session_id():
+        sign_out(me())
+        flash(_("You are signed out."), "info")
+        return redirect(url_for("staff.login"), 303)
+    if not sessions.end_session(current_user, session_id, sessions.ENDED_BY_USER, actor=me()):
+        abort(404)
+    flash(_("That session is ended: whoever uses it must sign in again."), "ok")
+    return redirect(url_for("staff.my_sessions"), 303)
+
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -489,7 +512,8 @@ def user_change(user_id):
     if form.validate_on_submit():
         try:
             user = services.change_user(user_id, actor_user=current_user, role=form.role.data,
-                                        active=form.active.data, password=form.password.data or None)
+                                        active=form.active.data, password=form.password.data or None,
+                                        actor_session_id=current_session_id())
         except ApiError as error:
             if error.status == 404 or not error.errors:
                 raise

@@ -1,5 +1,4 @@
 """Shared helpers for the staff tests: accounts, signing in, and paid payments to work on."""
-import time
 import uuid
 
 from sqlalchemy import select
@@ -8,6 +7,8 @@ from werkzeug.security import generate_password_hash
 from finepay.audit import AuditEntry
 from finepay.extensions import db
 from payments import services as payment_services
+from staff import sessions
+from staff.auth import SESSION_KEY
 from staff.models import CLERK, SUPERVISOR, StaffUser
 from tests.payments.helpers import PLATE, VIN, overdue_violation, payment_row
 
@@ -31,10 +32,11 @@ def make_supervisor(username="boss"):
 
 def sign_in_as(client, user):
     """Put a signed-in session for ``user`` in the client's cookie (no password round trip)."""
+    token = sessions.start_session(user, "127.0.0.1", "test client")
     with client.session_transaction() as session:
         session["_user_id"] = user.get_id()
         session["_fresh"] = True
-        session["staff_seen"] = int(time.time())
+        session[SESSION_KEY] = token
     return client
 
 
