@@ -51,6 +51,7 @@ class ApiError(Exception):
     """An error a service raises for the client to see, with a stable code."""
 
     status = 400
+    extra = {}  # more top-level fields of the JSON body, e.g. a challenge to solve
 
     def __init__(self, message, code=None, status=None, errors=None):
         super().__init__(message)
@@ -66,11 +67,11 @@ def wants_json():
     return request.path.startswith(("/api/", "/webhooks/", "/healthz", "/readyz", "/kiosk/api/"))
 
 
-def error_response(status, code, message, errors=None, headers=None):
+def error_response(status, code, message, errors=None, headers=None, extra=None):
     """Build the JSON body or the HTML page for an error."""
     errors = localize_errors(errors or {})
     if wants_json():
-        body = {"code": code, "message": localize_message(message), "errors": errors}
+        body = {**(extra or {}), "code": code, "message": localize_message(message), "errors": errors}
         return body, status, headers or {}
     page = render_template("error.html", status=status, message=localize_message(message), errors=errors)
     return page, status, headers or {}
@@ -115,7 +116,7 @@ def handle_http_exception(error):
 
 def handle_api_error(error):
     """Render an ApiError raised by a service."""
-    return error_response(error.status, error.code, error.message, error.errors)
+    return error_response(error.status, error.code, error.message, error.errors, extra=error.extra)
 
 
 def handle_database_error(error):

@@ -89,6 +89,10 @@ def from_env(instance_path, env=None):
         "LATE_FEE_CAP_RATIO": _decimal(env, "LATE_FEE_CAP_RATIO", "1"),
         "LOOKUP_RATE_LIMIT": env.get("LOOKUP_RATE_LIMIT", "20/minute"),
         "PLATE_FAILURE_RATE_LIMIT": env.get("PLATE_FAILURE_RATE_LIMIT", "10/hour"),
+        # Proof-of-work once a failure budget is spent (finepay/challenge.py): PBKDF2 iterations per try
+        # (about 256 tries on average), and how long a challenge may take to be solved and used.
+        "CHALLENGE_COST": _int(env, "CHALLENGE_COST", 5000),
+        "CHALLENGE_TTL_SECONDS": _int(env, "CHALLENGE_TTL_SECONDS", 600),
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI", "memory://"),
         # X-RateLimit-* headers cost one more Redis round trip per limit on every lookup;
         # a refused request still says when to retry (Retry-After, finepay.errors).

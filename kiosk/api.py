@@ -14,7 +14,7 @@ from flask_babel import gettext as _
 from finepay.api import BodyParser
 from finepay.errors import ApiError
 from kiosk import services, sessions
-from kiosk.limits import lookup_limits
+from kiosk.limits import limited
 from kiosk.messages import kiosk_failure_message
 from kiosk.schemas import (
     EmptySchema,
@@ -133,19 +133,13 @@ def plate(body):
     return screen("vin", plate=body["plate"])
 
 
-def _limited(view):
-    for decorate in lookup_limits():
-        view = decorate(view)
-    return view
-
-
 @bp.post("/lookup")
-@_limited
+@limited
 @parser.use_args(VinSchema(), location="json")
 def lookup(body):
     """Plate and VIN code together: the vehicle's violations, or one answer for every kind of mismatch."""
     visit = _visit()
-    statement = sessions.prove_vehicle(visit, body["vin_last6"])
+    statement = sessions.prove_vehicle(visit, body["vin_last6"], altcha=body.get("altcha"))
     if statement is None:
         raise ApiError(_("No violations were found for this plate and VIN code. Check both and try again."),
                        code="no_match", status=404)

@@ -4,7 +4,7 @@ from webargs.fields import DelimitedList
 
 from payments.gateways.sandbox import READER_OUTCOMES
 from violations.plates import normalize_plate, normalize_vin_last6
-from violations.schemas import NormalizedString
+from violations.schemas import NormalizedString, altcha_field
 
 END_REASONS = ("start_over", "idle", "finished", "failure", "recovered")
 
@@ -23,6 +23,7 @@ class VinSchema(Schema):
     """The VIN code typed on the keypad."""
 
     vin_last6 = NormalizedString(normalize_vin_last6, required=True)
+    altcha = altcha_field()
 
 
 def _violation_ids(**kwargs):

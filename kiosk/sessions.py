@@ -19,6 +19,7 @@ from finepay.extensions import db
 from kiosk.models import KioskSession, Terminal
 from kiosk.services import card_terminal
 from payments import reader, services, states
+from violations import services as vehicle_services
 from violations.services import lookup_vehicle
 
 TOKEN_LENGTH = 43  # secrets.token_urlsafe(32)
@@ -76,11 +77,11 @@ def remember_plate(session, terminal, plate):
     db.session.commit()
 
 
-def prove_vehicle(session, vin_last6):
-    """Look the vehicle up with the VIN code; returns its VehicleStatement, or None (no oracle)."""
+def prove_vehicle(session, vin_last6, altcha=None):
+    """Prove the vehicle with the VIN code (as online, under the plate's budget); its VehicleStatement or None."""
     if session.plate is None:
         raise _out_of_order()
-    statement = lookup_vehicle(session.plate, vin_last6=vin_last6)
+    statement = vehicle_services.prove_vehicle(session.plate, vin_last6=vin_last6, altcha=altcha)
     session.vin_last6 = vin_last6 if statement is not None else None
     db.session.commit()
     return statement

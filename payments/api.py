@@ -10,6 +10,8 @@ from payments.schemas import (
     PaymentSchema,
     ReceiptSchema,
 )
+from violations.limits import limited
+from violations.schemas import ChallengeRequiredSchema
 
 blp = Blueprint("payments", __name__, url_prefix="/api/v1", description="Pay violations, exactly once")
 
@@ -18,15 +20,21 @@ blp = Blueprint("payments", __name__, url_prefix="/api/v1", description="Pay vio
 class Payments(MethodView):
     """Start a payment."""
 
+    # Plate + VIN code prove the vehicle here just as in a lookup: the same limits, the same counters.
+    decorators = [limited]
+
     @blp.arguments(IdempotencyHeaderSchema, location="headers")
     @blp.arguments(PaymentRequestSchema)
     @blp.response(201, PaymentSchema)
     @blp.alt_response(409, description="Already paid, another payment in progress, or key reused")
-    @blp.alt_response(422, description="Invalid input, unknown violation, or not payable online")
+    @blp.alt_response(422, description="Invalid input, or not payable online; `unknown_violation` (one body "
+                                       "for a wrong VIN code and for an id not of this vehicle) counts as a "
+                                       "failed lookup of the plate")
+    @blp.alt_response(429, schema=ChallengeRequiredSchema, description=ChallengeRequiredSchema.DESCRIPTION)
     @blp.alt_response(502, description="Gateway error")
     def post(self, headers, body):
         """Create a payment for violations of one vehicle (amount computed by the server)."""
-        return services.start_payment(idempotency_key=headers["idempotency_key"], **body)
+        return services.start_proven_payment(idempotency_key=headers["idempotency_key"], **body)
 
 
 @blp.route("/payments/<payment_id>")

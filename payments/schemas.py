@@ -6,7 +6,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_dump, val
 from payments.gateways import current_gateway
 from payments.messages import failure_message
 from violations.plates import normalize_plate, normalize_vin_last6
-from violations.schemas import NormalizedString
+from violations.schemas import NormalizedString, altcha_field
 
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_\-:.]{8,100}\Z")
 
@@ -33,6 +33,8 @@ class PaymentRequestSchema(Schema):
         fields.Integer(strict=True, validate=validate.Range(min=1, max=2**62)),
         required=True, validate=validate.Length(min=1, max=50),
     )
+
+    altcha = altcha_field()
 
     @validates("violation_ids")
     def no_duplicates(self, value, **kwargs):

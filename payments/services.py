@@ -52,7 +52,14 @@ from payments.models import (
 )
 from violations.fees import business_today, current_policy
 from violations.models import PAID, UNPAID, Violation
-from violations.services import ALREADY_PAID, IN_PERSON_ONLY, NOT_PAYABLE, NOTHING_TO_PAY, why_not_payable
+from violations.services import (
+    ALREADY_PAID,
+    IN_PERSON_ONLY,
+    NOT_PAYABLE,
+    NOTHING_TO_PAY,
+    prove_vehicle,
+    why_not_payable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -150,10 +157,29 @@ def _gateway_unavailable(error):
 
 # --- starting a payment ----------------------------------------------------
 
+def not_this_vehicles():
+    """The one answer when plate + VIN code and the violation ids do not all go together (no oracle)."""
+    return ApiError(_("Some violations were not found for this vehicle."), code="unknown_violation", status=422,
+                    errors={"violation_ids": [_("Check the plate and VIN code, and look the vehicle up again.")]})
+
+
+def start_proven_payment(*, plate, vin_last6, violation_ids, idempotency_key, altcha=None):
+    """The public API's create: plate + VIN code prove the vehicle as a lookup does (its limits), then start_payment.
+
+    Nothing happens to the vehicle's violations, nor to a payment open for them,
+    unless the proof holds.
+    """
+    if prove_vehicle(plate, vin_last6=vin_last6, violation_ids=violation_ids, altcha=altcha) is None:
+        raise not_this_vehicles()
+    return start_payment(plate=plate, vin_last6=vin_last6, violation_ids=violation_ids,
+                         idempotency_key=idempotency_key)
+
+
 def start_payment(*, plate, vin_last6, violation_ids, idempotency_key, channel="web", terminal_id=None):
     """Create (or return, for a repeated idempotency key) the payment for these violations.
 
-    Arguments are already normalised and validated in shape. The amount is
+    Arguments are already normalised and validated in shape, and the vehicle
+    proven (start_proven_payment, a vehicle token, a kiosk visit). The amount is
     computed here from the violations and the late-fee policy, never taken
     from the client.
     """
@@ -242,11 +268,9 @@ def _create_payment(plate, vin_last6, violation_ids, idempotency_key, request_fp
 def _check_payable(violations, violation_ids):
     """Refuse unknown and foreign violations, and any that violations.services says cannot be paid online."""
     found = {v.id for v in violations}
-    missing = [i for i in violation_ids if i not in found]
-    if missing:
-        # Unknown and someone else's look the same: no oracle.
-        raise ApiError(_("Some violations were not found for this vehicle."), code="unknown_violation", status=422,
-                       errors={"violation_ids": {str(i): [_("Not found for this vehicle.")] for i in missing}})
+    if any(i not in found for i in violation_ids):
+        # Unknown, someone else's and a wrong VIN code look the same: no oracle.
+        raise not_this_vehicles()
     problems = {}
     for v in violations:
         reason = why_not_payable(v)

@@ -32,6 +32,8 @@ class SignInForm(FlaskForm):
     username = StringField(_l("Username"), validators=[InputRequired(_l("Enter your username.")), Length(max=60)])
     password = PasswordField(_l("Password"), validators=[InputRequired(_l("Enter your password.")), Length(max=200)])
     next = HiddenField()
+    # The solved proof-of-work challenge, after too many failures (static/js/challenge.js fills it in).
+    altcha = HiddenField(validators=[Length(max=4096)])
 
 
 class ActionForm(FlaskForm):

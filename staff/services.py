@@ -15,8 +15,9 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from finepay import audit
+from finepay import audit, challenge
 from finepay.audit import AuditEntry
+from finepay.challenge import ChallengeRequired
 from finepay.dbtypes import utcnow
 from finepay.errors import ApiError
 from finepay.extensions import db
@@ -159,8 +160,8 @@ def _failures(column, value, since):
     ).scalar_one()
 
 
-def is_locked_out(username, remote_addr, now=None):
-    """Whether sign-in is refused: too many failures for this account, or from this address, recently."""
+def sign_in_budget_spent(username, remote_addr, now=None):
+    """Whether sign-in needs a solved challenge: too many failures for this account, or from this address, recently."""
     config = current_app.config
     now = now or utcnow()
     since = now - timedelta(minutes=config["STAFF_LOCKOUT_MINUTES"])
@@ -189,24 +190,32 @@ class SignIn:
     """The outcome of a sign-in attempt."""
 
     user: StaffUser | None = None
-    locked: bool = False
+    failed: bool = False  # the password was checked and was wrong
+    challenge: ChallengeRequired | None = None  # the budget is spent: solve this before the next try
 
 
-def _known_username(username):
-    """The username if such an account exists, else "-" (the audit log names only real accounts)."""
-    exists = db.session.execute(select(StaffUser.id).where(StaffUser.username == username)).first()
-    return username if exists else "-"
+def _challenge(subject):
+    return challenge.require(subject, _(
+        "Too many failed sign-ins for this account or from this address. Your browser must do a short check "
+        "before each further try; ask a supervisor if you have forgotten your password."))
 
 
-def authenticate(username, password, remote_addr):
-    """Check a sign-in, with lockout per account and per address; every attempt is recorded."""
+def authenticate(username, password, remote_addr, altcha=None):
+    """Check a sign-in; past the failure budget of the account or the address, only with a solved challenge.
+
+    Nobody is refused outright: once STAFF_LOCKOUT_ATTEMPTS failures for the
+    account (since its last success) or from the address fall within
+    STAFF_LOCKOUT_MINUTES, each further try costs a proof of work (``altcha``
+    solving a challenge issued for this username, once). So a guesser is slowed
+    as before, but cannot lock out an account, or every account of an office
+    behind one public address. Every try at a password is recorded.
+    """
     username = normalize_username(username)[:60]
     remote_addr = (remote_addr or "unknown")[:64]
-    if is_locked_out(username, remote_addr):
-        # Refused without looking at the password; not counted, so the lockout ends on time.
-        audit.record_refusal("staff.sign_in_locked", "staff_user", _known_username(username))
-        db.session.commit()
-        return SignIn(locked=True)
+    subject = challenge.subject_key("staff", username)
+    if sign_in_budget_spent(username, remote_addr) and not challenge.redeem(altcha, subject):
+        # Not a try at the password: not recorded, so the budget ends on time.
+        return SignIn(challenge=_challenge(subject))
     user = db.session.execute(select(StaffUser).where(StaffUser.username == username)).scalar_one_or_none()
     ok = _password_matches(user, password or "") and user.active
     db.session.add(LoginAttempt(username=username, remote_addr=remote_addr, success=ok))
@@ -218,7 +227,7 @@ def authenticate(username, password, remote_addr):
     db.session.commit()
     if ok:
         return SignIn(user=user)
-    return SignIn(locked=is_locked_out(username, remote_addr))
+    return SignIn(failed=True, challenge=_challenge(subject) if sign_in_budget_spent(username, remote_addr) else None)
 
 
 # --- finding things ---------------------------------------------------------------

@@ -65,6 +65,11 @@ SECURITY_HEADERS = {
 }
 
 
+# The sign-in page that asks for the proof-of-work check runs FinePay's own solver script, and only that.
+CHALLENGE_HEADERS = {"Content-Security-Policy": SECURITY_HEADERS["Content-Security-Policy"].replace(
+    "script-src 'none'", "script-src 'self'")}
+
+
 def me():
     """The signed-in staff member's name for the audit log."""
     return services.actor(current_user)
@@ -151,11 +156,12 @@ def login():
         return render_template("staff/login.html", form=form)
     if not form.validate_on_submit():
         return render_template("staff/login.html", form=form), 422
-    result = services.authenticate(form.username.data, form.password.data, request.remote_addr)
+    result = services.authenticate(form.username.data, form.password.data, request.remote_addr, form.altcha.data)
     if result.user is None:
         form.password.data = ""
-        return render_template("staff/login.html", form=form, failed=True, locked=result.locked), \
-            429 if result.locked else 401
+        form.altcha.data = ""
+        page = render_template("staff/login.html", form=form, failed=result.failed, challenge=result.challenge)
+        return page, 429 if result.challenge else 401, CHALLENGE_HEADERS if result.challenge else {}
     begin_session(result.user)
     return redirect(safe_next(form.next.data) or url_for("staff.dashboard"), 303)
 

@@ -28,6 +28,8 @@ BASE_CONFIG = {
     "CURRENCY": "CNY",
     # The suite's assertions are in English; tests/finepay/test_i18n.py covers the zh_CN default.
     "DEFAULT_LOCALE": "en",
+    # Proof-of-work challenges as cheap as they go, so that tests solving them stay fast.
+    "CHALLENGE_COST": 1,
 }
 
 

@@ -4,9 +4,9 @@ from flask_babel import gettext as _
 
 from finepay.api import Blueprint
 from finepay.errors import ApiError
-from violations.limits import lookup_limits
-from violations.schemas import LookupRequestSchema, VehicleStatementSchema
-from violations.services import lookup_vehicle
+from violations.limits import limited
+from violations.schemas import ChallengeRequiredSchema, LookupRequestSchema, VehicleStatementSchema
+from violations.services import prove_vehicle
 
 blp = Blueprint("lookups", __name__, url_prefix="/api/v1", description="Look up a vehicle's violations")
 
@@ -24,15 +24,15 @@ def no_match():
 class Lookups(MethodView):
     """Look up a vehicle."""
 
-    decorators = lookup_limits()
+    decorators = [limited]
 
     @blp.arguments(LookupRequestSchema)
     @blp.response(200, VehicleStatementSchema)
     @blp.alt_response(404, description="No match (the same body for an unknown plate and a wrong code)")
-    @blp.alt_response(429, description="Rate limited")
+    @blp.alt_response(429, schema=ChallengeRequiredSchema, description=ChallengeRequiredSchema.DESCRIPTION)
     def post(self, proof):
         """Violations of a vehicle proven by plate + VIN code or plate + notice number."""
-        statement = lookup_vehicle(**proof)
+        statement = prove_vehicle(**proof)
         if statement is None:
             raise no_match()
         return statement

@@ -2,7 +2,7 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, StringField
-from wtforms.validators import AnyOf, InputRequired, ValidationError
+from wtforms.validators import AnyOf, InputRequired, Length, ValidationError
 
 from violations.plates import (
     InvalidIdentifier,
@@ -37,6 +37,8 @@ class LookupForm(FlaskForm):
     )
     vin_last6 = StringField(_l("Last 6 characters of the VIN"))
     notice_number = StringField(_l("Notice number"))
+    # The solved proof-of-work challenge, when the plate asks for one (static/js/challenge.js fills it in).
+    altcha = HiddenField(validators=[Length(max=4096)])
 
     def validate_vin_last6(self, field):
         """Required when proving the vehicle by VIN code, absent otherwise."""

@@ -1,5 +1,5 @@
 """Marshmallow schemas for the lookup API."""
-from marshmallow import Schema, ValidationError, fields, validates_schema
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from violations.plates import (
     InvalidIdentifier,
@@ -24,12 +24,21 @@ class NormalizedString(fields.String):
             raise ValidationError(str(exc)) from None
 
 
+def altcha_field():
+    """The optional solution to a challenge_required answer, for every request that proves a vehicle."""
+    return fields.String(validate=validate.Length(max=4096), metadata={
+        "description": "Only after a 429 challenge_required: the solved challenge, an ALTCHA v2 payload "
+                       "(base64 of JSON {challenge, solution: {counter, derivedKey}}). Each is accepted once.",
+    })
+
+
 class LookupRequestSchema(Schema):
     """A plate proven by the VIN's last six characters or by one notice number."""
 
     plate = NormalizedString(normalize_plate, required=True, metadata={"example": "蒙B·12345"})
     vin_last6 = NormalizedString(normalize_vin_last6, metadata={"example": "A12345"})
     notice_number = NormalizedString(normalize_notice_number, metadata={"example": "150203202611000123"})
+    altcha = altcha_field()
 
     @validates_schema
     def exactly_one_proof(self, data, **kwargs):
@@ -76,3 +85,39 @@ class ErrorSchema(Schema):
     code = fields.String()
     message = fields.String()
     errors = fields.Dict()
+
+
+class ChallengeParametersSchema(Schema):
+    """What the client must work out: see the description of ChallengeRequiredSchema."""
+
+    algorithm = fields.String(metadata={"example": "PBKDF2/SHA-256"})
+    nonce = fields.String(metadata={"description": "hex"})
+    salt = fields.String(metadata={"description": "hex"})
+    cost = fields.Integer(metadata={"description": "PBKDF2 iterations per try"})
+    keyLength = fields.Integer(metadata={"description": "bytes of the derived key"})
+    keyPrefix = fields.String(metadata={"description": "hex the derived key must start with", "example": "00"})
+    expiresAt = fields.Integer(metadata={"description": "Unix time after which a solution is refused"})
+    data = fields.Dict(metadata={"description": "what the challenge is for (opaque; signed)"})
+
+
+class ChallengeSchema(Schema):
+    """A signed proof-of-work challenge (ALTCHA v2)."""
+
+    parameters = fields.Nested(ChallengeParametersSchema)
+    signature = fields.String()
+
+
+class ChallengeRequiredSchema(ErrorSchema):
+    """FinePay's error body with the challenge to solve (code challenge_required)."""
+
+    DESCRIPTION = (
+        "Rate limited. With code `rate_limited` (and Retry-After), this client sent too many requests: wait. "
+        "With code `challenge_required`, this plate has had too many failed attempts, from anyone: solve "
+        "`challenge` and send the same request again with `altcha` set to base64(JSON {\"challenge\": <the "
+        "challenge as received>, \"solution\": {\"counter\": n, \"derivedKey\": hex}}), where n is the "
+        "first counter from 0 for which PBKDF2-HMAC-SHA256(password = bytes(nonce) + n as 4 bytes big-endian, "
+        "salt = bytes(salt), iterations = cost, length = keyLength) starts with keyPrefix (hex). Any ALTCHA v2 "
+        "solver does this. A solution is accepted once, for this plate, until expiresAt."
+    )
+
+    challenge = fields.Nested(ChallengeSchema)

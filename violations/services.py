@@ -4,10 +4,13 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import bindparam, select
 
+from finepay import challenge
 from finepay.dbtypes import utcnow
 from finepay.extensions import db
+from violations import limits
 from violations.fees import current_policy
 from violations.models import PAID, UNPAID, Violation
 
@@ -176,3 +179,30 @@ def lookup_vehicle(plate, vin_last6=None, notice_number=None, now=None):
         total_payable_online=sum(line.amount_due for line in lines if line.payable),
         violations=lines,
     )
+
+
+def prove_vehicle(plate, *, vin_last6=None, notice_number=None, violation_ids=None, altcha=None):
+    """The one way a driver proves a vehicle: lookup_vehicle under the plate's failure budget.
+
+    Returns the VehicleStatement, or None when the proof fails. With
+    ``violation_ids`` (creating a payment) the proof also needs every one of
+    them to be this vehicle's; an unknown or foreign id is the same failure as a
+    wrong code, so neither can be told apart. Each failure counts against the
+    plate's budget; once it is spent, raises ChallengeRequired unless
+    ``altcha`` solves a challenge issued for this plate (each solution once).
+    The route itself carries violations.limits.limited (every attempt, per client).
+    Later steps that carry this proof (a vehicle token from violations.proof, a
+    kiosk visit's proven VIN code) read with lookup_vehicle and prove nothing new.
+    """
+    subject = challenge.subject_key("plate", plate)
+    if limits.plate_budget_spent(plate) and not challenge.redeem(altcha, subject):
+        raise challenge.require(subject, _(
+            "Many wrong codes were tried for this plate recently, so your device must solve a short check "
+            "before it can be looked up. This takes a few seconds."))
+    statement = lookup_vehicle(plate, vin_last6=vin_last6, notice_number=notice_number)
+    if statement is not None and violation_ids is not None:
+        if not set(violation_ids) <= {line.id for line in statement.violations}:
+            statement = None
+    if statement is None:
+        limits.count_failure(plate)
+    return statement

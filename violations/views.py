@@ -2,19 +2,13 @@
 from flask import Blueprint, render_template, request
 from flask_wtf.csrf import CSRFError
 
+from finepay.challenge import ChallengeRequired
 from violations.forms import LookupForm
-from violations.limits import lookup_limits
+from violations.limits import limited
 from violations.proof import sign_vehicle
-from violations.services import lookup_vehicle
+from violations.services import prove_vehicle
 
 bp = Blueprint("violations", __name__)
-
-
-def limited(view):
-    """Apply the lookup rate limits (shared with the API) to a view."""
-    for decorate in lookup_limits():
-        view = decorate(view)
-    return view
 
 
 @bp.get("/")
@@ -31,7 +25,11 @@ def lookup():
     form = LookupForm(formdata=request.form)
     if not form.validate_on_submit():
         return render_template("violations/home.html", form=form), 422
-    statement = lookup_vehicle(**form.proof_arguments())
+    try:
+        statement = prove_vehicle(**form.proof_arguments(), altcha=form.altcha.data)
+    except ChallengeRequired as needed:
+        # The same form, filled in, with the challenge: the browser solves it and sends the form again.
+        return render_template("violations/home.html", form=form, challenge=needed), 429
     if statement is None:
         return render_template("violations/home.html", form=form, no_match=True), 404
     return render_template("violations/results.html", statement=statement,

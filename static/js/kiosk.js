@@ -107,9 +107,36 @@
     if (status === 401 || status === 403) { leave(); return false; }
     if (status === 409 && data.code === "session_ended") { reset("failure"); return false; }
     if (status === 0 || status >= 500) { fail(failureKind(data.code), data.message, call); return false; }
+    if (status === 429 && data.code === "challenge_required" && data.challenge && call) {
+      solveAndRetry(data, call);
+      return false;
+    }
     var message = (status === 422 && firstMessage(data.errors)) || data.message;
     if (!showError(message)) { fail("service", data.message, call); }
     return false;
+  }
+
+  // Too many wrong codes were tried for this plate: the kiosk does the proof-of-work check
+  // (challenge.js), saying so on screen, then sends the same step again with the solution.
+  function solveAndRetry(data, call) {
+    var box = screenEl.querySelector("[data-role=checking]");
+    // A solution refused in its turn is not chased round again: say so and stop.
+    if (!box || !window.FinePayChallenge || (call.payload && call.payload.altcha)) {
+      showError(box ? box.getAttribute("data-failed") : data.message);
+      return;
+    }
+    setBusy(true);
+    box.textContent = data.message + " " + box.getAttribute("data-checking");
+    window.FinePayChallenge.solve(data.challenge).then(function (solution) {
+      setBusy(false);
+      box.textContent = "";
+      var payload = Object.assign({}, call.payload, { altcha: solution });
+      go(call.method, call.path, payload);
+    }, function () {
+      setBusy(false);
+      box.textContent = "";
+      showError(box.getAttribute("data-failed"));
+    });
   }
 
   // --- screens --------------------------------------------------------------------

@@ -206,13 +206,24 @@ def test_a_plate_error_is_translated(client):
 
 def test_the_rate_limit_message_is_translated(app, client):
     app.config["RATELIMIT_ENABLED"] = True
-    for _ in range(25):
-        response = client.post("/api/v1/lookups", json={"plate": "蒙B99999", "vin_last6": "Z99999"},
+    for n in range(25):
+        # A plate of its own each time: this is the per-client limit, not one plate's failure budget.
+        response = client.post("/api/v1/lookups", json={"plate": f"蒙B9{n:04d}", "vin_last6": "Z99999"},
                                headers={"Accept-Language": "zh-CN"})
         if response.status_code == 429:
             break
     assert response.status_code == 429
     assert response.get_json() == {"code": "rate_limited", "message": "请求过于频繁，请稍候再试。", "errors": {}}
+
+
+def test_the_challenge_message_is_translated(app, client):
+    for _ in range(11):
+        response = client.post("/api/v1/lookups", json={"plate": "蒙B99999", "vin_last6": "Z99999"})
+
+    assert response.status_code == 429
+    assert response.get_json()["code"] == "challenge_required"
+    assert response.get_json()["message"] == (
+        "该号牌近期被多次输入错误的代码，您的设备需要先完成一项简短的安全验证才能查询，需要几秒钟。")
 
 
 @pytest.mark.parametrize("header, expected", [("zh-CN", "¥200.00"), ("en", "CN¥200.00")])

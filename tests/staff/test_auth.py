@@ -1,4 +1,7 @@
-"""Staff accounts and signing in: the CLI, passwords, lockout, sign-out, safe redirects, CSRF."""
+"""Staff accounts and signing in: the CLI, passwords, the proof-of-work check, sign-out, safe redirects, CSRF."""
+import html
+import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -6,6 +9,7 @@ from sqlalchemy import select
 
 from finepay.extensions import db
 from staff.models import LoginAttempt, StaffUser
+from tests.challenge import solve
 from tests.staff.helpers import (
     PASSWORD,
     audit_actions,
@@ -115,24 +119,76 @@ def test_empty_fields_are_shown_beside_the_fields(client):
 # --- lockout ------------------------------------------------------------------------------
 
 
-def test_five_failures_lock_the_account_even_for_the_right_password(client):
+def challenge_on(response):
+    """The challenge a sign-in page asks the browser to solve (429), as the page carries it."""
+    assert response.status_code == 429, response.status_code
+    text = response.get_data(as_text=True)
+    assert 'id="sign-in-challenge"' in text and 'id="challenge-status"' in text
+    assert "/static/js/challenge.js" in text
+    assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+    found = re.search(r"data-challenge='([^']+)'", text)
+    return json.loads(html.unescape(found.group(1)))
+
+
+def sign_in_solving(client, response, username, password=PASSWORD, environ_base=None):
+    """Sign in again with the challenge of ``response`` solved, as the page's script does."""
+    return client.post("/staff/login", data={"username": username, "password": password,
+                                             "altcha": solve(challenge_on(response))},
+                       environ_base=environ_base or {})
+
+
+def test_five_failures_make_the_account_ask_for_a_challenge_even_for_the_right_password(client):
     make_user("hank")
     for _ in range(4):
         assert sign_in(client, "hank", "wrong password!!").status_code == 401
 
     fifth = sign_in(client, "hank", "wrong password!!")
-    locked = sign_in(client, "hank", environ_base=OTHER_ADDRESS)  # the right password, from elsewhere
+    asked = sign_in(client, "hank", environ_base=OTHER_ADDRESS)  # the right password, from elsewhere
 
-    assert fifth.status_code == 429
-    assert locked.status_code == 429
-    assert "locked" in locked.get_data(as_text=True)
+    assert "Wrong username or password." in fifth.get_data(as_text=True)
+    challenge_on(fifth)
+    challenge_on(asked)
+    assert "Wrong username or password." not in asked.get_data(as_text=True)
     assert client.get("/staff/").status_code == 302
-    assert last_audit("staff.sign_in_locked").subject_id == "hank"
-    # Attempts refused while locked are not counted, so the lock ends on time.
+    # Attempts that did not solve the challenge are not tries at the password: not counted.
     assert db.session.execute(select(LoginAttempt)).scalars().all().__len__() == 5
 
 
-def test_the_account_lock_ends_after_the_window(client):
+def test_the_owner_signs_in_after_solving_the_challenge(client):
+    make_user("hank")
+    for _ in range(5):
+        last = sign_in(client, "hank", "wrong password!!")
+
+    response = sign_in_solving(client, last, "hank", environ_base=OTHER_ADDRESS)
+
+    assert response.status_code == 303
+    assert client.get("/staff/").status_code == 200
+    assert last_audit("staff.signed_in").subject_id == "hank"
+
+
+def test_a_solved_challenge_is_one_try_for_one_account(client):
+    make_user("hank")
+    make_user("hugo")
+    for _ in range(5):
+        last = sign_in(client, "hank", "wrong password!!")
+    solved = solve(challenge_on(last))
+
+    wrong = client.post("/staff/login", data={"username": "hank", "password": "still wrong!!", "altcha": solved})
+    replay = client.post("/staff/login", data={"username": "hank", "password": PASSWORD, "altcha": solved})
+    for _ in range(5):
+        sign_in(client, "hugo", "wrong password!!", environ_base=OTHER_ADDRESS)
+    unused_for_hank = solve(challenge_on(replay))
+    other = client.post("/staff/login", data={"username": "hugo", "password": PASSWORD, "altcha": unused_for_hank},
+                        environ_base=OTHER_ADDRESS)
+
+    assert "Wrong username or password." in wrong.get_data(as_text=True)  # the password was checked
+    challenge_on(wrong)
+    challenge_on(replay)
+    challenge_on(other)
+    assert client.get("/staff/").status_code == 302
+
+
+def test_the_account_budget_ends_after_the_window(client):
     make_user("ivy")
     for _ in range(5):
         sign_in(client, "ivy", "wrong password!!")
@@ -145,16 +201,19 @@ def test_the_account_lock_ends_after_the_window(client):
     assert sign_in(client, "ivy").status_code == 303
 
 
-def test_five_failures_from_one_address_lock_that_address_for_every_account(client):
+def test_failures_from_one_address_never_lock_out_the_office_behind_it(client):
     make_user("jack")
     for n in range(5):
         sign_in(client, f"guess{n}", "wrong password!!")
 
     from_there = sign_in(client, "jack")
     from_elsewhere = sign_in(client, "jack", environ_base=OTHER_ADDRESS)
+    client.post("/staff/logout")
+    after_the_check = sign_in_solving(client, from_there, "jack")
 
-    assert from_there.status_code == 429
+    challenge_on(from_there)
     assert from_elsewhere.status_code == 303
+    assert after_the_check.status_code == 303
 
 
 def test_a_successful_sign_in_starts_the_account_count_again(client):
@@ -170,11 +229,11 @@ def test_a_successful_sign_in_starts_the_account_count_again(client):
 
 
 @pytest.mark.parametrize("app_config", [{"STAFF_LOCKOUT_ATTEMPTS": 2, "STAFF_LOCKOUT_MINUTES": 1}])
-def test_the_lockout_follows_its_settings(client):
+def test_the_budget_follows_its_settings(client):
     make_user("liam")
     sign_in(client, "liam", "wrong password!!")
 
-    assert sign_in(client, "liam", "wrong password!!").status_code == 429
+    challenge_on(sign_in(client, "liam", "wrong password!!"))
 
 
 # --- where sign-in leads ------------------------------------------------------------------

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from tests.challenge import assert_challenge_required
 from tests.factories import make_violation
 
 API = "/api/v1/lookups"
@@ -490,34 +491,34 @@ class TestPerClientLimit:
 
 
 class TestPerPlateFailureLimit:
-    """PLATE_FAILURE_RATE_LIMIT: failed lookups per plate, from any address."""
+    """PLATE_FAILURE_RATE_LIMIT: failed lookups per plate, from any address; then a challenge, not a refusal."""
 
     @pytest.fixture
     def app_config(self):
         return {"LOOKUP_RATE_LIMIT": "1000/minute", "PLATE_FAILURE_RATE_LIMIT": "2/hour"}
 
-    def test_guesses_for_a_plate_are_blocked_from_any_address(self, client, vehicle):
+    def test_guesses_for_a_plate_need_a_challenge_from_any_address(self, client, vehicle):
         assert api_lookup(client, "10.0.0.1", plate=PLATE, notice_number="150203202611000001").status_code == 404
         assert api_lookup(client, "10.0.0.2", plate=PLATE, vin_last6="B12345").status_code == 404
 
         response = api_lookup(client, "10.0.0.3", plate=PLATE, notice_number="150203202611000002")
 
-        assert_rate_limited(response, 3600)
-        assert assert_api_error(response, 429)["code"] == "rate_limited"
+        assert_challenge_required(response)
 
     def test_typing_the_plate_differently_does_not_reset_the_budget(self, client, vehicle):
         assert api_lookup(client, "10.0.0.1", plate="蒙b·12345", vin_last6="B12345").status_code == 404
         assert api_lookup(client, "10.0.0.2", plate="蒙B 123-45", vin_last6="C12345").status_code == 404
 
-        assert api_lookup(client, "10.0.0.3", plate="蒙Ｂ１２３４５", vin_last6="D12345").status_code == 429
+        assert_challenge_required(api_lookup(client, "10.0.0.3", plate="蒙Ｂ１２３４５", vin_last6="D12345"))
 
     def test_page_guesses_count_for_the_api_and_back(self, client, vehicle):
         assert page_lookup(client, "10.0.0.1", proof="notice", plate=PLATE,
                            notice_number="150203202611000001").status_code == 404
         assert api_lookup(client, "10.0.0.2", plate=PLATE, vin_last6="B12345").status_code == 404
 
-        assert api_lookup(client, "10.0.0.3", plate=PLATE, vin_last6="C12345").status_code == 429
-        assert_rate_limited(page_lookup(client, "10.0.0.4", plate=PLATE, vin_last6="C12345"), 3600)
+        assert_challenge_required(api_lookup(client, "10.0.0.3", plate=PLATE, vin_last6="C12345"))
+        page = assert_page_error(page_lookup(client, "10.0.0.4", plate=PLATE, vin_last6="C12345"), 429)
+        assert "data-challenge=" in page
 
     def test_other_plates_still_work_when_one_is_blocked(self, client, vehicle):
         make_violation(notice_number="150203202611000999", plate="京A00001", vin_last6="B22222")
@@ -534,7 +535,7 @@ class TestPerPlateFailureLimit:
 
         assert api_lookup(client, "10.0.2.1", plate=PLATE, vin_last6="B12345").status_code == 404
         assert api_lookup(client, "10.0.2.2", plate=PLATE, vin_last6="B12345").status_code == 404
-        assert api_lookup(client, "10.0.2.3", plate=PLATE, vin_last6="B12345").status_code == 429
+        assert_challenge_required(api_lookup(client, "10.0.2.3", plate=PLATE, vin_last6="B12345"))
 
     def test_malformed_lookups_do_not_use_up_a_plates_budget(self, client, vehicle):
         for addr in ("10.0.0.1", "10.0.0.2", "10.0.0.3"):
