@@ -539,7 +539,8 @@ def handle_webhook(gateway_name, payload, headers):
         raise ApiError(_("Unknown gateway."), code="not_found", status=404)
     try:
         event = gateway.parse_webhook(payload, headers)
-    except gateways.WebhookVerificationError as error:
+    # RecursionError: a signed body nested too deeply for json.loads, whichever adapter parsed it.
+    except (gateways.WebhookVerificationError, RecursionError) as error:
         raise ApiError(_("Invalid webhook signature."), code="bad_signature", status=400) from error
     db.session.add(WebhookEvent(gateway=gateway.name, event_id=event.id, type=event.type))
     try:

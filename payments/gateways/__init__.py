@@ -72,6 +72,10 @@ class GatewayTransaction:
     status: str = SUCCEEDED
 
 
+# The longest event id, type or intent id FinePay records (payments.models.WebhookEvent).
+EVENT_FIELD_MAX = 100
+
+
 @dataclass(frozen=True)
 class GatewayEvent:
     """A verified notification from the gateway."""
@@ -81,6 +85,15 @@ class GatewayEvent:
     intent_id: str | None = None  # set when the event concerns an intent: FinePay re-reads it
     payment_id: str | None = None
     data: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self):
+        # Whatever an adapter read from a (signed) body must fit FinePay's columns, or the event is malformed.
+        for name in ("id", "type", "intent_id", "payment_id"):
+            value = getattr(self, name)
+            if value is None and name in ("intent_id", "payment_id"):
+                continue
+            if not isinstance(value, str) or not 0 < len(value) <= EVENT_FIELD_MAX or "\x00" in value:
+                raise WebhookVerificationError(f"event {name} is not a string of 1 to {EVENT_FIELD_MAX} characters")
 
 
 # Where a card-present collection on a kiosk's reader stands (see ReaderPayment).

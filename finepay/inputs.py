@@ -1,0 +1,70 @@
+"""Input at the edge: what no FinePay value can hold is refused before it reaches a view or the database.
+
+A path segment with a NUL byte, or an integer wider than a 64-bit column,
+would otherwise reach the database: PostgreSQL refuses NUL in text and
+overflows in bigint, SQLite overflows on binding. The URL converters refuse
+them, so every route (present and future) answers 404; a NUL in a query
+string or a form field is a 400. Both in FinePay's error shape. What still
+gets through (a NUL inside a JSON string) meets finepay.errors' handler for
+values the database refuses.
+"""
+from datetime import date
+
+from flask import abort, request
+from werkzeug.routing import IntegerConverter, PathConverter, UnicodeConverter
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+# The largest value a BIGINT (PostgreSQL) or INTEGER (SQLite) column holds.
+MAX_ID = 2**63 - 1
+
+
+# The business dates a filter may name: date arithmetic (the day after, a due date) overflows near year 9999.
+EARLIEST_DATE, LATEST_DATE = date(2000, 1, 1), date(2999, 12, 31)
+
+
+def is_id_text(value):
+    """Whether ``value`` is the decimal text of an id or cursor that a 64-bit column holds."""
+    return (isinstance(value, str) and 0 < len(value) <= 19 and value.isascii() and value.isdigit()
+            and int(value) <= MAX_ID)
+
+
+def is_business_date(value):
+    """Whether ``value`` is a date FinePay can compute with (EARLIEST_DATE to LATEST_DATE)."""
+    return EARLIEST_DATE <= value <= LATEST_DATE
+
+
+class TextConverter(UnicodeConverter):
+    """One path segment without control characters (the default ``<name>`` and ``<string:name>``)."""
+
+    def __init__(self, map, minlength=1, maxlength=None, length=None):
+        super().__init__(map, minlength, maxlength, length)
+        self.regex = self.regex.replace("[^/]", r"[^/\x00-\x1f\x7f]", 1)
+
+
+class SafePathConverter(PathConverter):
+    """Like ``<path:name>``, without control characters."""
+
+    regex = r"[^/\x00-\x1f\x7f][^\x00-\x1f\x7f]*?"
+
+
+class IdConverter(IntegerConverter):
+    """``<int:name>`` bounded to what a 64-bit id column holds."""
+
+    def __init__(self, map, fixed_digits=0, min=None, max=MAX_ID, signed=False):
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+
+def _has_nul(multidict):
+    return any("\x00" in key or "\x00" in value for key, value in multidict.items(multi=True))
+
+
+def refuse_nul_bytes():
+    """400 for a NUL byte in the query string or a form field: no text FinePay stores or looks up has one."""
+    if _has_nul(request.args) or (request.mimetype in FORM_TYPES and _has_nul(request.form)):
+        abort(400)
+
+
+def init_app(app):
+    """Install the converters and the NUL guard; call before any blueprint adds its rules."""
+    app.url_map.converters.update(default=TextConverter, string=TextConverter, path=SafePathConverter, int=IdConverter)
+    app.before_request(refuse_nul_bytes)
