@@ -4,7 +4,8 @@ A path segment with a NUL byte, or an integer wider than a 64-bit column,
 would otherwise reach the database: PostgreSQL refuses NUL in text and
 overflows in bigint, SQLite overflows on binding. The URL converters refuse
 them, so every route (present and future) answers 404; a NUL in a query
-string or a form field is a 400. Both in FinePay's error shape. What still
+string or a form field is a 400, and a JSON body sent to a page (whose forms
+would read it as form data) a 415. All in FinePay's error shape. What still
 gets through (a NUL inside a JSON string) meets finepay.errors' handler for
 values the database refuses.
 """
@@ -12,6 +13,8 @@ from datetime import date
 
 from flask import abort, request
 from werkzeug.routing import IntegerConverter, PathConverter, UnicodeConverter
+
+from finepay.errors import wants_json
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 # The largest value a BIGINT (PostgreSQL) or INTEGER (SQLite) column holds.
@@ -58,13 +61,15 @@ def _has_nul(multidict):
     return any("\x00" in key or "\x00" in value for key, value in multidict.items(multi=True))
 
 
-def refuse_nul_bytes():
-    """400 for a NUL byte in the query string or a form field: no text FinePay stores or looks up has one."""
+def screen_request():
+    """Refuse what no view can use: a NUL in the query or a form (400), JSON posted to a page (415)."""
     if _has_nul(request.args) or (request.mimetype in FORM_TYPES and _has_nul(request.form)):
-        abort(400)
+        abort(400)  # no text FinePay stores or looks up has one
+    if request.is_json and not wants_json():
+        abort(415)  # Flask-WTF would take a JSON body as form data, and a list or a number breaks it
 
 
 def init_app(app):
-    """Install the converters and the NUL guard; call before any blueprint adds its rules."""
+    """Install the converters and the request screen; call before any blueprint adds its rules."""
     app.url_map.converters.update(default=TextConverter, string=TextConverter, path=SafePathConverter, int=IdConverter)
-    app.before_request(refuse_nul_bytes)
+    app.before_request(screen_request)
