@@ -125,6 +125,13 @@ def from_env(instance_path, env=None):
     }
 
 
+def uses_builtin_secret_key(env=None):
+    """Whether the app would run in development with DEV_SECRET_KEY: fit for this machine only."""
+    env = os.environ if env is None else env
+    return env.get("FINEPAY_ENV", "development") == "development" and env.get("SECRET_KEY", DEV_SECRET_KEY) in (
+        DEV_SECRET_KEY, "")
+
+
 def check_production(config):
     """Refuse to run production with settings that are only safe on a laptop."""
     if config["FINEPAY_ENV"] != "production":
