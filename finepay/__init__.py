@@ -160,7 +160,7 @@ def register_hooks(app):
     @app.context_processor
     def inject_globals():
         return {
-            "sandbox": app.config["PAYMENT_GATEWAY"] == "sandbox",
+            "sandbox": app.config["SANDBOX"],
             "html_lang": i18n.html_lang(),
         }
 

@@ -89,11 +89,15 @@ class Redactor:
 
 
 class JSONFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, request id, pid, and any exception."""
+    """One JSON object per line: time, level, logger, message, request id, pid, and any exception.
 
-    def __init__(self, redactor=None):
+    On a sandbox server (no real money moves) every line also carries ``"sandbox": "SANDBOX"``.
+    """
+
+    def __init__(self, redactor=None, sandbox=False):
         super().__init__()
         self.redactor = redactor or Redactor()
+        self.sandbox = sandbox
 
     def format(self, record):
         """The record as a single line of JSON, secrets masked."""
@@ -105,6 +109,8 @@ class JSONFormatter(logging.Formatter):
             "request_id": getattr(record, "request_id", None) or current_request_id(),
             "pid": record.process,
         }
+        if self.sandbox:
+            entry["sandbox"] = "SANDBOX"
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         for key in ("event", "operation", "gateway", "duration_ms", "outcome", "code", "status", "path"):
@@ -116,8 +122,9 @@ class JSONFormatter(logging.Formatter):
 class TextFormatter(logging.Formatter):
     """Human-readable lines for a developer's terminal, secrets masked all the same."""
 
-    def __init__(self, redactor=None):
-        super().__init__("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+    def __init__(self, redactor=None, sandbox=False):
+        prefix = "SANDBOX " if sandbox else ""
+        super().__init__(prefix + "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
         self.redactor = redactor or Redactor()
 
     def format(self, record):
@@ -134,7 +141,9 @@ def configure_logging(app):
     """Send every log line to stderr as JSON (or text), with the request id, secrets masked."""
     config = app.config
     redactor = Redactor(config.get(name) or "" for name in SECRET_SETTINGS)
-    formatter = JSONFormatter(redactor) if config["LOG_FORMAT"] == "json" else TextFormatter(redactor)
+    sandbox = bool(config.get("SANDBOX"))
+    formatter = (JSONFormatter(redactor, sandbox) if config["LOG_FORMAT"] == "json"
+                 else TextFormatter(redactor, sandbox))
     root = logging.getLogger()
     for handler in [h for h in root.handlers if isinstance(h, _FinePayHandler)]:
         root.removeHandler(handler)

@@ -4,7 +4,7 @@ from flask.views import MethodView
 from flask_babel import gettext as _
 from marshmallow import Schema, ValidationError, fields, validate
 
-from finepay.api import Blueprint
+from finepay.api import Blueprint, SandboxFlag
 from finepay.errors import ApiError
 from finepay.inputs import is_id_text
 from staff import services
@@ -45,6 +45,7 @@ class SettlementEventSchema(Schema):
     late_fee = fields.Integer(metadata={"description": "minor units"})
     amount = fields.Integer(metadata={"description": "fine + late_fee, minor units"})
     currency = fields.String()
+    sandbox = SandboxFlag()
 
 
 class SettlementFeedSchema(Schema):

@@ -12,6 +12,8 @@ from importlib.metadata import entry_points
 
 from flask import current_app
 
+from finepay.settings import check_sandbox
+
 ENTRY_POINT_GROUP = "finepay.gateways"
 
 # FinePay's words for where a gateway intent stands.
@@ -165,6 +167,8 @@ class PaymentGateway:
     """
 
     name = "base"
+    #: True for an adapter that moves no real money (the sandbox): pages, receipts, the feed and logs say SANDBOX.
+    simulated = False
     #: Whether start_reader_payment and friends work (card readers at kiosks).
     supports_card_present = False
     #: Webhook event types that concern an intent (FinePay re-reads it); others are ignored.
@@ -245,6 +249,8 @@ def load_gateway_class(name):
 def init_app(app):
     """Build the configured gateway once per app and keep it in app.extensions."""
     cls = load_gateway_class(app.config["PAYMENT_GATEWAY"])
+    app.config["SANDBOX"] = cls.simulated
+    check_sandbox(app.config)
     app.extensions["finepay.gateway"] = cls(app.config)
 
 
