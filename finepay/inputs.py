@@ -21,8 +21,6 @@ from finepay.errors import wants_json
 
 # The largest value a BIGINT (PostgreSQL) or INTEGER (SQLite) column holds.
 MAX_ID = 2**63 - 1
-
-
 # The business dates a filter may name: date arithmetic (the day after, a due date) overflows near year 9999.
 EARLIEST_DATE, LATEST_DATE = date(2000, 1, 1), date(2999, 12, 31)
 
