@@ -129,7 +129,7 @@ def test_every_log_line_of_a_staging_copy_says_sandbox(app):
     original = handler.setStream(stream)
     try:
         logging.getLogger("finepay.test.staging").warning("a payment happened")
-        logging.getLogger("gunicorn.error").error("and something else")
+        logging.getLogger("payments.services").error("and something else")
     finally:
         handler.setStream(original)
 
