@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint browser clean bench i18n i18n-check translations
+.PHONY: run test lint browser services clean bench i18n i18n-check translations
 # A recipe that fails leaves no half-made file behind (pybabel compile writes the .mo even when it fails).
 .DELETE_ON_ERROR:
 
@@ -70,11 +70,23 @@ browser:
 	  fi; \
 	fi
 
+## nginx (and openssl, for the test certificate) for the two-node test behind a load balancer
+## (tests/reliability/test_two_nodes.py), from Debian's packages. The test runs its own nginx as a child
+## process with a generated config; the package's system service (if the machine starts one) is not used.
+SERVICE_PACKAGES := nginx openssl
+services:
+	@if ! PATH="$$PATH:/usr/sbin:/sbin" command -v nginx >/dev/null 2>&1 || ! command -v openssl >/dev/null 2>&1; then \
+	  echo "Installing $(SERVICE_PACKAGES) for the two-node test..."; \
+	  apt-get install -y -qq $(SERVICE_PACKAGES) >/dev/null 2>&1 \
+	  || { apt-get update -qq && apt-get install -y -qq $(SERVICE_PACKAGES); } \
+	  || echo "WARNING: could not install $(SERVICE_PACKAGES); the two-node test will be skipped (REQUIRE_NGINX=1 fails instead)"; \
+	fi
+
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 
-## Set up and run the whole suite: lint, catalogues, unit, API (SQLite and PostgreSQL), browser.
-test: $(INSTALLED) browser lint i18n-check $(MO_FILES)
+## Set up and run the whole suite: lint, catalogues, unit, API (SQLite and PostgreSQL), browser, two nodes behind nginx.
+test: $(INSTALLED) browser services lint i18n-check $(MO_FILES)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 ## Speed and memory figures into docs/benchmarks.md (PostgreSQL + wrk; BENCH_VIOLATIONS=100000 for a quick run).

@@ -213,6 +213,11 @@ APP_MESSAGES = (
     N_("line {line}: the file is not UTF-8"),
     N_("unreadable CSV record: {reason}"),
     N_("more fields than the header has"),
+    N_("fine is 0: a notice with nothing to pay is not imported"),
+    N_("payment {payment} for this violation was already captured at the old amount: "
+       "the violation is paid and was left unchanged"),
+    N_("payment {payment} for this violation is being processed: import this row again once it has finished"),
+    N_("payment {payment} for this violation could not be cancelled at the gateway: import this row again later"),
 )
 FORMATTED_MESSAGES = tuple(
     (m, _template_pattern(m)) for m in LIBRARY_MESSAGES + APP_MESSAGES if "{" in m

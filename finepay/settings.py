@@ -64,6 +64,8 @@ def from_env(instance_path, env=None):
             "hide_parameters": True,
         },
         "DATABASE_IDLE_PING_SECONDS": _int(env, "DATABASE_IDLE_PING_SECONDS", 10),
+        # SQLite only: how long a transaction waits for another worker's write lock before failing (503).
+        "SQLITE_BUSY_TIMEOUT_SECONDS": _int(env, "SQLITE_BUSY_TIMEOUT_SECONDS", 30),
         "PAYMENT_GATEWAY": env.get("PAYMENT_GATEWAY", "sandbox"),
         # Only for a staging copy: production otherwise refuses a gateway that moves no money (check_sandbox).
         "ALLOW_SANDBOX_IN_PRODUCTION": _bool(env, "ALLOW_SANDBOX_IN_PRODUCTION", False),
@@ -75,8 +77,9 @@ def from_env(instance_path, env=None):
         "KIOSK_IDLE_SECONDS": _int(env, "KIOSK_IDLE_SECONDS", 90),
         "KIOSK_CREDENTIAL_DAYS": _int(env, "KIOSK_CREDENTIAL_DAYS", 365),
         "CONVENIENCE_FEE_BPS": _int(env, "CONVENIENCE_FEE_BPS", 0),
-        # Staff console: idle sign-out, lockout after failed sign-ins, the largest CSV upload.
+        # Staff console: idle and absolute session limits, lockout after failed sign-ins, the largest CSV upload.
         "STAFF_SESSION_MINUTES": _int(env, "STAFF_SESSION_MINUTES", 30),
+        "STAFF_SESSION_MAX_HOURS": _int(env, "STAFF_SESSION_MAX_HOURS", 12),
         "STAFF_LOCKOUT_ATTEMPTS": _int(env, "STAFF_LOCKOUT_ATTEMPTS", 5),
         "STAFF_LOCKOUT_MINUTES": _int(env, "STAFF_LOCKOUT_MINUTES", 15),
         "STAFF_IMPORT_MAX_BYTES": _int(env, "STAFF_IMPORT_MAX_BYTES", 20 * 1024 * 1024),

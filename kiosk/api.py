@@ -41,7 +41,7 @@ SESSION_HEADER = "X-Kiosk-Session"
 @bp.before_request
 def authenticate_terminal():
     """Only an enrolled, unrevoked terminal gets an answer; only JSON is accepted."""
-    g.kiosk_terminal = services.authenticate(request.cookies.get(services.COOKIE_NAME), path=request.path)
+    g.kiosk_terminal = services.authenticate(request.cookies.get(services.COOKIE_NAME))
     if request.method == "POST" and not request.is_json:
         raise ApiError(_("This endpoint accepts JSON only."), code="unsupported_media_type", status=415)
 

@@ -120,8 +120,8 @@ def _terminal_for_code(code, lock=False):
 
 
 def _refuse_enrolment(terminal, reason):
-    audit.record("kiosk.enrolment_refused", "terminal", terminal.id if terminal else "-", actor="kiosk",
-                 reason=reason)
+    audit.record_refusal("kiosk.enrolment_refused", "terminal", terminal.id if terminal else "-", actor="kiosk",
+                         reason=reason)
     db.session.commit()
     if reason == "expired":
         raise ApiError(_("This enrolment link has expired. Ask for a new one."), code="enrolment_expired",
@@ -179,7 +179,7 @@ class TerminalRefused(ApiError):
         self.reason = reason
 
 
-def authenticate(credential, *, path=""):
+def authenticate(credential):
     """The active terminal holding this credential; raises TerminalRefused (audited) otherwise."""
     terminal, reason = None, None
     if not credential:
@@ -198,8 +198,9 @@ def authenticate(credential, *, path=""):
             reason = "expired"
     if reason is None:
         return terminal
-    audit.record("kiosk.credential_refused", "terminal", terminal.id if terminal else "-", actor="kiosk",
-                 reason=reason, path=path[:200])
+    # Counted per source and minute, not one entry each: anyone can send these (see audit.record_refusal).
+    audit.record_refusal("kiosk.credential_refused", "terminal", terminal.id if terminal else "-", actor="kiosk",
+                         reason=reason)
     db.session.commit()
     raise TerminalRefused(reason, status=403 if reason == "revoked" else 401)
 

@@ -19,7 +19,6 @@ from finepay.extensions import db
 from kiosk.models import KioskSession, Terminal
 from kiosk.services import card_terminal
 from payments import reader, services, states
-from violations.models import UNPAID
 from violations.services import lookup_vehicle
 
 TOKEN_LENGTH = 43  # secrets.token_urlsafe(32)
@@ -100,8 +99,7 @@ def statement_for(session):
 def selected_lines(session, violation_ids):
     """The chosen violations, all payable at a kiosk now; a 422 ApiError for any that is not."""
     statement = statement_for(session)
-    payable = {line.id: line for line in statement.violations
-               if line.status == UNPAID and line.payable_online}
+    payable = {line.id: line for line in statement.violations if line.payable}
     wrong = [i for i in violation_ids if i not in payable]
     if wrong:
         raise ApiError(_("Some of the chosen violations cannot be paid here."), code="not_payable", status=422,

@@ -90,7 +90,7 @@ def unavailable(error):
 def shell():
     """The kiosk: one page whose screens the script swaps in. Loading it ends any visit left open."""
     credential = request.cookies.get(services.COOKIE_NAME)
-    terminal = services.authenticate(credential, path=request.path)
+    terminal = services.authenticate(credential)
     g.kiosk_terminal = terminal
     sessions.end_open_sessions(terminal, reason="kiosk reloaded")
     context = screen_context()

@@ -10,6 +10,10 @@ from finepay.dbtypes import UTCDateTime, utcnow
 from finepay.extensions import db
 from payments import states
 
+REFUND_PENDING, REFUND_SUCCEEDED, REFUND_FAILED = "pending", "succeeded", "failed"
+# Refunds that hold money back from being refunded again: sent, or about to be.
+REFUND_COMMITTED = (REFUND_PENDING, REFUND_SUCCEEDED)
+
 
 def new_payment_id():
     """A public, unguessable payment id."""
@@ -58,7 +62,7 @@ class Payment(db.Model):
     @property
     def refunded_amount(self):
         """Minor units sent back so far (succeeded refunds)."""
-        return sum(r.amount for r in self.refunds if r.status == "succeeded")
+        return sum(r.amount for r in self.refunds if r.status == REFUND_SUCCEEDED)
 
 
 class PaymentItem(db.Model):
@@ -77,6 +81,8 @@ class PaymentItem(db.Model):
     holds: Mapped[bool | None] = mapped_column(Boolean)
     # Set when this item was settled by this payment (False: paid by another, refunded).
     settled: Mapped[bool | None] = mapped_column(Boolean)
+    # When a refund of this whole line made the violation owed again (settled is then False).
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     payment: Mapped[Payment] = relationship(back_populates="items")
 
@@ -94,7 +100,12 @@ class PaymentItem(db.Model):
 
 
 class Refund(db.Model):
-    """Money sent back for a payment: by a supervisor, or automatically for a duplicate capture."""
+    """Money sent back for a payment: by a supervisor, or automatically for a duplicate capture.
+
+    ``pending`` until the gateway accepts it (``payments sync`` retries it while
+    the gateway is unreachable); ``failed`` when the gateway refused it, with
+    the reason, never retried.
+    """
 
     __tablename__ = "refunds"
 
@@ -104,13 +115,38 @@ class Refund(db.Model):
     currency: Mapped[str] = mapped_column(String(3), nullable=False)
     reason: Mapped[str] = mapped_column(String(500), nullable=False)
     automatic: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
-    status: Mapped[str] = mapped_column(String(10), nullable=False, default="pending")
+    status: Mapped[str] = mapped_column(String(10), nullable=False, default=REFUND_PENDING)
     gateway_refund_id: Mapped[str | None] = mapped_column(String(100))
+    failure_code: Mapped[str | None] = mapped_column(String(40))
+    failure_message: Mapped[str | None] = mapped_column(String(500))
     idempotency_key: Mapped[str] = mapped_column(String(100), nullable=False, unique=True)
     actor: Mapped[str] = mapped_column(String(100), nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow, index=True)
 
     payment: Mapped[Payment] = relationship(back_populates="refunds")
+    lines: Mapped[list["RefundLine"]] = relationship(
+        back_populates="refund", order_by="RefundLine.id", cascade="all, delete-orphan"
+    )
+
+
+class RefundLine(db.Model):
+    """The part of a refund that goes back for one violation line (a PaymentItem).
+
+    A refund's amount is the sum of its lines plus any money captured beyond
+    the amount due (which belongs to no line).
+    """
+
+    __tablename__ = "refund_lines"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    refund_id: Mapped[int] = mapped_column(ForeignKey("refunds.id"), nullable=False, index=True)
+    payment_item_id: Mapped[int] = mapped_column(ForeignKey("payment_items.id"), nullable=False, index=True)
+    amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+    refund: Mapped[Refund] = relationship(back_populates="lines")
+    item: Mapped[PaymentItem] = relationship()
+
+    __table_args__ = (UniqueConstraint("refund_id", "payment_item_id", name="uq_refund_lines_refund_item"),)
 
 
 class WebhookEvent(db.Model):

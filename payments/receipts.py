@@ -4,7 +4,8 @@ from sqlalchemy import select
 
 from finepay.errors import ApiError
 from finepay.extensions import db
-from payments.models import Payment
+from payments import refunds
+from payments.models import REFUND_SUCCEEDED, Payment
 from violations.models import Violation
 
 
@@ -47,8 +48,32 @@ def get_receipt(receipt_number):
         "plate": payment.plate,
         "channel": payment.channel,
         "payment_id": payment.id,
-        "items": payment_lines(payment),
+        "items": receipt_lines(payment),
+        "service_fee": payment.convenience_fee,
         "refunded_amount": payment.refunded_amount,
-        "refunds": [r for r in payment.refunds if r.status == "succeeded"],
+        "net_amount": payment.amount_received - payment.refunded_amount,
+        "refunds": [r for r in payment.refunds if r.status == REFUND_SUCCEEDED],
         "status": payment.status,
     }
+
+
+def receipt_lines(payment):
+    """The payment's lines with what was paid for each, what went back, and the net.
+
+    ``state`` says where the violation stands for this receipt: ``paid``,
+    ``partly_refunded`` (still paid), ``refunded`` (its whole line came back:
+    owed again) or ``not_settled`` (already paid or cancelled before this
+    payment settled it: its money goes back automatically).
+    """
+    lines = payment_lines(payment)
+    for line, balance in zip(lines, refunds.balance(payment).lines, strict=True):
+        item = balance.item
+        if item.released_at is not None:
+            state = "refunded"
+        elif not item.settled:
+            state = "not_settled"
+        else:
+            state = "partly_refunded" if balance.refunded else "paid"
+        line.update(service_fee=balance.fee_share, paid=balance.due, refunded=balance.refunded, net=balance.net,
+                    state=state)
+    return lines

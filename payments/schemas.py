@@ -60,8 +60,15 @@ class PaymentItemSchema(Schema):
     settled = fields.Boolean(allow_none=True, metadata={"description": "paid by this payment (false: refunded)"})
 
 
+class RefundLineSchema(Schema):
+    """The part of a refund that went back for one violation."""
+
+    violation_id = fields.Function(lambda line: line.item.violation_id)
+    amount = fields.Integer()
+
+
 class RefundSchema(Schema):
-    """Money sent back."""
+    """Money sent back, and for which violations (the rest of amount was captured beyond the amount due)."""
 
     amount = fields.Integer()
     currency = fields.String()
@@ -69,6 +76,7 @@ class RefundSchema(Schema):
     automatic = fields.Boolean()
     status = fields.String()
     created_at = fields.DateTime()
+    lines = fields.List(fields.Nested(RefundLineSchema))
 
 
 class PaymentSchema(Schema):
@@ -121,7 +129,15 @@ class ReceiptItemSchema(Schema):
     description = fields.String()
     fine = fields.Integer()
     late_fee = fields.Integer()
-    settled = fields.Boolean()
+    service_fee = fields.Integer(metadata={"description": "this line's share of the service fee, minor units"})
+    paid = fields.Integer(metadata={"description": "fine + late_fee + service_fee: paid for this line"})
+    refunded = fields.Integer(metadata={"description": "refunded on this line so far, minor units"})
+    net = fields.Integer(metadata={"description": "paid - refunded"})
+    settled = fields.Boolean(metadata={"description": "whether this payment pays this violation now"})
+    state = fields.String(metadata={
+        "enum": ["paid", "partly_refunded", "refunded", "not_settled"],
+        "description": "refunded: the whole line came back and the violation is owed again; partly_refunded: "
+                       "it stays paid; not_settled: it was paid or cancelled before this payment settled it"})
 
 
 class ReceiptSchema(Schema):
@@ -135,6 +151,9 @@ class ReceiptSchema(Schema):
     channel = fields.String()
     payment_id = fields.String()
     items = fields.List(fields.Nested(ReceiptItemSchema))
+    service_fee = fields.Integer(metadata={"description": "included in amount and shared across the lines"})
     refunded_amount = fields.Integer()
+    net_amount = fields.Integer(metadata={"description": "amount - refunded_amount"})
     refunds = fields.List(fields.Nested(RefundSchema))
+    status = fields.String()
     sandbox = SandboxFlag()

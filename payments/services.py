@@ -10,9 +10,13 @@ The rules that keep money safe:
   payment_items); starting another payment cancels an older one that was never
   confirmed, and is refused (409) while one is being confirmed.
 * Settlement is a compare-and-set under row locks (``SELECT ... FOR UPDATE`` on
-  PostgreSQL): a violation becomes paid only if it is still unpaid, so two
-  captures can never settle it twice; money captured for a violation that was
-  already paid is refunded automatically.
+  PostgreSQL; on SQLite the database's write lock, finepay.database): a
+  violation becomes paid only if it is still unpaid, payable and at the fine
+  it was quoted, so two captures can never settle it twice and a capture never
+  settles a price that no longer exists; money captured for a violation that
+  was not settled is refunded automatically.
+* No transaction is open while FinePay waits on the gateway (on SQLite the
+  in-database sandbox needs the same write lock).
 * Webhooks, the confirm call, GET and ``payments sync`` all funnel into
   ``apply_intent``, which re-reads the gateway's truth and never moves a
   payment backwards.
@@ -29,14 +33,26 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from finepay import audit
+from finepay.database import write_lock
 from finepay.dbtypes import utcnow
 from finepay.errors import ApiError
 from finepay.extensions import db
-from payments import gateways, states
+from finepay.formatting import format_money
+from payments import gateways, refunds, states
 from payments.gateways import GatewayError, current_gateway
-from payments.models import Payment, PaymentItem, Refund, WebhookEvent
+from payments.models import (
+    REFUND_FAILED,
+    REFUND_PENDING,
+    REFUND_SUCCEEDED,
+    Payment,
+    PaymentItem,
+    Refund,
+    RefundLine,
+    WebhookEvent,
+)
 from violations.fees import business_today, current_policy
 from violations.models import PAID, UNPAID, Violation
+from violations.services import ALREADY_PAID, IN_PERSON_ONLY, NOT_PAYABLE, NOTHING_TO_PAY, why_not_payable
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +60,9 @@ RECEIPT_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I,
 # A PROCESSING payment whose intent still waits for a method after this long
 # never reached the gateway: let the driver try again.
 STALE_CONFIRM = timedelta(seconds=60)
+# How many times a new payment re-checks the violations after cancelling older payments at the
+# gateway (others may have started payments meanwhile) before answering "in progress".
+SUPERSEDE_ROUNDS = 5
 
 
 def new_receipt_number():
@@ -167,19 +186,34 @@ def _create_payment(plate, vin_last6, violation_ids, idempotency_key, request_fp
     Cancelling the older payments and creating this one happen in one
     transaction under those locks, so that of many payers racing for one
     violation the last one in always holds it (nobody is left cancelled
-    by someone who then gave up).
+    by someone who then gave up). An older payment with a gateway intent is
+    cancelled at the gateway first, with the locks released: no transaction
+    waits on the gateway (on SQLite the in-database sandbox needs the very
+    lock it would hold), and the gateway's own answer decides who won.
     """
-    violations = [v for v in _lock_violations(violation_ids) if v.plate == plate and v.vin_last6 == vin_last6]
-    # A retry with the same key may have waited on these locks while the
-    # original committed: hand back the original, touch nothing.
-    raced = db.session.execute(
-        select(Payment).where(Payment.idempotency_key == idempotency_key)
-    ).scalar_one_or_none()
-    if raced is not None:
-        db.session.commit()
-        return raced
-    _check_payable(violations, violation_ids)
-    _free_violations(violation_ids)
+    canceled_at_gateway = set()
+    for _round in range(SUPERSEDE_ROUNDS):
+        violations = [v for v in _lock_violations(violation_ids) if v.plate == plate and v.vin_last6 == vin_last6]
+        # A retry with the same key may have waited on these locks while the
+        # original committed: hand back the original, touch nothing.
+        raced = db.session.execute(
+            select(Payment).where(Payment.idempotency_key == idempotency_key)
+        ).scalar_one_or_none()
+        if raced is not None:
+            db.session.commit()
+            return raced
+        _check_payable(violations, violation_ids)
+        to_cancel = _free_violations(violation_ids, canceled_at_gateway)
+        if not to_cancel:
+            break
+        db.session.commit()  # release the locks before the gateway call
+        for older_id, intent_id in to_cancel:
+            _cancel_superseded_intent(older_id, intent_id)
+            canceled_at_gateway.add(older_id)
+    else:
+        db.session.rollback()
+        raise ApiError(_("Another payment for these violations is in progress."),
+                       code="payment_in_progress", status=409)
 
     config = current_app.config
     today = business_today(config["BUSINESS_TIMEZONE"])
@@ -206,7 +240,7 @@ def _create_payment(plate, vin_last6, violation_ids, idempotency_key, request_fp
 
 
 def _check_payable(violations, violation_ids):
-    """Refuse unknown, foreign, paid, void and in-person-only violations."""
+    """Refuse unknown and foreign violations, and any that violations.services says cannot be paid online."""
     found = {v.id for v in violations}
     missing = [i for i in violation_ids if i not in found]
     if missing:
@@ -215,26 +249,30 @@ def _check_payable(violations, violation_ids):
                        errors={"violation_ids": {str(i): [_("Not found for this vehicle.")] for i in missing}})
     problems = {}
     for v in violations:
-        if v.status == PAID:
-            problems[str(v.id)] = ["already_paid", _("Already paid (receipt %(receipt)s).", receipt=v.receipt_number)]
-        elif v.status != UNPAID:
-            problems[str(v.id)] = ["not_payable", _("Cancelled: nothing to pay.")]
-        elif not v.payable_online:
-            problems[str(v.id)] = ["not_payable_online", _("Must be handled in person.")]
+        reason = why_not_payable(v)
+        if reason == ALREADY_PAID:
+            problems[str(v.id)] = [ALREADY_PAID, _("Already paid (receipt %(receipt)s).", receipt=v.receipt_number)]
+        elif reason == NOT_PAYABLE:
+            problems[str(v.id)] = [NOT_PAYABLE, _("Cancelled: nothing to pay.")]
+        elif reason == NOTHING_TO_PAY:
+            problems[str(v.id)] = [NOT_PAYABLE, _("No fine is due: nothing to pay.")]
+        elif reason == IN_PERSON_ONLY:
+            problems[str(v.id)] = [IN_PERSON_ONLY, _("Must be handled in person.")]
     if problems:
         codes = {code for code, _message in problems.values()}
-        code = "already_paid" if codes == {"already_paid"} else next(iter(sorted(codes)))
-        status = 409 if code in ("already_paid", "not_payable") else 422
+        code = ALREADY_PAID if codes == {ALREADY_PAID} else next(iter(sorted(codes)))
+        status = 409 if code in (ALREADY_PAID, NOT_PAYABLE) else 422
         raise ApiError(_("Some violations cannot be paid here."), code=code, status=status,
                        errors={"violation_ids": {k: [m] for k, (_c, m) in problems.items()}})
 
 
-def _free_violations(violation_ids):
+def _free_violations(violation_ids, canceled_at_gateway=frozenset()):
     """Cancel older open payments holding these violations (the caller holds the violation locks).
 
-    Refuses with 409 while an older payment is being confirmed; when the
-    gateway reveals that an older payment was in fact paid, settles it for
-    good (committed) and answers already_paid.
+    Refuses with 409 while an older payment is being confirmed. Returns the
+    (payment id, intent id) of older payments still to be cancelled at the
+    gateway, doing nothing else then; once every holder's intent is known to
+    be cancelled (``canceled_at_gateway``), closes them all and returns [].
     """
     holders = db.session.execute(
         select(Payment).join(PaymentItem)
@@ -242,23 +280,29 @@ def _free_violations(violation_ids):
         .with_for_update(of=Payment)
     ).scalars().unique().all()
     for older in holders:
-        if older.status == states.PROCESSING:
+        if older.status == states.PROCESSING and older.id not in canceled_at_gateway:
             raise ApiError(_("A payment for these violations is being processed. Wait for its result."),
                            code="payment_in_progress", status=409, errors={"payment_id": older.id})
+    to_cancel = [(older.id, older.gateway_intent_id) for older in holders
+                 if older.gateway_intent_id and older.id not in canceled_at_gateway]
+    if to_cancel:
+        return to_cancel
     for older in holders:
-        if older.gateway_intent_id:
-            try:
-                intent = current_gateway().cancel_intent(older.gateway_intent_id,
-                                                         idempotency_key=f"{older.id}:cancel")
-            except GatewayError as error:
-                db.session.rollback()
-                raise _gateway_unavailable(error) from None
-            if intent.status in (gateways.SUCCEEDED, gateways.PROCESSING):
-                apply_intent(older.id, intent)  # commits the settlement, refunds any surplus
-                raise ApiError(_("These violations were paid a moment ago. Look them up again."),
-                               code="already_paid" if intent.status == gateways.SUCCEEDED
-                               else "payment_in_progress", status=409, errors={"payment_id": older.id})
         _transition(older, states.CANCELED, reason="superseded by a new payment")
+    return []
+
+
+def _cancel_superseded_intent(payment_id, intent_id):
+    """Cancel an older payment's intent at the gateway (no transaction open); 409 when it was paid meanwhile."""
+    try:
+        intent = current_gateway().cancel_intent(intent_id, idempotency_key=f"{payment_id}:cancel")
+    except GatewayError as error:
+        raise _gateway_unavailable(error) from None
+    if intent.status in (gateways.SUCCEEDED, gateways.PROCESSING):
+        apply_intent(payment_id, intent)  # commits the settlement, refunds any surplus
+        raise ApiError(_("These violations were paid a moment ago. Look them up again."),
+                       code="already_paid" if intent.status == gateways.SUCCEEDED
+                       else "payment_in_progress", status=409, errors={"payment_id": payment_id})
 
 
 def _ensure_intent(payment):
@@ -393,9 +437,13 @@ def apply_intent(payment_id, intent):
 
 
 def _settle(payment, intent):
-    """Mark the payment succeeded and its violations paid, each at most once.
+    """Mark the payment succeeded and its violations paid, each at most once, at the price that holds now.
 
-    The caller holds the locks on the violations and then the payment.
+    The caller holds the locks on the violations and then the payment. A
+    violation already paid, or changed since the quote (its fine, whether it
+    may be paid online, voided), is not settled by this payment: the money
+    captured for it is refunded as surplus (_refund_surplus), and the audit
+    log says why.
     """
     if payment.status in (states.SUCCEEDED, states.REFUNDED):
         return
@@ -407,11 +455,17 @@ def _settle(payment, intent):
     now = utcnow()
     items = payment.items
     payment.receipt_number = payment.receipt_number or new_receipt_number()
-    settled_ids = []
+    violations = {v.id: v for v in _lock_violations([item.violation_id for item in items])}
+    settled_ids, stale = [], {}
     for item in items:
+        reason = _stale_reason(item, violations.get(item.violation_id))
+        if reason:
+            item.settled = False
+            stale[str(item.violation_id)] = reason
+            continue
         won = db.session.execute(
             update(Violation)
-            .where(Violation.id == item.violation_id, Violation.status == UNPAID)
+            .where(Violation.id == item.violation_id, Violation.status == UNPAID, Violation.fine == item.fine)
             .values(status=PAID, late_fee_paid=item.late_fee, paid_at=now, receipt_number=payment.receipt_number,
                     updated_at=now)
             .execution_options(synchronize_session=False)
@@ -423,74 +477,192 @@ def _settle(payment, intent):
     payment.paid_at = now
     payment.failure_code = None
     payment.next_action_url = None
+    if stale:
+        audit.record("payment.items_not_settled", "payment", payment.id, violations=stale)
     _transition(payment, states.SUCCEEDED, amount=intent.amount_received, charge=intent.charge_id,
                 settled=settled_ids, receipt=payment.receipt_number)
 
 
+def _stale_reason(item, violation):
+    """Why this item may not settle its violation at the quoted price now, or None."""
+    if violation is None:
+        return "not_found"
+    reason = why_not_payable(violation)
+    if reason:
+        return reason
+    if violation.fine != item.fine:
+        return "fine_changed"
+    return None
+
+
 def _refund_surplus(payment):
-    """Refund money captured beyond what settled violations cost (a duplicate capture, or a void meanwhile)."""
+    """Refund money captured beyond what settled violations cost (a duplicate capture, or a change since the quote).
+
+    The refund is allocated to the lines this payment did not settle, in
+    full (with their share of any service fee), and to any money captured
+    beyond the amount due; one per payment (its key is fixed).
+    """
     if payment.status != states.SUCCEEDED:
         return
-    settled = sum(item.amount for item in payment.items if item.settled)
-    if settled:
-        settled += payment.convenience_fee
-    already = sum(r.amount for r in payment.refunds if r.automatic)
-    surplus = payment.amount_received - settled - already
-    if surplus > 0:
-        refund_payment(payment.id, surplus, reason="duplicate: these violations were already paid",
-                       actor="system", automatic=True, idempotency_key=f"{payment.id}:surplus")
+    ledger = refunds.balance(payment)
+    unsettled = [line.item.id for line in ledger.lines if not line.item.settled and line.refundable]
+    if unsettled or ledger.beyond_due_refundable:
+        refund_payment(payment.id, item_ids=unsettled, beyond_due=True,
+                       reason="surplus: already paid, or changed since the quote", actor="system", automatic=True,
+                       idempotency_key=f"{payment.id}:surplus")
 
 
-def refund_payment(payment_id, amount, *, reason, actor, automatic=False, idempotency_key=None,
-                   release_violations=False):
-    """Send money back through the gateway, recorded before the call; safe to call twice with the same key."""
+def _lock_payment_for_refund(payment_id):
+    """Lock the payment (and its violations) for a refund decision, on SQLite too."""
+    write_lock(db.session, Refund.__table__)
     payment = _lock_payment_with_violations(payment_id)
+    # Refunds, their lines and the items read before the lock may be stale: read them again under it.
+    db.session.expire_all()
+    return payment
+
+
+def refund_payment(payment_id, amount=None, *, item_ids=None, beyond_due=None, reason, actor, automatic=False,
+                   idempotency_key=None):
+    """Send money back through the gateway, allocated to violation lines; one idempotency key is one refund.
+
+    ``item_ids`` chooses the lines (None: the stated order of payments.refunds);
+    ``amount`` is shared out over them in order (None: all that is left of them).
+    The refund is recorded (pending) under the payment's lock before the gateway
+    is called, so that pending refunds count against what is left and two
+    refunds can never add up to more than was captured. A repeated key answers
+    with the refund made the first time, whatever else this call asks.
+    """
+    payment = _lock_payment_for_refund(payment_id)
     key = idempotency_key or f"{payment.id}:refund:{len(payment.refunds) + 1}"
-    refund = db.session.execute(select(Refund).where(Refund.idempotency_key == key)).scalar_one_or_none()
-    if refund is None:
-        if amount <= 0 or amount > payment.amount_received - payment.refunded_amount:
-            raise ApiError(_("The refund is larger than what is left to refund."), code="invalid_refund",
-                           status=422)
-        refund = Refund(payment=payment, amount=amount, currency=payment.currency, reason=reason,
-                        automatic=automatic, idempotency_key=key, actor=actor)
-        db.session.add(refund)
-        audit.record("refund.created", "payment", payment.id, actor=actor, amount=amount, reason=reason,
-                     automatic=automatic)
-    db.session.commit()
-    if refund.status == "succeeded":
-        return refund
-    try:
-        result = current_gateway().refund(payment.gateway_intent_id, amount=refund.amount,
-                                          idempotency_key=refund.idempotency_key, reason=reason)
-    except GatewayError as error:
-        audit.record("refund.gateway_error", "payment", payment.id, actor=actor, code=error.code)
+    refund = _refund_by_key(key)
+    if refund is not None:
         db.session.commit()
-        log.warning("refund of %s failed at the gateway (%s); sync retries it", payment.id, error.code)
         return refund
-    payment = _lock_payment_with_violations(payment.id)
-    refund.status, refund.gateway_refund_id = result.status, result.id
-    audit.record("refund.succeeded" if result.status == "succeeded" else "refund.pending", "payment", payment.id,
-                 actor=actor, amount=refund.amount, gateway_refund=result.id)
-    if release_violations:
-        _unsettle(payment, actor)
-    if payment.status == states.SUCCEEDED and payment.refunded_amount >= payment.amount_received:
-        _transition(payment, states.REFUNDED, actor=actor)
+    if payment.status != states.SUCCEEDED:
+        db.session.rollback()
+        message = _("Only a succeeded payment can be refunded (this one is %(status)s).", status=payment.status)
+        raise ApiError(message, code="invalid_refund", status=422, errors={"amount": [message]})
+    ledger = refunds.balance(payment)
+    try:
+        parts, beyond = ledger.allocate(amount, item_ids, beyond_due)
+    except refunds.AllocationError:
+        db.session.rollback()
+        chosen = ledger.refundable if item_ids is None else sum(
+            line.refundable for line in ledger.lines if line.item.id in set(item_ids))
+        message = _("The refund is larger than what is left to refund of what was chosen (%(amount)s).",
+                    amount=format_money(chosen, payment.currency))
+        raise ApiError(message, code="invalid_refund", status=422,
+                       errors={"amount" if amount is not None else "lines": [message]}) from None
+    refund = Refund(payment=payment, amount=sum(parts.values()) + beyond, currency=payment.currency, reason=reason,
+                    automatic=automatic, idempotency_key=key, actor=actor,
+                    lines=[RefundLine(payment_item_id=item_id, amount=part) for item_id, part in parts.items()])
+    db.session.add(refund)
+    violations = {item.id: item.violation_id for item in payment.items}
+    audit.record("refund.created", "payment", payment.id, actor=actor, amount=refund.amount, reason=reason,
+                 automatic=automatic, beyond_due=beyond,
+                 lines={str(violations[item_id]): part for item_id, part in parts.items()})
+    try:
+        db.session.commit()
+    except IntegrityError:  # the same key won a race we did not see under the lock: that one is the refund
+        db.session.rollback()
+        refund = _refund_by_key(key)
+        if refund is None:
+            raise
+        return refund
+    return send_refund(refund.id)
+
+
+def _refund_by_key(key):
+    return db.session.execute(
+        select(Refund).where(Refund.idempotency_key == key).execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+
+
+def send_refund(refund_id):
+    """Ask the gateway to make a pending refund and record its answer; returns the refund.
+
+    Accepted: succeeded, and every violation whose whole line is now refunded
+    is owed again. Refused (the gateway said no): failed, with its reason,
+    never sent again. Unreachable or timed out: still pending, for
+    ``payments sync`` to send again with the same idempotency key.
+    """
+    refund = db.session.get(Refund, refund_id, populate_existing=True)
+    if refund.status != REFUND_PENDING:
+        db.session.commit()
+        return refund
+    payment_id, actor = refund.payment_id, refund.actor
+    request = {"amount": refund.amount, "idempotency_key": refund.idempotency_key, "reason": refund.reason}
+    intent_id = refund.payment.gateway_intent_id
+    db.session.commit()  # no lock is held while the gateway is called
+    try:
+        result = current_gateway().refund(intent_id, **request)
+    except GatewayError as error:
+        result, failure = None, error
+    payment = _lock_payment_for_refund(payment_id)
+    refund = db.session.get(Refund, refund_id, populate_existing=True)
+    if refund.status != REFUND_PENDING:  # someone else recorded the answer meanwhile
+        db.session.commit()
+        return refund
+    if result is None:
+        if failure.refused:
+            _fail_refund(payment, refund, failure.code, failure.gateway_message or failure.message)
+        else:
+            audit.record("refund.gateway_error", "payment", payment.id, actor=actor, code=failure.code,
+                         refund=refund.id)
+            log.warning("refund %s of %s not sent (%s); sync retries it", refund.id, payment.id, failure.code)
+    elif result.status == REFUND_FAILED:
+        refund.gateway_refund_id = result.id
+        _fail_refund(payment, refund, "refund_failed", None)
+    else:
+        refund.gateway_refund_id = result.id
+        if result.status == REFUND_SUCCEEDED:
+            refund.status = REFUND_SUCCEEDED
+            audit.record("refund.succeeded", "payment", payment.id, actor=actor, amount=refund.amount,
+                         gateway_refund=result.id, refund=refund.id)
+            _release_refunded_lines(payment, refund)
+            if payment.status == states.SUCCEEDED and payment.refunded_amount >= payment.amount_received:
+                _transition(payment, states.REFUNDED, actor=actor)
+        else:
+            audit.record("refund.pending", "payment", payment.id, actor=actor, amount=refund.amount,
+                         gateway_refund=result.id, refund=refund.id)
     db.session.commit()
     return refund
 
 
-def _unsettle(payment, actor):
-    """A refunded payment no longer pays its violations: they are owed again."""
-    for item in payment.items:
-        if item.settled:
-            db.session.execute(
-                update(Violation).where(Violation.id == item.violation_id,
-                                        Violation.receipt_number == payment.receipt_number)
-                .values(status=UNPAID, late_fee_paid=None, paid_at=None, receipt_number=None, updated_at=utcnow())
-                .execution_options(synchronize_session=False)
-            )
-            item.settled = False
-            audit.record("violation.unpaid", "violation", item.violation_id, actor=actor, payment=payment.id)
+def _fail_refund(payment, refund, code, message):
+    refund.status, refund.failure_code = REFUND_FAILED, code
+    refund.failure_message = (message or "")[:500] or None
+    audit.record("refund.failed", "payment", payment.id, actor=refund.actor, amount=refund.amount, code=code,
+                 gateway_message=refund.failure_message, refund=refund.id)
+    log.warning("refund %s of %s refused by the gateway (%s)", refund.id, payment.id, code)
+
+
+def _release_refunded_lines(payment, refund):
+    """Record what a succeeded refund gave back per violation; a violation whose whole line is back is owed again.
+
+    Only lines this payment settled concern the violation (a duplicate line
+    never paid it). The caller holds the locks on the violations and the payment.
+    """
+    ledger = refunds.balance(payment)
+    now = utcnow()
+    for part in refund.lines:
+        line = ledger.line_for(part.payment_item_id)
+        item = line.item
+        if not item.settled:
+            continue
+        details = {"payment": payment.id, "refund": refund.id, "amount": part.amount, "refunded": line.refunded,
+                   "due": line.due}
+        if not line.refunded_in_full:
+            audit.record("violation.partly_refunded", "violation", item.violation_id, actor=refund.actor, **details)
+            continue
+        db.session.execute(
+            update(Violation).where(Violation.id == item.violation_id,
+                                    Violation.receipt_number == payment.receipt_number)
+            .values(status=UNPAID, late_fee_paid=None, paid_at=None, receipt_number=None, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        item.settled, item.released_at = False, now
+        audit.record("violation.unpaid", "violation", item.violation_id, actor=refund.actor, **details)
 
 
 def refresh_payment(payment_id):
@@ -526,6 +698,55 @@ def expire_payment(payment_id):
     return payment
 
 
+# What withdraw_payment did.
+WITHDRAWN, ALREADY_CLOSED, BEING_PROCESSED, CAPTURED, GATEWAY_UNREACHABLE = (
+    "withdrawn", "already_closed", "being_processed", "captured", "gateway_unreachable")
+
+
+def open_holds(violation_ids=None):
+    """{violation id: id of the open payment holding it}, for the given violations or all held ones."""
+    query = select(PaymentItem.violation_id, PaymentItem.payment_id).where(PaymentItem.holds.is_(True))
+    if violation_ids is not None:
+        query = query.where(PaymentItem.violation_id.in_(violation_ids))
+    return dict(db.session.execute(query).all())
+
+
+def withdraw_payment(payment_id, *, reason, actor):
+    """Cancel an open payment whose quote no longer holds (an import changed a violation it holds).
+
+    The gateway intent is cancelled first, with no transaction open. Returns
+    WITHDRAWN or ALREADY_CLOSED when the payment no longer holds anything;
+    BEING_PROCESSED (a confirm is under way: its outcome is not known yet),
+    CAPTURED (the gateway had already taken the money: the payment is settled
+    by the usual rules, nothing is dropped) or GATEWAY_UNREACHABLE when it
+    still holds its violations and the caller must leave them alone.
+    """
+    payment = _lock_payment(payment_id)
+    status, intent_id = payment.status, payment.gateway_intent_id
+    db.session.commit()
+    if status not in states.OPEN:
+        return ALREADY_CLOSED
+    if status == states.PROCESSING:
+        return BEING_PROCESSED
+    if intent_id:
+        try:
+            intent = current_gateway().cancel_intent(intent_id, idempotency_key=f"{payment_id}:cancel")
+        except GatewayError as error:
+            _record_gateway_error(_lock_payment(payment_id), "cancel", error)
+            db.session.commit()
+            return GATEWAY_UNREACHABLE
+        if intent.status != gateways.CANCELED:
+            apply_intent(payment_id, intent)
+            return CAPTURED if intent.status == gateways.SUCCEEDED else BEING_PROCESSED
+    payment = _lock_payment_with_violations(payment_id)
+    if payment.status not in states.OPEN:
+        db.session.commit()
+        return ALREADY_CLOSED
+    _transition(payment, states.CANCELED, actor=actor, reason=reason)
+    db.session.commit()
+    return WITHDRAWN
+
+
 # --- webhooks and sync ------------------------------------------------------
 
 def handle_webhook(gateway_name, payload, headers):
@@ -541,29 +762,39 @@ def handle_webhook(gateway_name, payload, headers):
         event = gateway.parse_webhook(payload, headers)
     # RecursionError: a signed body nested too deeply for json.loads, whichever adapter parsed it.
     except (gateways.WebhookVerificationError, RecursionError) as error:
+        audit.record_refusal("webhook.refused", "gateway", gateway.name, reason="bad signature")
+        db.session.commit()
         raise ApiError(_("Invalid webhook signature."), code="bad_signature", status=400) from error
-    db.session.add(WebhookEvent(gateway=gateway.name, event_id=event.id, type=event.type))
-    try:
-        db.session.flush()
-    except IntegrityError:
-        db.session.rollback()
+    seen = select(WebhookEvent.id).where(WebhookEvent.gateway == gateway.name, WebhookEvent.event_id == event.id)
+    if db.session.execute(seen).first() is not None:
+        db.session.commit()
         return "duplicate"
     payment = None
     if event.type in gateway.intent_event_types and event.intent_id:
         payment = db.session.execute(
             select(Payment).where(Payment.gateway_intent_id == event.intent_id)
         ).scalar_one_or_none()
-    if payment is None:
+    intent = None
+    if payment is not None:
+        # The event only says "look again": the gateway's current state is the truth,
+        # so late or reordered events cannot move a payment backwards. Asked before
+        # anything is written here, so no transaction waits on the gateway.
+        payment_id = payment.id
+        try:
+            intent = gateway.retrieve_intent(event.intent_id)
+        except GatewayError as error:
+            db.session.rollback()
+            raise _gateway_unavailable(error) from None  # the gateway retries; sync is the safety net
+    db.session.add(WebhookEvent(gateway=gateway.name, event_id=event.id, type=event.type))
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        return "duplicate"
+    if intent is None:
         db.session.commit()
         return "ignored"
-    # The event only says "look again": the gateway's current state is the truth,
-    # so late or reordered events cannot move a payment backwards.
-    try:
-        intent = gateway.retrieve_intent(event.intent_id)
-    except GatewayError as error:
-        db.session.rollback()
-        raise _gateway_unavailable(error) from None  # the gateway retries; sync is the safety net
-    apply_intent(payment.id, intent)  # commits the event id with the change
+    apply_intent(payment_id, intent)  # commits the event id with the change
     return "applied"
 
 
@@ -571,7 +802,7 @@ def sync_payments(now=None, recent=timedelta(days=2)):
     """Settle what the gateway knows and we do not: for cron every few minutes. Returns counts."""
     now = now or utcnow()
     gateway = current_gateway()
-    counts = {"checked": 0, "changed": 0, "expired": 0, "refunds_retried": 0, "errors": 0}
+    counts = {"checked": 0, "changed": 0, "expired": 0, "refunds_retried": 0, "refunds_failed": 0, "errors": 0}
     candidates = db.session.execute(
         select(Payment.id, Payment.status).where(
             Payment.gateway == gateway.name,
@@ -596,11 +827,14 @@ def sync_payments(now=None, recent=timedelta(days=2)):
             continue
         if payment.status != status:
             counts["changed"] += 1
-    pending = db.session.execute(select(Refund).where(Refund.status == "pending")).scalars().all()
-    for refund in pending:
+    # Only pending refunds are sent again: a refused one is failed for good (staff see why).
+    pending = db.session.execute(
+        select(Refund.id).where(Refund.status == REFUND_PENDING).order_by(Refund.id)
+    ).scalars().all()
+    for refund_id in pending:
         counts["refunds_retried"] += 1
-        refund_payment(refund.payment_id, refund.amount, reason=refund.reason, actor=refund.actor,
-                       automatic=refund.automatic, idempotency_key=refund.idempotency_key)
+        if send_refund(refund_id).status == REFUND_FAILED:
+            counts["refunds_failed"] += 1
     return counts
 
 

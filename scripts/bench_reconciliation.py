@@ -124,13 +124,15 @@ def timed(label, request, runs=RUNS):
 def report_seconds(app, day, runs=RUNS):
     """Median seconds of the report page and of its CSV for one day, as a signed-in supervisor."""
     from finepay.extensions import db
-    from staff import reconciliation, services
+    from staff import reconciliation, services, sessions
+    from staff.auth import SESSION_KEY
 
     with app.app_context():
         user = services.create_user(f"bench-{secrets.token_hex(3)}", "supervisor", secrets.token_hex(16), actor="bench")
         client = app.test_client()
+        token = sessions.start_session(user, "127.0.0.1", "bench")
         with client.session_transaction() as session:  # signed in, as after the sign-in form
-            session["_user_id"], session["staff_seen"] = user.get_id(), int(time.time())
+            session["_user_id"], session[SESSION_KEY] = user.get_id(), token
         query = f"start={day}&end={day}"
         page = client.get(f"/staff/reconciliation?{query}")
         assert page.status_code == 200, page.status_code

@@ -12,7 +12,8 @@ from staff import services
 API_KEY_HEADER = "X-API-Key"
 
 blp = Blueprint("settlements", __name__, url_prefix="/api/v1",
-                description="Settled and refunded violations, in order, for the upstream violation system")
+                description="Settled, partly refunded and refunded violations, in order, for the upstream "
+                            "violation system")
 
 
 def _cursor(value):
@@ -30,10 +31,13 @@ class SettlementQueryArgsSchema(Schema):
 
 
 class SettlementEventSchema(Schema):
-    """A violation was paid (settled) or its payment refunded (owed again)."""
+    """A violation was paid (settled), partly refunded (still paid) or refunded in full (owed again)."""
 
     cursor = fields.String()
-    event = fields.String(metadata={"enum": ["settled", "refunded"]})
+    event = fields.String(metadata={
+        "enum": ["settled", "partly_refunded", "refunded"],
+        "description": "refunded: the violation's whole line came back and it is owed again; "
+                       "partly_refunded: part of it came back and it stays paid"})
     at = fields.DateTime()
     violation_id = fields.Integer()
     notice_number = fields.String()
@@ -44,6 +48,12 @@ class SettlementEventSchema(Schema):
     fine = fields.Integer(metadata={"description": "minor units"})
     late_fee = fields.Integer(metadata={"description": "minor units"})
     amount = fields.Integer(metadata={"description": "fine + late_fee, minor units"})
+    service_fee = fields.Integer(metadata={"description": "this violation's share of the service fee, minor units"})
+    refund_amount = fields.Integer(allow_none=True, metadata={
+        "description": "what this refund gave back for the violation (0 for settled; null for refunds recorded "
+                       "before refunds were allocated to violations)"})
+    refunded = fields.Integer(allow_none=True, metadata={
+        "description": "refunded on this violation's line so far, of amount + service_fee (0 for settled)"})
     currency = fields.String()
     sandbox = SandboxFlag()
 

@@ -1,4 +1,4 @@
-"""CLI: flask --app wsgi staff create-user|fetch-gateway, and flask --app wsgi audit verify."""
+"""CLI: flask --app wsgi staff create-user|sign-out|fetch-gateway, and flask --app wsgi audit seal|verify."""
 import getpass
 import sys
 from datetime import date, timedelta
@@ -7,10 +7,11 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from finepay.audit import verify_chain
+from finepay.audit import seal, verify_chain
+from finepay.dbtypes import utcnow
 from finepay.errors import ApiError
 from payments.gateways import GatewayError
-from staff import reconciliation, services
+from staff import reconciliation, services, sessions
 from staff.models import ROLES
 from violations.fees import business_today
 
@@ -43,6 +44,18 @@ def create_user_command(name, role, password_stdin):
     click.echo(f"Created {user.role} {user.username}. Sign in at /staff/login.")
 
 
+@staff_cli.command("sign-out")
+@click.argument("name")
+def sign_out_command(name):
+    """End every session of staff account NAME at once (a lost laptop, a password that may be known)."""
+    try:
+        user = services.find_user(name)
+    except ApiError as error:
+        raise click.ClickException(error.message) from None
+    ended = sessions.end_all_sessions(user, sessions.BY_ADMINISTRATOR, actor=_actor())
+    click.echo(f"Ended {ended} session(s) of {user.username}.")
+
+
 def _day(value):
     try:
         return date.fromisoformat(value)
@@ -73,14 +86,35 @@ def fetch_gateway_command(day, last):
     click.echo(f"Fetched {count} gateway transactions for {first}" + (f" to {final}" if final != first else "") + ".")
 
 
+@audit_cli.command("seal")
+def seal_command():
+    """Link new audit entries into the hash chain and write counted refusals (cron: every minute).
+
+    Safe to run on every node at once: one seals, the others skip. `payments
+    sync` and the settlement feed seal too.
+    """
+    result = seal()
+    if result.skipped:
+        click.echo("Another sealer is running; it seals what is left.")
+    click.echo(f"Sealed {result.sealed} entries; wrote {result.refusals_flushed} refusal counts.")
+    if result.blocked_at is not None:
+        click.echo(f"STOPPED at audit entry {result.blocked_at}: its content no longer matches its digest. "
+                   "Run `flask audit verify`.", err=True)
+        sys.exit(1)
+
+
 @audit_cli.command("verify")
 def verify_command():
-    """Check the audit log's hash chain; exits 1 at the first entry that does not verify."""
+    """Check the sealed hash chain and every unsealed entry's digest; exits 1 at the first that does not verify."""
     report = verify_chain()
     if report.unchained:
         click.echo(f"{report.unchained} entries predate the hash chain (not verifiable).")
     if not report.ok:
         click.echo(f"BROKEN at audit entry {report.broken_at}: {report.reason}. "
-                   f"{report.checked} entries before it verify.", err=True)
+                   f"{report.checked} sealed entries before it verify.", err=True)
         sys.exit(1)
-    click.echo(f"OK: {report.checked} entries verify.")
+    click.echo(f"OK: {report.checked} entries verify. The chain ends with {report.last_hash}.")
+    if report.unsealed:
+        age = int((utcnow() - report.oldest_unsealed_at).total_seconds())
+        click.echo(f"{report.unsealed} newer entries are not sealed yet (the oldest {age} s ago); "
+                   "their digests verify. `flask audit seal` links them into the chain.")

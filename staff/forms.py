@@ -7,7 +7,16 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from wtforms import BooleanField, DateField, HiddenField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    DateField,
+    HiddenField,
+    PasswordField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional, Regexp, ValidationError
 
@@ -83,21 +92,22 @@ def parse_amount(text, currency):
         raise ValueError(text) from None
 
 
-def format_amount(minor, currency):
-    """1250 minor units -> '12.50' (the inverse of parse_amount), for pre-filling a field."""
-    return str(Decimal(minor).scaleb(-get_currency_precision(currency)))
-
-
 class RefundForm(FlaskForm):
-    """Refund part or all of a payment, with a reason."""
+    """Refund violations in full, or an amount shared out over them in order, with a reason."""
 
-    amount = StringField(_l("Amount to refund"), validators=[InputRequired(_l("Enter the amount to refund."))])
+    lines = SelectMultipleField(_l("Violations to refund"), coerce=int, validate_choice=False)
+    amount = StringField(_l("Amount to refund (optional with ticked violations)"))
     reason = TextAreaField(_l("Reason (kept in the audit log)"),
                            validators=[InputRequired(_l("Say why the money goes back.")), REASON_LENGTH])
     form_key = HiddenField(validators=[InputRequired(), Regexp(r"^[0-9a-f]{32}\Z")])
 
     def validate_amount(self, field):
-        """An amount in the currency's major unit, e.g. 230.00."""
+        """An amount in the currency's major unit, e.g. 230.00; optional when violations are ticked."""
+        field.minor = None
+        if not (field.data or "").strip():
+            if not self.lines.data:
+                raise ValidationError(_l("Tick the violations to refund, or enter an amount."))
+            return
         try:
             field.minor = parse_amount(field.data, current_app.config["CURRENCY"])
         except ValueError:

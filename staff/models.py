@@ -1,9 +1,8 @@
-"""Staff accounts, sign-in attempts, API keys, and the gateway's ledger kept for reconciliation."""
-import hashlib
+"""Staff accounts and their sessions, sign-in attempts, API keys, and the gateway's ledger kept for reconciliation."""
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import BigInteger, Boolean, Index, Integer, String, UniqueConstraint, text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from finepay.audit import BigId
@@ -37,9 +36,25 @@ class StaffUser(UserMixin, db.Model):
         """Whether this user may change money or access."""
         return self.role == SUPERVISOR
 
-    def get_id(self):
-        """Flask-Login's session id: changes with the password, so a new password ends other sessions."""
-        return f"{self.id}.{hashlib.sha256(self.password_hash.encode()).hexdigest()[:16]}"
+
+class StaffSession(db.Model):
+    """A signed-in browser: the cookie carries a random token, the server keeps its hash, its clock and its end.
+
+    Ending a session here (sign-out, an account change, idle or absolute
+    expiry) ends it whatever copy of the cookie anyone kept.
+    """
+
+    __tablename__ = "staff_sessions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"), nullable=False, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_reason: Mapped[str | None] = mapped_column(String(40))
+    remote_addr: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(200))
 
 
 class LoginAttempt(db.Model):

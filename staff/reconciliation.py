@@ -333,7 +333,8 @@ def lines_query(start, end):
             .outerjoin(GR, and_(GR.c.gateway == RP.c.gateway, GR.c.transaction_id == R.c.gateway_refund_id,
                                 GR.c.kind == "refund"))
         )
-        .where(_within(R.c.created_at, start, end))
+        # A refund the gateway refused moved no money on either side: nothing to reconcile.
+        .where(_within(R.c.created_at, start, end), R.c.status != "failed")
     )
     # Refunds the gateway made in the window that the ledger did not record in the window.
     gateway_refund_lines = (

@@ -20,9 +20,11 @@ from finepay.audit import AuditEntry
 from finepay.dbtypes import utcnow
 from finepay.errors import ApiError
 from finepay.extensions import db
+from payments import refunds as payment_refunds
 from payments import services as payment_services
 from payments import states
-from payments.models import Payment, PaymentItem, Refund
+from payments.models import Payment, PaymentItem
+from staff import sessions
 from staff.models import ROLES, ApiKey, GatewayRecord, LoginAttempt, StaffUser
 from violations.models import UNPAID, VOID, Violation
 from violations.plates import InvalidIdentifier, normalize_notice_number, normalize_plate
@@ -94,13 +96,29 @@ def get_user(user_id):
     return user
 
 
+def find_user(username):
+    """The staff user with this name (any case), or a 404."""
+    user = db.session.execute(
+        select(StaffUser).where(StaffUser.username == normalize_username(username))
+    ).scalar_one_or_none()
+    if user is None:
+        raise ApiError(_("No such user."), code="not_found", status=404)
+    return user
+
+
 def list_users():
     """Every staff account, by name."""
     return db.session.execute(select(StaffUser).order_by(StaffUser.username)).scalars().all()
 
 
-def change_user(user_id, *, actor_user, role=None, active=None, password=None):
-    """Change a user's role, activity or password; a supervisor cannot demote or lock out themself."""
+def change_user(user_id, *, actor_user, role=None, active=None, password=None, actor_session_id=None):
+    """Change a user's role, activity or password; a supervisor cannot demote or lock out themself.
+
+    Any of these changes ends every session of that user at once (in the same
+    transaction): what a session may do was decided at sign-in. A supervisor
+    who changes their own password stays signed in where they made the change
+    (``actor_session_id``).
+    """
     user = get_user(user_id)
     if user.id == actor_user.id and (active is False or (role is not None and role != user.role)):
         raise invalid("role", _("You cannot demote or deactivate your own account."))
@@ -119,6 +137,12 @@ def change_user(user_id, *, actor_user, role=None, active=None, password=None):
         changes["password"] = "changed"
     if changes:
         audit.record("staff.user_changed", "staff_user", user.username, actor=actor(actor_user), **changes)
+        reason = (sessions.ACCOUNT_DISABLED if changes.get("active") == [True, False]
+                  else sessions.PASSWORD_CHANGED if "password" in changes
+                  else sessions.ROLE_CHANGED if "role" in changes else None)
+        if reason:
+            keep = actor_session_id if user.id == actor_user.id else None
+            sessions.end_sessions(user, reason, actor=actor(actor_user), keep=keep)
     db.session.commit()
     return user
 
@@ -168,13 +192,19 @@ class SignIn:
     locked: bool = False
 
 
+def _known_username(username):
+    """The username if such an account exists, else "-" (the audit log names only real accounts)."""
+    exists = db.session.execute(select(StaffUser.id).where(StaffUser.username == username)).first()
+    return username if exists else "-"
+
+
 def authenticate(username, password, remote_addr):
     """Check a sign-in, with lockout per account and per address; every attempt is recorded."""
     username = normalize_username(username)[:60]
     remote_addr = (remote_addr or "unknown")[:64]
     if is_locked_out(username, remote_addr):
         # Refused without looking at the password; not counted, so the lockout ends on time.
-        audit.record("staff.sign_in_locked", "staff_user", username, actor="anonymous")
+        audit.record_refusal("staff.sign_in_locked", "staff_user", _known_username(username))
         db.session.commit()
         return SignIn(locked=True)
     user = db.session.execute(select(StaffUser).where(StaffUser.username == username)).scalar_one_or_none()
@@ -183,17 +213,12 @@ def authenticate(username, password, remote_addr):
     if ok:
         audit.record("staff.signed_in", "staff_user", username, actor=actor(user))
     else:
-        audit.record("staff.sign_in_failed", "staff_user", username, actor="anonymous")
+        # Counted per source and minute (anyone can send these); named only for an existing account.
+        audit.record_refusal("staff.sign_in_failed", "staff_user", username if user is not None else "-")
     db.session.commit()
     if ok:
         return SignIn(user=user)
     return SignIn(locked=is_locked_out(username, remote_addr))
-
-
-def record_sign_out(user, reason="signed out"):
-    """Audit a sign-out (by the user, or by idle expiry)."""
-    audit.record("staff.signed_out", "staff_user", user.username, actor=actor(user), reason=reason)
-    db.session.commit()
 
 
 # --- finding things ---------------------------------------------------------------
@@ -300,19 +325,22 @@ class PaymentDetail:
     """A payment with everything staff need to judge it."""
 
     payment: Payment
-    items: list  # (PaymentItem, Violation)
+    items: list  # (refunds.Line, Violation): each line with what went back for it
     gateway_records: list
     audit: list
     refundable: int
+    beyond_due: int  # captured beyond the amount due and not yet refunded
 
 
 def payment_detail(payment_id):
-    """The payment, its items and violations, the gateway's records of it, and its whole audit trail."""
+    """The payment, its lines and violations, the gateway's records of it, and its whole audit trail."""
     payment = payment_services.get_payment(payment_id)
-    items = db.session.execute(
-        select(PaymentItem, Violation).join(Violation, Violation.id == PaymentItem.violation_id)
-        .where(PaymentItem.payment_id == payment.id).order_by(PaymentItem.id)
-    ).all()
+    violations = {v.id: v for v in db.session.execute(
+        select(Violation).join(PaymentItem, Violation.id == PaymentItem.violation_id)
+        .where(PaymentItem.payment_id == payment.id)
+    ).scalars()}
+    ledger = payment_refunds.balance(payment)
+    items = [(line, violations[line.item.violation_id]) for line in ledger.lines]
     refs = [GatewayRecord.payment_id == payment.id]
     if payment.gateway_intent_id:
         refs.append(GatewayRecord.intent_id == payment.gateway_intent_id)
@@ -320,47 +348,47 @@ def payment_detail(payment_id):
         select(GatewayRecord).where(GatewayRecord.gateway == payment.gateway, or_(*refs))
         .order_by(GatewayRecord.created_at)
     ).scalars().all()
-    violation_ids = [str(item.violation_id) for item, _v in items]
+    violation_ids = [str(v_id) for v_id in violations]
     trail = db.session.execute(
         select(AuditEntry).where(or_(
             (AuditEntry.subject_type == "payment") & (AuditEntry.subject_id == payment.id),
             (AuditEntry.subject_type == "violation") & AuditEntry.subject_id.in_(violation_ids),
         )).order_by(AuditEntry.id)
     ).scalars().all()
+    succeeded = payment.status == states.SUCCEEDED
     return PaymentDetail(payment=payment, items=items, gateway_records=records, audit=trail,
-                         refundable=refundable_amount(payment))
+                         refundable=ledger.refundable if succeeded else 0,
+                         beyond_due=ledger.beyond_due_refundable if succeeded else 0)
 
 
 def refundable_amount(payment):
-    """What is left to refund on a payment (nothing unless it succeeded)."""
+    """What is left to refund on a payment (nothing unless it succeeded); pending refunds count as sent."""
     if payment.status != states.SUCCEEDED:
         return 0
-    committed = sum(r.amount for r in payment.refunds if r.status in ("succeeded", "pending"))
-    return max(0, payment.amount_received - committed)
+    return payment_refunds.balance(payment).refundable
 
 
-def refund(payment_id, *, amount, reason, form_key, actor_name):
-    """Refund through the gateway (supervisors): the violations are owed again, the receipt shows it.
+def refund(payment_id, *, amount=None, item_ids=None, reason, form_key, actor_name):
+    """Refund through the gateway (supervisors), allocated to violation lines.
 
-    ``form_key`` comes from the page the supervisor clicked on: a second click
-    (or a retried request) finds the same refund instead of making another.
+    ``item_ids`` are the chosen lines: without an amount each is refunded in
+    full (its violation is owed again); with one, the amount is shared out
+    over them in order. An amount alone follows the stated order (see
+    payments.refunds). ``form_key`` comes from the page the supervisor
+    clicked on: a second click, a retried request or a concurrent one gets
+    the same refund instead of making another.
     """
     payment = payment_services.get_payment(payment_id)
-    key = f"staff:{payment.id}:{form_key}"
-    existing = db.session.execute(select(Refund).where(Refund.idempotency_key == key)).scalar_one_or_none()
-    if existing is None:
-        reason = (reason or "").strip()
-        if len(reason) < 5:
-            raise invalid("reason", _("Say why, in a few words (at least 5 characters)."))
-        if payment.status != states.SUCCEEDED:
-            raise invalid("amount", _("Only a succeeded payment can be refunded (this one is %(status)s).",
-                                      status=payment.status))
-        left = refundable_amount(payment)
-        if not isinstance(amount, int) or amount <= 0 or amount > left:
-            raise invalid("amount", _("Enter an amount between 0.01 and what is left to refund."))
+    reason = (reason or "").strip()
+    if len(reason) < 5:
+        raise invalid("reason", _("Say why, in a few words (at least 5 characters)."))
+    if not item_ids and amount is None:
+        raise invalid("amount", _("Tick the violations to refund, or enter an amount."))
+    if amount is not None and (isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0):
+        raise invalid("amount", _("Enter an amount above zero."))
     return payment_services.refund_payment(
-        payment.id, amount if existing is None else existing.amount, reason=reason if existing is None
-        else existing.reason, actor=actor_name, idempotency_key=key, release_violations=True,
+        payment.id, amount, item_ids=item_ids or None, reason=reason, actor=actor_name,
+        idempotency_key=f"staff:{payment.id}:{form_key}",
     )
 
 
@@ -479,13 +507,16 @@ def revoke_api_key(key_id, actor_name):
 
 
 def authenticate_api_key(raw):
-    """The live key matching a presented value, or None."""
-    if not isinstance(raw, str) or not raw.startswith(API_KEY_PREFIX) or len(raw) > 200:
-        return None
-    key = db.session.execute(
-        select(ApiKey).where(ApiKey.key_hash == hash_api_key(raw.strip()))
-    ).scalar_one_or_none()
+    """The live key matching a presented value, or None (the refusal is counted in the audit log)."""
+    key = None
+    if isinstance(raw, str) and raw.startswith(API_KEY_PREFIX) and len(raw) <= 200:
+        key = db.session.execute(
+            select(ApiKey).where(ApiKey.key_hash == hash_api_key(raw.strip()))
+        ).scalar_one_or_none()
     if key is None or key.revoked_at is not None:
+        reason = "missing" if not raw else "revoked" if key is not None else "invalid"
+        audit.record_refusal("api_key.refused", "api_key", key.id if key is not None else "-", reason=reason)
+        db.session.commit()
         return None
     now = utcnow()
     if key.last_used_at is None or now - key.last_used_at > timedelta(minutes=1):
@@ -531,20 +562,28 @@ def audit_page(*, action=None, actor_name=None, subject=None, start=None, end=No
 # --- the settlement feed -------------------------------------------------------------
 
 SETTLED_ACTION, UNPAID_ACTION = "payment.succeeded", "violation.unpaid"
+PARTLY_REFUNDED_ACTION = "violation.partly_refunded"
+FEED_EVENTS = {UNPAID_ACTION: "refunded", PARTLY_REFUNDED_ACTION: "partly_refunded"}
+FEED_SEAL_LIMIT = 10_000  # entries sealed before one page at most: a bounded wait for the caller
 
 
 def settlement_feed(after=0, limit=100):
-    """Violations settled or returned to unpaid, in commit order, after a cursor.
+    """Violations settled, partly refunded (still paid) or refunded in full (owed again), in commit order.
 
-    The feed reads the audit log: its ids are handed out under the chain lock
-    at commit, so an entry is visible only after every smaller id, and a
-    cursor never skips an event that commits later.
+    The feed reads the sealed audit log by its place in the chain (seal_seq;
+    entries sealed before the chain was sealed separately have seal_seq = id):
+    sealed entries are always a gap-free prefix of the chain, so a cursor never
+    skips an event, whereas ids can commit out of order. It seals a bounded
+    batch first, so the feed is current without waiting for cron. Each refund
+    event says what this refund gave back for the violation and how much of its
+    line has been refunded so far.
     Returns (events, next cursor, whether more may follow).
     """
+    audit.seal(limit=FEED_SEAL_LIMIT)
     entries = db.session.execute(
-        select(AuditEntry.id, AuditEntry.action, AuditEntry.subject_id, AuditEntry.details, AuditEntry.at)
-        .where(AuditEntry.id > after, AuditEntry.action.in_((SETTLED_ACTION, UNPAID_ACTION)))
-        .order_by(AuditEntry.id).limit(limit)
+        select(AuditEntry.seal_seq, AuditEntry.action, AuditEntry.subject_id, AuditEntry.details, AuditEntry.at)
+        .where(AuditEntry.seal_seq > after, AuditEntry.action.in_((SETTLED_ACTION, *FEED_EVENTS)))
+        .order_by(AuditEntry.seal_seq).limit(limit)
     ).all()
     wanted = []  # (entry, payment id, violation id, event)
     for entry in entries:
@@ -553,31 +592,47 @@ def settlement_feed(after=0, limit=100):
             for violation_id in details.get("settled") or []:
                 wanted.append((entry, entry.subject_id, int(violation_id), "settled"))
         elif entry.subject_id.isdigit() and details.get("payment"):
-            wanted.append((entry, str(details["payment"]), int(entry.subject_id), "refunded"))
-    pairs = {(p, v) for _e, p, v, _k in wanted}
-    facts = {}
-    if pairs:
-        rows = db.session.execute(
-            select(PaymentItem.payment_id, PaymentItem.violation_id, PaymentItem.fine, PaymentItem.late_fee,
-                   Payment.receipt_number, Payment.currency, Payment.plate, Payment.channel,
-                   Violation.notice_number)
-            .join(Payment, Payment.id == PaymentItem.payment_id)
-            .join(Violation, Violation.id == PaymentItem.violation_id)
-            .where(PaymentItem.payment_id.in_({p for p, _v in pairs}))
-        ).all()
-        facts = {(r.payment_id, r.violation_id): r for r in rows}
+            wanted.append((entry, str(details["payment"]), int(entry.subject_id), FEED_EVENTS[entry.action]))
+    facts = _feed_facts({p for _e, p, _v, _k in wanted})
     events = []
     for entry, payment_id, violation_id, kind in wanted:
         fact = facts.get((payment_id, violation_id))
         if fact is None:
             continue
+        row, service_fee = fact
+        details = entry.details or {}
+        settled = kind == "settled"
         events.append({
-            "cursor": str(entry.id), "event": kind, "at": entry.at,
-            "violation_id": violation_id, "notice_number": fact.notice_number, "plate": fact.plate,
-            "payment_id": payment_id, "receipt_number": fact.receipt_number, "channel": fact.channel,
-            "fine": fact.fine, "late_fee": fact.late_fee, "amount": fact.fine + fact.late_fee,
-            "currency": fact.currency,
+            "cursor": str(entry.seal_seq), "event": kind, "at": entry.at,
+            "violation_id": violation_id, "notice_number": row.notice_number, "plate": row.plate,
+            "payment_id": payment_id, "receipt_number": row.receipt_number, "channel": row.channel,
+            "fine": row.fine, "late_fee": row.late_fee, "amount": row.fine + row.late_fee,
+            "service_fee": service_fee, "currency": row.currency,
+            # Refunds recorded before they were allocated to violations carry no amounts.
+            "refund_amount": 0 if settled else details.get("amount"),
+            "refunded": 0 if settled else details.get("refunded"),
         })
-    next_cursor = entries[-1].id if entries else after
+    next_cursor = entries[-1].seal_seq if entries else after
     return events, str(next_cursor), len(entries) == limit
 
+
+def _feed_facts(payment_ids):
+    """{(payment id, violation id): (row, the line's share of the service fee)} for these payments."""
+    if not payment_ids:
+        return {}
+    rows = db.session.execute(
+        select(PaymentItem.payment_id, PaymentItem.violation_id, PaymentItem.fine, PaymentItem.late_fee,
+               Payment.receipt_number, Payment.currency, Payment.plate, Payment.channel, Payment.convenience_fee,
+               Violation.notice_number)
+        .join(Payment, Payment.id == PaymentItem.payment_id)
+        .join(Violation, Violation.id == PaymentItem.violation_id)
+        .where(PaymentItem.payment_id.in_(payment_ids)).order_by(PaymentItem.payment_id, PaymentItem.id)
+    ).all()
+    by_payment = {}
+    for row in rows:
+        by_payment.setdefault(row.payment_id, []).append(row)
+    facts = {}
+    for lines in by_payment.values():
+        shares = payment_refunds.fee_shares(lines[0].convenience_fee, [r.fine + r.late_fee for r in lines])
+        facts.update({(r.payment_id, r.violation_id): (r, share) for r, share in zip(lines, shares, strict=True)})
+    return facts

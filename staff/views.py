@@ -11,13 +11,12 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     stream_with_context,
     url_for,
 )
 from flask_babel import gettext as _
 from flask_babel import ngettext
-from flask_login import current_user, login_user, logout_user
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -27,8 +26,14 @@ from finepay.formatting import format_money
 from finepay.i18n import localize_message, status_label
 from kiosk import services as kiosk_services
 from payments.gateways import GatewayError
-from staff import imports, reconciliation, services
-from staff.auth import enforce_idle_expiry, mark_seen, safe_next, supervisor_required
+from staff import imports, reconciliation, services, sessions
+from staff.auth import (
+    begin_session,
+    current_session_id,
+    safe_next,
+    sign_out,
+    supervisor_required,
+)
 from staff.charts import hourly_chart
 from staff.forms import (
     ActionForm,
@@ -43,7 +48,6 @@ from staff.forms import (
     UserChangeForm,
     UserForm,
     VoidForm,
-    format_amount,
 )
 from violations.fees import business_today
 
@@ -84,12 +88,11 @@ def apply_errors(form, error):
 
 @bp.before_request
 def gatekeeper():
-    """Every console page needs a signed-in, recently active staff member."""
+    """Every console page needs a signed-in staff member whose server-side session is live."""
     if request.endpoint in PUBLIC_ENDPOINTS:
         return None
     if not current_user.is_authenticated:
         return login_manager.unauthorized()
-    return enforce_idle_expiry()
 
 
 @bp.after_request
@@ -153,9 +156,7 @@ def login():
         form.password.data = ""
         return render_template("staff/login.html", form=form, failed=True, locked=result.locked), \
             429 if result.locked else 401
-    session.clear()  # nothing from before sign-in carries over
-    login_user(result.user)
-    mark_seen()
+    begin_session(result.user)
     return redirect(safe_next(form.next.data) or url_for("staff.dashboard"), 303)
 
 
@@ -164,11 +165,32 @@ def logout():
     """Sign out (a POST with the form token, so no other site can sign staff out)."""
     if not ActionForm().validate_on_submit():
         abort(400)
-    services.record_sign_out(current_user)
-    logout_user()
-    session.clear()
+    sign_out(me())
     flash(_("You are signed out."), "info")
     return redirect(url_for("staff.login"), 303)
+
+
+@bp.get("/sessions")
+def my_sessions():
+    """Where the signed-in staff member is signed in, with a way to end any of it."""
+    return render_template("staff/sessions.html", sessions=sessions.live_sessions(current_user),
+                           current=current_session_id())
+
+
+@bp.post("/sessions/<int:session_id>/end")
+def session_end(session_id):
+    """End one of your own sessions (a browser left signed in elsewhere)."""
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    if session_id == current_session_id():
+        sign_out(me())
+        flash(_("You are signed out."), "info")
+        return redirect(url_for("staff.login"), 303)
+    if not sessions.end_session(current_user, session_id, sessions.ENDED_BY_USER, actor=me()):
+        abort(404)
+    flash(_("That session is ended: whoever uses it must sign in again."), "ok")
+    return redirect(url_for("staff.my_sessions"), 303)
+
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -199,7 +221,6 @@ def _payment_page(payment_id, refund_form=None, status=200):
     detail = services.payment_detail(payment_id)
     if refund_form is None:
         refund_form = RefundForm(formdata=None)
-        refund_form.amount.data = format_amount(detail.refundable, detail.payment.currency) if detail.refundable else ""
         refund_form.form_key.data = uuid.uuid4().hex
     return render_template("staff/payment.html", detail=detail, refund_form=refund_form), status
 
@@ -217,19 +238,32 @@ def refund(payment_id):
     form = RefundForm()
     if form.validate_on_submit():
         try:
-            done = services.refund(payment_id, amount=form.amount.minor, reason=form.reason.data,
-                                   form_key=form.form_key.data, actor_name=me())
+            done = services.refund(payment_id, amount=form.amount.minor, item_ids=form.lines.data,
+                                   reason=form.reason.data, form_key=form.form_key.data, actor_name=me())
         except ApiError as error:
             if not apply_errors(form, error):
                 raise
         else:
-            if done.status == "succeeded":
-                flash(_("Refunded %(amount)s. The violations are owed again.", amount=format_money(done.amount, done.currency)), "ok")
-            else:
-                flash(_("The refund of %(amount)s is recorded but the gateway has not confirmed it yet; "
-                        "it is retried automatically.", amount=format_money(done.amount, done.currency)), "warn")
+            flash(*_refund_outcome(done))
             return redirect(url_for("staff.payment", payment_id=payment_id), 303)
     return _payment_page(payment_id, refund_form=form, status=422)
+
+
+def _refund_outcome(done):
+    """The sentence (and its tone) that tells a supervisor what a refund did."""
+    amount = format_money(done.amount, done.currency)
+    if done.status == "failed":
+        return _("The gateway refused the refund of %(amount)s (%(reason)s). Nothing was refunded.",
+                 amount=amount, reason=done.failure_message or done.failure_code), "error"
+    if done.status != "succeeded":
+        return _("The refund of %(amount)s is recorded but the gateway has not confirmed it yet; "
+                 "it is retried automatically.", amount=amount), "warn"
+    released = sum(1 for line in done.lines if line.item.released_at is not None)
+    if released:
+        return ngettext("Refunded %(amount)s. %(num)d violation is owed again.",
+                        "Refunded %(amount)s. %(num)d violations are owed again.", released, amount=amount), "ok"
+    return _("Refunded %(amount)s. The violations stay paid: no violation's line was refunded in full.",
+             amount=amount), "ok"
 
 
 def _violation_page(violation_id, void_form=None, status=200):
@@ -483,7 +517,8 @@ def user_change(user_id):
     if form.validate_on_submit():
         try:
             user = services.change_user(user_id, actor_user=current_user, role=form.role.data,
-                                        active=form.active.data, password=form.password.data or None)
+                                        active=form.active.data, password=form.password.data or None,
+                                        actor_session_id=current_session_id())
         except ApiError as error:
             if error.status == 404 or not error.errors:
                 raise

@@ -107,16 +107,21 @@ def _empty_postgres(url):
     engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path):
-    """Each integration test runs once on SQLite and once on PostgreSQL."""
-    if request.param == "sqlite":
+def fresh_database(request, tmp_path, kind):
+    """A migrated, empty database of this kind ("sqlite" or "postgresql") for one test; returns its URL."""
+    if kind == "sqlite":
         path = tmp_path / "test.sqlite"
         shutil.copy(request.getfixturevalue("sqlite_template"), path)
         return f"sqlite:///{path}"
     url = request.getfixturevalue("postgres_url")
     _empty_postgres(url)
     return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """Each integration test runs once on SQLite and once on PostgreSQL."""
+    return fresh_database(request, tmp_path, request.param)
 
 
 @pytest.fixture

@@ -23,9 +23,14 @@ def import_command(path, dry_run):
     except ImportFileError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    for line, payment_id in report.canceled_payments:
+        click.echo(f"line {line}: open payment {payment_id} "
+                   + ("would be cancelled" if dry_run else "cancelled")
+                   + ": the row changes a violation it was paying at the old amount")
     click.echo(
         f"{report.inserted} new, {report.updated} updated, "
-        f"{report.skipped_paid} paid left unchanged, {len(report.rejected)} rejected"
+        f"{report.skipped_paid} paid left unchanged, {len(report.rejected)} rejected, "
+        f"{len(report.canceled_payment_ids)} open payments cancelled"
         + (" (dry run: nothing written)" if dry_run else "")
     )
     if report.rejected:

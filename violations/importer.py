@@ -25,6 +25,8 @@ COLUMNS = (
 )
 # Fields an import may change on an unpaid or void violation (status never changes).
 UPDATABLE = tuple(c for c in COLUMNS if c != "notice_number")
+# What an open payment's quote rests on: who may pay, how much, and whether online at all.
+QUOTED = ("plate", "vin_last6", "fine", "decision_date", "payable_online")
 BATCH_SIZE = 5000
 COPY_BATCH_SIZE = 50000
 MAX_FINE = 10**12
@@ -51,12 +53,20 @@ class ImportReport:
     updated: int = 0
     skipped_paid: int = 0
     rejected: list = field(default_factory=list)  # (line number, reason)
+    # (line number, payment id): open payments cancelled (on a dry run: to be cancelled)
+    # because the row changes a violation they hold.
+    canceled_payments: list = field(default_factory=list)
     dry_run: bool = False
 
     @property
     def accepted(self):
         """Rows that passed validation."""
         return self.inserted + self.updated + self.skipped_paid
+
+    @property
+    def canceled_payment_ids(self):
+        """The open payments cancelled (on a dry run: to be cancelled), each once."""
+        return sorted({payment_id for _line, payment_id in self.canceled_payments})
 
 
 def _text(row, name, max_len):
@@ -78,6 +88,14 @@ def _integer(row, name, low, high):
     if not low <= value <= high:
         raise RowError(f"{name} must be between {low} and {high}")
     return value
+
+
+def _fine(row):
+    fine = _integer(row, "fine", 0, MAX_FINE)
+    if fine == 0:
+        # violations.services.why_not_payable: a fine of 0 is never payable; such a notice is not a fine.
+        raise RowError("fine is 0: a notice with nothing to pay is not imported")
+    return fine
 
 
 def _identifier(row, name, normalize):
@@ -122,7 +140,7 @@ def parse_row(row, now=None):
         "location": _text(row, "location", 200),
         "offense_code": offense_code,
         "description": _text(row, "description", 500),
-        "fine": _integer(row, "fine", 0, MAX_FINE),
+        "fine": _fine(row),
         "points": _integer(row, "points", 0, 100),
         "decision_date": decision_date,
         "payable_online": _BOOLEANS[online],
@@ -164,7 +182,55 @@ def read_csv(lines):
             yield start, dict(zip(header, fields, strict=False))
 
 
-def _apply_batch(batch, report):
+def _free_held(batch, report, reject):
+    """Rows that change what an open payment quotes: cancel that payment first, or refuse the row.
+
+    Returns the rows' values to write. Cancelling goes through the payments
+    service (the gateway first, with no transaction open); a payment that is
+    being confirmed, was already captured or could not be cancelled at the
+    gateway keeps its violation, and the row is refused with the reason. A
+    payment started after this check, before the batch is written, is caught
+    at capture: it never settles a price that no longer holds.
+    """
+    from payments import services as payments
+
+    holds = payments.open_holds()
+    if not holds:
+        return [values for _line, values in batch]
+    table = Violation.__table__
+    held = {row.notice_number: row for row in db.session.execute(
+        select(table.c.id, table.c.notice_number, *(table.c[c] for c in QUOTED)).where(table.c.id.in_(holds))
+    )}
+    db.session.rollback()  # only reads so far: end them before the gateway is called
+    outcomes = {}
+    keep = []
+    for line, values in batch:
+        current = held.get(values["notice_number"])
+        if current is None or all(getattr(current, c) == values[c] for c in QUOTED):
+            keep.append(values)
+            continue
+        payment_id = holds[current.id]
+        if payment_id not in outcomes:
+            outcomes[payment_id] = payments.WITHDRAWN if report.dry_run else payments.withdraw_payment(
+                payment_id, reason="an import changed a violation it quotes", actor="import")
+        outcome = outcomes[payment_id]
+        if outcome in (payments.WITHDRAWN, payments.ALREADY_CLOSED):
+            report.canceled_payments.append((line, payment_id))
+            keep.append(values)
+        elif outcome == payments.CAPTURED:
+            reject(line, f"payment {payment_id} for this violation was already captured at the old amount: "
+                         "the violation is paid and was left unchanged")
+        elif outcome == payments.BEING_PROCESSED:
+            reject(line, f"payment {payment_id} for this violation is being processed: "
+                         "import this row again once it has finished")
+        else:
+            reject(line, f"payment {payment_id} for this violation could not be cancelled at the gateway: "
+                         "import this row again later")
+    return keep
+
+
+def _apply_batch(batch, report, reject):
+    batch = _free_held(batch, report, reject)
     table = Violation.__table__
     numbers = [r["notice_number"] for r in batch]
     existing = dict(db.session.execute(
@@ -199,13 +265,16 @@ def _apply_batch(batch, report):
     db.session.commit()
 
 
-def _copy_batch(batch, report):
+def _copy_batch(batch, report, reject):
     """PostgreSQL: COPY the batch into a temporary table, then one upsert statement.
 
     Twenty times faster than row inserts at a million rows; a paid row is
     never touched (the WHERE of the ON CONFLICT clause), and RETURNING tells
     inserted rows (xmax = 0) from updated ones.
     """
+    batch = _free_held(batch, report, reject)
+    if not batch:
+        return
     cols = ", ".join(COLUMNS)
     db.session.execute(text(
         f"CREATE TEMP TABLE import_batch ON COMMIT DROP AS SELECT {cols} FROM violations WITH NO DATA"
@@ -253,11 +322,12 @@ def import_rows(rows, *, source="upload", actor="system", dry_run=False, on_erro
             "violations.imported", "import", uuid.uuid4().hex, actor=actor, source=source,
             inserted=report.inserted, updated=report.updated,
             skipped_paid=report.skipped_paid, rejected=len(report.rejected),
+            canceled_payments=report.canceled_payment_ids,
         )
         db.session.commit()
 
     try:
-        _import(rows, report, apply, batch_size, reject)
+        _import(rows, report, lambda batch: apply(batch, report, reject), batch_size, reject)
     except ImportFileError:
         # The file broke off half way: the rows already written are on record.
         if not dry_run and (report.inserted or report.updated):
@@ -286,12 +356,12 @@ def _import(rows, report, apply, batch_size, reject):
         if first != line:
             reject(line, f"notice_number repeats line {first}")
             continue
-        batch.append(values)
+        batch.append((line, values))
         if len(batch) >= batch_size:
-            apply(batch, report)
+            apply(batch)
             batch = []
     if batch:
-        apply(batch, report)
+        apply(batch)
     return report
 
 

@@ -11,6 +11,31 @@ from finepay.extensions import db
 from violations.fees import current_policy
 from violations.models import PAID, UNPAID, Violation
 
+# Why a violation cannot be paid online (codes the payments API answers with).
+ALREADY_PAID, NOT_PAYABLE, NOTHING_TO_PAY, IN_PERSON_ONLY = "already_paid", "not_payable", "nothing_to_pay", \
+    "not_payable_online"
+
+
+def why_not_payable(violation):
+    """Why a violation (a row, model or ViolationLine) cannot be paid online now, or None when it can.
+
+    The one place this rule lives: lookups, payments, settlement and imports all ask here.
+    """
+    if violation.status == PAID:
+        return ALREADY_PAID
+    if violation.status != UNPAID:
+        return NOT_PAYABLE
+    if violation.fine <= 0:
+        return NOTHING_TO_PAY
+    if not violation.payable_online:
+        return IN_PERSON_ONLY
+    return None
+
+
+def is_payable(violation):
+    """Whether a violation can be paid online now (see why_not_payable)."""
+    return why_not_payable(violation) is None
+
 
 @dataclass
 class ViolationLine:
@@ -33,6 +58,11 @@ class ViolationLine:
     receipt_number: str | None
     paid_at: datetime | None
 
+    @property
+    def payable(self):
+        """Whether the driver can pay this line online now."""
+        return is_payable(self)
+
 
 @dataclass
 class VehicleStatement:
@@ -49,7 +79,7 @@ class VehicleStatement:
     @property
     def payable_ids(self):
         """Ids of the violations that can be paid online now."""
-        return [v.id for v in self.violations if v.status == UNPAID and v.payable_online]
+        return [v.id for v in self.violations if v.payable]
 
 
 # What a statement shows, and nothing else: plain rows, no ORM objects to build and track.
@@ -135,7 +165,7 @@ def lookup_vehicle(plate, vin_last6=None, notice_number=None, now=None):
     lines = sorted(
         (price(v, policy, now.date(), tz) for v in rows),
         # Owed and payable first, then owed in person, then settled; newest first within each.
-        key=lambda line: (line.status != UNPAID, not line.payable_online, -line.occurred_at.timestamp()),
+        key=lambda line: (line.status != UNPAID, not line.payable, -line.occurred_at.timestamp()),
     )
     return VehicleStatement(
         plate=plate,
@@ -143,6 +173,6 @@ def lookup_vehicle(plate, vin_last6=None, notice_number=None, now=None):
         currency=current_app.config["CURRENCY"],
         as_of=now,
         total_due=sum(line.amount_due for line in lines if line.status == UNPAID),
-        total_payable_online=sum(line.amount_due for line in lines if line.status == UNPAID and line.payable_online),
+        total_payable_online=sum(line.amount_due for line in lines if line.payable),
         violations=lines,
     )

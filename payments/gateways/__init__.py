@@ -133,12 +133,17 @@ class ReaderPayment:
     failure_message: str | None = None  # the gateway's own words, for staff and logs only
 
 
+# Errors that say nothing about the request itself (FinePay's credentials were refused): worth sending again.
+TRANSIENT_CODES = frozenset({"gateway_auth", "gateway_unavailable", "gateway_timeout"})
+
+
 class GatewayError(Exception):
     """The gateway failed or refused a request.
 
     ``outcome_unknown`` is true when the request may have taken effect (a
     timeout after sending): the caller must not assume either way, and
-    ``payments sync`` finds out later.
+    ``payments sync`` finds out later. An error that is neither retryable nor
+    of unknown outcome is a refusal (see ``refused``).
     """
 
     def __init__(self, message, code="gateway_error", gateway_message=None, *, retryable=False,
@@ -150,6 +155,15 @@ class GatewayError(Exception):
         self.retryable = retryable
         self.outcome_unknown = outcome_unknown
         self.status = status
+
+    @property
+    def refused(self):
+        """Whether the gateway heard the request and said no: the same request can never succeed.
+
+        Unreachable, timed out, busy or misconfigured (our credentials refused)
+        is not a refusal: the request may succeed when sent again.
+        """
+        return not (self.retryable or self.outcome_unknown) and self.code not in TRANSIENT_CODES
 
 
 class WebhookVerificationError(GatewayError):

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from finepay.audit import BigId
+from finepay.database import write_lock
 from finepay.dbtypes import UTCDateTime, utcnow
 from finepay.extensions import db
 from payments.gateways import (
@@ -259,18 +260,29 @@ class SandboxGateway(PaymentGateway):
             if seen:
                 refund = session.get(SandboxRefund, seen)
                 return GatewayRefund(refund.id, refund.intent_id, refund.amount, refund.currency, SUCCEEDED)
+            write_lock(session, SandboxRefund.__table__)
             row = self._get(session, intent_id, lock=True)
+            # The same key may have been sent twice at once (a retry racing the original): under
+            # the intent's lock, the first one's refund is the answer, as at a real gateway.
+            seen = self._replay(session, idempotency_key)
+            if seen:
+                refund = session.get(SandboxRefund, seen)
+                return GatewayRefund(refund.id, refund.intent_id, refund.amount, refund.currency, SUCCEEDED)
             refunded = sum(session.execute(
                 select(SandboxRefund.amount).where(SandboxRefund.intent_id == intent_id)
             ).scalars())
             if row.status != SUCCEEDED or amount <= 0 or refunded + amount > row.amount_received:
-                raise GatewayError("Refund exceeds what was captured.", code="invalid_request", status=409)
+                raise GatewayError("Refund exceeds what was captured.", code="invalid_request",
+                                   gateway_message=f"Refund exceeds what was captured: {refunded} of "
+                                                   f"{row.amount_received} already refunded.",
+                                   status=409)
             refund = SandboxRefund(id="sre_" + secrets.token_hex(10), intent_id=intent_id, amount=amount,
                                    currency=row.currency)
             session.add(refund)
-            session.add(SandboxOperation(idempotency_key=idempotency_key, result_id=refund.id))
-            session.commit()
-            return GatewayRefund(refund.id, intent_id, amount, refund.currency, SUCCEEDED)
+            session.flush()
+            if not self._remember(session, idempotency_key, refund.id):
+                refund = session.get(SandboxRefund, self._replay(session, idempotency_key))
+            return GatewayRefund(refund.id, refund.intent_id, refund.amount, refund.currency, SUCCEEDED)
 
     def list_transactions(self, start, end):
         """Captured charges and refunds in [start, end)."""

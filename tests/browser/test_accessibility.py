@@ -345,7 +345,7 @@ def test_staff_console_passes_axe(open_page, site, audit, lang):
     for screen, path in [("payment", f"/staff/payments/{demo_payment_id(site)}"),
                          ("reconciliation", "/staff/reconciliation"), ("terminals", "/staff/terminals"),
                          ("keys", "/staff/keys"), ("users", "/staff/users"), ("audit", "/staff/audit"),
-                         ("imports", "/staff/imports")]:
+                         ("imports", "/staff/imports"), ("sessions", "/staff/sessions")]:
         assert page.goto(site.url + path).status == 200, path
         audit(page, screen)
     audit.assert_clean()

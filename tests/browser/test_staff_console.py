@@ -1,5 +1,5 @@
 """The staff console in a real Chromium: sign-in, yesterday's reconciliation with its differences,
-the CSV download, a refund, and the lockout. CSRF is on; screenshots go to tests/artifacts/screenshots/staff-*.
+the CSV download, a refund, signing out (every browser), and the lockout. CSRF is on; screenshots go to tests/artifacts/screenshots/staff-*.
 
 A supervisor is created with the CLI, as the README says; yesterday's ledger and sandbox ledger are
 seeded with one payment settled behind the gateway's back and one charge the ledger never saw.
@@ -169,19 +169,21 @@ def test_a_supervisor_refunds_a_payment_and_the_receipt_shows_it(console, desk, 
     desk.fill("#q", payment_id)
     desk.press("#q", "Enter")
     expect(desk.locator("#payment-id")).to_have_text(payment_id)
-    expect(desk.locator("#amount")).to_have_value("150.00")
+    expect(desk.locator("#amount")).to_have_value("")
+    expect(desk.locator("#refund-order")).to_contain_text("in the order listed here")
     expect(desk.locator("#audit-trail")).to_contain_text("payment.succeeded")
 
     desk.fill("#amount", "999.00")
     desk.fill("#reason", "Decision withdrawn on appeal")
     desk.click("#refund-button")
-    expect(desk.locator("#amount-error")).to_contain_text("between 0.01 and what is left")
+    expect(desk.locator("#amount-error")).to_contain_text("larger than what is left to refund")
     screenshot(desk, "staff-refund-error")
 
-    desk.fill("#amount", "150.00")
+    desk.fill("#amount", "")
+    desk.locator("#refund-lines input[type=checkbox]").first.check()
     desk.click("#refund-button")
 
-    expect(desk.locator(".flashes")).to_contain_text("The violations are owed again.")
+    expect(desk.locator(".flashes")).to_contain_text("1 violation is owed again.")
     expect(desk.locator("h1 .badge")).to_have_text("refunded")
     expect(desk.locator("#refunds tbody")).to_contain_text("staff:alice")
     expect(desk.locator("#refunds tbody")).to_contain_text("Decision withdrawn on appeal")
@@ -192,6 +194,36 @@ def test_a_supervisor_refunds_a_payment_and_the_receipt_shows_it(console, desk, 
     desk.click("#receipt-link")
     expect(desk.locator(".refund-row")).to_contain_text("150.00")
     expect(desk.locator("#receipt")).to_contain_text("Refunded: this fine is owed again")
+
+
+def test_signing_out_ends_every_browser_and_every_saved_cookie(console, browser, desk, screenshot):
+    other_browser = browser.new_context(**DESKTOP)
+    try:
+        other = other_browser.new_page()
+        sign_in(other, console.url)
+        expect(other.locator("#signed-in-as")).to_contain_text("alice")
+        saved = other_browser.cookies()
+        sign_in(desk, console.url)
+
+        desk.click("#signed-in-as")
+        expect(desk.locator("h1")).to_have_text("Your sessions")
+        assert desk.locator("#session-list tr.session-row").count() >= 2
+        expect(desk.locator("#session-list tr.session-current")).to_have_count(1)
+        screenshot(desk, "staff-sessions")
+        desk.click("#sign-out")
+
+        expect(desk).to_have_url(f"{console.url}/staff/login")
+        expect(desk.locator(".flashes")).to_contain_text("You are signed out.")
+        other.goto(f"{console.url}/staff/keys")
+        expect(other).to_have_url(f"{console.url}/staff/login?next=/staff/keys")
+        replayed = browser.new_context(**DESKTOP)
+        replayed.add_cookies(saved)
+        page = replayed.new_page()
+        page.goto(f"{console.url}/staff/")
+        expect(page).to_have_url(f"{console.url}/staff/login?next=/staff/")
+        replayed.close()
+    finally:
+        other_browser.close()
 
 
 def test_five_failures_lock_the_account(console, desk, screenshot):

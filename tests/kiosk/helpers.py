@@ -6,6 +6,7 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import select
 
+from finepay import audit
 from finepay.audit import AuditEntry
 from finepay.extensions import db
 from kiosk import services
@@ -80,7 +81,8 @@ def simulate(client, headers, outcome):
 
 
 def audit_actions(prefix="kiosk."):
-    """The audit log's actions (and details) starting with prefix, oldest first."""
+    """The audit log's actions (and details) starting with prefix, oldest first, counted refusals written out."""
+    audit.flush_refusals(include_current=True)
     return [(e.action, e.details) for e in db.session.execute(
         select(AuditEntry).where(AuditEntry.action.startswith(prefix)).order_by(AuditEntry.id)
     ).scalars()]

@@ -150,6 +150,9 @@ def test_partly_paid_elsewhere_refunds_only_that_part(client):
     (refund,) = refunds_of(both["id"])
     assert refund.automatic and refund.status == "succeeded"
     assert refund.amount == 23000
+    # Allocated to the line it did not settle; the violation it did settle stays paid.
+    assert [(line.item.violation_id, line.amount) for line in refund.lines] == [(shared.id, 23000)]
+    assert violation_row(other.id).status == "paid"
     assert violation_row(other.id).receipt_number == stored.receipt_number
     assert violation_row(shared.id).receipt_number == payment_row(alone["id"]).receipt_number
     assert sum(r.amount for r in sandbox_refunds()) == 23000
@@ -312,8 +315,7 @@ def test_refunds_with_new_keys_add_up_and_a_full_refund_closes_the_payment(clien
     violation, payment = paid_payment(client)
 
     services.refund_payment(payment["id"], 1000, reason="part", actor="clerk:1")
-    services.refund_payment(payment["id"], payment["amount"] - 1000, reason="rest", actor="clerk:1",
-                            release_violations=True)
+    services.refund_payment(payment["id"], payment["amount"] - 1000, reason="rest", actor="clerk:1")
 
     stored = payment_row(payment["id"])
     assert stored.status == "refunded"
@@ -341,7 +343,7 @@ def test_refund_outside_what_was_received_is_refused(app, client, amount):
     assert sandbox_refunds() == []
 
 
-def test_a_refund_the_gateway_refused_stays_pending_and_sync_retries_it(client, monkeypatch):
+def test_a_refund_the_gateway_could_not_take_stays_pending_and_sync_retries_it(client, monkeypatch):
     _violation, payment = paid_payment(client)
     gateway = current_gateway()
     real_refund = gateway.refund

@@ -1,12 +1,16 @@
 """POST /webhooks/<gateway> with the sandbox's signed events, on SQLite and PostgreSQL."""
 import json
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 
+from finepay.dbtypes import utcnow
 from finepay.extensions import db
 from payments import services
+from payments.gateways import CardTerminal, current_gateway
+from payments.gateways.sandbox import SandboxReaderAction
 from payments.models import WebhookEvent
 from tests.payments.helpers import (
     capture_at_sandbox,
@@ -233,3 +237,26 @@ def test_an_event_whose_handling_failed_is_applied_when_the_gateway_retries(clie
     assert retried.status_code == 200
     assert retried.get_json()["outcome"] == "applied"
     assert payment_row(captured["payment_id"]).status == "succeeded"
+
+
+@pytest.mark.parametrize("app_config", [{"SQLITE_BUSY_TIMEOUT_SECONDS": 3}])
+def test_an_event_whose_fresh_look_changes_the_sandbox_is_applied_without_waiting_on_itself(client, app_config):
+    """The sandbox keeps its ledger in FinePay's database: FinePay must hold no write lock while it asks.
+
+    A kiosk's reader left waiting past its timeout gives up when the intent is
+    next read, which writes to the sandbox's tables.
+    """
+    violation = overdue_violation()
+    payment = create_ok(client, [violation.id])
+    intent_id = payment_row(payment["id"]).gateway_intent_id
+    current_gateway().start_reader_payment(intent_id, terminal=CardTerminal(id=1, name="hall-1"),
+                                           idempotency_key="test:reader")
+    db.session.execute(update(SandboxReaderAction).values(started_at=utcnow() - timedelta(minutes=5)))
+    db.session.commit()
+
+    response = post_event(client, {"id": "evt_reader", "type": "payment_intent.payment_failed",
+                                   "intent_id": intent_id, "payment_id": payment["id"]})
+
+    assert response.status_code == 200, response.get_json()
+    assert events_stored() == 1
+    assert payment_row(payment["id"]).failure_code == "reader_timeout"

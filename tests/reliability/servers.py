@@ -1,4 +1,4 @@
-"""Processes the reliability tests start and stop: gunicorn, redis-server, a cuttable TCP proxy."""
+"""Processes the reliability tests start and stop: gunicorn, nginx, redis-server, a cuttable TCP proxy."""
 import json
 import os
 import shutil
@@ -16,6 +16,9 @@ import requests
 ROOT = Path(__file__).resolve().parents[2]
 GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
 STARTUP_SECONDS = 30
+NGINX_TEMPLATE = ROOT / "deploy" / "nginx-finepay.conf.template"
+# CI (.ci/run) sets these: a missing nginx is then a failure, not a skip.
+REQUIRE_NGINX = os.environ.get("REQUIRE_NGINX") == "1" or os.environ.get("REQUIRE_BROWSER") == "1"
 
 
 def free_port():
@@ -108,6 +111,13 @@ class Gunicorn:
     def log(self):
         """The server's output so far (for failure messages)."""
         return self.log_path.read_text(errors="replace")[-5000:] if self.log_path.exists() else ""
+
+    def kill(self):
+        """SIGKILL the master and its workers at once, as a machine dying would; returns the pids killed."""
+        pids = [self.process.pid, *self.worker_pids()]
+        os.killpg(self.process.pid, signal.SIGKILL)  # its own session: the workers share its group
+        self.process.wait()
+        return pids
 
     def stop(self):
         """Stop gracefully (SIGTERM), then for good."""
@@ -232,3 +242,119 @@ class CuttableProxy:
         self.closing = True
         self.cut()
         self.listener.close()
+
+
+class Nginx:
+    """Debian's nginx as a child process (never a daemon), running the shipped FinePay config over TLS.
+
+    The config is deploy/nginx-finepay.conf.template rendered by deploy/render_nginx.py, exactly as
+    docs/deploy.md tells an operator to; only the wrapper around it (pid, logs, temp files) is the test's.
+    """
+
+    def __init__(self, tmp_path, app_servers, client_rate="1000r/s", client_burst=1000):
+        self.binary = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
+        missing = [name for name, found in (("nginx", self.binary), ("openssl", shutil.which("openssl"))) if not found]
+        if missing:
+            message = f"{' and '.join(missing)} not installed (make services installs them); the two-node tests DID NOT RUN"
+            if REQUIRE_NGINX:
+                pytest.fail(message)
+            pytest.skip(message)
+        self.port, self.http_port = free_port(), free_port()
+        self.url = f"https://127.0.0.1:{self.port}"
+        self.dir = tmp_path / f"nginx-{self.port}"
+        (self.dir / "tmp").mkdir(parents=True)
+        self.cert, self.key = self.dir / "cert.pem", self.dir / "key.pem"
+        self.access_path = self.dir / "finepay-lb.access.log"
+        self.error_path = self.dir / "error.log"
+        self.settings = {
+            "FINEPAY_APP_SERVERS": " ".join(f"server {address} max_fails=1 fail_timeout=10s;"
+                                            for address in app_servers),
+            "FINEPAY_SERVER_NAME": "127.0.0.1",
+            "FINEPAY_HTTPS_LISTEN": f"127.0.0.1:{self.port}",
+            "FINEPAY_HTTP_LISTEN": f"127.0.0.1:{self.http_port}",
+            "FINEPAY_TLS_CERT": str(self.cert),
+            "FINEPAY_TLS_KEY": str(self.key),
+            "FINEPAY_LOG_DIR": str(self.dir),
+            "FINEPAY_CLIENT_RATE": client_rate,
+            "FINEPAY_CLIENT_BURST": str(client_burst),
+        }
+        self.process = None
+
+    def render(self):
+        """The site config, rendered by the same command the deploy guide gives."""
+        rendered = subprocess.run([sys.executable, str(ROOT / "deploy" / "render_nginx.py"), str(NGINX_TEMPLATE)],
+                                  env={"PATH": os.environ.get("PATH", ""), **self.settings},
+                                  capture_output=True, text=True, timeout=30)
+        assert rendered.returncode == 0, rendered.stderr
+        return rendered.stdout
+
+    def start(self):
+        """A self-signed certificate for 127.0.0.1, the config, nginx; wait until it proxies /healthz."""
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                        "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                        "-keyout", str(self.key), "-out", str(self.cert)], check=True, capture_output=True, timeout=30)
+        (self.dir / "finepay.conf").write_text(self.render())
+        temp = self.dir / "tmp"
+        (self.dir / "nginx.conf").write_text(f"""daemon off;
+{"user root;" if os.geteuid() == 0 else ""}
+worker_processes 1;
+pid {self.dir}/nginx.pid;
+error_log {self.error_path} notice;
+events {{ worker_connections 1024; }}
+http {{
+    client_body_temp_path {temp}/body;
+    proxy_temp_path {temp}/proxy;
+    fastcgi_temp_path {temp}/fastcgi;
+    uwsgi_temp_path {temp}/uwsgi;
+    scgi_temp_path {temp}/scgi;
+    include {self.dir}/finepay.conf;
+}}
+""")
+        with open(self.dir / "nginx.out", "wb") as out:
+            # -e: the compiled-in error log is opened before the config is read; keep it in our directory.
+            self.process = subprocess.Popen(
+                [self.binary, "-p", str(self.dir), "-c", str(self.dir / "nginx.conf"), "-e", str(self.error_path)],
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+
+        def up():
+            if self.process.poll() is not None:
+                pytest.fail(f"nginx exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                return requests.get(f"{self.url}/healthz", timeout=2, verify=self.cert).ok
+            except requests.RequestException:
+                return False
+
+        if not wait_until(up, STARTUP_SECONDS):
+            self.stop()
+            pytest.fail(f"nginx did not proxy /healthz within {STARTUP_SECONDS} s:\n{self.log()}")
+        return self
+
+    def entries(self):
+        """nginx's access log (one JSON object per request)."""
+        if not self.access_path.exists():
+            return []
+        return [json.loads(line) for line in self.access_path.read_text().splitlines() if line.strip()]
+
+    def log(self):
+        """nginx's output and error log so far (for failure messages)."""
+        parts = [path.read_text(errors="replace")[-3000:] for path in (self.dir / "nginx.out", self.error_path)
+                 if path.exists()]
+        return "\n".join(parts)
+
+    def stop(self):
+        """Stop at once (SIGTERM: nginx's fast shutdown), then for good."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()

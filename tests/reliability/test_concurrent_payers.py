@@ -1,19 +1,27 @@
-"""50 drivers in 50 processes pay the same violation at the same moment, through gunicorn on PostgreSQL."""
-import json
-import subprocess
-import sys
-import time
+"""50 drivers in 50 processes pay the same violation at the same moment, through gunicorn.
+
+On PostgreSQL and on SQLite (the `make run` default): both must give one capture.
+"""
 from collections import Counter
 
+import pytest
 from sqlalchemy import func, select
 
 from finepay.extensions import db
 from payments.gateways.sandbox import SandboxIntent
+from tests.conftest import fresh_database
 from tests.payments.helpers import overdue_violation
 from tests.reliability.ledger import ledger_report
-from tests.reliability.servers import ROOT, Gunicorn
+from tests.reliability.payer import describe, race
+from tests.reliability.servers import Gunicorn
 
 PAYERS = 50
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """Both databases: SQLite's write lock must keep the payers apart as PostgreSQL's row locks do."""
+    return fresh_database(request, tmp_path, request.param)
 
 
 def test_fifty_payers_in_separate_processes_settle_one_violation_once(app, database_url, tmp_path):
@@ -22,23 +30,10 @@ def test_fifty_payers_in_separate_processes_settle_one_violation_once(app, datab
     db.session.remove()
 
     with Gunicorn(tmp_path, database_url, workers=4, threads=4) as server:
-        start_at = time.time() + 4  # every payer process imported and waiting by then
-        payers = [
-            subprocess.Popen([sys.executable, "-m", "tests.reliability.payer", server.url, str(start_at), plate, vin,
-                              str(violation_id)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for _ in range(PAYERS)
-        ]
-        results = []
-        for payer in payers:
-            out, err = payer.communicate(timeout=120)
-            results.append(json.loads(out) if out.strip() else {"error": err[-500:]})
+        results = race(server.url, plate, vin, violation_id, PAYERS)
         server_log = server.log()
 
-    seen = Counter(
-        "error" if "error" in r else f"create {r['create']}" + (f" confirm {r['confirm']} {r.get('status') or r.get('confirm_code')}"
-                                                              if "confirm" in r else f" {r.get('create_code')}")
-        for r in results
-    )
+    seen = Counter(describe(r) for r in results)
     captures = db.session.execute(
         select(func.count()).select_from(SandboxIntent).where(SandboxIntent.status == "succeeded")
     ).scalar_one()

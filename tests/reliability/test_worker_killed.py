@@ -4,35 +4,19 @@ import signal
 import subprocess
 import sys
 import threading
-import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-
-import requests
 
 from finepay.extensions import db
 from tests.payments.helpers import overdue_violation
 from tests.reliability.ledger import ledger_report
+from tests.reliability.payer import describe, pay
 from tests.reliability.servers import ROOT, Gunicorn
 
 PAYMENTS = 60
 CLIENTS = 8
 KILL_AFTER = 20  # completed payments before the first kill
 KILLS = 2
-
-
-def pay(base_url, plate, vin, violation_id):
-    """Create and confirm one payment; returns what the driver saw."""
-    try:
-        created = requests.post(f"{base_url}/api/v1/payments", headers={"Idempotency-Key": str(uuid.uuid4())},
-                                json={"plate": plate, "vin_last6": vin, "violation_ids": [violation_id]}, timeout=30)
-        if created.status_code != 201:
-            return f"create {created.status_code}"
-        confirmed = requests.post(f"{base_url}/api/v1/payments/{created.json()['id']}/confirm",
-                                  json={"payment_method": "pm_card_visa"}, timeout=30)
-        return f"confirm {confirmed.status_code} {confirmed.json().get('status') or confirmed.json().get('code')}"
-    except requests.RequestException as exc:
-        return f"broken: {type(exc).__name__}"
 
 
 def test_a_worker_killed_mid_stream_loses_and_doubles_nothing(app, database_url, tmp_path):
@@ -45,7 +29,7 @@ def test_a_worker_killed_mid_stream_loses_and_doubles_nothing(app, database_url,
 
     with Gunicorn(tmp_path, database_url, workers=2, threads=4) as server:
         def one(args):
-            outcome = pay(server.url, *args)
+            outcome = describe(pay(server.url, *args))
             with lock:
                 done[outcome] += 1
                 finished = sum(done.values())
@@ -64,7 +48,7 @@ def test_a_worker_killed_mid_stream_loses_and_doubles_nothing(app, database_url,
                                "FINEPAY_INSTANCE_PATH": str(tmp_path)},
                           capture_output=True, text=True, timeout=120)
     report = ledger_report()
-    broken = sum(1 for o in outcomes if o.startswith("broken"))
+    broken = outcomes.count("broken")
     print(f"\n[reliability] SIGKILL mid-stream: requests sent ~{2 * PAYMENTS}, payments attempted {PAYMENTS}, "
           f"workers killed {len(killed)}, requests broken by the kills {broken}, outcomes {dict(Counter(outcomes))}, "
           f"after sync: charged {report['charged']}, settled {report['settled']}, statuses {report['statuses']}, "

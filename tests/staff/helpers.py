@@ -1,13 +1,15 @@
 """Shared helpers for the staff tests: accounts, signing in, and paid payments to work on."""
-import time
 import uuid
 
 from sqlalchemy import select
 from werkzeug.security import generate_password_hash
 
+from finepay import audit
 from finepay.audit import AuditEntry
 from finepay.extensions import db
 from payments import services as payment_services
+from staff import sessions
+from staff.auth import SESSION_KEY
 from staff.models import CLERK, SUPERVISOR, StaffUser
 from tests.payments.helpers import PLATE, VIN, overdue_violation, payment_row
 
@@ -31,10 +33,11 @@ def make_supervisor(username="boss"):
 
 def sign_in_as(client, user):
     """Put a signed-in session for ``user`` in the client's cookie (no password round trip)."""
+    token = sessions.start_session(user, "127.0.0.1", "test client")
     with client.session_transaction() as session:
         session["_user_id"] = user.get_id()
         session["_fresh"] = True
-        session["staff_seen"] = int(time.time())
+        session[SESSION_KEY] = token
     return client
 
 
@@ -59,7 +62,8 @@ def paid_payment(fine=20000, **violation_fields):
 
 
 def audit_actions(**filters):
-    """Audit entries' actions in order, optionally filtered by column values."""
+    """Audit entries' actions in order, optionally filtered by column values (counted refusals written out)."""
+    audit.flush_refusals(include_current=True)
     db.session.expire_all()
     query = select(AuditEntry)
     for name, value in filters.items():
@@ -68,7 +72,8 @@ def audit_actions(**filters):
 
 
 def last_audit(action):
-    """The latest audit entry with this action."""
+    """The latest audit entry with this action (counted refusals written out)."""
+    audit.flush_refusals(include_current=True)
     db.session.expire_all()
     return db.session.execute(
         select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id.desc()).limit(1)

@@ -1,5 +1,4 @@
-"""Staff accounts and signing in: the CLI, passwords, lockout, idle expiry, safe redirects, CSRF."""
-import time
+"""Staff accounts and signing in: the CLI, passwords, lockout, sign-out, safe redirects, CSRF."""
 from datetime import timedelta
 
 import pytest
@@ -216,43 +215,7 @@ def test_signed_in_staff_opening_the_sign_in_page_go_to_the_dashboard(client):
     assert client.get("/staff/login?next=https://evil.example/").headers["Location"] == "/staff/"
 
 
-# --- sessions ---------------------------------------------------------------------------------
-
-
-def test_an_idle_session_is_signed_out(client, app):
-    user = make_user("pete")
-    sign_in_as(client, user)
-    assert client.get("/staff/").status_code == 200
-    with client.session_transaction() as session:
-        session["staff_seen"] = int(time.time()) - 31 * 60
-
-    response = client.get("/staff/search")
-
-    assert response.status_code == 302
-    assert response.headers["Location"].startswith("/staff/login?next=/staff/search")
-    assert client.get("/staff/").status_code == 302
-    assert "without activity" in client.get("/staff/login").get_data(as_text=True)
-    assert last_audit("staff.signed_out").details == {"reason": "idle"}
-
-
-@pytest.mark.parametrize("app_config", [{"STAFF_SESSION_MINUTES": 5}])
-def test_idle_expiry_follows_its_setting(client):
-    sign_in_as(client, make_user("quinn"))
-    with client.session_transaction() as session:
-        session["staff_seen"] = int(time.time()) - 6 * 60
-
-    assert client.get("/staff/").status_code == 302
-
-
-def test_activity_keeps_the_session_alive(client):
-    sign_in_as(client, make_user("rita"))
-    with client.session_transaction() as session:
-        session["staff_seen"] = int(time.time()) - 29 * 60
-
-    assert client.get("/staff/").status_code == 200
-    with client.session_transaction() as session:
-        assert int(time.time()) - session["staff_seen"] < 5
-    assert client.get("/staff/").status_code == 200
+# --- sessions (and tests/staff/test_sessions.py) ---------------------------------------------------------------------------------
 
 
 def test_sign_out_ends_the_session(client):
@@ -307,7 +270,8 @@ def test_forms_without_their_token_are_refused(client):
 
     assert client.post("/staff/login", data={"username": "yara", "password": PASSWORD}).status_code == 400
     sign_in_as(client, user)
-    for path in ("/staff/logout", "/staff/keys", "/staff/users", "/staff/reconciliation/fetch", "/staff/imports"):
+    for path in ("/staff/logout", "/staff/keys", "/staff/users", "/staff/reconciliation/fetch", "/staff/imports",
+                 "/staff/sessions/1/end"):
         response = client.post(path, data={"name": "x"})
         assert response.status_code in (400, 422), path
         assert "expired" in response.get_data(as_text=True) or "CSRF" in response.get_data(as_text=True), path

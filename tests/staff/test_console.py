@@ -116,7 +116,7 @@ def test_a_supervisor_refunds_and_the_fines_are_owed_again(supervisor, client):
     assert refund.idempotency_key == f"staff:{payment.id}:{key}"
     assert [r.amount for r in sandbox_refunds(payment.gateway_intent_id)] == [23000]
     assert violation_row(violation.id).status == "unpaid"
-    assert re.search(r"Refunded \S*¥230\.00\. The violations are owed again",
+    assert re.search(r"Refunded \S*¥230\.00\. 1 violation is owed again",
                      supervisor.get(response.headers["Location"]).get_data(as_text=True))
     receipt = client.get(f"/receipts/{payment.receipt_number}").get_data(as_text=True)
     assert "Refunded on" in receipt and re.search(r"−\S*¥230\.00", receipt)
@@ -138,18 +138,21 @@ def test_clicking_refund_twice_refunds_once(supervisor):
 
 
 def test_a_partial_refund_leaves_the_rest_refundable(supervisor):
-    payment, _violation = paid_payment()
+    payment, violation = paid_payment()
 
     supervisor.post(f"/staff/payments/{payment.id}/refund", data={
         "amount": "30.00", "reason": "Late fee waived", "form_key": "a" * 32})
     page = supervisor.get(f"/staff/payments/{payment.id}").get_data(as_text=True)
 
     assert payment_row(payment.id).refunded_amount == 3000
-    assert 'value="200.00"' in page  # what is left, offered next
+    assert re.search(r"Up to \S*¥200\.00 can be refunded", page)  # what is left
+    assert violation_row(violation.id).status == "paid"  # a partial refund leaves the fine paid
 
 
 @pytest.mark.parametrize("data, field, message", [
-    ({"amount": "230.01", "reason": "Too much money"}, "amount", "between 0.01 and what is left"),
+    ({"amount": "230.01", "reason": "Too much money"}, "amount", "larger than what is left to refund"),
+    ({"reason": "Neither violations nor amount"}, "amount", "Tick the violations to refund, or enter an amount"),
+    ({"lines": "x", "reason": "Not a line"}, "lines", "Invalid"),
     ({"amount": "0", "reason": "Nothing at all"}, "amount", "above zero"),
     ({"amount": "12.345", "reason": "Odd amount"}, "amount", "such as 230.00"),
     ({"amount": "-5", "reason": "Negative"}, "amount", "such as 230.00"),

@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 
 from finepay.extensions import db
 from tests.factories import CSV_HEADER, csv_row
+from tests.payments.helpers import create_ok, fresh_violation, payment_row, sandbox_intents, today
 from tests.staff.helpers import audit_actions, make_supervisor, make_user, sign_in_as
 from violations.models import Violation
 
@@ -141,3 +142,22 @@ def test_a_bom_from_a_spreadsheet_is_fine(staff):
 
     assert response.status_code == 200
     assert '<dd id="count-inserted">2</dd>' in response.get_data(as_text=True)
+
+
+def test_an_upload_that_changes_a_quoted_violation_says_which_open_payment_it_cancels(staff):
+    violation = fresh_violation(notice_number="150203202611000401", fine=40000)  # ¥400, quoted below
+    payment = create_ok(staff, [violation.id])
+    changed = CSV_HEADER + csv_row(notice=violation.notice_number, fine="50000", decision=today().isoformat())
+
+    dry_run = upload(staff, changed).get_data(as_text=True)
+    assert "Open payments that will be cancelled" in dry_run and payment["id"] in dry_run
+    assert payment_row(payment["id"]).status == "created"
+
+    applied = staff.post(f"/staff/imports/{token_of(dry_run)}/apply").get_data(as_text=True)
+
+    assert '<dd id="count-canceled-payments">1</dd>' in applied
+    assert "Open payments that were cancelled" in applied and payment["id"] in applied
+    assert payment_row(payment["id"]).status == "canceled"
+    assert sandbox_intents(payment_id=payment["id"])[0].status == "canceled"
+    assert db.session.get(Violation, violation.id).fine == 50000
+

@@ -65,7 +65,7 @@ def test_the_feed_lists_settled_then_refunded_violations_in_order(client, api_ke
     second, v2 = paid_payment(fine=10000)
     from payments.services import refund_payment
     refund_payment(first.id, first.amount_received, reason="appeal upheld", actor="staff:x",
-                   idempotency_key=f"{first.id}:test", release_violations=True)
+                   idempotency_key=f"{first.id}:test")
 
     body = feed(client, api_key).get_json()
 

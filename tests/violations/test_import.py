@@ -203,6 +203,7 @@ BAD_ROWS = {
     "vin_with_letter_o": (csv_row(notice="150203202611000900", vin="A1234O"), "vin_last6:"),
     "decimal_fine": (csv_row(notice="150203202611000900", fine="12.50"), "fine must be a whole number"),
     "negative_fine": (csv_row(notice="150203202611000900", fine="-100"), "fine must be a whole number"),
+    "zero_fine": (csv_row(notice="150203202611000900", fine="0"), "fine is 0: a notice with nothing to pay"),
     "naive_occurred_at": (csv_row(notice="150203202611000900", occurred="2026-11-02T08:15:00"),
                           "occurred_at has no UTC offset"),
     "impossible_decision_date": (csv_row(notice="150203202611000900", decision="2026-02-30"), "decision_date"),
