@@ -47,7 +47,7 @@ run: $(INSTALLED) $(MO_FILES)
 	@echo
 	@echo "  FinePay is starting on http://127.0.0.1:8000  (Ctrl-C to stop)"
 	@echo
-	PAYMENT_GATEWAY=sandbox $(BIN)/gunicorn --bind 127.0.0.1:8000 --workers 2 --access-logfile - wsgi:app
+	PAYMENT_GATEWAY=sandbox $(BIN)/gunicorn -c gunicorn.conf.py --bind 127.0.0.1:8000 --workers 2 --access-logfile - wsgi:app
 
 ## Chromium for the browser tests, from Debian's packages (Playwright cannot download browsers here),
 ## with a CJK font so that screenshots show plates instead of empty boxes, and axe-core from npm.

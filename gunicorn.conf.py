@@ -1,17 +1,24 @@
 """gunicorn settings for FinePay: gunicorn -c gunicorn.conf.py wsgi:app
 
 Sized from the CPU count and overridable from the environment. The access
-log records the path only (never the query string), with receipt numbers and
-kiosk enrolment codes masked (finepay.observability.AccessLogger); plates,
-VIN codes and card tokens only ever travel in request bodies, which are never
-logged.
+log is one JSON object per line with the path only (never the query string),
+receipt numbers and kiosk enrolment codes masked
+(finepay.observability.AccessLogger); plates, VIN codes and card tokens only
+ever travel in request bodies, which are never logged.
+
+Development mode with the built-in SECRET_KEY (anyone can forge its session
+cookies) serves on 127.0.0.1 only, whatever --bind or FINEPAY_BIND says, and
+says so at start.
 
 Graceful reload: ``kill -HUP <master>`` starts new workers on the new code and
 lets the old ones finish their requests (up to graceful_timeout); the app is
 not preloaded, so every reload re-imports it.
 """
+import ipaddress
 import multiprocessing
 import os
+
+from finepay.settings import uses_builtin_secret_key
 
 cpus = multiprocessing.cpu_count()
 bind = os.environ.get("FINEPAY_BIND", "127.0.0.1:8000")
@@ -38,20 +45,45 @@ limit_request_fields = 60
 limit_request_field_size = 8190
 
 accesslog = os.environ.get("FINEPAY_ACCESS_LOG", "-") or None
+# One JSON object per line (type, remote, method, path, status, bytes, duration_ms, pid, request_id),
+# built by the logger class itself: access_log_format is not used.
 logger_class = "finepay.observability.AccessLogger"
-# One JSON object per line: path only (%(U)s, masked), no query string, no body.
-access_log_format = (
-    '{"type":"access","remote":"%(h)s","method":"%(m)s","path":"%(U)s","status":%(s)s,'
-    '"bytes":"%(B)s","duration_ms":%(M)s,"pid":"%(p)s","request_id":"%({x-request-id}o)s"}'
-)
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # Only the local reverse proxy may claim the request was HTTPS (X-Forwarded-Proto).
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 
 
+def _is_local(address):
+    """Whether a bind address (host:port, [v6]:port, unix:path, fd://n) is reachable only from this machine."""
+    if address.startswith(("unix:", "fd://")):
+        return True
+    host = address.rsplit(":", 1)[0].strip("[]") if ":" in address else address
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def keep_development_local(server):
+    """Development with the built-in secret key: rebind every non-local address to 127.0.0.1, and say so."""
+    if not uses_builtin_secret_key(os.environ):
+        return
+    binds = [a if _is_local(a) else "127.0.0.1:" + (a.rsplit(":", 1)[1] if ":" in a else "8000")
+             for a in server.cfg.bind]
+    if binds != server.cfg.bind:
+        server.cfg.set("bind", binds)
+    server.log.warning(
+        "FinePay is in development mode with the built-in SECRET_KEY: for local use only, serving on %s only. "
+        "Set FINEPAY_ENV=production and a SECRET_KEY of your own to serve anyone else.", ", ".join(binds)
+    )
+
+
 def on_starting(server):
-    """Prometheus multiprocess mode: an empty directory at every start."""
+    """Keep a development server local; Prometheus multiprocess mode: an empty directory at every start."""
+    keep_development_local(server)
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:
         os.makedirs(directory, exist_ok=True)

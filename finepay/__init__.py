@@ -4,7 +4,7 @@ import os
 from flask import Flask, has_request_context, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from finepay import database, errors, formatting, i18n, observability, security, settings
+from finepay import database, errors, formatting, i18n, inputs, observability, security, settings
 from finepay.api import JSONProvider
 from finepay.extensions import api, babel, csrf, db, limiter, login_manager, migrate
 
@@ -32,6 +32,7 @@ def create_app(test_config=None):
     if app.config["PROXY_COUNT"] > 0:
         # Behind nginx every client would otherwise be 127.0.0.1 to the rate limits and the audit log.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_COUNT"], x_proto=app.config["PROXY_COUNT"])
+    inputs.init_app(app)  # before any rule is added: the converters are bound when a rule is
     register_extensions(app)
     observability.init_app(app)  # request ids and metrics first: everything after is measured
     security.init_app(app)
@@ -159,7 +160,7 @@ def register_hooks(app):
     @app.context_processor
     def inject_globals():
         return {
-            "sandbox": app.config["PAYMENT_GATEWAY"] == "sandbox",
+            "sandbox": app.config["SANDBOX"],
             "html_lang": i18n.html_lang(),
         }
 

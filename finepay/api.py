@@ -2,7 +2,9 @@
 import json
 
 import flask_smorest
+from flask import current_app
 from flask.json.provider import DefaultJSONProvider
+from marshmallow import fields
 from webargs.flaskparser import FlaskParser
 
 
@@ -38,3 +40,17 @@ class Blueprint(flask_smorest.Blueprint):
     """flask-smorest's Blueprint with FinePay's body parser."""
 
     ARGUMENTS_PARSER = BodyParser()
+
+
+class SandboxFlag(fields.Boolean):
+    """``sandbox`` in every payment, receipt and feed entry: true when the server's gateway moves no real money.
+
+    Read from the SANDBOX flag set when the app starts, whatever the dumped object holds.
+    """
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("metadata", {"description": "true on a sandbox server: no real money moved"})
+        super().__init__(dump_only=True, **kwargs)
+
+    def serialize(self, attr, obj, accessor=None, **kwargs):
+        return bool(current_app.config.get("SANDBOX"))

@@ -3,9 +3,10 @@ import logging
 
 from flask import render_template, request
 from flask_babel import gettext as _
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from werkzeug.exceptions import InternalServerError
 
+from finepay.extensions import db
 from finepay.i18n import localize_errors, localize_message
 
 log = logging.getLogger(__name__)
@@ -125,9 +126,17 @@ def handle_database_error(error):
     return error_response(503, "unavailable", default_messages()[503], headers={"Retry-After": "5"})
 
 
+def handle_refused_value(error):
+    """The database refused a value from the request (NUL in text, too long, out of range): bad input, a 422."""
+    db.session.rollback()
+    log.warning("the database refused a value: %s", type(getattr(error, "orig", error)).__name__)
+    return error_response(422, "invalid_input", default_messages()[422])
+
+
 def register_error_handlers(app):
     """Install the handlers on the app."""
     app.register_error_handler(ApiError, handle_api_error)
     app.register_error_handler(OperationalError, handle_database_error)
     app.register_error_handler(InterfaceError, handle_database_error)
+    app.register_error_handler(DataError, handle_refused_value)
     # HTTPException is routed through FinePayApi.handle_http_exception

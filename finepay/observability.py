@@ -24,6 +24,7 @@ import os
 import re
 import sys
 import time
+import traceback
 import uuid
 from datetime import UTC, datetime
 
@@ -36,7 +37,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, object_session
 
 REQUEST_ID_HEADER = "X-Request-ID"
-_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
+# A client's id is kept only when it is plainly an id: it lands in logs, audit rows and gateway calls.
+_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 _request_id = contextvars.ContextVar("finepay_request_id", default=None)
 
 # Anything that looks like a credential or a card token is masked in every log line,
@@ -87,11 +89,15 @@ class Redactor:
 
 
 class JSONFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, request id, pid, and any exception."""
+    """One JSON object per line: time, level, logger, message, request id, pid, and any exception.
 
-    def __init__(self, redactor=None):
+    On a sandbox server (no real money moves) every line also carries ``"sandbox": "SANDBOX"``.
+    """
+
+    def __init__(self, redactor=None, sandbox=False):
         super().__init__()
         self.redactor = redactor or Redactor()
+        self.sandbox = sandbox
 
     def format(self, record):
         """The record as a single line of JSON, secrets masked."""
@@ -103,6 +109,8 @@ class JSONFormatter(logging.Formatter):
             "request_id": getattr(record, "request_id", None) or current_request_id(),
             "pid": record.process,
         }
+        if self.sandbox:
+            entry["sandbox"] = "SANDBOX"
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         for key in ("event", "operation", "gateway", "duration_ms", "outcome", "code", "status", "path"):
@@ -114,8 +122,9 @@ class JSONFormatter(logging.Formatter):
 class TextFormatter(logging.Formatter):
     """Human-readable lines for a developer's terminal, secrets masked all the same."""
 
-    def __init__(self, redactor=None):
-        super().__init__("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+    def __init__(self, redactor=None, sandbox=False):
+        prefix = "SANDBOX " if sandbox else ""
+        super().__init__(prefix + "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
         self.redactor = redactor or Redactor()
 
     def format(self, record):
@@ -132,7 +141,9 @@ def configure_logging(app):
     """Send every log line to stderr as JSON (or text), with the request id, secrets masked."""
     config = app.config
     redactor = Redactor(config.get(name) or "" for name in SECRET_SETTINGS)
-    formatter = JSONFormatter(redactor) if config["LOG_FORMAT"] == "json" else TextFormatter(redactor)
+    sandbox = bool(config.get("SANDBOX"))
+    formatter = (JSONFormatter(redactor, sandbox) if config["LOG_FORMAT"] == "json"
+                 else TextFormatter(redactor, sandbox))
     root = logging.getLogger()
     for handler in [h for h in root.handlers if isinstance(h, _FinePayHandler)]:
         root.removeHandler(handler)
@@ -147,28 +158,58 @@ def configure_logging(app):
 
 
 class AccessLogger(GunicornLogger):
-    """gunicorn's access log without secrets in paths: receipt numbers and enrolment codes are masked.
+    """gunicorn's access log as one JSON object per line, without secrets in paths.
 
-    The format in gunicorn.conf.py logs the path only (never the query string);
-    this also masks the path segments that work like passwords.
+    The line is built with json.dumps (never by pasting the path into a format
+    string), so a path holding quotes, backslashes, newlines or NUL still
+    gives one valid JSON object. Only the path is logged (never the query
+    string or a body); receipt numbers, in any case, and kiosk enrolment codes
+    are masked, so no line ties a payment id to its receipt.
     """
 
-    _SENSITIVE_PATH = re.compile(r"(FP-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4})|(/kiosk/enrol/)[^/?]+")
+    _RECEIPT = re.compile(r"FP-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}", re.IGNORECASE)
+    # Whatever follows these prefixes works like a password, even when it is not well formed.
+    _SECRET_SEGMENT = re.compile(r"(/receipts/|/kiosk/enrol/)[^/]+", re.IGNORECASE)
 
-    def atoms(self, resp, req, environ, request_time):
-        """gunicorn's log atoms with the path masked and the query string dropped."""
-        atoms = super().atoms(resp, req, environ, request_time)
-        for key in ("U", "r"):
-            if key in atoms:
-                atoms[key] = self.mask(atoms[key])
-        atoms["q"] = ""
-        return atoms
+    def access(self, resp, req, environ, request_time):
+        """Write the request's access line (see access_entry)."""
+        if not self.access_log_enabled:
+            return
+        try:
+            entry = self.access_entry(resp, req, environ, request_time)
+            self.access_log.info("%s", json.dumps(entry, ensure_ascii=False))
+        except Exception:  # noqa: BLE001  (gunicorn's own access() never lets a log line fail a request)
+            self.error(traceback.format_exc())
+
+    def access_entry(self, resp, req, environ, request_time):
+        """The access line's fields: who, what (path masked), status, size, time, worker, request id."""
+        atoms = self.atoms(resp, req, environ, request_time)
+        return {
+            "type": "access",
+            "remote": atoms.get("h", "-"),
+            "method": atoms.get("m", "-"),
+            "path": self.mask(self.readable(atoms.get("U", ""))),
+            "status": resp.status_code if isinstance(getattr(resp, "status_code", None), int) else atoms.get("s"),
+            "bytes": atoms.get("B", "-"),
+            "duration_ms": atoms.get("M"),
+            "pid": atoms.get("p", "-"),
+            "request_id": atoms.get("{x-request-id}o", "-"),
+        }
+
+    @staticmethod
+    def readable(path):
+        """WSGI hands the path over as latin-1: give back the UTF-8 the client sent (plates are Chinese)."""
+        try:
+            return path.encode("latin-1").decode("utf-8", errors="replace")
+        except UnicodeEncodeError:
+            return path
 
     @classmethod
     def mask(cls, path):
-        """The path with receipt numbers and enrolment codes replaced by [redacted]."""
+        """The path with receipt numbers and enrolment codes replaced by [redacted], query string dropped."""
         path = path.split("?", 1)[0] if " " not in path else re.sub(r"\?\S*", "", path)
-        return cls._SENSITIVE_PATH.sub(lambda m: (m.group(2) or "") + REDACTED, path)
+        path = cls._SECRET_SEGMENT.sub(lambda m: m.group(1) + REDACTED, path)
+        return cls._RECEIPT.sub(REDACTED, path)
 
 
 # --- metrics -----------------------------------------------------------------
@@ -363,7 +404,7 @@ def init_app(app):
     @app.before_request
     def start_request():
         offered = request.headers.get(REQUEST_ID_HEADER, "")
-        g.request_id = offered if _VALID_REQUEST_ID.match(offered) else new_request_id()
+        g.request_id = offered if _VALID_REQUEST_ID.fullmatch(offered) else new_request_id()
         g.request_id_token = _request_id.set(g.request_id)
         g.request_started = time.perf_counter()
 

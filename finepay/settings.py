@@ -67,6 +67,8 @@ def from_env(instance_path, env=None):
         # SQLite only: how long a transaction waits for another worker's write lock before failing (503).
         "SQLITE_BUSY_TIMEOUT_SECONDS": _int(env, "SQLITE_BUSY_TIMEOUT_SECONDS", 30),
         "PAYMENT_GATEWAY": env.get("PAYMENT_GATEWAY", "sandbox"),
+        # Only for a staging copy: production otherwise refuses a gateway that moves no money (check_sandbox).
+        "ALLOW_SANDBOX_IN_PRODUCTION": _bool(env, "ALLOW_SANDBOX_IN_PRODUCTION", False),
         "QUOTE_TTL_MINUTES": _int(env, "QUOTE_TTL_MINUTES", 30),
         "PUBLIC_BASE_URL": env.get("PUBLIC_BASE_URL", ""),
         # How many reverse proxies (nginx, a load balancer) stand in front and set X-Forwarded-For/-Proto.
@@ -130,6 +132,28 @@ def from_env(instance_path, env=None):
         # localstripe refuses created[...] filters on its list endpoints.
         "STRIPE_LIST_CREATED_FILTER": _bool(env, "STRIPE_LIST_CREATED_FILTER", True),
     }
+
+
+def uses_builtin_secret_key(env=None):
+    """Whether the app would run in development with DEV_SECRET_KEY: fit for this machine only."""
+    env = os.environ if env is None else env
+    return env.get("FINEPAY_ENV", "development") == "development" and env.get("SECRET_KEY", DEV_SECRET_KEY) in (
+        DEV_SECRET_KEY, "")
+
+
+def check_sandbox(config):
+    """Refuse production on a simulated gateway (it marks fines paid while no money moves) unless allowed.
+
+    ``config["SANDBOX"]`` is set from the adapter when the app starts
+    (payments.gateways.init_app); every page, receipt, feed entry and log line
+    then says SANDBOX.
+    """
+    if config["FINEPAY_ENV"] == "production" and config["SANDBOX"] and not config["ALLOW_SANDBOX_IN_PRODUCTION"]:
+        raise SettingsError(
+            f"FINEPAY_ENV=production with PAYMENT_GATEWAY={config['PAYMENT_GATEWAY']!r}, which moves no money: "
+            "set PAYMENT_GATEWAY to a real gateway (e.g. stripe, with its keys), or ALLOW_SANDBOX_IN_PRODUCTION=1 "
+            "for a staging copy that says SANDBOX everywhere"
+        )
 
 
 def check_production(config):

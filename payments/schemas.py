@@ -3,6 +3,7 @@ import re
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_dump, validate, validates
 
+from finepay.api import SandboxFlag
 from payments.gateways import current_gateway
 from payments.messages import failure_message
 from violations.plates import normalize_plate, normalize_vin_last6
@@ -102,6 +103,7 @@ class PaymentSchema(Schema):
     failure_message = fields.Method("get_failure_message", allow_none=True)
     refunds = fields.List(fields.Nested(RefundSchema))
     client_secret = fields.Method("get_client_secret", allow_none=True)
+    sandbox = SandboxFlag()
 
     @post_dump(pass_original=True)
     def add_gateway_fields(self, data, payment, **kwargs):
@@ -156,3 +158,4 @@ class ReceiptSchema(Schema):
     net_amount = fields.Integer(metadata={"description": "amount - refunded_amount"})
     refunds = fields.List(fields.Nested(RefundSchema))
     status = fields.String()
+    sandbox = SandboxFlag()

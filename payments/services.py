@@ -784,7 +784,8 @@ def handle_webhook(gateway_name, payload, headers):
         raise ApiError(_("Unknown gateway."), code="not_found", status=404)
     try:
         event = gateway.parse_webhook(payload, headers)
-    except gateways.WebhookVerificationError as error:
+    # RecursionError: a signed body nested too deeply for json.loads, whichever adapter parsed it.
+    except (gateways.WebhookVerificationError, RecursionError) as error:
         audit.record_refusal("webhook.refused", "gateway", gateway.name, reason="bad signature")
         db.session.commit()
         raise ApiError(_("Invalid webhook signature."), code="bad_signature", status=400) from error

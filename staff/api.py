@@ -2,10 +2,11 @@
 from flask import request
 from flask.views import MethodView
 from flask_babel import gettext as _
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
-from finepay.api import Blueprint
+from finepay.api import Blueprint, SandboxFlag
 from finepay.errors import ApiError
+from finepay.inputs import is_id_text
 from staff import services
 
 API_KEY_HEADER = "X-API-Key"
@@ -15,10 +16,16 @@ blp = Blueprint("settlements", __name__, url_prefix="/api/v1",
                             "violation system")
 
 
+def _cursor(value):
+    """next_cursor as the feed gave it: an id that fits a 64-bit column."""
+    if not is_id_text(value):
+        raise ValidationError("Not a cursor.")
+
+
 class SettlementQueryArgsSchema(Schema):
     """Where to continue from, and how many audit events to read at most."""
 
-    after = fields.String(load_default="0", validate=validate.Regexp(r"^\d{1,19}\Z", error="Not a cursor."),
+    after = fields.String(load_default="0", validate=_cursor,
                           metadata={"description": "next_cursor from the previous page; 0 (or absent) from the start"})
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
 
@@ -48,6 +55,7 @@ class SettlementEventSchema(Schema):
     refunded = fields.Integer(allow_none=True, metadata={
         "description": "refunded on this violation's line so far, of amount + service_fee (0 for settled)"})
     currency = fields.String()
+    sandbox = SandboxFlag()
 
 
 class SettlementFeedSchema(Schema):

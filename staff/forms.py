@@ -20,9 +20,25 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional, Regexp, ValidationError
 
+from finepay.inputs import EARLIEST_DATE, LATEST_DATE, is_business_date, is_id_text
 from staff.models import CLERK, SUPERVISOR
 
 ROLE_CHOICES = [SelectChoice(CLERK, _l("clerk")), SelectChoice(SUPERVISOR, _l("supervisor"))]
+
+
+def business_date(_form, field):
+    """A date filter within the years FinePay can compute with."""
+    if field.data is not None and not is_business_date(field.data):
+        raise ValidationError(_l("Choose a date from %(first)s to %(last)s.", first=EARLIEST_DATE.isoformat(),
+                                 last=LATEST_DATE.isoformat()))
+
+
+def id_text(_form, field):
+    """An id or cursor that fits a 64-bit column."""
+    if field.data and not is_id_text(field.data):
+        raise ValidationError(_l("Not a valid position in the list."))
+
+
 REASON_LENGTH = Length(min=5, max=500, message=_l("Say why in at least 5 characters (500 at most)."))
 
 
@@ -56,8 +72,8 @@ class DateRangeForm(FlaskForm):
     class Meta:
         csrf = False
 
-    start = DateField(_l("From"), validators=[Optional()])
-    end = DateField(_l("To (inclusive)"), validators=[Optional()])
+    start = DateField(_l("From"), validators=[Optional(), business_date])
+    end = DateField(_l("To (inclusive)"), validators=[Optional(), business_date])
 
     def validate_end(self, field):
         """The end is not before the start."""
@@ -170,6 +186,6 @@ class AuditFilterForm(FlaskForm):
     action = StringField(_l("Action starts with"), validators=[Optional(), Length(max=60)])
     actor = StringField(_l("Actor"), validators=[Optional(), Length(max=100)])
     subject = StringField(_l("Subject (type or type:id)"), validators=[Optional(), Length(max=110)])
-    start = DateField(_l("From"), validators=[Optional()])
-    end = DateField(_l("To (inclusive)"), validators=[Optional()])
-    before = HiddenField(validators=[Optional(), Regexp(r"^\d{1,19}\Z")])
+    start = DateField(_l("From"), validators=[Optional(), business_date])
+    end = DateField(_l("To (inclusive)"), validators=[Optional(), business_date])
+    before = HiddenField(validators=[Optional(), id_text])

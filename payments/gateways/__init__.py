@@ -12,6 +12,8 @@ from importlib.metadata import entry_points
 
 from flask import current_app
 
+from finepay.settings import check_sandbox
+
 ENTRY_POINT_GROUP = "finepay.gateways"
 
 # FinePay's words for where a gateway intent stands.
@@ -72,6 +74,10 @@ class GatewayTransaction:
     status: str = SUCCEEDED
 
 
+# The longest event id, type or intent id FinePay records (payments.models.WebhookEvent).
+EVENT_FIELD_MAX = 100
+
+
 @dataclass(frozen=True)
 class GatewayEvent:
     """A verified notification from the gateway."""
@@ -81,6 +87,15 @@ class GatewayEvent:
     intent_id: str | None = None  # set when the event concerns an intent: FinePay re-reads it
     payment_id: str | None = None
     data: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self):
+        # Whatever an adapter read from a (signed) body must fit FinePay's columns, or the event is malformed.
+        for name in ("id", "type", "intent_id", "payment_id"):
+            value = getattr(self, name)
+            if value is None and name in ("intent_id", "payment_id"):
+                continue
+            if not isinstance(value, str) or not 0 < len(value) <= EVENT_FIELD_MAX or "\x00" in value:
+                raise WebhookVerificationError(f"event {name} is not a string of 1 to {EVENT_FIELD_MAX} characters")
 
 
 # Where a card-present collection on a kiosk's reader stands (see ReaderPayment).
@@ -166,6 +181,8 @@ class PaymentGateway:
     """
 
     name = "base"
+    #: True for an adapter that moves no real money (the sandbox): pages, receipts, the feed and logs say SANDBOX.
+    simulated = False
     #: Whether start_reader_payment and friends work (card readers at kiosks).
     supports_card_present = False
     #: Webhook event types that concern an intent (FinePay re-reads it); others are ignored.
@@ -246,6 +263,8 @@ def load_gateway_class(name):
 def init_app(app):
     """Build the configured gateway once per app and keep it in app.extensions."""
     cls = load_gateway_class(app.config["PAYMENT_GATEWAY"])
+    app.config["SANDBOX"] = cls.simulated
+    check_sandbox(app.config)
     app.extensions["finepay.gateway"] = cls(app.config)
 
 

@@ -145,6 +145,7 @@ class SandboxGateway(PaymentGateway):
     """A deterministic stand-in for a card gateway, for development, demos and tests."""
 
     name = "sandbox"
+    simulated = True
     intent_event_types = frozenset({
         "payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.canceled",
         "payment_intent.processing", "payment_intent.requires_action", "payment_intent.amount_capturable_updated",

@@ -10,7 +10,8 @@ from tests.conftest import make_app
 from tests.factories import make_violation
 
 ROOT = Path(__file__).resolve().parents[2]
-PRODUCTION = {"FINEPAY_ENV": "production", "SECRET_KEY": "p" * 48, "SESSION_COOKIE_SECURE": True}
+PRODUCTION = {"FINEPAY_ENV": "production", "SECRET_KEY": "p" * 48, "SESSION_COOKIE_SECURE": True,
+              "ALLOW_SANDBOX_IN_PRODUCTION": True}
 STRIPE_KEY = "sk_test_SECRETkey0000000000000000000042"
 WEBHOOK_SECRET = "whsec_SECRETwebhook00000000000000000042"
 PAGES = ["/", "/api/v1/lookups", "/api/openapi.json", "/healthz", "/readyz", "/no/such/page", "/staff/login",
