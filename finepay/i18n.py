@@ -205,6 +205,7 @@ APP_MESSAGES = (
     N_("occurred_at is in the future"),
     N_("decision_date is not a YYYY-MM-DD date: {raw}"),
     N_("decision_date is before the violation occurred"),
+    N_("decision_date is in the future"),
     N_("payable_online must be true or false"),
     N_("offense_code must be letters and digits"),
     N_("cannot read the header: {reason}"),

@@ -157,6 +157,10 @@ def configure_logging(app):
     app.logger.propagate = True
 
 
+# Set in the WSGI environ by a sandbox app: gunicorn's logger cannot see the app's config, only the request.
+SANDBOX_ENVIRON = "finepay.sandbox"
+
+
 class AccessLogger(GunicornLogger):
     """gunicorn's access log as one JSON object per line, without secrets in paths.
 
@@ -164,7 +168,8 @@ class AccessLogger(GunicornLogger):
     string), so a path holding quotes, backslashes, newlines or NUL still
     gives one valid JSON object. Only the path is logged (never the query
     string or a body); receipt numbers, in any case, and kiosk enrolment codes
-    are masked, so no line ties a payment id to its receipt.
+    are masked, so no line ties a payment id to its receipt. A request a
+    sandbox app answered carries ``"sandbox": "SANDBOX"`` like the app's own lines.
     """
 
     _RECEIPT = re.compile(r"FP-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}", re.IGNORECASE)
@@ -194,6 +199,7 @@ class AccessLogger(GunicornLogger):
             "duration_ms": atoms.get("M"),
             "pid": atoms.get("p", "-"),
             "request_id": atoms.get("{x-request-id}o", "-"),
+            **({"sandbox": "SANDBOX"} if environ.get(SANDBOX_ENVIRON) else {}),
         }
 
     @staticmethod
@@ -403,6 +409,8 @@ def init_app(app):
 
     @app.before_request
     def start_request():
+        if app.config.get("SANDBOX"):
+            request.environ[SANDBOX_ENVIRON] = True  # for gunicorn's access line, written after the app answered
         offered = request.headers.get(REQUEST_ID_HEADER, "")
         g.request_id = offered if _VALID_REQUEST_ID.fullmatch(offered) else new_request_id()
         g.request_id_token = _request_id.set(g.request_id)

@@ -126,6 +126,9 @@ def parse_row(row, now=None):
         raise RowError(f"decision_date is not a YYYY-MM-DD date: {raw_date[:20]!r}") from None
     if decision_date < occurred_at.date() - timedelta(days=1):
         raise RowError("decision_date is before the violation occurred")
+    if decision_date > now.date() + timedelta(days=1):
+        # A decision not yet taken cannot be imported; 9999-12-31 would also overflow the due-date arithmetic.
+        raise RowError("decision_date is in the future")
     online = (row.get("payable_online") or "").strip().lower()
     if online not in _BOOLEANS:
         raise RowError("payable_online must be true or false")

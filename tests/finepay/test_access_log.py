@@ -15,7 +15,7 @@ import pytest
 from gunicorn.config import Config
 
 from finepay.extensions import db
-from finepay.observability import AccessLogger
+from finepay.observability import SANDBOX_ENVIRON, AccessLogger
 from tests.conftest import make_app
 from tests.reliability.servers import Gunicorn
 from tests.staff.helpers import paid_payment
@@ -79,6 +79,7 @@ def test_gunicorn_writes_every_access_line_as_json_without_receipt_numbers(tmp_p
         assert receipt not in line.upper(), line
     assert any(e["path"] == f"/pay/{payment_id}" for e in entries)
     assert any(e["path"] == "/receipts/[redacted]" for e in entries)
+    assert all(e["sandbox"] == "SANDBOX" for e in entries)  # no real money moves here, and every line says so
 
 
 def test_gunicorn_keeps_a_plain_request_id_and_replaces_any_other(tmp_path, sqlite_url):
@@ -208,3 +209,18 @@ def test_a_real_gunicorn_asked_to_bind_every_interface_in_development_listens_on
     assert listening == {"127.0.0.1"}
     assert f"Listening at: http://127.0.0.1:{port}" in log
     assert log.count("for local use only") == 1  # once, from the master
+
+
+def test_only_a_request_a_sandbox_app_answered_is_marked_sandbox_in_the_access_log():
+    config = Config()
+    config.set("accesslog", "-")
+    logger = AccessLogger(config)
+    request = types.SimpleNamespace(method="GET", path="/", query="", uri="/", version=(1, 1), headers=[])
+    environ = {"REMOTE_ADDR": "127.0.0.1", "PATH_INFO": "/", "QUERY_STRING": "", "REQUEST_METHOD": "GET",
+               "SERVER_PROTOCOL": "HTTP/1.1", "RAW_URI": "/"}
+
+    real = logger.access_entry(_Response(), request, environ, timedelta(milliseconds=3))
+    sandbox = logger.access_entry(_Response(), request, {**environ, SANDBOX_ENVIRON: True}, timedelta(milliseconds=3))
+
+    assert "sandbox" not in real
+    assert sandbox["sandbox"] == "SANDBOX"

@@ -207,6 +207,8 @@ BAD_ROWS = {
     "naive_occurred_at": (csv_row(notice="150203202611000900", occurred="2026-11-02T08:15:00"),
                           "occurred_at has no UTC offset"),
     "impossible_decision_date": (csv_row(notice="150203202611000900", decision="2026-02-30"), "decision_date"),
+    "last_day_of_the_calendar": (csv_row(notice="150203202611000900", decision="9999-12-31"),
+                                 "decision_date is in the future"),
     "garbled_occurred_at": (csv_row(notice="150203202611000900", occurred="yesterday"), "occurred_at"),
     "payable_online_maybe": (csv_row(notice="150203202611000900", online="maybe"), "payable_online"),
     "empty_description": (csv_row(notice="150203202611000900", description=""), "description is empty"),
