@@ -23,7 +23,7 @@ busy timeout makes a writer wait its turn instead of failing.
 """
 import time
 
-from sqlalchemy import delete, event, exc, false
+from sqlalchemy import event, exc
 
 
 def ping_when_idle(engine, idle_seconds):
@@ -46,19 +46,6 @@ def ping_when_idle(engine, idle_seconds):
                 # The pool throws this connection away and checks out another (up to three times).
                 raise exc.DisconnectionError() from error
             raise
-
-
-def write_lock(session, table):
-    """SQLite: take the database's write lock now, held until this transaction ends.
-
-    SQLite ignores SELECT ... FOR UPDATE and lets two transactions read the
-    same rows before either writes; a write that changes nothing takes its one
-    write lock (waiting for the busy timeout), so that what is read next
-    cannot change before this transaction commits. Other databases lock rows
-    with FOR UPDATE instead: there this does nothing.
-    """
-    if session.get_bind().dialect.name == "sqlite":
-        session.execute(delete(table).where(false()))
 
 
 def serialise_sqlite_transactions(engine, busy_timeout_seconds):

@@ -33,7 +33,6 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from finepay import audit
-from finepay.database import write_lock
 from finepay.dbtypes import utcnow
 from finepay.errors import ApiError
 from finepay.extensions import db
@@ -479,7 +478,8 @@ def _settle(payment, intent):
     now = utcnow()
     items = payment.items
     payment.receipt_number = payment.receipt_number or new_receipt_number()
-    violations = {v.id: v for v in _lock_violations([item.violation_id for item in items])}
+    # Locked and re-read by the caller (_lock_payment_with_violations): the session already holds them.
+    violations = {item.violation_id: db.session.get(Violation, item.violation_id) for item in items}
     settled_ids, stale = [], {}
     for item in items:
         reason = _stale_reason(item, violations.get(item.violation_id))
@@ -537,8 +537,7 @@ def _refund_surplus(payment):
 
 
 def _lock_payment_for_refund(payment_id):
-    """Lock the payment (and its violations) for a refund decision, on SQLite too."""
-    write_lock(db.session, Refund.__table__)
+    """Lock the payment (and its violations) for a refund decision, on SQLite too (its FOR UPDATE takes the write lock)."""
     payment = _lock_payment_with_violations(payment_id)
     # Refunds, their lines and the items read before the lock may be stale: read them again under it.
     db.session.expire_all()

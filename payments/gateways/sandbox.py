@@ -17,7 +17,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from finepay.audit import BigId
-from finepay.database import write_lock
 from finepay.dbtypes import UTCDateTime, utcnow
 from finepay.extensions import db
 from payments.gateways import (
@@ -260,7 +259,6 @@ class SandboxGateway(PaymentGateway):
             if seen:
                 refund = session.get(SandboxRefund, seen)
                 return GatewayRefund(refund.id, refund.intent_id, refund.amount, refund.currency, SUCCEEDED)
-            write_lock(session, SandboxRefund.__table__)
             row = self._get(session, intent_id, lock=True)
             # The same key may have been sent twice at once (a retry racing the original): under
             # the intent's lock, the first one's refund is the answer, as at a real gateway.
