@@ -370,13 +370,6 @@ def payment_detail(payment_id):
                          beyond_due=ledger.beyond_due_refundable if succeeded else 0)
 
 
-def refundable_amount(payment):
-    """What is left to refund on a payment (nothing unless it succeeded); pending refunds count as sent."""
-    if payment.status != states.SUCCEEDED:
-        return 0
-    return payment_refunds.balance(payment).refundable
-
-
 def refund(payment_id, *, amount=None, item_ids=None, reason, form_key, actor_name):
     """Refund through the gateway (supervisors), allocated to violation lines.
 
