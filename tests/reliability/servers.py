@@ -38,7 +38,31 @@ def wait_until(predicate, timeout, interval=0.1):
         time.sleep(interval)
 
 
-class Gunicorn:
+class ChildServer:
+    """A server the test runs as a child process in its own process group; a context manager."""
+
+    process = None
+    stop_timeout = 20  # seconds to finish gracefully after SIGTERM before SIGKILL
+
+    def stop(self):
+        """Stop gracefully (SIGTERM), then for good (SIGKILL to the whole group)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=self.stop_timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class Gunicorn(ChildServer):
     """FinePay under gunicorn with the repository's gunicorn.conf.py, on a free loopback port."""
 
     def __init__(self, tmp_path, database_url, workers=2, threads=4, **env):
@@ -119,22 +143,6 @@ class Gunicorn:
         self.process.wait()
         return pids
 
-    def stop(self):
-        """Stop gracefully (SIGTERM), then for good."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
 
 class RedisServer:
@@ -244,12 +252,14 @@ class CuttableProxy:
         self.listener.close()
 
 
-class Nginx:
+class Nginx(ChildServer):
     """Debian's nginx as a child process (never a daemon), running the shipped FinePay config over TLS.
 
     The config is deploy/nginx-finepay.conf.template rendered by deploy/render_nginx.py, exactly as
     docs/deploy.md tells an operator to; only the wrapper around it (pid, logs, temp files) is the test's.
     """
+
+    stop_timeout = 10  # SIGTERM is nginx's fast shutdown
 
     def __init__(self, tmp_path, app_servers, client_rate="1000r/s", client_burst=1000):
         self.binary = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
@@ -341,20 +351,3 @@ http {{
         parts = [path.read_text(errors="replace")[-3000:] for path in (self.dir / "nginx.out", self.error_path)
                  if path.exists()]
         return "\n".join(parts)
-
-    def stop(self):
-        """Stop at once (SIGTERM: nginx's fast shutdown), then for good."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
