@@ -11,8 +11,8 @@ from finepay.dbtypes import utcnow
 from finepay.extensions import db
 from payments.models import Payment
 from payments.services import sync_payments
-from tests.payments.helpers import end_session_after_each_request, overdue_violation
 from tests.payments import scripted_gateway
+from tests.payments.helpers import end_session_after_each_request, overdue_violation
 from tests.payments.scripted_gateway import ScriptedGateway
 from tests.reliability.ledger import ledger_report
 
