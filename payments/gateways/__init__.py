@@ -121,7 +121,7 @@ class CardTerminal:
 
     id: int
     name: str
-    reader_id: str | None = None  # the gateway's reader id (e.g. Stripe's tmr_...), set at enrolment
+    reader_id: str | None = None  # the gateway's own id of the reader, set at enrolment
 
 
 @dataclass(frozen=True)
