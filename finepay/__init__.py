@@ -69,7 +69,6 @@ def register_extensions(app):
     """Bind the extension objects to this app."""
     from kiosk import models as kiosk_models  # noqa: F401  (tables of the schema)
     from payments import gateways
-    from payments.gateways import sandbox  # noqa: F401  (its ledger tables are part of the schema)
     from staff import models as staff_models  # noqa: F401
     from violations import fees
 

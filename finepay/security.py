@@ -3,8 +3,9 @@
 The headers are set with ``setdefault``: an area with a stricter policy of its
 own (the kiosk, the staff console) sets it in its blueprint's after_request,
 which runs first, and keeps it. The default policy allows no inline script or
-style anywhere; with the Stripe gateway it also allows Stripe.js and the
-frames and API calls it makes, and nothing else.
+style anywhere, and loads, frames or calls nothing from other origins but the
+sources an area or a gateway adapter registers with ``allow_sources`` (for
+example a card gateway's script and the frames and API calls it makes).
 """
 import logging
 from urllib.parse import urlsplit
@@ -14,39 +15,62 @@ log = logging.getLogger(__name__)
 PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), usb=(), payment=(self)"
 
 
-def _origin(url):
+# The default policy, directive by directive; allow_sources adds to the fetch directives.
+DEFAULT_POLICY = {
+    "default-src": ("'self'",),
+    "script-src": ("'self'",),
+    "style-src": ("'self'",),
+    "img-src": ("'self'", "data:"),
+    "font-src": ("'self'",),
+    "connect-src": ("'self'",),
+    "frame-src": ("'none'",),
+    "object-src": ("'none'",),
+    "base-uri": ("'none'",),
+    "form-action": ("'self'",),
+    "frame-ancestors": ("'none'",),
+}
+# What an area or adapter may widen: where scripts, frames, images and calls may come from.
+EXTENSIBLE_DIRECTIVES = ("script-src", "img-src", "connect-src", "frame-src")
+_SOURCES = "finepay.csp_sources"
+_HEADERS = "finepay.security_headers"
+
+
+def origin(url):
+    """The scheme://host[:port] of a URL, or None when it has none: a CSP source for a configured address."""
     parts = urlsplit(url or "")
     return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else None
 
 
-def content_security_policy(config):
-    """The default CSP for FinePay's pages and API answers, from the app's settings."""
-    script, frame, connect = ["'self'"], ["'none'"], ["'self'"]
-    if config.get("PAYMENT_GATEWAY") == "stripe":
-        stripe_js = _origin(config.get("STRIPE_JS_URL"))
-        script.append(stripe_js or "https://js.stripe.com")
-        frame = [stripe_js or "https://js.stripe.com", "https://hooks.stripe.com"]
-        connect.append(_origin(config.get("STRIPE_API_BASE")) or "https://api.stripe.com")
-    directives = [
-        "default-src 'self'",
-        f"script-src {' '.join(script)}",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        "font-src 'self'",
-        f"connect-src {' '.join(connect)}",
-        f"frame-src {' '.join(frame)}",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ]
-    return "; ".join(directives)
+def allow_sources(app, directive, *sources):
+    """Let FinePay's default policy load ``sources`` for ``directive`` (e.g. a gateway's script origin).
+
+    Areas and gateway adapters call this from their ``init_app``; the policy is
+    built from everything registered when the app answers its first request.
+    """
+    if directive not in EXTENSIBLE_DIRECTIVES:
+        raise ValueError(f"{directive} cannot be widened; only {', '.join(EXTENSIBLE_DIRECTIVES)}")
+    for source in sources:
+        if not source or any(c in source for c in " ;,'\"\r\n") or source == "*":
+            raise ValueError(f"{source!r} is not a single source for {directive}")
+    registered = app.extensions.setdefault(_SOURCES, {}).setdefault(directive, [])
+    registered.extend(s for s in sources if s not in registered)
+    app.extensions.pop(_HEADERS, None)  # built again with the new sources
 
 
-def security_headers(config):
+def content_security_policy(sources=None):
+    """The default CSP for FinePay's pages and API answers, widened by the registered ``sources``."""
+    parts = []
+    for directive, default in DEFAULT_POLICY.items():
+        extra = list((sources or {}).get(directive, ()))
+        values = [v for v in default if not (extra and v == "'none'")] + extra
+        parts.append(f"{directive} {' '.join(values)}")
+    return "; ".join(parts)
+
+
+def security_headers(config, sources=None):
     """The headers every response carries (HSTS only in production, where TLS is mandatory)."""
     headers = {
-        "Content-Security-Policy": content_security_policy(config),
+        "Content-Security-Policy": content_security_policy(sources),
         "X-Content-Type-Options": "nosniff",
         # Receipt numbers are in paths: never send a path to another site.
         "Referrer-Policy": "same-origin",
@@ -82,10 +106,16 @@ def warn_about_production_settings(app):
     return warnings
 
 
+def app_security_headers(app):
+    """This app's headers, built once from its settings and the sources registered so far."""
+    headers = app.extensions.get(_HEADERS)
+    if headers is None:
+        headers = app.extensions[_HEADERS] = security_headers(app.config, app.extensions.get(_SOURCES))
+    return headers
+
+
 def init_app(app):
     """Install the headers and limits on this app and check its production settings."""
-    headers = security_headers(app.config)
-    app.extensions["finepay.security_headers"] = headers
     # Werkzeug's form parser limits (bodies are limited by MAX_CONTENT_LENGTH).
     app.config.setdefault("MAX_FORM_MEMORY_SIZE", 512 * 1024)
     app.config.setdefault("MAX_FORM_PARTS", 1000)
@@ -93,6 +123,6 @@ def init_app(app):
 
     @app.after_request
     def add_security_headers(response):
-        for name, value in headers.items():
+        for name, value in app_security_headers(app).items():
             response.headers.setdefault(name, value)
         return response

@@ -28,7 +28,7 @@ from kiosk.schemas import (
 )
 from kiosk.views import screen_context, security_headers
 from payments import receipts, states
-from payments.gateways import READER_WAITING, GatewayError, current_gateway
+from payments.gateways import READER_WAITING, SURFACE_KIOSK, GatewayError, Payer, current_gateway
 from payments.qr import qr_svg
 from payments.reader import card_present_available
 from payments.services import convenience_fee
@@ -36,6 +36,7 @@ from payments.services import convenience_fee
 bp = Blueprint("kiosk_api", __name__, url_prefix="/kiosk/api")
 parser = BodyParser()
 SESSION_HEADER = "X-Kiosk-Session"
+KIOSK_PAYER = Payer(surface=SURFACE_KIOSK)
 
 
 @bp.before_request
@@ -165,7 +166,7 @@ def _payment_screen(payment, reader_payment, status=200):
     if payment.status == states.PROCESSING:
         waiting = reader_payment is None or reader_payment.status == READER_WAITING
         return screen("reader", status, payment=payment, waiting=waiting,
-                      simulate=hasattr(current_gateway(), "simulate_reader"), extra=extra)
+                      action=current_gateway().next_action(payment, KIOSK_PAYER), extra=extra)
     if payment.status in (states.SUCCEEDED, states.REFUNDED):
         return screen("result", status, outcome="succeeded", payment=payment, extra=extra)
     if payment.status in (states.CANCELED, states.EXPIRED):
@@ -230,9 +231,9 @@ def receipt():
 @bp.post("/sandbox/reader")
 @parser.use_args(SimulateSchema(), location="json")
 def simulate(body):
-    """Sandbox only: what the card holder does at the simulated reader."""
+    """On a server whose gateway moves no money (SANDBOX): what the card holder does at the simulated reader."""
     gateway = current_gateway()
-    if not hasattr(gateway, "simulate_reader"):
+    if not (gateway.simulated and gateway.supports_card_present):
         raise ApiError(_("There is no simulated reader here."), code="not_found", status=404)
     visit = _visit()
     sessions.session_payment(visit)

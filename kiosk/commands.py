@@ -30,7 +30,7 @@ def _local(value):
 @click.option("--base-url", default="http://127.0.0.1:8000", show_default=True,
               help="Where the kiosk reaches FinePay (the printed link starts with it).")
 @click.option("--reader", "reader_id", default=None,
-              help="The gateway's id of the card reader paired with this kiosk (e.g. Stripe's tmr_...).")
+              help="The gateway's id of the card reader paired with this kiosk.")
 def enroll_command(name, base_url, reader_id):
     """Print a one-time enrolment link for kiosk NAME (valid 15 minutes; re-enrolling replaces its credential)."""
     try:

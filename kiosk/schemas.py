@@ -2,7 +2,7 @@
 from marshmallow import Schema, ValidationError, fields, validate, validates
 from webargs.fields import DelimitedList
 
-from payments.gateways.sandbox import READER_OUTCOMES
+from payments.gateways import READER_SIMULATIONS
 from violations.plates import normalize_plate, normalize_vin_last6
 from violations.schemas import NormalizedString, altcha_field
 
@@ -67,6 +67,6 @@ class EndSessionSchema(Schema):
 
 
 class SimulateSchema(Schema):
-    """A sandbox reader control."""
+    """A simulated reader's control: what the card holder does."""
 
-    outcome = fields.String(required=True, validate=validate.OneOf(sorted(READER_OUTCOMES)))
+    outcome = fields.String(required=True, validate=validate.OneOf(sorted(READER_SIMULATIONS)))

@@ -7,7 +7,6 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from finepay.errors import ApiError
 from finepay.i18n import SUPPORTED_LOCALES, current_code
 from kiosk import keyboards, services, sessions
-from payments.gateways import current_gateway
 from payments.qr import qr_svg
 from payments.reader import card_present_available
 
@@ -99,7 +98,6 @@ def shell():
         idle_seconds=current_app.config["KIOSK_IDLE_SECONDS"],
         api_base=url_for("kiosk_api.status").rsplit("/", 1)[0],
         online_qr=qr_svg(context["online_url"]),
-        simulated_reader=hasattr(current_gateway(), "simulate_reader"),
         current_locale=current_code(), chosen_locale=chosen_locale(),
     )
     response = make_response(page)

@@ -1,27 +1,19 @@
-"""Driver pages for paying: review, pay, the sandbox's security check, the result, the receipt."""
+"""Driver pages for paying: review, pay (showing what the gateway asks of the payer), the result, the receipt."""
 import uuid
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 
 from finepay.errors import ApiError
-from finepay.i18n import N_
 from payments import receipts, services, states
-from payments.gateways import current_gateway
-from payments.gateways.sandbox import TEST_METHODS
+from payments.gateways import SCAN_QR, Payer, current_gateway
 from payments.messages import failure_message
 from payments.qr import qr_svg
 from violations.proof import sign_vehicle, vehicle_for
 from violations.services import lookup_vehicle
 
 bp = Blueprint("pay", __name__)
-
-# The sandbox methods a driver can pick on the pay page, in the order shown.
-SANDBOX_CHOICES = [
-    ("pm_card_visa", N_("Visa card that pays")),
-    ("pm_card_chargeDeclined", N_("Card that is declined")),
-    ("pm_card_chargeDeclinedInsufficientFunds", N_("Card with insufficient funds")),
-    ("pm_card_threeDSecure2Required", N_("Card that asks for a security check (3-D Secure)")),
-]
+# The payment states in which the page offers a way to pay.
+PAYABLE_STATES = (states.CREATED, states.FAILED, states.REQUIRES_ACTION)
 
 
 def _selected_ids():
@@ -39,10 +31,12 @@ def _vehicle_or_restart(ids):
     return vehicle
 
 
-@bp.errorhandler(ApiError)
 def payment_problem(error):
     """Any refusal on these pages: say what happened and where to go next, never a bare error."""
     return render_template("payments/problem.html", error=error), error.status
+
+
+bp.register_error_handler(ApiError, payment_problem)
 
 
 @bp.post("/pay/review")
@@ -85,39 +79,25 @@ def show(payment_id):
     payment = services.refresh_payment(payment_id)
     if payment.status in (states.SUCCEEDED, states.REFUNDED) and payment.receipt_number:
         return redirect(url_for("pay.receipt", receipt_number=payment.receipt_number), 303)
-    gateway = current_gateway()
+    payable = payment.status in PAYABLE_STATES
+    action = current_gateway().next_action(payment, Payer(user_agent=request.user_agent.string)) if payable else None
     return render_template(
-        "payments/pay.html", payment=payment, items=receipts.payment_lines(payment), states=states, gateway=gateway,
-        sandbox_choices=SANDBOX_CHOICES, failure=failure_message(payment.failure_code),
-        client=gateway.client_fields(payment) if payment.is_open else {},
-        stripe_js_url=current_app.config["STRIPE_JS_URL"],
+        "payments/pay.html", payment=payment, items=receipts.payment_lines(payment), states=states,
+        payable=payable, action=action, failure=failure_message(payment.failure_code),
+        qr=qr_svg(action.qr_payload) if action and action.kind == SCAN_QR else None,
     )
 
 
 @bp.post("/pay/<payment_id>/confirm")
 def confirm(payment_id):
-    """Pay with the chosen method (sandbox form); then show the outcome."""
+    """Pay with the method chosen in the gateway's form on the pay page; then show the outcome."""
     method = request.form.get("payment_method", "")
-    if method not in TEST_METHODS:
+    if not current_gateway().accepts_posted_method(method):
         abort(400)
     payment = services.confirm_payment(payment_id, method)
     if payment.status == states.REQUIRES_ACTION and payment.next_action_url:
         return redirect(payment.next_action_url, 303)
     return redirect(url_for("pay.show", payment_id=payment.id), 303)
-
-
-@bp.route("/sandbox/authenticate/<intent_id>", methods=["GET", "POST"])
-def sandbox_authenticate(intent_id):
-    """The sandbox's stand-in for a bank's 3-D Secure page."""
-    gateway = current_gateway()
-    if gateway.name != "sandbox":
-        abort(404)
-    payment = services.payment_for_intent(intent_id)
-    if request.method == "POST":
-        intent = gateway.authenticate(intent_id, approve=request.form.get("outcome") == "approve")
-        services.apply_intent(payment.id, intent)
-        return redirect(url_for("pay.show", payment_id=payment.id), 303)
-    return render_template("payments/sandbox_authenticate.html", payment=payment, intent_id=intent_id)
 
 
 def public_url(endpoint, **values):

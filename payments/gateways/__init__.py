@@ -1,16 +1,23 @@
 """The payment gateway seam: one interface, FinePay's own value types, and a registry.
 
-Nothing outside this package knows a gateway's field names. An adapter turns
-the gateway's words into GatewayIntent, GatewayRefund, GatewayTransaction and
-GatewayEvent, and its failures into GatewayError. Adapters are found through
-the setuptools entry-point group ``finepay.gateways``; the PAYMENT_GATEWAY
-setting names one.
+Nothing outside an adapter's own subpackage (``payments/gateways/<name>/``)
+knows a gateway's name or field names. An adapter turns the gateway's words
+into GatewayIntent, GatewayRefund, GatewayTransaction and GatewayEvent, its
+failures into GatewayError, and what the payer must do next into a
+NextAction, which the driver pages and the kiosk render without knowing which
+adapter is behind it. Its pages, templates, CSP sources and ledger tables are
+its own, registered from its ``init_app``. Adapters are found through the
+setuptools entry-point group ``finepay.gateways``; the PAYMENT_GATEWAY setting
+names one. This module is the only one that loads adapter modules. See
+docs/gateways.md.
 """
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib.metadata import entry_points
+from types import MappingProxyType
 
-from flask import current_app
+from flask import current_app, url_for
 
 from finepay.settings import check_sandbox
 
@@ -114,7 +121,7 @@ class CardTerminal:
 
     id: int
     name: str
-    reader_id: str | None = None  # the gateway's reader id (e.g. Stripe's tmr_...), set at enrolment
+    reader_id: str | None = None  # the gateway's own id of the reader, set at enrolment
 
 
 @dataclass(frozen=True)
@@ -131,6 +138,99 @@ class ReaderPayment:
     status: str  # one of READER_STATUSES
     failure_code: str | None = None  # one of DECLINE_CODES or READER_FAILURE_CODES
     failure_message: str | None = None  # the gateway's own words, for staff and logs only
+
+
+# What a simulated card holder does at a simulated reader (PaymentGateway.simulate_reader): approve,
+# decline, pull the card out too early, or let the reader time out.
+READER_SIMULATIONS = ("approve", "decline", "card_removed", "timeout")
+
+# Where the payer is, so that the adapter can offer what fits (Payer.surface).
+SURFACE_BROWSER = "browser"  # FinePay's web pages, on any device
+SURFACE_KIOSK = "kiosk"  # a kiosk in a service hall, with a card reader beside the screen
+
+# What the payer must do next (NextAction.kind).
+ENTER_CARD = "enter_card"  # fill in or pick a card in the adapter's own fragment of the pay page
+REDIRECT = "redirect"  # go to the gateway's page (or app) at ``url``; it sends the payer back to return_url()
+SCAN_QR = "scan_qr"  # scan ``qr_payload`` with a phone; the page polls until the payment moves on
+IN_APP = "in_app"  # the page runs in the gateway's app: the adapter's fragment hands ``params`` to the app's JS bridge
+PRESENT_CARD = "present_card"  # present a card at the kiosk's reader; the kiosk polls
+NEXT_ACTION_KINDS = (ENTER_CARD, REDIRECT, SCAN_QR, IN_APP, PRESENT_CARD)
+
+@dataclass(frozen=True)
+class Payer:
+    """Where the payer stands when a page asks what to do next."""
+
+    surface: str = SURFACE_BROWSER  # SURFACE_BROWSER or SURFACE_KIOSK
+    user_agent: str = ""  # the browser's User-Agent: an adapter may tell a phone, or an app's own browser, by it
+
+
+@dataclass(frozen=True)
+class NextAction:
+    """What the payer must do next, in FinePay's words; the pages render it whatever the adapter.
+
+    ``fragment`` names a template the adapter owns (in its own templates
+    folder, e.g. ``"sandbox/pay.html"``); the page includes it with
+    ``payment`` and ``action`` in scope. It is required for ENTER_CARD and
+    IN_APP (only the adapter knows its card field or its app's bridge) and
+    optional for the other kinds, which FinePay draws itself (a link, a QR
+    code with polling, the kiosk's reader screen). Build one with the class
+    methods, which check each kind's fields.
+    """
+
+    kind: str
+    fragment: str | None = None
+    url: str | None = None  # REDIRECT: where the payer goes
+    qr_payload: str | None = None  # SCAN_QR: the text to draw as a QR code (usually the gateway's code URL)
+    params: Mapping = field(default_factory=dict, compare=False)  # IN_APP: what the app's bridge is handed, as is
+    context: Mapping = field(default_factory=dict, compare=False)  # extra names for the adapter's fragment
+    poll_seconds: int | None = None  # how often the page asks again while the payer acts elsewhere
+
+    def __post_init__(self):
+        if self.kind not in NEXT_ACTION_KINDS:
+            raise ValueError(f"unknown next action {self.kind!r}")
+        required = {ENTER_CARD: "fragment", REDIRECT: "url", SCAN_QR: "qr_payload", IN_APP: "fragment"}.get(self.kind)
+        if required and not getattr(self, required):
+            raise ValueError(f"a {self.kind} action needs {required}")
+        object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
+        object.__setattr__(self, "context", MappingProxyType(dict(self.context)))
+
+    @classmethod
+    def enter_card(cls, fragment, **context):
+        """The payer enters or picks a card in the adapter's fragment of the pay page."""
+        return cls(ENTER_CARD, fragment=fragment, context=context)
+
+    @classmethod
+    def redirect(cls, url, *, fragment=None, **context):
+        """The payer continues at the gateway's page and comes back to return_url()."""
+        return cls(REDIRECT, url=url, fragment=fragment, context=context)
+
+    @classmethod
+    def scan_qr(cls, payload, *, poll_seconds=3, fragment=None, **context):
+        """The payer scans a QR code of ``payload`` with a phone while the page waits."""
+        return cls(SCAN_QR, qr_payload=payload, poll_seconds=poll_seconds, fragment=fragment, context=context)
+
+    @classmethod
+    def in_app(cls, fragment, params, *, poll_seconds=3, **context):
+        """The page runs inside the gateway's app: the adapter's fragment hands ``params`` to the app's bridge."""
+        return cls(IN_APP, fragment=fragment, params=params, poll_seconds=poll_seconds, context=context)
+
+    @classmethod
+    def present_card(cls, *, fragment=None, **context):
+        """The payer presents a card at the kiosk's reader; ``fragment`` may add controls (a simulated reader)."""
+        return cls(PRESENT_CARD, fragment=fragment, context=context)
+
+
+def return_url(payment_id, *, external=True):
+    """Where a gateway's page sends the payer back to: the payment's own page, which shows where it stands.
+
+    Absolute (PUBLIC_BASE_URL when set, as behind a proxy) for a gateway on
+    another site; ``external=False`` for a page of FinePay's own.
+    """
+    path = url_for("pay.show", payment_id=payment_id)
+    if not external:
+        return path
+    base = current_app.config.get("PUBLIC_BASE_URL")
+    return base.rstrip("/") + path if base else url_for("pay.show", payment_id=payment_id, _external=True)
 
 
 # Errors that say nothing about the request itself (FinePay's credentials were refused): worth sending again.
@@ -181,7 +281,8 @@ class PaymentGateway:
     """
 
     name = "base"
-    #: True for an adapter that moves no real money (the sandbox): pages, receipts, the feed and logs say SANDBOX.
+    #: True for an adapter that moves no real money (the sandbox): pages, receipts, the feed and logs say SANDBOX,
+    #: and production refuses it unless ALLOW_SANDBOX_IN_PRODUCTION. The one way to ask "is this a sandbox?".
     simulated = False
     #: Whether start_reader_payment and friends work (card readers at kiosks).
     supports_card_present = False
@@ -190,6 +291,26 @@ class PaymentGateway:
 
     def __init__(self, config):
         self.config = config
+
+    @classmethod
+    def init_app(cls, app):
+        """Register what the adapter brings to the app: its blueprint and templates, CSP sources, settings checks.
+
+        Called once, before the adapter is built, for the configured adapter
+        only. Raise finepay.settings.SettingsError for settings it cannot run with.
+        """
+
+    def next_action(self, payment, payer: Payer) -> NextAction | None:
+        """What the payer must do to pay this open payment from where they are; None when this adapter cannot serve them.
+
+        ``payment`` is FinePay's payments.models.Payment (its id, amount,
+        currency, channel, gateway_intent_id, client_secret and next_action_url).
+        """
+        return None
+
+    def accepts_posted_method(self, payment_method) -> bool:
+        """Whether the pay page's form may post ``payment_method`` to confirm (an adapter whose fragment is a form)."""
+        return False
 
     def create_intent(self, *, payment_id, amount, currency, idempotency_key, description=None) -> GatewayIntent:
         """Create an intent to collect ``amount`` minor units, tagged with FinePay's payment id."""
@@ -243,6 +364,14 @@ class PaymentGateway:
         """Stop the reader's attempt if it still waits; returns it (it may have succeeded meanwhile)."""
         raise NotImplementedError
 
+    def simulate_reader(self, terminal: CardTerminal, outcome) -> ReaderPayment:
+        """A simulated adapter's reader: do what a card holder would (one of READER_SIMULATIONS) at the terminal.
+
+        Only for adapters that are ``simulated`` and ``supports_card_present``;
+        raise GatewayError(code="reader_idle") when the reader waits for no card.
+        """
+        raise NotImplementedError
+
 
 def available_gateways():
     """Names of the installed adapters."""
@@ -260,11 +389,20 @@ def load_gateway_class(name):
     return cls
 
 
+def _load_builtin_adapters():
+    """Every adapter shipped in this package, so that all their ledger tables are in the schema whichever one runs."""
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.module.startswith(__name__ + "."):
+            ep.load()
+
+
 def init_app(app):
-    """Build the configured gateway once per app and keep it in app.extensions."""
+    """Let the configured adapter register itself, then build it once per app and keep it in app.extensions."""
+    _load_builtin_adapters()
     cls = load_gateway_class(app.config["PAYMENT_GATEWAY"])
     app.config["SANDBOX"] = cls.simulated
     check_sandbox(app.config)
+    cls.init_app(app)
     app.extensions["finepay.gateway"] = cls(app.config)
 
 

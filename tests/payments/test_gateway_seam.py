@@ -12,28 +12,14 @@ from payments.gateways.sandbox import SandboxIntent
 from payments.models import Payment
 from payments.services import sync_payments
 from tests.factories import make_violation
-from tests.payments.flaky_gateway import FlakyGateway
-
-ENTRY_POINTS = "[finepay.gateways]\nflaky = tests.payments.flaky_gateway:FlakyGateway\n"
-
-
-@pytest.fixture
-def flaky_installed(tmp_path, monkeypatch):
-    """Install a distribution whose entry point registers the flaky adapter (as a pip install would)."""
-    dist = tmp_path / "site" / "finepay_flaky_gateway-1.0.dist-info"
-    dist.mkdir(parents=True)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: finepay-flaky-gateway\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text(ENTRY_POINTS)
-    monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    FlakyGateway.faults = {}
-    yield
-    FlakyGateway.faults = {}
+from tests.payments import scripted_gateway
+from tests.payments.scripted_gateway import ScriptedGateway
 
 
 @pytest.fixture
-def app_config(flaky_installed):
-    """Run these tests' app on the flaky adapter."""
-    return {"PAYMENT_GATEWAY": "flaky"}
+def app_config(tmp_path, monkeypatch):
+    """Run these tests' app on the scripted adapter, installed through an entry point."""
+    return scripted_gateway.install(tmp_path, monkeypatch)
 
 
 def create(client, violation, key=None):
@@ -49,13 +35,13 @@ def captures():
 
 
 def test_a_third_adapter_is_found_through_its_entry_point(app):
-    assert "flaky" in available_gateways()
-    assert isinstance(current_gateway(), FlakyGateway)
+    assert "scripted" in available_gateways()
+    assert isinstance(current_gateway(), ScriptedGateway)
 
 
 def test_gateway_down_at_create_is_a_503_and_the_same_key_retries_cleanly(client):
     violation = make_violation()
-    FlakyGateway.faults = {"create": "down"}
+    ScriptedGateway.script = {"create": ["down"]}
 
     first = create(client, violation, key="retry-key-0001")
     second = create(client, violation, key="retry-key-0001")
@@ -70,7 +56,7 @@ def test_gateway_down_at_create_is_a_503_and_the_same_key_retries_cleanly(client
 def test_gateway_down_at_confirm_charges_nothing_and_lets_the_driver_retry(client):
     violation = make_violation()
     payment = create(client, violation).get_json()
-    FlakyGateway.faults = {"confirm": "down"}
+    ScriptedGateway.script = {"confirm": ["down"]}
 
     down = client.post(f"/api/v1/payments/{payment['id']}/confirm", json={"payment_method": "pm_card_visa"})
     retry = client.post(f"/api/v1/payments/{payment['id']}/confirm", json={"payment_method": "pm_card_visa"})
@@ -84,7 +70,7 @@ def test_gateway_down_at_confirm_charges_nothing_and_lets_the_driver_retry(clien
 def test_a_lost_answer_after_the_charge_is_resolved_by_sync_with_one_charge(client):
     violation = make_violation()
     payment = create(client, violation).get_json()
-    FlakyGateway.faults = {"confirm": "timeout_after"}
+    ScriptedGateway.script = {"confirm": ["timeout_after"]}
 
     lost = client.post(f"/api/v1/payments/{payment['id']}/confirm", json={"payment_method": "pm_card_visa"})
     again = client.post(f"/api/v1/payments/{payment['id']}/confirm", json={"payment_method": "pm_card_visa"})

@@ -1,5 +1,6 @@
 """FinePay running with PAYMENT_GATEWAY=stripe against a real localstripe: the API end to end,
 and a signed webhook that localstripe itself delivers to the running app."""
+import re
 import time
 import uuid
 
@@ -60,6 +61,21 @@ def test_pay_through_the_api_with_the_stripe_gateway(stripe_app):
     assert confirmed["receipt_number"]
     receipt = requests.get(f"{base}/api/v1/receipts/{confirmed['receipt_number']}", timeout=10).json()
     assert receipt["amount"] == payment["amount"]
+
+
+def test_the_pay_page_draws_stripes_card_field_and_serves_its_script(stripe_app):
+    app, base = stripe_app
+    payment = create_payment(base, [make_violation(fine=20000).id])
+
+    page = requests.get(f"{base}/pay/{payment['id']}", timeout=10)
+
+    assert page.status_code == 200
+    assert 'id="card-payment"' in page.text and 'data-publishable-key="pk_test_finepay"' in page.text
+    assert f'data-client-secret="{payment["client_secret"]}"' in page.text
+    assert '<script src="https://js.stripe.com/v3/"></script>' in page.text
+    assert "sandbox-methods" not in page.text
+    script = re.search(r'<script src="(/[^"]*pay-stripe\.js)"></script>', page.text).group(1)
+    assert "Stripe(box.dataset.publishableKey)" in requests.get(base + script, timeout=10).text
 
 
 def test_a_declined_card_is_explained_in_drivers_words(stripe_app, localstripe):

@@ -11,34 +11,28 @@ from finepay.dbtypes import utcnow
 from finepay.extensions import db
 from payments.models import Payment
 from payments.services import sync_payments
+from tests.payments import scripted_gateway
 from tests.payments.helpers import end_session_after_each_request, overdue_violation
-from tests.reliability.faulty_gateway import FaultyGateway
+from tests.payments.scripted_gateway import ScriptedGateway
 from tests.reliability.ledger import ledger_report
 
 FAULTS = ["ok", "slow", "timeout_before", "timeout_after", "error500_before", "error500_after"]
 PAYMENTS = 24
-ENTRY_POINTS = "[finepay.gateways]\nfaulty = tests.reliability.faulty_gateway:FaultyGateway\n"
 
 
 @pytest.fixture
 def app_config(tmp_path, monkeypatch):
-    """Run on the faulty adapter, installed as a distribution with an entry point."""
-    dist = tmp_path / "site" / "finepay_faulty_gateway-1.0.dist-info"
-    dist.mkdir(parents=True)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: finepay-faulty-gateway\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text(ENTRY_POINTS)
-    monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    monkeypatch.setattr(FaultyGateway, "script", [])
+    """Run on the scripted adapter, installed as a distribution with an entry point."""
     # 24 drivers pay from one test client: creating a payment proves a vehicle and so spends the
     # per-client lookup budget, which this test is not about.
-    return {"PAYMENT_GATEWAY": "faulty", "LOOKUP_RATE_LIMIT": "100000/minute"}
+    return {**scripted_gateway.install(tmp_path, monkeypatch), "LOOKUP_RATE_LIMIT": "100000/minute"}
 
 
 def test_gateway_faults_never_double_charge_and_sync_resolves_them(app, client):
     end_session_after_each_request(app)
     violations = [overdue_violation(notice_number=f"1502032026118{i:05d}") for i in range(PAYMENTS)]
     faults = list(itertools.islice(itertools.cycle(FAULTS), PAYMENTS))
-    FaultyGateway.script = list(faults)
+    ScriptedGateway.script = {"confirm": list(faults)}
     answers = Counter()
     sent = 0
 

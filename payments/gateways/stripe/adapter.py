@@ -13,11 +13,12 @@ import time
 from datetime import UTC, datetime
 
 import requests
+from flask import Blueprint
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
+from finepay import security
 from finepay.observability import current_request_id
-
-from . import (
+from payments.gateways import (
     CANCELED,
     DECLINE_CODES,
     FAILED,
@@ -25,16 +26,21 @@ from . import (
     REQUIRES_ACTION,
     REQUIRES_PAYMENT_METHOD,
     SUCCEEDED,
+    SURFACE_BROWSER,
     GatewayError,
     GatewayEvent,
     GatewayIntent,
     GatewayRefund,
     GatewayTransaction,
+    NextAction,
     PaymentGateway,
     WebhookVerificationError,
 )
 
 DEFAULT_API_BASE = "https://api.stripe.com"
+DEFAULT_JS_URL = "https://js.stripe.com/v3/"
+# Stripe.js opens its 3-D Secure frames from here.
+HOOKS_ORIGIN = "https://hooks.stripe.com"
 WEBHOOK_TOLERANCE_SECONDS = 300
 MAX_BACKOFF_SECONDS = 4.0
 
@@ -123,6 +129,11 @@ def _is_before_send(exc):
     reason = exc.args[0] if exc.args else None
     reason = getattr(reason, "reason", reason)  # urllib3's MaxRetryError wraps the cause
     return isinstance(reason, NewConnectionError | ConnectTimeoutError)
+
+
+# Stripe's part of the pay page: its template and the script that drives Stripe.js.
+bp = Blueprint("stripe", __name__, template_folder="templates", static_folder="static",
+               static_url_path="/static/gateways/stripe")
 
 
 class StripeGateway(PaymentGateway):
@@ -287,6 +298,27 @@ class StripeGateway(PaymentGateway):
     def client_fields(self, intent) -> dict:
         """What Stripe.js needs on the payer's page."""
         return {"client_secret": intent.client_secret, "publishable_key": self.publishable_key}
+
+    # -- The payer's page ------------------------------------------------------------------------
+
+    @classmethod
+    def init_app(cls, app):
+        """Register Stripe's pay-page fragment and let the pages load Stripe.js, its frames and its API."""
+        app.register_blueprint(bp)
+        js_origin = security.origin(app.config.get("STRIPE_JS_URL")) or security.origin(DEFAULT_JS_URL)
+        security.allow_sources(app, "script-src", js_origin)
+        security.allow_sources(app, "frame-src", js_origin, HOOKS_ORIGIN)
+        security.allow_sources(app, "connect-src",
+                               security.origin(app.config.get("STRIPE_API_BASE")) or DEFAULT_API_BASE)
+
+    def next_action(self, payment, payer):
+        """Card details in Stripe's own field (Stripe.js) on FinePay's pages; no card reader is set up."""
+        if payer.surface != SURFACE_BROWSER or not self.publishable_key:
+            return None
+        return NextAction.enter_card(
+            "stripe/pay.html", publishable_key=self.publishable_key, client_secret=payment.client_secret,
+            js_url=self.config.get("STRIPE_JS_URL") or DEFAULT_JS_URL,
+        )
 
     # -- Stripe's words to FinePay's -------------------------------------------------------------
 

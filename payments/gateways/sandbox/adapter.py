@@ -1,24 +1,24 @@
-"""The sandbox gateway: deterministic, in-process, no account anywhere, no real money.
+"""The sandbox adapter: deterministic, in-process, no account anywhere, no real money.
 
 It understands Stripe's test payment-method names and keeps its ledger in
-FinePay's database (its own tables, its own transactions) so that every
-gunicorn worker sees the same intents, and so that it behaves like an outside
-system: a rollback in FinePay does not undo a "charge" here.
+FinePay's database (its own tables, models.py, its own transactions) so that
+every gunicorn worker sees the same intents, and so that it behaves like an
+outside system: a rollback in FinePay does not undo a "charge" here.
 """
 import hashlib
 import hmac
 import json
 import secrets
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from sqlalchemy import BigInteger, ForeignKey, String, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
-from finepay.audit import BigId
-from finepay.dbtypes import UTCDateTime, utcnow
+from finepay.dbtypes import utcnow
 from finepay.extensions import db
+from finepay.i18n import N_
 from payments.gateways import (
     CANCELED,
     FAILED,
@@ -30,15 +30,19 @@ from payments.gateways import (
     REQUIRES_ACTION,
     REQUIRES_PAYMENT_METHOD,
     SUCCEEDED,
+    SURFACE_KIOSK,
     GatewayError,
     GatewayEvent,
     GatewayIntent,
     GatewayRefund,
     GatewayTransaction,
+    NextAction,
     PaymentGateway,
     ReaderPayment,
     WebhookVerificationError,
 )
+
+from .models import SandboxIntent, SandboxOperation, SandboxReaderAction, SandboxRefund
 
 # Stripe's test payment methods and what the sandbox does with each.
 SUCCEEDING = {"pm_card_visa", "pm_card_mastercard", "pm_card_visa_debit", "pm_card_amex", "pm_card_unionpay"}
@@ -53,8 +57,15 @@ DECLINING = {
 }
 AUTHENTICATING = {"pm_card_threeDSecure2Required", "pm_card_authenticationRequired", "pm_card_threeDSecureRequired"}
 TEST_METHODS = sorted(SUCCEEDING | set(DECLINING) | AUTHENTICATING)
+# The test cards a driver can pick on the pay page, in the order shown.
+PAGE_CHOICES = (
+    ("pm_card_visa", N_("Visa card that pays")),
+    ("pm_card_chargeDeclined", N_("Card that is declined")),
+    ("pm_card_chargeDeclinedInsufficientFunds", N_("Card with insufficient funds")),
+    ("pm_card_threeDSecure2Required", N_("Card that asks for a security check (3-D Secure)")),
+)
 WEBHOOK_TOLERANCE = 300
-# The simulated card reader: what the kiosk's sandbox controls make the card holder do,
+# The simulated card reader: what each of the seam's READER_SIMULATIONS makes it do (the same words),
 # and how long the reader waits for a card before giving up (as real readers do).
 READER_OUTCOMES = {
     "approve": (READER_SUCCEEDED, None),
@@ -63,60 +74,6 @@ READER_OUTCOMES = {
     "timeout": (READER_FAILED, "reader_timeout"),
 }
 READER_TIMEOUT = timedelta(minutes=2)
-
-
-class SandboxIntent(db.Model):
-    """An intent in the sandbox's ledger."""
-
-    __tablename__ = "sandbox_intents"
-
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    payment_id: Mapped[str | None] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(30), nullable=False)
-    amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    currency: Mapped[str] = mapped_column(String(3), nullable=False)
-    amount_received: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
-    payment_method: Mapped[str | None] = mapped_column(String(60))
-    failure_code: Mapped[str | None] = mapped_column(String(40))
-    charge_id: Mapped[str | None] = mapped_column(String(40))
-    client_secret: Mapped[str] = mapped_column(String(80), nullable=False)
-    captured_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
-
-
-class SandboxOperation(db.Model):
-    """Idempotency in the sandbox: a key seen before returns the first result."""
-
-    __tablename__ = "sandbox_operations"
-
-    idempotency_key: Mapped[str] = mapped_column(String(150), primary_key=True)
-    result_id: Mapped[str] = mapped_column(String(40), nullable=False)
-
-
-class SandboxRefund(db.Model):
-    """A refund in the sandbox's ledger."""
-
-    __tablename__ = "sandbox_refunds"
-
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    intent_id: Mapped[str] = mapped_column(ForeignKey("sandbox_intents.id"), nullable=False, index=True)
-    amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    currency: Mapped[str] = mapped_column(String(3), nullable=False)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow, index=True)
-
-
-class SandboxReaderAction(db.Model):
-    """A collection on a simulated card reader: waits until a sandbox control (or the timeout) decides it."""
-
-    __tablename__ = "sandbox_reader_actions"
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    intent_id: Mapped[str] = mapped_column(ForeignKey("sandbox_intents.id"), nullable=False, index=True)
-    reader_id: Mapped[str] = mapped_column(String(100), nullable=False, index=True)
-    status: Mapped[str] = mapped_column(String(20), nullable=False)
-    failure_code: Mapped[str | None] = mapped_column(String(40))
-    started_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 def _reader(action):
@@ -341,6 +298,25 @@ class SandboxGateway(PaymentGateway):
     def client_fields(self, intent):
         """The sandbox's pages need no client secret."""
         return {}
+
+    # What the payer does next: pick a test card on the pay page (a form that posts to
+    # FinePay's confirm page), or, at a kiosk, the simulated reader with its controls.
+    @classmethod
+    def init_app(cls, app):
+        """Register the sandbox's pages: its bank's security check, and the templates of its fragments."""
+        from .views import bp
+
+        app.register_blueprint(bp)
+
+    def next_action(self, payment, payer):
+        """Test cards on the pay page; the simulated reader, with its controls, at a kiosk."""
+        if payer.surface == SURFACE_KIOSK:
+            return NextAction.present_card(fragment="sandbox/reader.html")
+        return NextAction.enter_card("sandbox/pay.html", choices=PAGE_CHOICES)
+
+    def accepts_posted_method(self, payment_method):
+        """Any of Stripe's test methods (the pay page offers four; the API takes them all)."""
+        return payment_method in TEST_METHODS
 
     # The simulated card reader. Its state lives in the database, like the
     # intents, so that every worker (and the kiosk's polling) agrees.
