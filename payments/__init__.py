@@ -5,13 +5,15 @@ def init_app(app):
     """Plug the payments area into the app: its gateway, pages, API, webhooks, metrics, CLI and demo payment."""
     from finepay import demo, errors
     from finepay.extensions import csrf, rest_api
-    from payments import api, commands, gateways, metrics, models, views, webhooks  # noqa: F401  (models: tables)
+    from payments import api, commands, gateways, metrics, models, services, views, webhooks  # noqa: F401
     from payments import demo as demo_data
+    from violations.importer import register_hold_keeper
 
-    # The sandbox's ledger tables are part of the schema whichever gateway runs.
-    from payments.gateways import sandbox  # noqa: F401
-
+    # Every installed adapter's tables (the sandbox's ledger) are part of the schema, whichever one runs.
+    for name in gateways.available_gateways():
+        gateways.load_gateway_class(name)
     gateways.init_app(app)  # sets SANDBOX from the adapter
+    register_hold_keeper(app, services)  # an import cancels the open payments it changes
     metrics.init_app(app)  # instruments the gateway just built
     app.register_blueprint(views.bp)
     app.register_blueprint(webhooks.bp)
