@@ -12,7 +12,6 @@ from finepay import database, demo, errors, formatting, health, i18n, inputs, ob
 from finepay.extensions import babel, csrf, db, limiter, login_manager, migrate, rest_api
 from finepay.restapi import JSONProvider
 
-SUPPORTED_LOCALES = i18n.SUPPORTED_LOCALES
 # The checkout: templates/, static/ and migrations/ sit beside the packages.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # In the order they register: an area may build on the ones before it (payments' demo pays a violation's).
