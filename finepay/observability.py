@@ -261,7 +261,7 @@ def metrics_allowed():
 
 @bp.get("/metrics")
 def metrics():
-    """Prometheus text format: request latency, payments by outcome, gateway errors, sync lag."""
+    """Prometheus text format: request latency, and what the areas add (payments by outcome, gateway calls...)."""
     if not metrics_allowed():
         abort(404)  # the same as a path that does not exist: nothing to probe
     registry = current_app.extensions[METRICS].registry
