@@ -34,6 +34,7 @@ class PaymentMetrics:
     """The payments area's Prometheus metrics for one app."""
 
     def __init__(self, registry):
+        self.registry = registry
         self.payment_outcomes = Counter(
             "finepay_payment_outcomes_total", "Payment state changes committed, by the state reached.",
             ["outcome"], registry=registry,
