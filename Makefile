@@ -82,8 +82,11 @@ services:
 	  || echo "WARNING: could not install $(SERVICE_PACKAGES); the two-node test will be skipped (REQUIRE_NGINX=1 fails instead)"; \
 	fi
 
+## Style (ruff) and the layering (.importlinter: the base imports no area, no import cycles,
+## gateway adapters reached only through their registry).
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 ## Set up and run the whole suite: lint, catalogues, unit, API (SQLite and PostgreSQL), browser, two nodes behind nginx.
 test: $(INSTALLED) browser services lint i18n-check $(MO_FILES)

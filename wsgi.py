@@ -1,4 +1,4 @@
 """The production entry point: gunicorn wsgi:app"""
-from finepay import create_app
+from finepay.app import create_app
 
 app = create_app()

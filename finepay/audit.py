@@ -10,12 +10,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from finepay.dbtypes import UTCDateTime, utcnow
+from finepay.dbtypes import BigId, UTCDateTime, utcnow
 from finepay.extensions import db
 from finepay.observability import current_request_id
-
-# BIGINT on PostgreSQL; SQLite only autoincrements a plain INTEGER primary key.
-BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class AuditEntry(db.Model):

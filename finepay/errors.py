@@ -1,10 +1,10 @@
 """One error shape for the whole service: JSON for the API, a page for people."""
 import logging
 
-from flask import render_template, request
+from flask import current_app, render_template, request
 from flask_babel import gettext as _
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
-from werkzeug.exceptions import InternalServerError
+from werkzeug.exceptions import HTTPException, InternalServerError
 
 from finepay.extensions import db
 from finepay.i18n import localize_errors, localize_message
@@ -63,9 +63,19 @@ class ApiError(Exception):
         self.errors = errors or {}
 
 
+JSON_PATHS = "finepay.errors.json_paths"
+# The shared ones: flask-smorest's API (and its OpenAPI document) and the health checks.
+BASE_JSON_PATHS = ("/api/", "/healthz", "/readyz")
+
+
+def answer_json_under(app, *prefixes):
+    """Errors under these path prefixes are JSON bodies, not pages (each area names its API's prefixes)."""
+    app.extensions[JSON_PATHS] = app.extensions.get(JSON_PATHS, ()) + tuple(prefixes)
+
+
 def wants_json():
     """Whether this request is an API client's rather than a browser page's."""
-    return request.path.startswith(("/api/", "/webhooks/", "/healthz", "/readyz", "/kiosk/api/"))
+    return request.path.startswith(current_app.extensions.get(JSON_PATHS, BASE_JSON_PATHS))
 
 
 def error_response(status, code, message, errors=None, headers=None, extra=None):
@@ -133,10 +143,12 @@ def handle_refused_value(error):
     return error_response(422, "invalid_input", default_messages()[422])
 
 
-def register_error_handlers(app):
-    """Install the handlers on the app."""
+def init_app(app):
+    """Install the handlers on the app (after the extensions: flask-smorest installs its own for HTTPException)."""
+    answer_json_under(app, *BASE_JSON_PATHS)
     app.register_error_handler(ApiError, handle_api_error)
     app.register_error_handler(OperationalError, handle_database_error)
     app.register_error_handler(InterfaceError, handle_database_error)
     app.register_error_handler(DataError, handle_refused_value)
-    # HTTPException is routed through FinePayApi.handle_http_exception
+    # Replaces flask-smorest's handler, which would answer in its own shape.
+    app.register_error_handler(HTTPException, handle_http_exception)

@@ -36,14 +36,9 @@ class ErrorSchema(Schema):
 
 
 class FinePayApi(Api):
-    """flask-smorest's Api with FinePay's error shape instead of its own."""
+    """flask-smorest's Api documenting FinePay's error shape (finepay.errors.init_app installs the handler)."""
 
     ERROR_SCHEMA = ErrorSchema
 
-    def handle_http_exception(self, error):
-        from finepay.errors import handle_http_exception
 
-        return handle_http_exception(error)
-
-
-api = FinePayApi()
+rest_api = FinePayApi()  # the REST API (flask-smorest): its blueprints, OpenAPI document and error shape

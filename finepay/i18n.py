@@ -1,5 +1,6 @@
 """Languages: which one a request gets, the switcher, and translated validation messages."""
 import re
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from babel import Locale
@@ -22,22 +23,47 @@ def N_(message):
     return message
 
 
-def is_kiosk_request():
-    """Kiosk pages and their API: a shared screen, so no remembered choice."""
-    return request.path == "/kiosk" or request.path.startswith("/kiosk/")
+# Per-app rules the areas add (see start_page and locale_rule): app.extensions[RULES].
+RULES = "finepay.i18n"
+
+
+@dataclass
+class Rules:
+    """The areas' language rules: start pages by path prefix, and areas that choose their own locale."""
+
+    start_pages: dict = field(default_factory=dict)  # path prefix -> endpoint
+    locale_rules: dict = field(default_factory=dict)  # path prefix -> function returning a locale or None
+
+
+def start_page(app, endpoint, prefix="/"):
+    """The page the switcher returns to from a page under ``prefix`` that cannot be fetched again."""
+    app.extensions[RULES].start_pages[prefix] = endpoint
+
+
+def locale_rule(app, prefix, selector):
+    """Under ``prefix`` the area's ``selector`` picks the locale (None for the default); no cookie is read."""
+    app.extensions[RULES].locale_rules[prefix] = selector
+
+
+def _under(path, prefix):
+    return prefix == "/" or path == prefix or path.startswith(prefix.rstrip("/") + "/")
+
+
+def _most_specific(rules, path):
+    """The rule of the longest prefix that path falls under, or None."""
+    prefixes = [prefix for prefix in rules if _under(path, prefix)]
+    return rules[max(prefixes, key=len)] if prefixes else None
+
+
+def _start_endpoint(path):
+    return _most_specific(current_app.extensions[RULES].start_pages, path)
 
 
 def select_locale():
     """The visitor's explicit choice, then the browser's languages, then DEFAULT_LOCALE (None)."""
-    if is_kiosk_request():
-        # The kiosk keeps its language for one visit only: ?lang= on the page, which the
-        # script repeats as Accept-Language on every screen; a new visit starts without it.
-        chosen = request.args.get(COOKIE_NAME)
-        if chosen in SUPPORTED_LOCALES:
-            return chosen
-        if request.path.startswith("/kiosk/api/"):
-            return request.accept_languages.best_match(SUPPORTED_LOCALES)
-        return None
+    area_rule = _most_specific(current_app.extensions[RULES].locale_rules, request.path)
+    if area_rule is not None:
+        return area_rule()
     chosen = request.cookies.get(COOKIE_NAME)
     if chosen in SUPPORTED_LOCALES:
         return chosen
@@ -81,7 +107,7 @@ def switcher_next():
     (a POST) cannot be shown again by a link.
     """
     path = request.path
-    start = url_for("staff.dashboard") if path.startswith("/staff") else url_for("violations.home")
+    start = url_for(_start_endpoint(path))
     if request.method in ("GET", "HEAD") and request.url_rule is not None:
         return request.script_root + path
     # A page shown in answer to a POST comes back only if a GET of the same path is the same page
@@ -108,7 +134,7 @@ def choose(code):
     """Remember a language in the `lang` cookie and go back to a page on this site."""
     if code not in SUPPORTED_LOCALES:
         abort(404)
-    target = local_path(request.args.get("next", "")) or url_for("violations.home")
+    target = local_path(request.args.get("next", "")) or url_for(_start_endpoint("/"))
     response = redirect(target, 303)
     response.set_cookie(
         COOKIE_NAME, code, max_age=COOKIE_MAX_AGE, path="/", httponly=True, samesite="Lax",
@@ -249,7 +275,8 @@ def status_label(value):
 
 
 def init_app(app):
-    """The switcher's view and the template helpers."""
+    """The switcher's view, the template helpers, and an empty set of the areas' rules."""
+    app.extensions[RULES] = Rules()
     app.register_blueprint(bp)
     app.add_template_global(languages)
     app.add_template_global(switcher_next)

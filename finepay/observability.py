@@ -6,16 +6,16 @@ on every log line, stored on every audit entry and sent with every gateway
 call, so one id finds everything a request did. CLI runs (``payments sync``)
 get an id of their own.
 
-Metrics live in a registry per app (``app.extensions["finepay.metrics"]``).
-Under gunicorn set ``PROMETHEUS_MULTIPROC_DIR`` (gunicorn.conf.py does the
-rest) so that ``/metrics`` adds up every worker. Payment and sync figures are
-read from the database at scrape time, so they agree across workers and
-machines. ``/metrics`` answers only loopback callers that did not come through
+Metrics live in a registry per app (``app.extensions["finepay.metrics"]``);
+the areas add their own to it (``metrics_registry``), and collectors that read
+the database at scrape time (``add_collector``), so that such figures agree
+across workers and machines. Under gunicorn set ``PROMETHEUS_MULTIPROC_DIR``
+(gunicorn.conf.py does the rest) so that ``/metrics`` adds up every worker.
+``/metrics`` answers only loopback callers that did not come through
 a proxy, or a caller presenting ``Authorization: Bearer $METRICS_TOKEN``;
 everyone else gets a plain 404.
 """
 import contextvars
-import functools
 import hmac
 import ipaddress
 import json
@@ -28,13 +28,9 @@ import traceback
 import uuid
 from datetime import UTC, datetime
 
-from flask import Blueprint, Response, abort, current_app, g, has_app_context, request
+from flask import Blueprint, Response, abort, current_app, g, request
 from gunicorn.glogging import Logger as GunicornLogger
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
-from sqlalchemy import event, func, select
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, object_session
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # A client's id is kept only when it is plainly an id: it lands in logs, audit rows and gateway calls.
@@ -49,11 +45,8 @@ _SECRET_PATTERNS = re.compile(
 )
 SECRET_SETTINGS = ("SECRET_KEY", "STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRET", "METRICS_TOKEN")
 REDACTED = "[redacted]"
-_PENDING_OUTCOMES = "finepay.metrics.pending_outcomes"
-GATEWAY_OPERATIONS = (
-    "create_intent", "confirm_intent", "retrieve_intent", "cancel_intent", "refund", "list_transactions",
-    "start_reader_payment", "reader_status", "cancel_reader_payment",
-)
+METRICS = "finepay.metrics"
+COLLECTORS = "finepay.metrics.collectors"
 
 
 # --- request ids ---------------------------------------------------------------
@@ -221,7 +214,7 @@ class AccessLogger(GunicornLogger):
 # --- metrics -----------------------------------------------------------------
 
 class Metrics:
-    """FinePay's Prometheus metrics for one app."""
+    """FinePay's Prometheus metrics for one app: the shared ones (areas add theirs to the same registry)."""
 
     def __init__(self, registry):
         self.registry = registry
@@ -230,124 +223,18 @@ class Metrics:
             ["method", "endpoint", "status"], registry=registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         )
-        self.payment_outcomes = Counter(
-            "finepay_payment_outcomes_total", "Payment state changes committed, by the state reached.",
-            ["outcome"], registry=registry,
-        )
-        self.gateway_calls = Histogram(
-            "finepay_gateway_request_duration_seconds", "Time of each gateway call, by operation.",
-            ["gateway", "operation"], registry=registry, buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
-        )
-        self.gateway_errors = Counter(
-            "finepay_gateway_errors_total", "Gateway calls that failed, by operation and FinePay's error code.",
-            ["gateway", "operation", "code"], registry=registry,
-        )
 
 
-class DatabaseCollector:
-    """Figures read from the database at scrape time: the same answer from every worker."""
-
-    def __init__(self, app):
-        self.app = app
-
-    def collect(self):
-        """Payments by status, and how long the oldest unsettled payment has waited (sync lag)."""
-        from finepay.extensions import db
-        from payments import states
-        from payments.models import Payment
-
-        by_status = GaugeMetricFamily("finepay_payments", "Payments by current status.", labels=["status"])
-        lag = GaugeMetricFamily(
-            "finepay_sync_lag_seconds",
-            "Age of the oldest payment whose outcome is not settled yet (grows when payments sync is not running).",
-        )
-        up = GaugeMetricFamily("finepay_database_up", "Whether the database answered this scrape.")
-        with self.app.app_context():
-            try:
-                rows = db.session.execute(select(Payment.status, func.count()).group_by(Payment.status)).all()
-                oldest = db.session.execute(
-                    select(func.min(Payment.updated_at)).where(Payment.status.in_(states.UNSETTLED))
-                ).scalar()
-            except SQLAlchemyError:
-                db.session.rollback()
-                up.add_metric([], 0)
-                yield up
-                return
-            finally:
-                db.session.remove()
-        up.add_metric([], 1)
-        for status, count in rows:
-            by_status.add_metric([status], count)
-        if oldest is not None and oldest.tzinfo is None:
-            oldest = oldest.replace(tzinfo=UTC)
-        lag.add_metric([], max(0.0, (datetime.now(UTC) - oldest).total_seconds()) if oldest else 0.0)
-        yield up
-        yield by_status
-        yield lag
+def metrics_registry(app):
+    """The app's Prometheus registry, for an area's own metrics."""
+    return app.extensions[METRICS].registry
 
 
-def current_metrics():
-    """This app's Metrics."""
-    return current_app.extensions["finepay.metrics"]
-
-
-def instrument_gateway(gateway, metrics):
-    """Time and count every call of the app's gateway adapter, and log failures with the request id.
-
-    Wraps the instance's methods in place, so the adapter keeps its class
-    (and whatever a test or a kiosk asks of it).
-    """
-    from payments.gateways import GatewayError
-
-    log = logging.getLogger("finepay.gateway")
-
-    def wrap(operation, method):
-        @functools.wraps(method)
-        def timed(*args, **kwargs):
-            started = time.perf_counter()
-            try:
-                return method(*args, **kwargs)
-            except GatewayError as error:
-                metrics.gateway_errors.labels(gateway.name, operation, error.code).inc()
-                log.warning("gateway %s failed: %s", operation, error.code, extra={
-                    "event": "gateway_error", "gateway": gateway.name, "operation": operation, "code": error.code,
-                    "outcome": "unknown" if error.outcome_unknown else "not_done",
-                })
-                raise
-            finally:
-                metrics.gateway_calls.labels(gateway.name, operation).observe(time.perf_counter() - started)
-
-        timed.finepay_instrumented = True
-        return timed
-
-    for operation in GATEWAY_OPERATIONS:
-        method = getattr(gateway, operation, None)
-        if method is not None and not getattr(method, "finepay_instrumented", False):
-            setattr(gateway, operation, wrap(operation, method))
-    return gateway
-
-
-def _note_payment_outcome(_mapper, _connection, entry):
-    """An audit entry for a payment state change was written: count it once its transaction commits."""
-    if entry.action.startswith("payment."):
-        session = object_session(entry)
-        if session is not None:
-            session.info.setdefault(_PENDING_OUTCOMES, []).append(entry.action.split(".", 1)[1])
-
-
-@event.listens_for(Session, "after_commit")
-def _count_payment_outcomes(session):
-    outcomes = session.info.pop(_PENDING_OUTCOMES, None)
-    session.info.pop("finepay.metrics.seen", None)
-    if outcomes and has_app_context() and "finepay.metrics" in current_app.extensions:
-        counter = current_app.extensions["finepay.metrics"].payment_outcomes
-        for outcome in outcomes:
-            counter.labels(outcome).inc()
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget_payment_outcomes(session):
-    session.info.pop(_PENDING_OUTCOMES, None)
+def add_collector(app, collector):
+    """A collector an area reads at scrape time (e.g. from the database): the same answer from every worker."""
+    app.extensions[COLLECTORS].append(collector)
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        metrics_registry(app).register(collector)
 
 
 # --- the app hooks ----------------------------------------------------------------
@@ -374,36 +261,27 @@ def metrics_allowed():
 
 @bp.get("/metrics")
 def metrics():
-    """Prometheus text format: request latency, payments by outcome, gateway errors, sync lag."""
+    """Prometheus text format: request latency, and what the areas add (payments by outcome, gateway calls...)."""
     if not metrics_allowed():
         abort(404)  # the same as a path that does not exist: nothing to probe
-    registry = current_app.extensions["finepay.metrics"].registry
+    registry = current_app.extensions[METRICS].registry
     multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if multiproc_dir:
         from prometheus_client import multiprocess
 
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=multiproc_dir)
-        registry.register(current_app.extensions["finepay.metrics.database"])
+        for collector in current_app.extensions[COLLECTORS]:
+            registry.register(collector)
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
 
 def init_app(app):
-    """Logging, request ids, metrics and the instrumented gateway for this app."""
-    configure_logging(app)
+    """Request ids, the metrics registry and /metrics for this app (logging: configure_logging, once it is built)."""
     registry = CollectorRegistry(auto_describe=True)
     metrics_ = Metrics(registry)
-    database = DatabaseCollector(app)
-    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry.register(database)
-    app.extensions["finepay.metrics"] = metrics_
-    app.extensions["finepay.metrics.database"] = database
-    from finepay.audit import AuditEntry
-
-    if not event.contains(AuditEntry, "after_insert", _note_payment_outcome):
-        event.listen(AuditEntry, "after_insert", _note_payment_outcome)
-    if "finepay.gateway" in app.extensions:
-        instrument_gateway(app.extensions["finepay.gateway"], metrics_)
+    app.extensions[METRICS] = metrics_
+    app.extensions[COLLECTORS] = []
     app.register_blueprint(bp)
     access_log = logging.getLogger("finepay.request")
 

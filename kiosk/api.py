@@ -11,14 +11,14 @@ import uuid
 from flask import Blueprint, g, render_template, request, url_for
 from flask_babel import gettext as _
 
-from finepay.api import BodyParser
 from finepay.errors import ApiError
-from kiosk import services, sessions
+from finepay.restapi import BodyParser
+from kiosk import services, visits
 from kiosk.limits import limited
 from kiosk.messages import kiosk_failure_message
 from kiosk.schemas import (
     EmptySchema,
-    EndSessionSchema,
+    EndVisitSchema,
     PaySchema,
     PlateSchema,
     SelectionQuerySchema,
@@ -26,7 +26,7 @@ from kiosk.schemas import (
     SimulateSchema,
     VinSchema,
 )
-from kiosk.views import screen_context, security_headers
+from kiosk.screens import screen_context, security_headers
 from payments import receipts, states
 from payments.gateways import READER_WAITING, SURFACE_KIOSK, GatewayError, Payer, current_gateway
 from payments.qr import qr_svg
@@ -35,7 +35,7 @@ from payments.services import convenience_fee
 
 bp = Blueprint("kiosk_api", __name__, url_prefix="/kiosk/api")
 parser = BodyParser()
-SESSION_HEADER = "X-Kiosk-Session"
+VISIT_HEADER = "X-Kiosk-Session"  # the wire keeps the name visits had before
 KIOSK_PAYER = Payer(surface=SURFACE_KIOSK)
 
 
@@ -51,7 +51,7 @@ bp.after_request(security_headers)
 
 
 def _visit():
-    return sessions.current_session(g.kiosk_terminal, request.headers.get(SESSION_HEADER))
+    return visits.current_visit(g.kiosk_terminal, request.headers.get(VISIT_HEADER))
 
 
 def screen(name, status=200, extra=None, **context):
@@ -71,12 +71,12 @@ def status():
 def heartbeat(_body):
     """The kiosk is alive; a visit in progress is too (the page resets itself when idle)."""
     services.record_heartbeat(g.kiosk_terminal)
-    if request.headers.get(SESSION_HEADER):
+    if request.headers.get(VISIT_HEADER):
         try:
             _visit()
         except ApiError:
             pass  # ended meanwhile: the page finds out on its next step
-    sessions.sweep_stale_sessions()
+    visits.sweep_stale_visits()
     return {"status": "ok"}
 
 
@@ -84,20 +84,20 @@ def heartbeat(_body):
 @parser.use_args(EmptySchema(), location="json")
 def start(_body):
     """The driver touched Start: a new visit, and the plate screen."""
-    _session, token = sessions.start_session(g.kiosk_terminal)
+    _started, token = visits.start_visit(g.kiosk_terminal)
     body, status = screen("plate", plate="")
     return {**body, "session": token}, 201
 
 
 @bp.post("/session/end")
-@parser.use_args(EndSessionSchema(), location="json")
+@parser.use_args(EndVisitSchema(), location="json")
 def end(body):
     """Start over, idle reset or finished: cancel any reader payment at the gateway, then forget the visit."""
     try:
         visit = _visit()
     except ApiError:
         return {"status": "ended"}  # already over: ending twice is fine
-    sessions.end_session(visit, g.kiosk_terminal, reason=body["reason"])
+    visits.end_visit(visit, g.kiosk_terminal, reason=body["reason"])
     return {"status": "ended"}
 
 
@@ -122,7 +122,7 @@ def vin_screen():
 def violations_screen(query):
     """Back to the list, with the earlier selection."""
     visit = _visit()
-    return screen("violations", statement=sessions.statement_for(visit), selected=query.get("selected"))
+    return screen("violations", statement=visits.statement_for(visit), selected=query.get("selected"))
 
 
 @bp.post("/plate")
@@ -130,7 +130,7 @@ def violations_screen(query):
 def plate(body):
     """The plate is typed: on to the VIN keypad."""
     visit = _visit()
-    sessions.remember_plate(visit, g.kiosk_terminal, body["plate"])
+    visits.remember_plate(visit, g.kiosk_terminal, body["plate"])
     return screen("vin", plate=body["plate"])
 
 
@@ -140,7 +140,7 @@ def plate(body):
 def lookup(body):
     """Plate and VIN code together: the vehicle's violations, or one answer for every kind of mismatch."""
     visit = _visit()
-    statement = sessions.prove_vehicle(visit, body["vin_last6"], altcha=body.get("altcha"))
+    statement = visits.prove_vehicle(visit, body["vin_last6"], altcha=body.get("altcha"))
     if statement is None:
         raise ApiError(_("No violations were found for this plate and VIN code. Check both and try again."),
                        code="no_match", status=404)
@@ -152,7 +152,7 @@ def lookup(body):
 def review(body):
     """The chosen violations, their late fees and the total, before anything is charged."""
     visit = _visit()
-    statement, lines = sessions.selected_lines(visit, body["violation_ids"])
+    statement, lines = visits.selected_lines(visit, body["violation_ids"])
     subtotal = sum(line.amount_due for line in lines)
     fee = convenience_fee(subtotal)
     return screen("review", statement=statement, lines=lines, subtotal=subtotal, fee=fee, total=subtotal + fee,
@@ -180,7 +180,7 @@ def _payment_screen(payment, reader_payment, status=200):
 def pay(body):
     """Pay: create the payment (amount from the server, tagged kiosk + terminal) and start the reader."""
     visit = _visit()
-    payment, reader_payment = sessions.pay(visit, g.kiosk_terminal, body["violation_ids"], body["idempotency_key"])
+    payment, reader_payment = visits.pay(visit, g.kiosk_terminal, body["violation_ids"], body["idempotency_key"])
     return _payment_screen(payment, reader_payment, 201)
 
 
@@ -188,7 +188,7 @@ def pay(body):
 def payment_status():
     """Polled while the reader works: the reader screen, or the result once there is one."""
     visit = _visit()
-    return _payment_screen(*sessions.check_payment(visit, g.kiosk_terminal))
+    return _payment_screen(*visits.check_payment(visit, g.kiosk_terminal))
 
 
 @bp.post("/payment/retry")
@@ -197,11 +197,11 @@ def retry(_body):
     """Another try on the reader for the same payment (or, if it closed meanwhile, say so)."""
     visit = _visit()
     try:
-        return _payment_screen(*sessions.retry_payment(visit, g.kiosk_terminal))
+        return _payment_screen(*visits.retry_payment(visit, g.kiosk_terminal))
     except ApiError as error:
         if error.code not in ("payment_closed", "quote_expired"):
             raise
-        return _payment_screen(sessions.session_payment(visit), None)
+        return _payment_screen(visits.visit_payment(visit), None)
 
 
 @bp.post("/payment/cancel")
@@ -209,10 +209,10 @@ def retry(_body):
 def cancel(_body):
     """The driver cancelled at the reader: back to the list, nothing charged."""
     visit = _visit()
-    payment = sessions.cancel_payment(visit, g.kiosk_terminal)
+    payment = visits.cancel_payment(visit, g.kiosk_terminal)
     if payment.status in (states.SUCCEEDED, states.REFUNDED):
         return _payment_screen(payment, None)  # approved just before the cancel
-    return screen("violations", statement=sessions.statement_for(visit),
+    return screen("violations", statement=visits.statement_for(visit),
                   selected=[item.violation_id for item in payment.items], cancelled=True)
 
 
@@ -220,7 +220,7 @@ def cancel(_body):
 def receipt():
     """The receipt to print, with a QR code of its online copy."""
     visit = _visit()
-    payment = sessions.session_payment(visit)
+    payment = visits.visit_payment(visit)
     if not payment.receipt_number:
         raise ApiError(_("There is no receipt for this visit yet."), code="out_of_order", status=409)
     data = receipts.get_receipt(payment.receipt_number)
@@ -236,9 +236,9 @@ def simulate(body):
     if not (gateway.simulated and gateway.supports_card_present):
         raise ApiError(_("There is no simulated reader here."), code="not_found", status=404)
     visit = _visit()
-    sessions.session_payment(visit)
+    visits.visit_payment(visit)
     try:
-        gateway.simulate_reader(services.card_terminal(g.kiosk_terminal), body["outcome"])
+        gateway.simulate_reader(g.kiosk_terminal.card_terminal(), body["outcome"])
     except GatewayError as error:
         raise ApiError(_("The reader is not waiting for a card."), code=error.code, status=409) from None
-    return _payment_screen(*sessions.check_payment(visit, g.kiosk_terminal))
+    return _payment_screen(*visits.check_payment(visit, g.kiosk_terminal))

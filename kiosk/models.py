@@ -1,4 +1,4 @@
-"""Kiosk terminals and the driver sessions on them."""
+"""Kiosk terminals and the drivers' visits on them."""
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, Integer, String
@@ -6,6 +6,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from finepay.dbtypes import UTCDateTime, utcnow
 from finepay.extensions import db
+from payments.gateways import CardTerminal
 
 
 class Terminal(db.Model):
@@ -27,11 +28,15 @@ class Terminal(db.Model):
     created_by: Mapped[str] = mapped_column(String(100), nullable=False, default="cli")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
 
+    def card_terminal(self):
+        """This kiosk in a card-present adapter's terms (which reader to drive)."""
+        return CardTerminal(id=self.id, name=self.name, reader_id=self.reader_id)
 
-class KioskSession(db.Model):
+
+class KioskVisit(db.Model):
     """One driver's visit to a kiosk, server-side, ended on completion or idle reset."""
 
-    __tablename__ = "kiosk_sessions"
+    __tablename__ = "kiosk_sessions"  # the table's name from before visits were called visits
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     terminal_id: Mapped[int] = mapped_column(ForeignKey("terminals.id"), nullable=False, index=True)

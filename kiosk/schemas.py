@@ -60,7 +60,7 @@ class SelectionQuerySchema(Schema):
     )
 
 
-class EndSessionSchema(Schema):
+class EndVisitSchema(Schema):
     """Why the kiosk ends a visit."""
 
     reason = fields.String(required=True, validate=validate.OneOf(END_REASONS))

@@ -21,8 +21,8 @@ from finepay import audit
 from finepay.dbtypes import utcnow
 from finepay.errors import ApiError
 from finepay.extensions import db
+from kiosk import visits
 from kiosk.models import Terminal
-from payments.gateways import CardTerminal
 
 ENROLMENT_TTL = timedelta(minutes=15)
 COOKIE_NAME = "finepay_kiosk"
@@ -45,11 +45,6 @@ CREDENTIAL_EXPIRED = "credential expired"
 
 def _hash(secret):
     return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def card_terminal(terminal):
-    """The terminal in the gateway's terms (which reader to drive)."""
-    return CardTerminal(id=terminal.id, name=terminal.name, reader_id=terminal.reader_id)
 
 
 def credential_expires_at(terminal):
@@ -214,9 +209,7 @@ def record_heartbeat(terminal):
 # --- revocation and listing ------------------------------------------------------
 
 def revoke_terminal(name, actor):
-    """Switch a terminal off: its credential and any enrolment code stop working at once, its session ends."""
-    from kiosk import sessions  # sessions import this module
-
+    """Switch a terminal off: its credential and any enrolment code stop working at once, its visit ends."""
     terminal = _find(name) if isinstance(name, str) else None
     if terminal is None:
         raise ApiError(_("No terminal has this name."), code="not_found", status=404)
@@ -226,7 +219,7 @@ def revoke_terminal(name, actor):
     terminal.enrolment_expires_at = None
     audit.record("kiosk.revoked", "terminal", terminal.id, actor=str(actor), name=terminal.name)
     db.session.commit()
-    sessions.end_open_sessions(terminal, reason="terminal revoked")
+    visits.end_open_visits(terminal, reason="terminal revoked")
     return terminal
 
 

@@ -5,53 +5,14 @@ from flask import Blueprint, current_app, g, make_response, redirect, render_tem
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from finepay.errors import ApiError
-from finepay.i18n import SUPPORTED_LOCALES, current_code
-from kiosk import keyboards, services, sessions
+from finepay.i18n import current_code
+from kiosk import services, visits
+from kiosk.screens import chosen_locale, screen_context, security_headers, timing
 from payments.qr import qr_svg
-from payments.reader import card_present_available
 
 bp = Blueprint("kiosk", __name__, url_prefix="/kiosk")
 
-# Timings the issue fixes; tests may shorten them through the app's config.
-DEFAULT_TIMINGS = {
-    "KIOSK_PROMPT_SECONDS": sessions.PROMPT_SECONDS,  # "still there?" before the full reset
-    "KIOSK_RECEIPT_SECONDS": 60,  # back to welcome after the receipt
-    "KIOSK_HEARTBEAT_SECONDS": 30,
-    "KIOSK_RETRY_SECONDS": 10,  # the failure screen tries again this often
-    "KIOSK_POLL_SECONDS": 1,  # the reader screen asks for the outcome this often
-}
-# The kiosk's pages load nothing from elsewhere and run no inline code or styles.
-CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
-)
-
-
-def timing(name):
-    """One of the kiosk's timings, in seconds."""
-    return current_app.config.get(name, DEFAULT_TIMINGS[name])
-
-
-def security_headers(response):
-    """Kiosk responses: strict CSP, no referrer to other sites (enrolment codes are in URLs), no framing."""
-    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-    response.headers["Referrer-Policy"] = "same-origin"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
-
-
 bp.after_request(security_headers)
-
-
-def screen_context():
-    """What every kiosk screen template may use."""
-    return {
-        "keyboards": keyboards,
-        "card_payments": card_present_available(),
-        "online_url": url_for("violations.home", _external=True),
-        "timings": {name: timing(name) for name in DEFAULT_TIMINGS},
-    }
 
 
 def set_credential(response, credential, terminal):
@@ -91,7 +52,7 @@ def shell():
     credential = request.cookies.get(services.COOKIE_NAME)
     terminal = services.authenticate(credential)
     g.kiosk_terminal = terminal
-    sessions.end_open_sessions(terminal, reason="kiosk reloaded")
+    visits.end_open_visits(terminal, reason="kiosk reloaded")
     context = screen_context()
     page = render_template(
         "kiosk/shell.html", terminal=terminal, **context,
@@ -103,12 +64,6 @@ def shell():
     response = make_response(page)
     set_credential(response, credential, terminal)  # renews the cookie's expiry with each load
     return response
-
-
-def chosen_locale():
-    """The language a driver picked on the welcome screen (?lang=), for this visit only; None for the default."""
-    chosen = request.args.get("lang")
-    return chosen if chosen in SUPPORTED_LOCALES else None
 
 
 def _same_origin():

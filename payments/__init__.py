@@ -1,1 +1,26 @@
-"""Payments: paying violations through a gateway (see the payments issue)."""
+"""Payments: paying violations through a gateway, receipts, refunds, and the card reader at a kiosk."""
+
+
+def init_app(app):
+    """Plug the payments area into the app: its gateway, pages, API, webhooks, metrics, CLI and demo payment."""
+    from finepay import demo, errors
+    from finepay.extensions import csrf, rest_api
+    from payments import api, commands, gateways, metrics, models, services, views, webhooks  # noqa: F401
+    from payments import demo as demo_data
+    from violations.importer import register_hold_keeper
+
+    # Every installed adapter's tables (the sandbox's ledger) are part of the schema, whichever one runs.
+    for name in gateways.available_gateways():
+        gateways.load_gateway_class(name)
+    gateways.init_app(app)  # sets SANDBOX from the adapter
+    register_hold_keeper(app, services)  # an import cancels the open payments it changes
+    metrics.init_app(app)  # instruments the gateway just built
+    app.register_blueprint(views.bp)
+    app.register_blueprint(webhooks.bp)
+    rest_api.register_blueprint(api.blp)
+    # The JSON API authenticates by what is in the body, never by cookies; webhooks by the gateway's signature.
+    csrf.exempt(api.blp)
+    csrf.exempt(webhooks.bp)
+    errors.answer_json_under(app, "/webhooks/")
+    app.cli.add_command(commands.payments_cli)
+    demo.add_seeder(app, demo_data.seed_paid_violation)

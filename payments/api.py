@@ -1,7 +1,7 @@
 """The public payments API: create, confirm, read; receipts."""
 from flask.views import MethodView
 
-from finepay.api import Blueprint
+from finepay.restapi import Blueprint
 from payments import receipts, services
 from payments.schemas import (
     ConfirmRequestSchema,

@@ -5,8 +5,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from finepay.audit import BigId
-from finepay.dbtypes import UTCDateTime, utcnow
+from finepay.dbtypes import BigId, UTCDateTime, utcnow
 from finepay.extensions import db
 from payments import states
 

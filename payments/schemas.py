@@ -3,7 +3,7 @@ import re
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_dump, validate, validates
 
-from finepay.api import SandboxFlag
+from finepay.restapi import SandboxFlag
 from payments.gateways import current_gateway
 from payments.messages import failure_message
 from violations.plates import normalize_plate, normalize_vin_last6

@@ -238,7 +238,7 @@ def reconciliation_seconds(db_url, n_payments):
     """Seed n_payments settled yesterday (with gateway records) and time the report page and its CSV."""
     import bench_reconciliation as recon
 
-    from finepay import create_app
+    from finepay.app import create_app
     from finepay.extensions import db
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": db_url.replace("postgresql://", "postgresql+psycopg://"),
@@ -314,7 +314,7 @@ PROFILE_PARTS = (
     ("database: SQLAlchemy Core, psycopg", ("sqlalchemy/", "psycopg/")),
     ("lookup service: pricing, sorting", ("violations/services.py", "violations/fees.py")),
     ("arguments and response: webargs, marshmallow, flask-smorest, JSON",
-     ("webargs/", "marshmallow/", "flask_smorest/", "json/", "finepay/api.py")),
+     ("webargs/", "marshmallow/", "flask_smorest/", "json/", "finepay/restapi.py")),
     ("FinePay's hooks: request ids, metrics, logs, security headers", ("finepay/", "prometheus_client/", "logging/")),
     ("Flask, Werkzeug and the extensions' per-request work",
      ("flask/", "werkzeug/", "flask_babel/", "flask_login/", "flask_wtf/", "itsdangerous/", "blinker/",

@@ -176,7 +176,7 @@ def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
     from flask_migrate import upgrade
 
-    from finepay import create_app
+    from finepay.app import create_app
     from finepay.extensions import db
 
     name = f"finepay_bench_recon_{secrets.token_hex(4)}"

@@ -4,9 +4,9 @@ from flask.views import MethodView
 from flask_babel import gettext as _
 from marshmallow import Schema, ValidationError, fields, validate
 
-from finepay.api import Blueprint, SandboxFlag
 from finepay.errors import ApiError
 from finepay.inputs import is_id_text
+from finepay.restapi import Blueprint, SandboxFlag
 from staff import services
 
 API_KEY_HEADER = "X-API-Key"

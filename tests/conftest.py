@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 from flask_migrate import upgrade
 
-from finepay import create_app
+from finepay.app import create_app
 from finepay.extensions import db
 
 POSTGRES_URL = (

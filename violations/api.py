@@ -2,8 +2,8 @@
 from flask.views import MethodView
 from flask_babel import gettext as _
 
-from finepay.api import Blueprint
 from finepay.errors import ApiError
+from finepay.restapi import Blueprint
 from violations.limits import limited
 from violations.schemas import ChallengeRequiredSchema, LookupRequestSchema, VehicleStatementSchema
 from violations.services import prove_vehicle

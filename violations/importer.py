@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
+from flask import current_app
 from sqlalchemy import bindparam, insert, select, text, update
 
 from finepay import audit
@@ -185,6 +186,17 @@ def read_csv(lines):
             yield start, dict(zip(header, fields, strict=False))
 
 
+# Whatever holds violations in open payments (the payments area, which sits above this one and registers
+# itself): open_holds(), withdraw_payment(payment_id, *, reason, actor), and the outcomes WITHDRAWN,
+# ALREADY_CLOSED, CAPTURED and BEING_PROCESSED that withdraw_payment answers with.
+HOLD_KEEPER = "finepay.violations.hold_keeper"
+
+
+def register_hold_keeper(app, keeper):
+    """Let imports cancel the open payments whose quote a changed row would break (see _free_held)."""
+    app.extensions[HOLD_KEEPER] = keeper
+
+
 def _free_held(batch, report, reject):
     """Rows that change what an open payment quotes: cancel that payment first, or refuse the row.
 
@@ -195,8 +207,7 @@ def _free_held(batch, report, reject):
     payment started after this check, before the batch is written, is caught
     at capture: it never settles a price that no longer holds.
     """
-    from payments import services as payments
-
+    payments = current_app.extensions[HOLD_KEEPER]
     holds = payments.open_holds()
     if not holds:
         return [values for _line, values in batch]

@@ -4,8 +4,7 @@ from datetime import date, datetime
 from sqlalchemy import BigInteger, Boolean, CheckConstraint, Date, Index, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from finepay.audit import BigId
-from finepay.dbtypes import UTCDateTime, utcnow
+from finepay.dbtypes import BigId, UTCDateTime, utcnow
 from finepay.extensions import db
 
 UNPAID, PAID, VOID = "unpaid", "paid", "void"

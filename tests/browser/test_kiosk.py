@@ -17,7 +17,7 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from finepay.extensions import db
-from kiosk.models import KioskSession, Terminal
+from kiosk.models import KioskVisit, Terminal
 from kiosk.services import enrol_terminal
 from payments.gateways import GatewayError
 from payments.gateways.sandbox import SandboxReaderAction
@@ -408,7 +408,7 @@ def test_idle_reset_mid_payment_cancels_it_and_leaves_nothing(screen, kiosk_serv
         action = db.session.execute(select(SandboxReaderAction).where(
             SandboxReaderAction.intent_id == payment.gateway_intent_id)).scalar_one()
         assert action.status == "canceled"
-        visits = db.session.execute(select(KioskSession).join(Terminal).where(
+        visits = db.session.execute(select(KioskVisit).join(Terminal).where(
             Terminal.name == f"idle-{screen.orientation}")).scalars().all()
         assert visits and all(v.ended_at and v.plate is None and v.vin_last6 is None for v in visits)
         db.session.remove()

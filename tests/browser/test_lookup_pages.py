@@ -1,6 +1,6 @@
 """The driver's lookup pages in a real Chromium on a 360 px phone, CSRF on, demo data loaded.
 
-Expected amounts are worked out by hand from the demo data (finepay/demo.py,
+Expected amounts are worked out by hand from the demo data (violations/demo.py,
 dated relative to today) and the default PRC policy: due 15 days after the
 decision, then 3 % of the fine a day, capped at the fine.
 """

@@ -1,7 +1,7 @@
 """The app shell: settings, production guard, health probes, error pages."""
 import pytest
 
-from finepay import create_app
+from finepay.app import create_app
 from finepay.settings import DEV_SECRET_KEY, SettingsError, from_env
 
 

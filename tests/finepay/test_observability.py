@@ -4,13 +4,11 @@ import json
 import logging
 
 import pytest
-from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 
 from finepay import observability
 from finepay.audit import AuditEntry
 from finepay.extensions import db
-from payments.gateways import GatewayError
 from tests.conftest import make_app
 from tests.payments.helpers import confirm, create_ok, overdue_violation
 
@@ -105,24 +103,6 @@ def test_metrics_count_requests_payments_and_sync_lag(client):
     assert "finepay_database_up 1.0" in text
     assert 'endpoint="payments_api.PaymentConfirm"' in text or "PaymentConfirm" in text or "confirm" in text
     assert "finepay_gateway_request_duration_seconds_count" in text
-
-
-def test_gateway_errors_are_counted_by_operation_and_code():
-    class Broken:
-        name = "broken"
-
-        def confirm_intent(self, intent_id, **kwargs):
-            raise GatewayError("read timeout", code="gateway_timeout", outcome_unknown=True)
-
-    metrics = observability.Metrics(CollectorRegistry())
-    gateway = observability.instrument_gateway(Broken(), metrics)
-
-    with pytest.raises(GatewayError):
-        gateway.confirm_intent("pi_1", payment_method="pm_card_visa", idempotency_key="k")
-
-    assert metrics.registry.get_sample_value(
-        "finepay_gateway_errors_total", {"gateway": "broken", "operation": "confirm_intent", "code": "gateway_timeout"}
-    ) == 1.0
 
 
 def test_readyz_reports_redis_when_limits_live_there(database_url):

@@ -6,7 +6,7 @@ import logging
 import pytest
 from flask import g
 
-from finepay import create_app
+from finepay.app import create_app
 from finepay.observability import JSONFormatter, configure_logging
 from finepay.settings import SettingsError
 from payments.schemas import ReceiptSchema

@@ -5,10 +5,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from finepay import create_app
+from finepay.app import create_app
 from finepay.dbtypes import utcnow
 from finepay.extensions import db
-from kiosk.models import KioskSession
+from kiosk.models import KioskVisit
 from payments.gateways import current_gateway
 from payments.models import Payment
 from tests.kiosk.helpers import PLATE, SESSION, VIN, enrol, pay, prove, review, simulate, start_visit, vehicle
@@ -98,7 +98,7 @@ def test_ending_a_visit_wipes_the_plate_and_vin_from_the_server(kiosk, client):
     response = client.post("/kiosk/api/session/end", json={"reason": "start_over"}, headers=headers)
 
     assert response.status_code == 200
-    visit = db.session.execute(select(KioskSession)).scalar_one()
+    visit = db.session.execute(select(KioskVisit)).scalar_one()
     assert visit.ended_at is not None and visit.plate is None and visit.vin_last6 is None
     after = client.post("/kiosk/api/plate", json={"plate": PLATE}, headers=headers)
     assert after.status_code == 409 and after.get_json()["code"] == "session_ended"
@@ -112,14 +112,14 @@ def test_loading_the_kiosk_page_ends_a_visit_left_open(kiosk, client):
     client.get("/kiosk")
 
     assert client.get("/kiosk/api/screens/plate", headers=headers).status_code == 409
-    assert db.session.execute(select(KioskSession.plate)).scalar() is None
+    assert db.session.execute(select(KioskVisit.plate)).scalar() is None
 
 
 def test_a_visit_the_kiosk_abandoned_is_ended_by_the_server(kiosk, client):
     vehicle()
     headers = start_visit(client)
     prove(client, headers)
-    visit = db.session.execute(select(KioskSession)).scalar_one()
+    visit = db.session.execute(select(KioskVisit)).scalar_one()
     visit.last_activity_at = utcnow() - timedelta(minutes=10)
     db.session.commit()
 

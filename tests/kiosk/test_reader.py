@@ -7,8 +7,7 @@ from sqlalchemy import select, update
 from finepay.dbtypes import utcnow
 from finepay.errors import ApiError
 from finepay.extensions import db
-from kiosk.models import KioskSession
-from kiosk.services import card_terminal
+from kiosk.models import KioskVisit
 from payments import reader as card_present
 from payments import states
 from payments.gateways import GatewayError, current_gateway
@@ -134,7 +133,7 @@ def test_a_reset_during_a_reader_payment_cancels_it_at_the_gateway_first(at_read
     assert the_action().status == "canceled"
     assert the_intent().status == "canceled"
     assert the_payment().status == states.CANCELED
-    visit = db.session.execute(select(KioskSession)).scalar_one()
+    visit = db.session.execute(select(KioskVisit)).scalar_one()
     assert visit.ended_at and visit.plate is None and visit.vin_last6 is None
     # The violations are free again, and the cancelled reader cannot take money any more.
     assert simulate(client, headers, "approve").status_code == 409
@@ -154,7 +153,7 @@ def test_a_card_approved_just_before_the_reset_is_settled_not_lost(at_reader, cl
 
 
 def card_present_terminal(kiosk):
-    return card_terminal(kiosk.terminal)
+    return kiosk.terminal.card_terminal()
 
 
 def test_cancel_on_the_reader_screen_goes_back_to_the_list_and_frees_the_violations(at_reader, client):

@@ -4,7 +4,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from finepay.audit import BigId
+from finepay.dbtypes import BigId
 from finepay.dbtypes import UTCDateTime, utcnow
 from finepay.extensions import db
 

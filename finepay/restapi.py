@@ -1,4 +1,4 @@
-"""Shared pieces of the JSON API: a hardened body parser, a JSON provider and the Blueprint to use."""
+"""Shared pieces of the REST (JSON) API: a hardened body parser, the JSON provider and the Blueprint to use."""
 import json
 
 import flask_smorest

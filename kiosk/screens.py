@@ -1,0 +1,65 @@
+"""What the kiosk's pages and its JSON endpoints share: timings, security headers, the screens' context, language."""
+from flask import current_app, request, url_for
+
+from finepay.i18n import SUPPORTED_LOCALES
+from kiosk import keyboards, visits
+from payments.reader import card_present_available
+
+# Timings of the kiosk's screens; tests may shorten them through the app's config.
+DEFAULT_TIMINGS = {
+    "KIOSK_PROMPT_SECONDS": visits.PROMPT_SECONDS,  # "still there?" before the full reset
+    "KIOSK_RECEIPT_SECONDS": 60,  # back to welcome after the receipt
+    "KIOSK_HEARTBEAT_SECONDS": 30,
+    "KIOSK_RETRY_SECONDS": 10,  # the failure screen tries again this often
+    "KIOSK_POLL_SECONDS": 1,  # the reader screen asks for the outcome this often
+}
+# The kiosk's pages load nothing from elsewhere and run no inline code or styles.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+API_PREFIX = "/kiosk/api/"
+
+
+def timing(name):
+    """One of the kiosk's timings, in seconds."""
+    return current_app.config.get(name, DEFAULT_TIMINGS[name])
+
+
+def security_headers(response):
+    """Kiosk responses: strict CSP, no referrer to other sites (enrolment codes are in URLs), no framing."""
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def screen_context():
+    """What every kiosk screen template may use."""
+    return {
+        "keyboards": keyboards,
+        "card_payments": card_present_available(),
+        "online_url": url_for("violations.home", _external=True),
+        "timings": {name: timing(name) for name in DEFAULT_TIMINGS},
+    }
+
+
+def chosen_locale():
+    """The language a driver picked on the welcome screen (?lang=), for this visit only; None for the default."""
+    chosen = request.args.get("lang")
+    return chosen if chosen in SUPPORTED_LOCALES else None
+
+
+def select_locale():
+    """The kiosk's language: a shared screen, so no remembered choice.
+
+    The kiosk keeps its language for one visit only: ?lang= on the page, which the
+    script repeats as Accept-Language on every screen; a new visit starts without it.
+    """
+    chosen = chosen_locale()
+    if chosen is not None:
+        return chosen
+    if request.path.startswith(API_PREFIX):
+        return request.accept_languages.best_match(SUPPORTED_LOCALES)
+    return None

@@ -1,0 +1,181 @@
+"""One driver's visit to a kiosk, held on the server and forgotten when it ends.
+
+The kiosk's page keeps only an opaque visit token in memory (never in a
+cookie or storage; it travels as the X-Kiosk-Session header); the plate and VIN code live in the kiosk_sessions row while
+the visit lasts and are wiped when it ends: on start over, on the idle reset,
+when the kiosk reloads, or when the kiosk has gone silent for too long.
+"""
+import hashlib
+import secrets
+from datetime import timedelta
+
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from finepay.dbtypes import utcnow
+from finepay.errors import ApiError
+from finepay.extensions import db
+from kiosk.models import KioskVisit, Terminal
+from payments import reader, services, states
+from violations import services as vehicle_services
+from violations.services import lookup_vehicle
+
+TOKEN_LENGTH = 43  # secrets.token_urlsafe(32)
+PROMPT_SECONDS = 15
+# The page resets itself after KIOSK_IDLE_SECONDS + PROMPT_SECONDS; the server
+# forgets a visit on its own a little later, in case the page is gone.
+SERVER_GRACE = timedelta(seconds=60)
+
+
+def _hash(token):
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def idle_limit():
+    """How long a visit may go without a request before the server ends it itself."""
+    config = current_app.config
+    prompt = config.get("KIOSK_PROMPT_SECONDS", PROMPT_SECONDS)
+    return timedelta(seconds=config["KIOSK_IDLE_SECONDS"] + prompt) + SERVER_GRACE
+
+
+def start_visit(terminal):
+    """Begin a driver's visit on this terminal (ending any earlier one); returns (visit, token)."""
+    end_open_visits(terminal, reason="new visit")
+    token = secrets.token_urlsafe(32)
+    visit = KioskVisit(id=_hash(token), terminal_id=terminal.id)
+    db.session.add(visit)
+    db.session.commit()
+    return visit, token
+
+
+def current_visit(terminal, token):
+    """The open visit this token names on this terminal; a 409 ApiError once it has ended."""
+    visit = None
+    if isinstance(token, str) and len(token) == TOKEN_LENGTH:
+        visit = db.session.get(KioskVisit, _hash(token))
+    if visit is None or visit.terminal_id != terminal.id or visit.ended_at is not None:
+        raise ApiError(_("This visit has ended. Please start again."), code="session_ended", status=409)
+    if utcnow() - visit.last_activity_at > idle_limit():
+        end_visit(visit, terminal, reason="expired")
+        raise ApiError(_("This visit has ended. Please start again."), code="session_ended", status=409)
+    visit.last_activity_at = utcnow()
+    db.session.commit()
+    return visit
+
+
+def _out_of_order():
+    return ApiError(_("Please go back a step."), code="out_of_order", status=409)
+
+
+def remember_plate(visit, terminal, plate):
+    """The driver typed a (normalised) plate: a new plate forgets the VIN code and any unfinished payment."""
+    if visit.payment_id is not None:
+        reader.close_reader_payment(visit.payment_id, terminal.card_terminal(), reason="kiosk: plate changed")
+    visit.plate, visit.vin_last6, visit.payment_id = plate, None, None
+    db.session.commit()
+
+
+def prove_vehicle(visit, vin_last6, altcha=None):
+    """Prove the vehicle with the VIN code (as online, under the plate's budget); its VehicleStatement or None."""
+    if visit.plate is None:
+        raise _out_of_order()
+    statement = vehicle_services.prove_vehicle(visit.plate, vin_last6=vin_last6, altcha=altcha)
+    visit.vin_last6 = vin_last6 if statement is not None else None
+    db.session.commit()
+    return statement
+
+
+def statement_for(visit):
+    """The proven vehicle's violations, priced now."""
+    if visit.plate is None or visit.vin_last6 is None:
+        raise _out_of_order()
+    statement = lookup_vehicle(visit.plate, vin_last6=visit.vin_last6)
+    if statement is None:
+        raise _out_of_order()
+    return statement
+
+
+def selected_lines(visit, violation_ids):
+    """The chosen violations, all payable at a kiosk now; a 422 ApiError for any that is not."""
+    statement = statement_for(visit)
+    payable = {line.id: line for line in statement.violations if line.payable}
+    wrong = [i for i in violation_ids if i not in payable]
+    if wrong:
+        raise ApiError(_("Some of the chosen violations cannot be paid here."), code="not_payable", status=422,
+                       errors={"violation_ids": {str(i): [_("Not payable here.")] for i in wrong}})
+    return statement, [payable[i] for i in sorted(violation_ids)]
+
+
+def pay(visit, terminal, violation_ids, key):
+    """Create (or, for the same key, reuse) the payment and hand it to the terminal's reader."""
+    selected_lines(visit, violation_ids)
+    if not reader.card_present_available():
+        raise ApiError(_("Card payments are not available at this kiosk."), code="card_present_unavailable",
+                       status=503)
+    payment = services.start_payment(
+        plate=visit.plate, vin_last6=visit.vin_last6, violation_ids=sorted(violation_ids),
+        idempotency_key=f"kiosk-{key}", channel="kiosk", terminal_id=terminal.id,
+    )
+    visit.payment_id = payment.id
+    db.session.commit()
+    return reader.collect_on_reader(payment.id, terminal.card_terminal())
+
+
+def visit_payment(visit):
+    """The payment started in this visit; a 409 ApiError if there is none."""
+    if visit.payment_id is None:
+        raise _out_of_order()
+    return services.get_payment(visit.payment_id)
+
+
+def retry_payment(visit, terminal):
+    """Another try on the reader for the same payment, after a decline or a removed card."""
+    payment = visit_payment(visit)
+    return reader.collect_on_reader(payment.id, terminal.card_terminal())
+
+
+def check_payment(visit, terminal):
+    """Where the reader attempt stands: (payment, ReaderPayment or None)."""
+    payment = visit_payment(visit)
+    return reader.check_reader(payment.id, terminal.card_terminal())
+
+
+def cancel_payment(visit, terminal):
+    """The driver cancelled at the reader: stop it and close the payment, so the violations are free again."""
+    payment = visit_payment(visit)
+    payment = reader.close_reader_payment(payment.id, terminal.card_terminal(), reason="cancelled at the kiosk")
+    if payment.status not in (states.SUCCEEDED, states.REFUNDED):
+        visit.payment_id = None
+        db.session.commit()
+    return payment
+
+
+def end_visit(visit, terminal, *, reason):
+    """End a visit: an unfinished reader payment is cancelled at the gateway first, then the plate and VIN are wiped."""
+    if visit.payment_id is not None:
+        reader.close_reader_payment(visit.payment_id, terminal.card_terminal(), reason=f"kiosk: {reason}")
+    visit = db.session.get(KioskVisit, visit.id)
+    visit.ended_at = visit.ended_at or utcnow()
+    visit.plate = visit.vin_last6 = None
+    db.session.commit()
+
+
+def end_open_visits(terminal, *, reason):
+    """End every visit still open on this terminal."""
+    open_visits = db.session.execute(
+        select(KioskVisit).where(KioskVisit.terminal_id == terminal.id, KioskVisit.ended_at.is_(None))
+    ).scalars().all()
+    for visit in open_visits:
+        end_visit(visit, terminal, reason=reason)
+
+
+def sweep_stale_visits():
+    """End visits on any terminal that went silent (a kiosk switched off mid-visit). Returns how many."""
+    stale = db.session.execute(
+        select(KioskVisit).where(KioskVisit.ended_at.is_(None),
+                                   KioskVisit.last_activity_at < utcnow() - idle_limit())
+    ).scalars().all()
+    for visit in stale:
+        end_visit(visit, db.session.get(Terminal, visit.terminal_id), reason="expired")
+    return len(stale)
