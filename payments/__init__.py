@@ -14,6 +14,8 @@ def init_app(app):
         gateways.load_gateway_class(name)
     gateways.init_app(app)  # sets SANDBOX from the adapter
     register_hold_keeper(app, services)  # an import cancels the open payments it changes
+    # An adapter's own page (the sandbox's security check) changed an intent: settle or fail its payment.
+    gateways.listen_for_intents(app, lambda intent: services.apply_intent(intent.payment_id, intent))
     metrics.init_app(app)  # instruments the gateway just built
     app.register_blueprint(views.bp)
     app.register_blueprint(webhooks.bp)

@@ -220,6 +220,22 @@ class NextAction:
         return cls(PRESENT_CARD, fragment=fragment, context=context)
 
 
+INTENT_LISTENER = "finepay.gateways.intent_listener"
+
+
+def listen_for_intents(app, listener):
+    """Who brings a payment in line with its intent when an adapter's own page changes one (the payments area)."""
+    app.extensions[INTENT_LISTENER] = listener
+
+
+def intent_changed(intent):
+    """An adapter's own page changed this intent (as its webhook would say): the payment follows, now.
+
+    Returns what the listener returns (the payment brought up to date).
+    """
+    return current_app.extensions[INTENT_LISTENER](intent)
+
+
 def return_url(payment_id, *, external=True):
     """Where a gateway's page sends the payer back to: the payment's own page, which shows where it stands.
 

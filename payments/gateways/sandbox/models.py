@@ -4,8 +4,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from finepay.dbtypes import BigId
-from finepay.dbtypes import UTCDateTime, utcnow
+from finepay.dbtypes import BigId, UTCDateTime, utcnow
 from finepay.extensions import db
 
 

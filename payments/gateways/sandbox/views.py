@@ -1,21 +1,22 @@
 """The sandbox's own pages: its stand-in for a bank's 3-D Secure check."""
 from flask import Blueprint, redirect, render_template, request
+from flask_babel import gettext as _
 
 from finepay.errors import ApiError
-from payments import services
-from payments.gateways import current_gateway, return_url
-from payments.views import payment_problem
+from payments.gateways import GatewayError, current_gateway, intent_changed, return_url
 
 bp = Blueprint("sandbox", __name__, template_folder="templates")
-bp.register_error_handler(ApiError, payment_problem)
 
 
 @bp.route("/sandbox/authenticate/<intent_id>", methods=["GET", "POST"])
 def authenticate(intent_id):
     """The sandbox's stand-in for a bank's 3-D Secure page: approve or fail the check, then back to the payment."""
-    payment = services.payment_for_intent(intent_id)
+    gateway = current_gateway()
+    try:
+        intent = gateway.retrieve_intent(intent_id)
+    except GatewayError:
+        raise ApiError(_("No such payment."), code="not_found", status=404) from None
     if request.method == "POST":
-        intent = current_gateway().authenticate(intent_id, approve=request.form.get("outcome") == "approve")
-        services.apply_intent(payment.id, intent)
-        return redirect(return_url(payment.id, external=False), 303)
-    return render_template("sandbox/authenticate.html", payment=payment, intent_id=intent_id)
+        intent_changed(gateway.authenticate(intent_id, approve=request.form.get("outcome") == "approve"))
+        return redirect(return_url(intent.payment_id, external=False), 303)
+    return render_template("sandbox/authenticate.html", intent=intent, intent_id=intent_id)
