@@ -63,6 +63,11 @@ class ApiError(Exception):
         self.errors = errors or {}
 
 
+def invalid_field(field_name, message):
+    """The 422 ApiError for one input field that breaks a rule (shown beside that field)."""
+    return ApiError(message, code="invalid_input", status=422, errors={field_name: [message]})
+
+
 def wants_json():
     """Whether this request is an API client's rather than a browser page's."""
     return request.path.startswith(("/api/", "/webhooks/", "/healthz", "/readyz", "/kiosk/api/"))
