@@ -1,5 +1,6 @@
-"""The console's own work: staff accounts and sign-in, search, the dashboard, the detail pages, API keys, the
-audit log and the settlement feed. Refunds and voiding are the payments' and violations' rules; staff call them.
+"""The console's own work: staff accounts and sign-in, search, dashboard, detail pages, API keys, audit log, feed.
+
+Refunds and voiding are the payments' and the violations' rules: the console calls them.
 
 Every change is written to the audit log with the staff member's name and address.
 """

@@ -27,7 +27,7 @@ from finepay.i18n import localize_message, status_label
 from kiosk import services as kiosk_services
 from payments.gateways import GatewayError
 from payments.reconciliation.export import csv_lines, record_export
-from payments.reconciliation.fetch import fetch_gateway_records
+from payments.reconciliation.fetch import fetch_days
 from payments.reconciliation.lines import CLASSES, LABELS, check_range
 from payments.reconciliation.report import reconcile
 from staff import imports, services, sessions
@@ -367,9 +367,7 @@ def reconciliation_fetch():
         return render_template("staff/reconciliation.html", form=form, report=None), 422
     first, last = _date_range(form)
     try:
-        check_range(first, last)
-        start, end = business_day_window((first, last))
-        count = fetch_gateway_records(start, end, actor=me())
+        count = fetch_days(first, last, actor=me())
     except ValueError as error:
         form.end.errors = list(form.end.errors) + [localize_message(str(error))]
         return render_template("staff/reconciliation.html", form=form, report=None), 422

@@ -15,6 +15,8 @@ from finepay.dbtypes import utcnow
 from finepay.extensions import db
 from payments.gateways import current_gateway
 from payments.models import GatewayRecord
+from payments.reconciliation.lines import check_range
+from violations.fees import business_day_window
 
 FETCH_ACTION = "reconciliation.gateway_fetched"
 # Fetch a margin either side, so a charge and its settlement a second apart across midnight still meet.
@@ -50,6 +52,12 @@ def fetch_gateway_records(start, end, actor="system"):
                  end=end.isoformat(), transactions=len(rows))
     db.session.commit()
     return len(rows)
+
+
+def fetch_days(first_day, last_day, actor="system"):
+    """fetch_gateway_records for business dates first_day..last_day (inclusive); ValueError for a bad range."""
+    check_range(first_day, last_day)
+    return fetch_gateway_records(*business_day_window((first_day, last_day)), actor=actor)
 
 
 def last_fetch(start, end):
