@@ -5,6 +5,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from flask_babel import force_locale
 from sqlalchemy import func, select, update
 
 from finepay.dbtypes import utcnow
@@ -125,6 +126,19 @@ def seeded(app, client, monkeypatch):
 
 def classes_by_payment(lines, kind="charge"):
     return {line["payment_id"]: line["classification"] for line in lines if line["kind"] == kind}
+
+
+def test_explanations_are_whole_translated_sentences_with_their_values_in_place(seeded):
+    fetch()
+
+    with force_locale("zh_Hans_CN"):
+        lines = reconcile(*window(), limit=1000).discrepancies
+
+    notes = {line["payment_id"]: line["note"] for line in lines if line["kind"] == "charge"}
+    assert notes[seeded["currency_off"]] == "币种：账目 CNY，支付渠道 USD"
+    assert notes[seeded["dup_refunded"]] == "该违法记录已由更早的缴款结清；重复扣款已退款"
+    assert notes[seeded["dup_unrefunded"]] == "该违法记录已由更早的缴款结清；重复扣款未退款"
+    assert notes[seeded["unsettled"]] == "账目中该缴款状态为 created：款项已扣，但罚款未标记为已缴"
 
 
 def test_every_kind_of_difference_is_classified(seeded):
