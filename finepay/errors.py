@@ -73,6 +73,11 @@ def answer_json_under(app, *prefixes):
     app.extensions[JSON_PATHS] = app.extensions.get(JSON_PATHS, ()) + tuple(prefixes)
 
 
+def invalid_field(field_name, message):
+    """The 422 ApiError for one input field that breaks a rule (shown beside that field)."""
+    return ApiError(message, code="invalid_input", status=422, errors={field_name: [message]})
+
+
 def wants_json():
     """Whether this request is an API client's rather than a browser page's."""
     return request.path.startswith(current_app.extensions.get(JSON_PATHS, BASE_JSON_PATHS))

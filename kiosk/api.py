@@ -31,7 +31,7 @@ from payments import receipts, states
 from payments.gateways import READER_WAITING, SURFACE_KIOSK, GatewayError, Payer, current_gateway
 from payments.qr import qr_svg
 from payments.reader import card_present_available
-from payments.services import convenience_fee
+from payments.services import quote
 
 bp = Blueprint("kiosk_api", __name__, url_prefix="/kiosk/api")
 parser = BodyParser()
@@ -153,9 +153,8 @@ def review(body):
     """The chosen violations, their late fees and the total, before anything is charged."""
     visit = _visit()
     statement, lines = visits.selected_lines(visit, body["violation_ids"])
-    subtotal = sum(line.amount_due for line in lines)
-    fee = convenience_fee(subtotal)
-    return screen("review", statement=statement, lines=lines, subtotal=subtotal, fee=fee, total=subtotal + fee,
+    price = quote(line.amount_due for line in lines)
+    return screen("review", statement=statement, lines=lines, subtotal=price.subtotal, fee=price.fee, total=price.total,
                   # One key per review screen: a double tap on Pay is one payment.
                   idempotency_key=uuid.uuid4().hex)
 
@@ -167,7 +166,7 @@ def _payment_screen(payment, reader_payment, status=200):
         waiting = reader_payment is None or reader_payment.status == READER_WAITING
         return screen("reader", status, payment=payment, waiting=waiting,
                       action=current_gateway().next_action(payment, KIOSK_PAYER), extra=extra)
-    if payment.status in (states.SUCCEEDED, states.REFUNDED):
+    if payment.status in states.CHARGED:
         return screen("result", status, outcome="succeeded", payment=payment, extra=extra)
     if payment.status in (states.CANCELED, states.EXPIRED):
         return screen("result", status, outcome="closed", payment=payment, extra=extra)
@@ -210,7 +209,7 @@ def cancel(_body):
     """The driver cancelled at the reader: back to the list, nothing charged."""
     visit = _visit()
     payment = visits.cancel_payment(visit, g.kiosk_terminal)
-    if payment.status in (states.SUCCEEDED, states.REFUNDED):
+    if payment.status in states.CHARGED:
         return _payment_screen(payment, None)  # approved just before the cancel
     return screen("violations", statement=visits.statement_for(visit),
                   selected=[item.violation_id for item in payment.items], cancelled=True)

@@ -1,10 +1,10 @@
 """Marshmallow schemas for the kiosk's own endpoints: exactly what its screens send, nothing else."""
-from marshmallow import Schema, ValidationError, fields, validate, validates
+from marshmallow import Schema, fields, validate
 from webargs.fields import DelimitedList
 
 from payments.gateways import READER_SIMULATIONS
 from violations.plates import normalize_plate, normalize_vin_last6
-from violations.schemas import NormalizedString, altcha_field
+from violations.schemas import NormalizedString, altcha_field, violation_ids_field
 
 END_REASONS = ("start_over", "idle", "finished", "failure", "recovered")
 
@@ -26,23 +26,10 @@ class VinSchema(Schema):
     altcha = altcha_field()
 
 
-def _violation_ids(**kwargs):
-    return fields.List(
-        fields.Integer(strict=True, validate=validate.Range(min=1, max=2**62)),
-        validate=validate.Length(min=1, max=50), **kwargs,
-    )
-
-
 class SelectionSchema(Schema):
     """The violations ticked on the violations screen."""
 
-    violation_ids = _violation_ids(required=True)
-
-    @validates("violation_ids")
-    def no_duplicates(self, value, **kwargs):
-        """Each violation once."""
-        if len(set(value)) != len(value):
-            raise ValidationError("Each violation may appear only once.")
+    violation_ids = violation_ids_field(required=True)
 
 
 class PaySchema(SelectionSchema):

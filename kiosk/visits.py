@@ -99,12 +99,11 @@ def statement_for(visit):
 def selected_lines(visit, violation_ids):
     """The chosen violations, all payable at a kiosk now; a 422 ApiError for any that is not."""
     statement = statement_for(visit)
-    payable = {line.id: line for line in statement.violations if line.payable}
-    wrong = [i for i in violation_ids if i not in payable]
+    lines, wrong = statement.chosen(violation_ids)
     if wrong:
         raise ApiError(_("Some of the chosen violations cannot be paid here."), code="not_payable", status=422,
                        errors={"violation_ids": {str(i): [_("Not payable here.")] for i in wrong}})
-    return statement, [payable[i] for i in sorted(violation_ids)]
+    return statement, sorted(lines, key=lambda line: line.id)
 
 
 def pay(visit, terminal, violation_ids, key):
@@ -145,7 +144,7 @@ def cancel_payment(visit, terminal):
     """The driver cancelled at the reader: stop it and close the payment, so the violations are free again."""
     payment = visit_payment(visit)
     payment = reader.close_reader_payment(payment.id, terminal.card_terminal(), reason="cancelled at the kiosk")
-    if payment.status not in (states.SUCCEEDED, states.REFUNDED):
+    if payment.status not in states.CHARGED:
         visit.payment_id = None
         db.session.commit()
     return payment

@@ -67,7 +67,7 @@ class PaymentsCollector:
             try:
                 rows = db.session.execute(select(Payment.status, func.count()).group_by(Payment.status)).all()
                 oldest = db.session.execute(
-                    select(func.min(Payment.updated_at)).where(Payment.status.in_(states.UNSETTLED))
+                    select(func.min(Payment.updated_at)).where(Payment.status.in_(states.OPEN))
                 ).scalar()
             except SQLAlchemyError:
                 db.session.rollback()

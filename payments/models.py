@@ -1,4 +1,4 @@
-"""Payments, the violations they cover, refunds and received webhook events."""
+"""Payments, the violations they cover, refunds, received webhook events, and the gateway's ledger."""
 import secrets
 from datetime import datetime
 
@@ -53,6 +53,12 @@ class Payment(db.Model):
     )
     refunds: Mapped[list["Refund"]] = relationship(back_populates="payment", order_by="Refund.id")
 
+    # The reconciliation selects a day's payments by paid_at; staff search finds a vehicle's by plate.
+    __table_args__ = (
+        Index("ix_payments_paid_at", "paid_at"),
+        Index("ix_payments_plate", "plate"),
+    )
+
     @property
     def is_open(self):
         """Whether the payment still holds its violations."""
@@ -90,6 +96,9 @@ class PaymentItem(db.Model):
             "uq_payment_items_open_violation", "violation_id", unique=True,
             sqlite_where=text("holds"), postgresql_where=text("holds"),
         ),
+        # The reconciliation looks for the rare items a payment did not settle (a duplicate).
+        Index("ix_payment_items_unsettled", "payment_id",
+              sqlite_where=text("settled IS 0"), postgresql_where=text("settled IS false")),
     )
 
     @property
@@ -160,3 +169,27 @@ class WebhookEvent(db.Model):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
 
     __table_args__ = (UniqueConstraint("gateway", "event_id", name="uq_webhook_events_gateway_event"),)
+
+
+class GatewayRecord(db.Model):
+    """A charge or refund as the gateway reported it, fetched through the adapter's listing.
+
+    Kept so that the daily reconciliation is a SQL join against the ledger
+    rather than thousands of gateway calls per page view.
+    """
+
+    __tablename__ = "gateway_records"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    gateway: Mapped[str] = mapped_column(String(30), nullable=False)
+    transaction_id: Mapped[str] = mapped_column(String(100), nullable=False)
+    kind: Mapped[str] = mapped_column(String(10), nullable=False)  # charge | refund
+    intent_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    payment_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    status: Mapped[str] = mapped_column(String(20), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("gateway", "transaction_id", name="uq_gateway_records_gateway_transaction"),)

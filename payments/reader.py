@@ -22,12 +22,12 @@ from payments import gateways, states
 from payments.gateways import GatewayError, current_gateway
 from payments.services import (
     PaymentInProgress,
-    _gateway_unavailable,
-    _lock_payment,
-    _record_gateway_error,
-    _transition,
     apply_intent,
+    change_status,
+    gateway_unavailable_error,
     get_payment,
+    lock_payment,
+    record_gateway_error,
     start_attempt,
 )
 
@@ -44,7 +44,7 @@ def _unavailable(error):
     if error.code == "reader_unavailable" and not error.outcome_unknown:
         return ApiError(_("The card reader is not responding. Nothing was charged."),
                         code="reader_unavailable", status=503)
-    return _gateway_unavailable(error)
+    return gateway_unavailable_error(error)
 
 
 def _require_card_present():
@@ -75,12 +75,12 @@ def collect_on_reader(payment_id, terminal):
         reader = gateway.start_reader_payment(payment.gateway_intent_id, terminal=terminal,
                                               idempotency_key=f"{payment.id}:reader:{attempt}")
     except GatewayError as error:
-        payment = _lock_payment(payment.id)
-        _record_gateway_error(payment, "reader_start", error)
+        payment = lock_payment(payment.id)
+        record_gateway_error(payment, "reader_start", error)
         if not error.outcome_unknown and payment.status == states.PROCESSING:
             # The reader never took it: back to where the driver was.
             payment.failure_code = previous_failure
-            _transition(payment, previous, reason="the reader did not accept the payment")
+            change_status(payment, previous, reason="the reader did not accept the payment")
         db.session.commit()
         raise _unavailable(error) from None
     return payment, reader
@@ -112,10 +112,10 @@ def _apply_reader_outcome(payment_id, reader):
             and intent.status == gateways.REQUIRES_PAYMENT_METHOD):
         # The reader gave up without a bank decline (card removed, timed out,
         # cancelled): nothing was charged, the driver may try again.
-        payment = _lock_payment(payment.id)
+        payment = lock_payment(payment.id)
         if payment.status == states.PROCESSING:
             payment.failure_code = reader.failure_code or "reader_canceled"
-            _transition(payment, states.FAILED, failure_code=payment.failure_code, via="reader")
+            change_status(payment, states.FAILED, failure_code=payment.failure_code, via="reader")
         db.session.commit()
     return payment
 
@@ -138,7 +138,7 @@ def close_reader_payment(payment_id, terminal, *, reason):
                 idempotency_key=f"{payment.id}:reader-cancel:{payment.confirm_attempts}",
             )
         except GatewayError as error:
-            _record_gateway_error(_lock_payment(payment.id), "reader_cancel", error)
+            record_gateway_error(lock_payment(payment.id), "reader_cancel", error)
             db.session.commit()
             reader = None
         if reader is not None and reader.status == gateways.READER_SUCCEEDED:
@@ -148,7 +148,7 @@ def close_reader_payment(payment_id, terminal, *, reason):
 
 
 def _cancel(payment_id, reason):
-    payment = _lock_payment(payment_id)
+    payment = lock_payment(payment_id)
     if payment.status not in states.OPEN:
         db.session.commit()
         return payment
@@ -158,16 +158,16 @@ def _cancel(payment_id, reason):
             intent = current_gateway().cancel_intent(payment.gateway_intent_id,
                                                      idempotency_key=f"{payment.id}:cancel")
         except GatewayError as error:
-            _record_gateway_error(_lock_payment(payment_id), "cancel", error)
+            record_gateway_error(lock_payment(payment_id), "cancel", error)
             db.session.commit()
             log.warning("could not cancel %s at the gateway (%s); sync closes it", payment_id, error.code)
             return get_payment(payment_id)
         if intent.status != gateways.CANCELED:
             return apply_intent(payment_id, intent)  # succeeded meanwhile (settled) or still processing
-        payment = _lock_payment(payment_id)
+        payment = lock_payment(payment_id)
         if payment.status not in states.OPEN:
             db.session.commit()
             return payment
-    _transition(payment, states.CANCELED, reason=reason)
+    change_status(payment, states.CANCELED, reason=reason)
     db.session.commit()
     return payment

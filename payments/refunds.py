@@ -17,6 +17,7 @@ owed again only once its whole line has been refunded (succeeded refunds).
 """
 from dataclasses import dataclass
 
+from payments import states
 from payments.models import REFUND_COMMITTED, REFUND_SUCCEEDED
 
 
@@ -170,6 +171,13 @@ def balance(payment):
                 _add(line, part, succeeded)
                 rest -= part
     return result
+
+
+def open_to_refund(payment, ledger):
+    """(what can still be refunded, the part of it captured beyond the amount due): nothing unless it succeeded."""
+    if payment.status != states.SUCCEEDED:
+        return 0, 0
+    return ledger.refundable, ledger.beyond_due_refundable
 
 
 def _add(line, amount, succeeded):

@@ -1,13 +1,13 @@
 """Marshmallow schemas for the payments API."""
 import re
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_dump, validate, validates
+from marshmallow import EXCLUDE, Schema, fields, post_dump, validate
 
 from finepay.restapi import SandboxFlag
 from payments.gateways import current_gateway
 from payments.messages import failure_message
 from violations.plates import normalize_plate, normalize_vin_last6
-from violations.schemas import NormalizedString, altcha_field
+from violations.schemas import NormalizedString, altcha_field, violation_ids_field
 
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_\-:.]{8,100}\Z")
 
@@ -30,18 +30,9 @@ class PaymentRequestSchema(Schema):
 
     plate = NormalizedString(normalize_plate, required=True)
     vin_last6 = NormalizedString(normalize_vin_last6, required=True)
-    violation_ids = fields.List(
-        fields.Integer(strict=True, validate=validate.Range(min=1, max=2**62)),
-        required=True, validate=validate.Length(min=1, max=50),
-    )
+    violation_ids = violation_ids_field(required=True)
 
     altcha = altcha_field()
-
-    @validates("violation_ids")
-    def no_duplicates(self, value, **kwargs):
-        """Each violation once."""
-        if len(set(value)) != len(value):
-            raise ValidationError("Each violation may appear only once.")
 
 
 class ConfirmRequestSchema(Schema):

@@ -25,6 +25,7 @@ import hashlib
 import json
 import logging
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
@@ -34,7 +35,7 @@ from sqlalchemy.exc import IntegrityError
 
 from finepay import audit
 from finepay.dbtypes import utcnow
-from finepay.errors import ApiError
+from finepay.errors import ApiError, invalid_field
 from finepay.extensions import db
 from finepay.formatting import format_money
 from payments import gateways, refunds, states
@@ -83,6 +84,25 @@ def convenience_fee(subtotal):
     return (subtotal * bps + 5000) // 10000 if bps > 0 else 0
 
 
+@dataclass(frozen=True)
+class Quote:
+    """What a driver pays for the chosen violations: their amounts due, the service fee on them, the total."""
+
+    subtotal: int
+    fee: int
+
+    @property
+    def total(self):
+        """Amounts due plus the service fee, in minor units."""
+        return self.subtotal + self.fee
+
+
+def quote(amounts_due):
+    """The Quote for these amounts due (the review screens and the payment itself price the same way)."""
+    subtotal = sum(amounts_due)
+    return Quote(subtotal, convenience_fee(subtotal))
+
+
 def fingerprint(**request):
     """A stable hash of what a create request asked for, to detect a reused idempotency key."""
     canonical = json.dumps(request, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
@@ -103,17 +123,18 @@ def _lock_payment_with_violations(payment_id):
         select(PaymentItem.violation_id).where(PaymentItem.payment_id == payment_id)
     ).scalars().all()
     _lock_violations(ids)
-    return _lock_payment(payment_id)
+    return lock_payment(payment_id)
 
 
-def _lock_payment(payment_id):
+def lock_payment(payment_id):
     """Re-read a payment under a row lock (PostgreSQL), discarding any stale copy."""
     return db.session.execute(
         select(Payment).where(Payment.id == payment_id).with_for_update().execution_options(populate_existing=True)
     ).scalar_one()
 
 
-def _transition(payment, new_status, actor="system", **details):
+def change_status(payment, new_status, actor="system", **details):
+    """Move a locked payment to ``new_status`` (if the state machine allows it), releasing its holds once closed."""
     states.check_transition(payment.status, new_status)
     old = payment.status
     payment.status = new_status
@@ -127,7 +148,8 @@ def _release(payment):
         item.holds = None
 
 
-def _record_gateway_error(payment, operation, error):
+def record_gateway_error(payment, operation, error):
+    """Put a failed gateway call on a payment's audit trail."""
     audit.record("payment.gateway_error", "payment", payment.id, operation=operation, code=error.code,
                  outcome_unknown=error.outcome_unknown)
 
@@ -140,7 +162,8 @@ def get_payment(payment_id):
     return payment
 
 
-def _gateway_unavailable(error):
+def gateway_unavailable_error(error):
+    """The ApiError a driver sees when the gateway failed: whether to wait (outcome unknown) or try again."""
     log.warning("gateway error: %s (%s) %s", error.code, error.gateway_message, error.message)
     if error.outcome_unknown:
         return ApiError(
@@ -252,9 +275,8 @@ def _create_payment(plate, vin_last6, violation_ids, idempotency_key, request_fp
         payment.items.append(PaymentItem(
             violation_id=v.id, fine=v.fine, late_fee=policy.late_fee(v.fine, v.decision_date, today), holds=True,
         ))
-    subtotal = sum(item.amount for item in payment.items)
-    payment.convenience_fee = convenience_fee(subtotal)
-    payment.amount = subtotal + payment.convenience_fee
+    price = quote(item.amount for item in payment.items)
+    payment.convenience_fee, payment.amount = price.fee, price.total
     db.session.add(payment)
     db.session.flush()
     audit.record("payment.created", "payment", payment.id, actor=channel, amount=payment.amount,
@@ -311,7 +333,7 @@ def _free_violations(violation_ids, canceled_at_gateway=frozenset()):
     if to_cancel:
         return to_cancel
     for older in holders:
-        _transition(older, states.CANCELED, reason="superseded by a new payment")
+        change_status(older, states.CANCELED, reason="superseded by a new payment")
     return []
 
 
@@ -320,7 +342,7 @@ def _cancel_superseded_intent(payment_id, intent_id):
     try:
         intent = current_gateway().cancel_intent(intent_id, idempotency_key=f"{payment_id}:cancel")
     except GatewayError as error:
-        raise _gateway_unavailable(error) from None
+        raise gateway_unavailable_error(error) from None
     if intent.status in (gateways.SUCCEEDED, gateways.PROCESSING):
         apply_intent(payment_id, intent)  # commits the settlement, refunds any surplus
         raise ApiError(_("These violations were paid a moment ago. Look them up again."),
@@ -340,8 +362,8 @@ def _ensure_intent(payment):
     except GatewayError as error:
         audit.record("payment.gateway_error", "payment", payment.id, operation="create", code=error.code)
         db.session.commit()
-        raise _gateway_unavailable(error) from None
-    payment = _lock_payment(payment.id)
+        raise gateway_unavailable_error(error) from None
+    payment = lock_payment(payment.id)
     if not payment.gateway_intent_id:
         payment.gateway_intent_id, payment.client_secret = intent.id, intent.client_secret
         audit.record("payment.intent_created", "payment", payment.id, gateway=payment.gateway, intent=intent.id)
@@ -368,8 +390,8 @@ def start_attempt(payment_id, **details):
     already paid, or someone else moved it meanwhile. Raises payment_closed,
     quote_expired, and PaymentInProgress while another attempt is under way.
     """
-    payment = _lock_payment(get_payment(payment_id).id)
-    if payment.status in (states.SUCCEEDED, states.REFUNDED):
+    payment = lock_payment(get_payment(payment_id).id)
+    if payment.status in states.CHARGED:
         db.session.commit()
         return payment, None  # a double click: the first one already paid
     if payment.status in (states.CANCELED, states.EXPIRED):
@@ -387,13 +409,13 @@ def start_attempt(payment_id, **details):
     db.session.commit()
     payment = _ensure_intent(payment)
 
-    payment = _lock_payment(payment.id)
+    payment = lock_payment(payment.id)
     if payment.status not in (states.CREATED, states.REQUIRES_ACTION, states.FAILED):
         db.session.commit()  # someone else moved it meanwhile
         return payment, None
     previous = payment.status
     payment.confirm_attempts += 1
-    _transition(payment, states.PROCESSING, attempt=payment.confirm_attempts, **details)
+    change_status(payment, states.PROCESSING, attempt=payment.confirm_attempts, **details)
     return payment, previous
 
 
@@ -411,11 +433,11 @@ def confirm_payment(payment_id, payment_method):
             idempotency_key=f"{payment.id}:confirm:{attempt}",
         )
     except GatewayError as error:
-        payment = _lock_payment(payment.id)
-        _record_gateway_error(payment, "confirm", error)
+        payment = lock_payment(payment.id)
+        record_gateway_error(payment, "confirm", error)
         if not error.outcome_unknown and payment.status == states.PROCESSING:
             # Nothing happened at the gateway: back to where the driver was.
-            _transition(payment, previous, reason="confirm not accepted by the gateway")
+            change_status(payment, previous, reason="confirm not accepted by the gateway")
         db.session.commit()
         if error.code == "intent_canceled":
             refresh_payment(payment.id)
@@ -424,7 +446,7 @@ def confirm_payment(payment_id, payment_method):
         if error.code == "invalid_payment_method":
             raise ApiError(_("This payment method cannot be used."), code="invalid_payment_method",
                            status=422, errors={"payment_method": [_("Not accepted.")]}) from None
-        raise _gateway_unavailable(error) from None
+        raise gateway_unavailable_error(error) from None
     return apply_intent(payment.id, intent)
 
 
@@ -438,22 +460,22 @@ def apply_intent(payment_id, intent):
     elif payment.status in states.OPEN:
         if intent.status == gateways.REQUIRES_ACTION and payment.status != states.REQUIRES_ACTION:
             payment.next_action_url, payment.failure_code = intent.next_action_url, None
-            _transition(payment, states.REQUIRES_ACTION)
+            change_status(payment, states.REQUIRES_ACTION)
         elif intent.status == gateways.PROCESSING and payment.status != states.PROCESSING:
             payment.failure_code = None
-            _transition(payment, states.PROCESSING)
+            change_status(payment, states.PROCESSING)
         elif intent.status == gateways.FAILED and (
             payment.status != states.FAILED or payment.failure_code != intent.failure_code
         ):
             payment.failure_code = intent.failure_code or "card_declined"
-            _transition(payment, states.FAILED, failure_code=payment.failure_code,
+            change_status(payment, states.FAILED, failure_code=payment.failure_code,
                         gateway_message=intent.failure_message)
         elif intent.status == gateways.CANCELED:
-            _transition(payment, states.CANCELED, reason="canceled at the gateway")
+            change_status(payment, states.CANCELED, reason="canceled at the gateway")
         elif (intent.status == gateways.REQUIRES_PAYMENT_METHOD and payment.status == states.PROCESSING
               and utcnow() - payment.updated_at > STALE_CONFIRM):
             payment.failure_code = "not_completed"
-            _transition(payment, states.FAILED, failure_code="not_completed")
+            change_status(payment, states.FAILED, failure_code="not_completed")
     db.session.commit()
     _refund_surplus(payment)
     return payment
@@ -468,7 +490,7 @@ def _settle(payment, intent):
     captured for it is refunded as surplus (_refund_surplus), and the audit
     log says why.
     """
-    if payment.status in (states.SUCCEEDED, states.REFUNDED):
+    if payment.status in states.CHARGED:
         return
     if intent.currency.upper() != payment.currency or intent.amount_received < payment.amount:
         # Never mark fines paid for less money than they cost; staff see it in reconciliation.
@@ -503,7 +525,7 @@ def _settle(payment, intent):
     payment.next_action_url = None
     if stale:
         audit.record("payment.items_not_settled", "payment", payment.id, violations=stale)
-    _transition(payment, states.SUCCEEDED, amount=intent.amount_received, charge=intent.charge_id,
+    change_status(payment, states.SUCCEEDED, amount=intent.amount_received, charge=intent.charge_id,
                 settled=settled_ids, receipt=payment.receipt_number)
 
 
@@ -644,7 +666,7 @@ def send_refund(refund_id):
                          gateway_refund=result.id, refund=refund.id)
             _release_refunded_lines(payment, refund)
             if payment.status == states.SUCCEEDED and payment.refunded_amount >= payment.amount_received:
-                _transition(payment, states.REFUNDED, actor=actor)
+                change_status(payment, states.REFUNDED, actor=actor)
         else:
             audit.record("refund.pending", "payment", payment.id, actor=actor, amount=refund.amount,
                          gateway_refund=result.id, refund=refund.id)
@@ -691,7 +713,7 @@ def _release_refunded_lines(payment, refund):
 def refresh_payment(payment_id):
     """The payment, brought up to date from the gateway when its outcome is not final."""
     payment = get_payment(payment_id)
-    if payment.status not in states.UNSETTLED or not payment.gateway_intent_id:
+    if payment.status not in states.OPEN or not payment.gateway_intent_id:
         return payment
     try:
         intent = current_gateway().retrieve_intent(payment.gateway_intent_id)
@@ -703,7 +725,7 @@ def refresh_payment(payment_id):
 
 def expire_payment(payment_id):
     """Close an unconfirmed payment whose quote ran out, cancelling its intent first."""
-    payment = _lock_payment(payment_id)
+    payment = lock_payment(payment_id)
     if payment.status not in (states.CREATED, states.REQUIRES_ACTION, states.FAILED):
         db.session.commit()
         return payment
@@ -712,11 +734,11 @@ def expire_payment(payment_id):
         intent = current_gateway().cancel_intent(payment.gateway_intent_id, idempotency_key=f"{payment.id}:cancel")
         if intent.status == gateways.SUCCEEDED:
             return apply_intent(payment.id, intent)
-        payment = _lock_payment(payment_id)
+        payment = lock_payment(payment_id)
         if payment.status not in (states.CREATED, states.REQUIRES_ACTION, states.FAILED):
             db.session.commit()
             return payment
-    _transition(payment, states.EXPIRED)
+    change_status(payment, states.EXPIRED)
     db.session.commit()
     return payment
 
@@ -744,7 +766,7 @@ def withdraw_payment(payment_id, *, reason, actor):
     by the usual rules, nothing is dropped) or GATEWAY_UNREACHABLE when it
     still holds its violations and the caller must leave them alone.
     """
-    payment = _lock_payment(payment_id)
+    payment = lock_payment(payment_id)
     status, intent_id = payment.status, payment.gateway_intent_id
     db.session.commit()
     if status not in states.OPEN:
@@ -755,7 +777,7 @@ def withdraw_payment(payment_id, *, reason, actor):
         try:
             intent = current_gateway().cancel_intent(intent_id, idempotency_key=f"{payment_id}:cancel")
         except GatewayError as error:
-            _record_gateway_error(_lock_payment(payment_id), "cancel", error)
+            record_gateway_error(lock_payment(payment_id), "cancel", error)
             db.session.commit()
             return GATEWAY_UNREACHABLE
         if intent.status != gateways.CANCELED:
@@ -765,7 +787,7 @@ def withdraw_payment(payment_id, *, reason, actor):
     if payment.status not in states.OPEN:
         db.session.commit()
         return ALREADY_CLOSED
-    _transition(payment, states.CANCELED, actor=actor, reason=reason)
+    change_status(payment, states.CANCELED, actor=actor, reason=reason)
     db.session.commit()
     return WITHDRAWN
 
@@ -807,7 +829,7 @@ def handle_webhook(gateway_name, payload, headers):
             intent = gateway.retrieve_intent(event.intent_id)
         except GatewayError as error:
             db.session.rollback()
-            raise _gateway_unavailable(error) from None  # the gateway retries; sync is the safety net
+            raise gateway_unavailable_error(error) from None  # the gateway retries; sync is the safety net
     db.session.add(WebhookEvent(gateway=gateway.name, event_id=event.id, type=event.type))
     try:
         db.session.flush()
@@ -829,7 +851,7 @@ def sync_payments(now=None, recent=timedelta(days=2)):
     candidates = db.session.execute(
         select(Payment.id, Payment.status).where(
             Payment.gateway == gateway.name,
-            (Payment.status.in_(states.UNSETTLED))
+            (Payment.status.in_(states.OPEN))
             | (Payment.status.in_((states.CANCELED, states.EXPIRED)) & (Payment.updated_at >= now - recent)),
         ).order_by(Payment.created_at)
     ).all()
@@ -869,3 +891,24 @@ def payment_for_intent(intent_id):
     if payment is None:
         raise ApiError(_("No such payment."), code="not_found", status=404)
     return payment
+
+
+def request_refund(payment_id, *, amount=None, item_ids=None, reason, actor, idempotency_key):
+    """A refund a person asks for (a supervisor), allocated to violation lines; then as refund_payment.
+
+    A reason is required, and either the chosen lines (``item_ids``) or an
+    amount. Without an amount each chosen line is refunded in full (its
+    violation is owed again); with one, the amount is shared out over them in
+    order. An amount alone follows the stated order (see payments.refunds).
+    The same ``idempotency_key`` gets the same refund instead of another.
+    """
+    payment = get_payment(payment_id)
+    reason = (reason or "").strip()
+    if len(reason) < 5:
+        raise invalid_field("reason", _("Say why, in a few words (at least 5 characters)."))
+    if not item_ids and amount is None:
+        raise invalid_field("amount", _("Tick the violations to refund, or enter an amount."))
+    if amount is not None and (isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0):
+        raise invalid_field("amount", _("Enter an amount above zero."))
+    return refund_payment(payment.id, amount, item_ids=item_ids or None, reason=reason, actor=actor,
+                          idempotency_key=idempotency_key)

@@ -24,10 +24,11 @@ TRANSITIONS = {
     REFUNDED: set(),
 }
 
-#: States in which the payment still holds its violations.
+#: States with no outcome yet: the payment holds its violations, and the gateway can still change it
+#: on its own (polled by sync and GET).
 OPEN = frozenset({CREATED, REQUIRES_ACTION, PROCESSING, FAILED})
-#: States the gateway can still change on its own (polled by sync and GET).
-UNSETTLED = frozenset({CREATED, REQUIRES_ACTION, PROCESSING, FAILED})
+#: States in which the gateway charged the payer (and a refund may have followed).
+CHARGED = frozenset({SUCCEEDED, REFUNDED})
 
 
 class InvalidTransition(ValueError):

@@ -47,14 +47,13 @@ def review():
         return render_template("payments/problem.html", error=None, nothing_selected=True), 422
     plate, vin = _vehicle_or_restart(ids)
     statement = lookup_vehicle(plate, vin_last6=vin)
-    lines = [line for line in statement.violations if line.id in ids and line.id in statement.payable_ids]
+    lines, _not_payable = statement.chosen(ids)
     if not lines:
         return render_template("payments/problem.html", error=None, nothing_selected=True), 422
-    subtotal = sum(line.amount_due for line in lines)
-    fee = services.convenience_fee(subtotal)
+    price = services.quote(line.amount_due for line in lines)
     return render_template(
-        "payments/review.html", statement=statement, lines=lines, subtotal=subtotal, fee=fee,
-        total=subtotal + fee, vehicle=sign_vehicle(plate, vin),
+        "payments/review.html", statement=statement, lines=lines, subtotal=price.subtotal, fee=price.fee,
+        total=price.total, vehicle=sign_vehicle(plate, vin),
         # One key per review page: a double click or a resubmit returns the same payment.
         idempotency_key=uuid.uuid4().hex,
     )
@@ -77,7 +76,7 @@ def start():
 def show(payment_id):
     """The payment page: choose how to pay, or see that it is in progress, failed or done."""
     payment = services.refresh_payment(payment_id)
-    if payment.status in (states.SUCCEEDED, states.REFUNDED) and payment.receipt_number:
+    if payment.status in states.CHARGED and payment.receipt_number:
         return redirect(url_for("pay.receipt", receipt_number=payment.receipt_number), 303)
     payable = payment.status in PAYABLE_STATES
     action = current_gateway().next_action(payment, Payer(user_agent=request.user_agent.string)) if payable else None

@@ -124,7 +124,8 @@ def timed(label, request, runs=RUNS):
 def report_seconds(app, day, runs=RUNS):
     """Median seconds of the report page and of its CSV for one day, as a signed-in supervisor."""
     from finepay.extensions import db
-    from staff import reconciliation, services, sessions
+    from payments.reconciliation.report import reconcile
+    from staff import services, sessions
     from staff.auth import SESSION_KEY
 
     with app.app_context():
@@ -137,7 +138,7 @@ def report_seconds(app, day, runs=RUNS):
         page = client.get(f"/staff/reconciliation?{query}")
         assert page.status_code == 200, page.status_code
         body = page.get_data(as_text=True)
-        report = reconciliation.reconcile(day, day)
+        report = reconcile(day, day)
         print("lines by class:", {cls: t.count for cls, t in report.classes.items()},
               f"collected {report.collected.amount:,} fen, page {len(body) // 1024} KiB")
 

@@ -11,7 +11,8 @@ from finepay.audit import seal, verify_chain
 from finepay.dbtypes import utcnow
 from finepay.errors import ApiError
 from payments.gateways import GatewayError
-from staff import reconciliation, services, sessions
+from payments.reconciliation.fetch import fetch_days
+from staff import services, sessions
 from staff.models import ROLES
 from violations.fees import business_today
 
@@ -75,12 +76,9 @@ def fetch_gateway_command(day, last):
     first = _day(day) if day else business_today(current_app.config["BUSINESS_TIMEZONE"]) - timedelta(days=1)
     final = _day(last) if last else first
     try:
-        reconciliation.check_range(first, final)
+        count = fetch_days(first, final, actor=_actor())
     except ValueError as error:
         raise click.ClickException(str(error)) from None
-    start, end = services.business_day_window((first, final))
-    try:
-        count = reconciliation.fetch_gateway_records(start, end, actor=_actor())
     except GatewayError as error:
         raise click.ClickException(f"the gateway did not answer: {error.message}") from None
     click.echo(f"Fetched {count} gateway transactions for {first}" + (f" to {final}" if final != first else "") + ".")

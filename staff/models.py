@@ -1,13 +1,12 @@
-"""Staff accounts and their sessions, sign-in attempts, API keys, and the gateway's ledger kept for reconciliation."""
+"""Staff accounts and their sessions, sign-in attempts and API keys."""
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from finepay.dbtypes import BigId, UTCDateTime, utcnow
 from finepay.extensions import db
-from payments.models import Payment, PaymentItem
 
 CLERK, SUPERVISOR = "clerk", "supervisor"
 ROLES = (CLERK, SUPERVISOR)
@@ -86,37 +85,3 @@ class ApiKey(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-
-class GatewayRecord(db.Model):
-    """A charge or refund as the gateway reported it, fetched through the adapter's listing.
-
-    Kept so that the daily reconciliation is a SQL join against the ledger
-    rather than thousands of gateway calls per page view.
-    """
-
-    __tablename__ = "gateway_records"
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    gateway: Mapped[str] = mapped_column(String(30), nullable=False)
-    transaction_id: Mapped[str] = mapped_column(String(100), nullable=False)
-    kind: Mapped[str] = mapped_column(String(10), nullable=False)  # charge | refund
-    intent_id: Mapped[str | None] = mapped_column(String(100), index=True)
-    payment_id: Mapped[str | None] = mapped_column(String(32), index=True)
-    amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    currency: Mapped[str] = mapped_column(String(3), nullable=False)
-    status: Mapped[str] = mapped_column(String(20), nullable=False)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
-    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
-
-    __table_args__ = (UniqueConstraint("gateway", "transaction_id", name="uq_gateway_records_gateway_transaction"),)
-
-
-# Indexes the console needs on the payments tables (created by migration 0004):
-# the reconciliation selects a day's settlements by paid_at and looks for the
-# rare items a payment did not settle (a duplicate), and search finds a
-# vehicle's payments by plate.
-Index("ix_payments_paid_at", Payment.paid_at)
-Index("ix_payments_plate", Payment.plate)
-Index("ix_payment_items_unsettled", PaymentItem.payment_id,
-      sqlite_where=text("settled IS 0"), postgresql_where=text("settled IS false"))

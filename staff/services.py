@@ -1,4 +1,6 @@
-"""What staff do: sign in, find payments and violations, refund, void, manage keys and users.
+"""The console's own work: staff accounts and sign-in, search, dashboard, detail pages, API keys, audit log, feed.
+
+Refunds and voiding are the payments' and the violations' rules: the console calls them.
 
 Every change is written to the audit log with the staff member's name and address.
 """
@@ -6,12 +8,11 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import timedelta
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -19,38 +20,26 @@ from finepay import audit, challenge
 from finepay.audit import AuditEntry
 from finepay.challenge import ChallengeRequired
 from finepay.dbtypes import utcnow
-from finepay.errors import ApiError
+from finepay.errors import ApiError, invalid_field
 from finepay.extensions import db
 from payments import refunds as payment_refunds
 from payments import services as payment_services
 from payments import states
 from payments.models import Payment, PaymentItem
+from payments.reconciliation import fetch as gateway_records
 from staff import sessions
-from staff.models import ROLES, ApiKey, GatewayRecord, LoginAttempt, StaffUser
-from violations.models import UNPAID, VOID, Violation
+from staff.models import ROLES, ApiKey, LoginAttempt, StaffUser
+from violations import services as violation_services
+from violations.fees import business_day_window
+from violations.models import Violation
 from violations.plates import InvalidIdentifier, normalize_notice_number, normalize_plate
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,59}\Z")
 MIN_PASSWORD = 12
 MAX_PASSWORD = 200
-SETTLED = (states.SUCCEEDED, states.REFUNDED)
 RECEIPT = re.compile(r"^FP-?[0-9A-Z]{4}-?[0-9A-Z]{4}-?[0-9A-Z]{4}-?[0-9A-Z]{4}\Z")
 API_KEY_PREFIX = "fpk_"
 _dummy_hash = None
-
-
-def invalid(field_name, message):
-    """A 422 for one form field."""
-    return ApiError(message, code="invalid_input", status=422, errors={field_name: [message]})
-
-
-def business_day_window(day, tz_name=None):
-    """The UTC instants [start, end) of a business date (or of an inclusive (first, last) pair)."""
-    first, last = day if isinstance(day, tuple) else (day, day)
-    zone = ZoneInfo(tz_name or current_app.config["BUSINESS_TIMEZONE"])
-    start = datetime.combine(first, time(0), zone)
-    end = datetime.combine(last + timedelta(days=1), time(0), zone)
-    return start, end
 
 
 # --- accounts -------------------------------------------------------------------
@@ -64,18 +53,18 @@ def normalize_username(raw):
 def check_password_rules(password):
     """Raise a 422 unless the password is long enough to resist guessing."""
     if not isinstance(password, str) or len(password) < MIN_PASSWORD:
-        raise invalid("password", _("Use at least %(n)d characters.", n=MIN_PASSWORD))
+        raise invalid_field("password", _("Use at least %(n)d characters.", n=MIN_PASSWORD))
     if len(password) > MAX_PASSWORD:
-        raise invalid("password", _("Use at most %(n)d characters.", n=MAX_PASSWORD))
+        raise invalid_field("password", _("Use at most %(n)d characters.", n=MAX_PASSWORD))
 
 
 def create_user(username, role, password, actor):
     """Create a staff account (the password is hashed with scrypt, a memory-hard function)."""
     username = normalize_username(username)
     if not USERNAME.match(username):
-        raise invalid("username", _("2 to 60 lower-case letters, digits, dots, dashes or underscores."))
+        raise invalid_field("username", _("2 to 60 lower-case letters, digits, dots, dashes or underscores."))
     if role not in ROLES:
-        raise invalid("role", _("Choose clerk or supervisor."))
+        raise invalid_field("role", _("Choose clerk or supervisor."))
     check_password_rules(password)
     user = StaffUser(username=username, role=role, password_hash=generate_password_hash(password), active=True)
     db.session.add(user)
@@ -83,7 +72,7 @@ def create_user(username, role, password, actor):
         db.session.flush()
     except IntegrityError:
         db.session.rollback()
-        raise invalid("username", _("This username is taken.")) from None
+        raise invalid_field("username", _("This username is taken.")) from None
     audit.record("staff.user_created", "staff_user", user.username, actor=actor, role=role)
     db.session.commit()
     return user
@@ -122,11 +111,11 @@ def change_user(user_id, *, actor_user, role=None, active=None, password=None, a
     """
     user = get_user(user_id)
     if user.id == actor_user.id and (active is False or (role is not None and role != user.role)):
-        raise invalid("role", _("You cannot demote or deactivate your own account."))
+        raise invalid_field("role", _("You cannot demote or deactivate your own account."))
     changes = {}
     if role is not None and role != user.role:
         if role not in ROLES:
-            raise invalid("role", _("Choose clerk or supervisor."))
+            raise invalid_field("role", _("Choose clerk or supervisor."))
         changes["role"] = [user.role, role]
         user.role = role
     if active is not None and active != user.active:
@@ -311,11 +300,11 @@ class Dashboard:
 
 
 def dashboard(today, terminals):
-    """Today's settled payments by channel, payments still open, the latest payments and the kiosks."""
+    """Today's charged payments by channel, payments still open, the latest payments and the kiosks."""
     start, end = business_day_window(today)
     rows = db.session.execute(
         select(Payment.channel, func.count(), func.coalesce(func.sum(Payment.amount_received), 0))
-        .where(Payment.paid_at >= start, Payment.paid_at < end, Payment.status.in_(SETTLED))
+        .where(Payment.paid_at >= start, Payment.paid_at < end, Payment.status.in_(states.CHARGED))
         .group_by(Payment.channel).order_by(Payment.channel)
     ).all()
     open_count = db.session.execute(
@@ -350,13 +339,7 @@ def payment_detail(payment_id):
     ).scalars()}
     ledger = payment_refunds.balance(payment)
     items = [(line, violations[line.item.violation_id]) for line in ledger.lines]
-    refs = [GatewayRecord.payment_id == payment.id]
-    if payment.gateway_intent_id:
-        refs.append(GatewayRecord.intent_id == payment.gateway_intent_id)
-    records = db.session.execute(
-        select(GatewayRecord).where(GatewayRecord.gateway == payment.gateway, or_(*refs))
-        .order_by(GatewayRecord.created_at)
-    ).scalars().all()
+    records = gateway_records.records_of(payment)
     violation_ids = [str(v_id) for v_id in violations]
     trail = db.session.execute(
         select(AuditEntry).where(or_(
@@ -364,33 +347,21 @@ def payment_detail(payment_id):
             (AuditEntry.subject_type == "violation") & AuditEntry.subject_id.in_(violation_ids),
         )).order_by(AuditEntry.id)
     ).scalars().all()
-    succeeded = payment.status == states.SUCCEEDED
+    refundable, beyond_due = payment_refunds.open_to_refund(payment, ledger)
     return PaymentDetail(payment=payment, items=items, gateway_records=records, audit=trail,
-                         refundable=ledger.refundable if succeeded else 0,
-                         beyond_due=ledger.beyond_due_refundable if succeeded else 0)
+                         refundable=refundable, beyond_due=beyond_due)
 
 
 def refund(payment_id, *, amount=None, item_ids=None, reason, form_key, actor_name):
-    """Refund through the gateway (supervisors), allocated to violation lines.
+    """A supervisor's refund (see payments.services.request_refund).
 
-    ``item_ids`` are the chosen lines: without an amount each is refunded in
-    full (its violation is owed again); with one, the amount is shared out
-    over them in order. An amount alone follows the stated order (see
-    payments.refunds). ``form_key`` comes from the page the supervisor
-    clicked on: a second click, a retried request or a concurrent one gets
-    the same refund instead of making another.
+    ``form_key`` comes from the page the supervisor clicked on: a second
+    click, a retried request or a concurrent one gets the same refund instead
+    of making another.
     """
-    payment = payment_services.get_payment(payment_id)
-    reason = (reason or "").strip()
-    if len(reason) < 5:
-        raise invalid("reason", _("Say why, in a few words (at least 5 characters)."))
-    if not item_ids and amount is None:
-        raise invalid("amount", _("Tick the violations to refund, or enter an amount."))
-    if amount is not None and (isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0):
-        raise invalid("amount", _("Enter an amount above zero."))
-    return payment_services.refund_payment(
-        payment.id, amount, item_ids=item_ids or None, reason=reason, actor=actor_name,
-        idempotency_key=f"staff:{payment.id}:{form_key}",
+    return payment_services.request_refund(
+        payment_id, amount=amount, item_ids=item_ids, reason=reason, actor=actor_name,
+        idempotency_key=f"staff:{payment_id}:{form_key}",
     )
 
 
@@ -407,17 +378,10 @@ class ViolationDetail:
     held: bool
 
 
-def get_violation(violation_id):
-    """The violation with this id, or a 404."""
-    violation = db.session.get(Violation, violation_id)
-    if violation is None:
-        raise ApiError(_("No such violation."), code="not_found", status=404)
-    return violation
-
 
 def violation_detail(violation_id):
     """Everything about one violation."""
-    violation = get_violation(violation_id)
+    violation = violation_services.get_violation(violation_id)
     payments = db.session.execute(
         select(PaymentItem, Payment).join(Payment, Payment.id == PaymentItem.payment_id)
         .where(PaymentItem.violation_id == violation.id).order_by(Payment.created_at)
@@ -431,41 +395,9 @@ def violation_detail(violation_id):
 
 
 def void_violation(violation_id, *, reason, actor_name):
-    """Cancel an unpaid violation (supervisors). A paid one is never touched, nor one a payment holds."""
-    reason = (reason or "").strip()
-    if len(reason) < 5:
-        raise invalid("reason", _("Say why, in a few words (at least 5 characters)."))
-    # Lock the row (PostgreSQL) so a payment cannot start or settle it meanwhile.
-    violation = db.session.execute(
-        select(Violation).where(Violation.id == violation_id).with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
-    if violation is None:
-        raise ApiError(_("No such violation."), code="not_found", status=404)
-    if violation.status != UNPAID:
-        db.session.rollback()
-        raise ApiError(_("Only an unpaid violation can be voided (this one is %(status)s).", status=violation.status),
-                       code="not_voidable", status=409)
-    held = db.session.execute(
-        select(func.count()).select_from(PaymentItem)
-        .where(PaymentItem.violation_id == violation.id, PaymentItem.holds.is_(True))
-    ).scalar_one()
-    if held:
-        db.session.rollback()
-        raise ApiError(_("A payment for this violation is in progress; try again when it has finished."),
-                       code="payment_in_progress", status=409)
-    changed = db.session.execute(
-        update(Violation).where(Violation.id == violation.id, Violation.status == UNPAID)
-        .values(status=VOID, updated_at=utcnow()).execution_options(synchronize_session=False)
-    ).rowcount
-    if not changed:  # settled between the read and the write
-        db.session.rollback()
-        raise ApiError(_("This violation was paid meanwhile and cannot be voided."), code="not_voidable", status=409)
-    audit.record("violation.voided", "violation", violation.id, actor=actor_name, reason=reason,
-                 notice_number=violation.notice_number)
-    db.session.commit()
-    db.session.refresh(violation)
-    return violation
+    """Void an unpaid violation (supervisors); one that a payment holds is left alone (see violations.services)."""
+    return violation_services.void_violation(violation_id, reason=reason, actor=actor_name,
+                                             open_holds=payment_services.open_holds)
 
 
 # --- API keys -----------------------------------------------------------------------
@@ -480,7 +412,7 @@ def create_api_key(name, actor_name):
     """A new key for the upstream system; returns (ApiKey, the key), the key shown only this once."""
     name = (name or "").strip()
     if not 2 <= len(name) <= 60:
-        raise invalid("name", _("Name the system that will use it (2 to 60 characters)."))
+        raise invalid_field("name", _("Name the system that will use it (2 to 60 characters)."))
     prefix = secrets.token_hex(4)
     raw = f"{API_KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
     key = ApiKey(name=name, prefix=prefix, key_hash=hash_api_key(raw), created_by=actor_name)

@@ -1,4 +1,4 @@
-"""The staff console at /staff: thin views over staff.services and staff.reconciliation."""
+"""The staff console at /staff: thin views over staff.services and the areas' services."""
 import uuid
 from datetime import timedelta
 
@@ -26,7 +26,11 @@ from finepay.formatting import format_money
 from finepay.i18n import localize_message, status_label
 from kiosk import services as kiosk_services
 from payments.gateways import GatewayError
-from staff import imports, reconciliation, services, sessions
+from payments.reconciliation.export import csv_lines, record_export
+from payments.reconciliation.fetch import fetch_days
+from payments.reconciliation.lines import CLASSES, LABELS, check_range
+from payments.reconciliation.report import reconcile
+from staff import imports, services, sessions
 from staff.auth import (
     begin_session,
     current_session_id,
@@ -49,7 +53,7 @@ from staff.forms import (
     UserForm,
     VoidForm,
 )
-from violations.fees import business_today
+from violations.fees import business_day_window, business_today
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 
@@ -320,12 +324,12 @@ def reconciliation_report():
     """The ledger against the gateway for a business date range (default: yesterday)."""
     form = DateRangeForm(request.args)
     only = request.args.get("only")
-    only = only if only in reconciliation.CLASSES else None
+    only = only if only in CLASSES else None
     if not form.validate():
         return render_template("staff/reconciliation.html", form=form, report=None), 422
     first, last = _date_range(form)
     try:
-        report = reconciliation.reconcile(first, last, only=only)
+        report = reconcile(first, last, only=only)
     except ValueError as error:
         form.end.errors = list(form.end.errors) + [localize_message(str(error))]
         return render_template("staff/reconciliation.html", form=form, report=None), 422
@@ -333,7 +337,7 @@ def reconciliation_report():
     chart = hourly_chart(report.hourly, report.currency,
                          _("Settled and charged per hour, %(first)s to %(last)s", first=first.isoformat(), last=last.isoformat()))
     return render_template("staff/reconciliation.html", form=form, report=report, chart=chart, only=only,
-                           labels=reconciliation.LABELS, classes=reconciliation.CLASSES)
+                           labels=LABELS, classes=CLASSES)
 
 
 @bp.get("/reconciliation.csv")
@@ -344,13 +348,13 @@ def reconciliation_csv():
         return render_template("staff/reconciliation.html", form=form, report=None), 422
     first, last = _date_range(form)
     try:
-        reconciliation.check_range(first, last)
+        check_range(first, last)
     except ValueError as error:
         form.end.errors = list(form.end.errors) + [localize_message(str(error))]
         return render_template("staff/reconciliation.html", form=form, report=None), 422
-    reconciliation.record_export(first, last, me())
+    record_export(first, last, me())
     name = f"reconciliation-{first.isoformat()}" + (f"-to-{last.isoformat()}" if last != first else "") + ".csv"
-    body = reconciliation.csv_lines(first, last, current_app.config["BUSINESS_TIMEZONE"])
+    body = csv_lines(first, last, current_app.config["BUSINESS_TIMEZONE"])
     return Response(stream_with_context(body), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
@@ -363,9 +367,7 @@ def reconciliation_fetch():
         return render_template("staff/reconciliation.html", form=form, report=None), 422
     first, last = _date_range(form)
     try:
-        reconciliation.check_range(first, last)
-        start, end = services.business_day_window((first, last))
-        count = reconciliation.fetch_gateway_records(start, end, actor=me())
+        count = fetch_days(first, last, actor=me())
     except ValueError as error:
         form.end.errors = list(form.end.errors) + [localize_message(str(error))]
         return render_template("staff/reconciliation.html", form=form, report=None), 422
@@ -549,7 +551,7 @@ def audit_log():
     start = end = None
     if form.start.data or form.end.data:
         first = form.start.data or form.end.data
-        start, end = services.business_day_window((first, form.end.data or first))
+        start, end = business_day_window((first, form.end.data or first))
         if not form.start.data:
             start = None
         if not form.end.data:

@@ -1,6 +1,6 @@
 """Late-fee policies. A policy is chosen by the LATE_FEE_POLICY setting."""
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
@@ -11,6 +11,15 @@ def business_today(tz_name, now=None):
     """The calendar date in the business time zone (late fees count local days)."""
     now = now or datetime.now(ZoneInfo("UTC"))
     return now.astimezone(ZoneInfo(tz_name)).date()
+
+
+def business_day_window(day, tz_name=None):
+    """The UTC instants [start, end) of a business date (or of an inclusive (first, last) pair)."""
+    first, last = day if isinstance(day, tuple) else (day, day)
+    zone = ZoneInfo(tz_name or current_app.config["BUSINESS_TIMEZONE"])
+    start = datetime.combine(first, time(0), zone)
+    end = datetime.combine(last + timedelta(days=1), time(0), zone)
+    return start, end
 
 
 @dataclass(frozen=True)

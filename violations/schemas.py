@@ -32,6 +32,23 @@ def altcha_field():
     })
 
 
+MAX_CHOSEN = 50
+
+
+def _each_once(ids):
+    # Only a list of the right length is checked, so that one that is too long gets that one answer.
+    if len(ids) <= MAX_CHOSEN and len(set(ids)) != len(ids):
+        raise ValidationError("Each violation may appear only once.")
+
+
+def violation_ids_field(**kwargs):
+    """The violations a driver chose to pay: 1 to 50 ids, each once."""
+    return fields.List(
+        fields.Integer(strict=True, validate=validate.Range(min=1, max=2**62)),
+        validate=[validate.Length(min=1, max=MAX_CHOSEN), _each_once], **kwargs,
+    )
+
+
 class LookupRequestSchema(Schema):
     """A plate proven by the VIN's last six characters or by one notice number."""
 

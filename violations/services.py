@@ -1,18 +1,19 @@
-"""Looking up what a vehicle owes."""
+"""Looking up what a vehicle owes, which violations can be paid, and voiding one."""
 from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 
-from finepay import challenge
+from finepay import audit, challenge
 from finepay.dbtypes import utcnow
+from finepay.errors import ApiError, invalid_field
 from finepay.extensions import db
 from violations import limits
 from violations.fees import current_policy
-from violations.models import PAID, UNPAID, Violation
+from violations.models import PAID, UNPAID, VOID, Violation
 
 # Why a violation cannot be paid online (codes the payments API answers with).
 ALREADY_PAID, NOT_PAYABLE, NOTHING_TO_PAY, IN_PERSON_ONLY = "already_paid", "not_payable", "nothing_to_pay", \
@@ -83,6 +84,16 @@ class VehicleStatement:
     def payable_ids(self):
         """Ids of the violations that can be paid online now."""
         return [v.id for v in self.violations if v.payable]
+
+    def chosen(self, violation_ids):
+        """(the chosen violations that can be paid online now, in the statement's order; the chosen ids that cannot).
+
+        An id that is not this vehicle's is among those that cannot.
+        """
+        wanted = set(violation_ids)
+        lines = [v for v in self.violations if v.id in wanted and v.payable]
+        payable = {v.id for v in lines}
+        return lines, [i for i in violation_ids if i not in payable]
 
 
 # What a statement shows, and nothing else: plain rows, no ORM objects to build and track.
@@ -206,3 +217,50 @@ def prove_vehicle(plate, *, vin_last6=None, notice_number=None, violation_ids=No
     if statement is None:
         limits.count_failure(plate)
     return statement
+
+
+def get_violation(violation_id):
+    """The violation with this id, or a 404."""
+    violation = db.session.get(Violation, violation_id)
+    if violation is None:
+        raise ApiError(_("No such violation."), code="not_found", status=404)
+    return violation
+
+
+def void_violation(violation_id, *, reason, actor, open_holds):
+    """Cancel an unpaid violation: it is no longer owed. A paid one is never touched, nor one a payment holds.
+
+    ``open_holds`` (payments.services.open_holds) tells which of the given
+    violation ids an open payment holds; it is asked under the violation's row
+    lock, which every payment takes before it holds or settles a violation.
+    """
+    reason = (reason or "").strip()
+    if len(reason) < 5:
+        raise invalid_field("reason", _("Say why, in a few words (at least 5 characters)."))
+    # Lock the row (PostgreSQL) so a payment cannot start or settle it meanwhile.
+    violation = db.session.execute(
+        select(Violation).where(Violation.id == violation_id).with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if violation is None:
+        raise ApiError(_("No such violation."), code="not_found", status=404)
+    if violation.status != UNPAID:
+        db.session.rollback()
+        raise ApiError(_("Only an unpaid violation can be voided (this one is %(status)s).", status=violation.status),
+                       code="not_voidable", status=409)
+    if open_holds([violation.id]):
+        db.session.rollback()
+        raise ApiError(_("A payment for this violation is in progress; try again when it has finished."),
+                       code="payment_in_progress", status=409)
+    changed = db.session.execute(
+        update(Violation).where(Violation.id == violation.id, Violation.status == UNPAID)
+        .values(status=VOID, updated_at=utcnow()).execution_options(synchronize_session=False)
+    ).rowcount
+    if not changed:  # paid between the read and the write
+        db.session.rollback()
+        raise ApiError(_("This violation was paid meanwhile and cannot be voided."), code="not_voidable", status=409)
+    audit.record("violation.voided", "violation", violation.id, actor=actor, reason=reason,
+                 notice_number=violation.notice_number)
+    db.session.commit()
+    db.session.refresh(violation)
+    return violation

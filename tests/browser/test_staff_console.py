@@ -20,10 +20,9 @@ from payments.gateways import current_gateway
 from payments.gateways.sandbox import SandboxIntent
 from payments.models import Payment
 from staff.models import LoginAttempt
-from staff.services import business_day_window
 from tests.factories import make_violation
 from tests.live import app_on_copy, serving
-from violations.fees import business_today
+from violations.fees import business_day_window, business_today
 
 pytestmark = pytest.mark.browser
 

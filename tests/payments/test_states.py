@@ -16,7 +16,6 @@ from payments.states import (
     STATUSES,
     SUCCEEDED,
     TRANSITIONS,
-    UNSETTLED,
     InvalidTransition,
     can_transition,
     check_transition,
@@ -86,8 +85,9 @@ def test_open_set_holds_the_violations_until_an_outcome():
         assert closed not in OPEN
 
 
-def test_unsettled_states_are_the_ones_the_gateway_can_still_change():
-    assert UNSETTLED == OPEN
+def test_charged_states_are_the_ones_where_the_gateway_took_the_money():
+    assert states.CHARGED == frozenset({SUCCEEDED, REFUNDED})
+    assert not states.CHARGED & OPEN
 
 
 def test_refunded_is_final():

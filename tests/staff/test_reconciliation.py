@@ -5,6 +5,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from flask_babel import force_locale
 from sqlalchemy import func, select, update
 
 from finepay.dbtypes import utcnow
@@ -13,10 +14,11 @@ from kiosk.services import enrol_terminal
 from payments import services as payment_services
 from payments.gateways import GatewayError, current_gateway
 from payments.gateways.sandbox import SandboxIntent
-from staff import reconciliation
-from staff.models import GatewayRecord
-from staff.reconciliation import DUPLICATE, GATEWAY_ONLY, LEDGER_ONLY, MATCHED, MISMATCH
-from staff.services import business_day_window
+from payments.models import GatewayRecord
+from payments.reconciliation.export import CSV_HEADER, csv_lines
+from payments.reconciliation.fetch import fetch_gateway_records
+from payments.reconciliation.lines import DUPLICATE, GATEWAY_ONLY, LEDGER_ONLY, MATCHED, MISMATCH
+from payments.reconciliation.report import reconcile
 from tests.payments.helpers import (
     PLATE,
     VIN,
@@ -29,6 +31,7 @@ from tests.payments.helpers import (
     today,
 )
 from tests.staff.helpers import last_audit, make_supervisor, paid_payment, sign_in_as
+from violations.fees import business_day_window
 
 
 def window():
@@ -38,7 +41,7 @@ def window():
 
 def fetch():
     start, end = business_day_window(window())
-    return reconciliation.fetch_gateway_records(start, end, actor="test")
+    return fetch_gateway_records(start, end, actor="test")
 
 
 def start(violation):
@@ -125,10 +128,23 @@ def classes_by_payment(lines, kind="charge"):
     return {line["payment_id"]: line["classification"] for line in lines if line["kind"] == kind}
 
 
+def test_explanations_are_whole_translated_sentences_with_their_values_in_place(seeded):
+    fetch()
+
+    with force_locale("zh_Hans_CN"):
+        lines = reconcile(*window(), limit=1000).discrepancies
+
+    notes = {line["payment_id"]: line["note"] for line in lines if line["kind"] == "charge"}
+    assert notes[seeded["currency_off"]] == "币种：账目 CNY，支付渠道 USD"
+    assert notes[seeded["dup_refunded"]] == "该违法记录已由更早的缴款结清；重复扣款已退款"
+    assert notes[seeded["dup_unrefunded"]] == "该违法记录已由更早的缴款结清；重复扣款未退款"
+    assert notes[seeded["unsettled"]] == "账目中该缴款状态为 created：款项已扣，但罚款未标记为已缴"
+
+
 def test_every_kind_of_difference_is_classified(seeded):
     fetch()
 
-    report = reconciliation.reconcile(*window(), limit=1000)
+    report = reconcile(*window(), limit=1000)
     lines = report.discrepancies
     charges = classes_by_payment(lines)
 
@@ -164,7 +180,7 @@ def test_every_kind_of_difference_is_classified(seeded):
 def test_only_lists_one_class(seeded):
     fetch()
 
-    report = reconciliation.reconcile(*window(), only=MATCHED)
+    report = reconcile(*window(), only=MATCHED)
 
     assert {line["classification"] for line in report.discrepancies} == {MATCHED}
     assert seeded["matched"] in classes_by_payment(report.discrepancies)
@@ -174,7 +190,7 @@ def test_only_lists_one_class(seeded):
 def test_totals_are_the_ledgers_and_the_gateways(seeded):
     fetch()
 
-    report = reconciliation.reconcile(*window())
+    report = reconcile(*window())
 
     settled = db.session.execute(
         select(func.count(), func.sum(payment_services.Payment.amount_received))
@@ -207,7 +223,7 @@ def test_the_csv_has_every_line_classified(seeded, client):
     assert response.mimetype == "text/csv"
     assert response.headers["Content-Disposition"] == f'attachment; filename="reconciliation-{first}-to-{last}.csv"'
     rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
-    assert list(rows[0]) == list(reconciliation.CSV_HEADER)
+    assert list(rows[0]) == list(CSV_HEADER)
     charges = {r["payment_id"]: r for r in rows if r["kind"] == "charge" and r["payment_id"]}
     assert charges[seeded["matched"]]["classification"] == MATCHED
     assert charges[seeded["unsettled"]]["classification"] == GATEWAY_ONLY
@@ -258,7 +274,7 @@ def test_without_a_fetch_the_report_says_so(app, client):
     sign_in_as(client, make_supervisor())
     first, last = window()
 
-    report = reconciliation.reconcile(first, last)
+    report = reconcile(first, last)
     page = client.get(f"/staff/reconciliation?start={first}&end={last}").get_data(as_text=True)
 
     assert report.fetched_at is None
@@ -273,7 +289,7 @@ def test_a_clean_day_has_no_differences(app, client):
     sign_in_as(client, make_supervisor())
     first, last = window()
 
-    report = reconciliation.reconcile(first, last)
+    report = reconcile(first, last)
     page = client.get(f"/staff/reconciliation?start={first}&end={last}").get_data(as_text=True)
 
     assert report.discrepancies == []
@@ -347,7 +363,7 @@ def test_a_spreadsheet_formula_from_the_gateway_is_defused(app):
                                  created_at=start_at + timedelta(hours=1)))
     db.session.commit()
 
-    text = "".join(reconciliation.csv_lines(today(), today(), "Asia/Shanghai"))
+    text = "".join(csv_lines(today(), today(), "Asia/Shanghai"))
 
     assert "'=HYPERLINK" in text
     assert ",=HYPERLINK" not in text

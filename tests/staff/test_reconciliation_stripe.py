@@ -9,12 +9,15 @@ import pytest
 from finepay.dbtypes import utcnow
 from payments import services as payment_services
 from payments.gateways import current_gateway
-from staff import reconciliation, services
-from staff.reconciliation import GATEWAY_ONLY, LEDGER_ONLY, MATCHED
+from payments.reconciliation.fetch import fetch_gateway_records
+from payments.reconciliation.lines import GATEWAY_ONLY, LEDGER_ONLY, MATCHED
+from payments.reconciliation.report import reconcile
+from staff import services
 from tests.payments.conftest import localstripe, localstripe_server  # noqa: F401  (fixtures)
 from tests.payments.helpers import PLATE, VIN, overdue_violation, payment_row, set_payment, today
 from tests.payments.test_stripe_gateway import gateway_config
 from tests.staff.helpers import make_supervisor, sign_in_as
+from violations.fees import business_day_window
 
 
 @pytest.fixture
@@ -48,9 +51,9 @@ def test_stripe_charges_and_refunds_are_reconciled_against_the_ledger(app, clien
     set_payment(behind.id, status="succeeded", amount_received=behind.amount, paid_at=utcnow())
 
     first, last = today() - timedelta(days=1), today()
-    start_at, end_at = services.business_day_window((first, last))
-    fetched = reconciliation.fetch_gateway_records(start_at, end_at, actor="test")
-    report = reconciliation.reconcile(first, last, limit=100)
+    start_at, end_at = business_day_window((first, last))
+    fetched = fetch_gateway_records(start_at, end_at, actor="test")
+    report = reconcile(first, last, limit=100)
 
     assert fetched == 4  # three charges and one refund
     lines = {(line["kind"], line["payment_id"] or line["intent_id"]): line for line in report.discrepancies}

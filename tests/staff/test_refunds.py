@@ -14,7 +14,9 @@ from finepay.extensions import db
 from payments import services as payment_services
 from payments.gateways import GatewayError, current_gateway
 from payments.models import Payment, Refund, RefundLine
-from staff import reconciliation, services, sessions
+from payments.reconciliation.fetch import fetch_gateway_records
+from payments.reconciliation.report import reconcile
+from staff import services, sessions
 from staff.auth import SESSION_KEY
 from tests.payments.helpers import (
     confirm,
@@ -26,7 +28,7 @@ from tests.payments.helpers import (
 )
 from tests.payments.test_race import run_together
 from tests.staff.helpers import make_supervisor, sign_in_as
-from violations.fees import business_today
+from violations.fees import business_day_window, business_today
 from violations.models import Violation
 
 THREADS = 10
@@ -257,8 +259,8 @@ def test_a_refund_the_gateway_refuses_is_failed_with_its_reason_and_never_retrie
     assert re.search(r"Up to \S*¥50\.00 can be refunded", page)
     # Nor is it a difference for reconciliation: no money moved on either side.
     day = business_today(app.config["BUSINESS_TIMEZONE"])
-    reconciliation.fetch_gateway_records(*services.business_day_window(day), actor="test")
-    report = reconciliation.reconcile(day, day, limit=1000)
+    fetch_gateway_records(*business_day_window(day), actor="test")
+    report = reconcile(day, day, limit=1000)
     assert [line for line in report.discrepancies if line["payment_id"] == payment.id] == []
 
 
