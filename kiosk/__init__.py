@@ -5,7 +5,8 @@ def init_app(app):
     """Plug the kiosk area into the app: its pages and JSON endpoints, its language rule, its CLI."""
     from finepay import errors, i18n
     from finepay.extensions import csrf
-    from kiosk import api, commands, models, screens, views  # noqa: F401  (models: tables of the schema)
+    from kiosk import api, commands, models, screens, views
+    from payments.reconciliation.lines import name_terminals
 
     # The kiosk's JSON endpoints are authenticated by the terminal credential (SameSite=Strict).
     app.register_blueprint(views.bp)
@@ -17,3 +18,5 @@ def init_app(app):
     errors.answer_json_under(app, screens.API_PREFIX)
     i18n.locale_rule(app, views.bp.url_prefix, screens.select_locale)
     app.cli.add_command(commands.kiosk_cli)
+    # The daily reconciliation names the kiosk that took each card-present payment.
+    name_terminals(app, models.Terminal.__table__)

@@ -6,13 +6,16 @@ is classified as one of CLASSES by the database, in one statement
 """
 from datetime import timedelta
 
+from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import (
     BigInteger,
+    Integer,
     String,
     and_,
     case,
     cast,
+    false,
     func,
     literal,
     literal_column,
@@ -27,9 +30,11 @@ from sqlalchemy import (
 
 from finepay.extensions import db
 from finepay.i18n import N_
-from kiosk.models import Terminal
 from payments.models import GatewayRecord, Payment, PaymentItem, Refund
 from payments.states import CHARGED
+
+# The table naming the terminals that take payments (id, name), registered by the area that has them (the kiosk).
+TERMINALS = "finepay.reconciliation.terminals"
 
 MATCHED = "matched"
 GATEWAY_ONLY = "gateway_only"
@@ -325,11 +330,26 @@ def explanation(line, start, end):
     )
 
 
+def name_terminals(app, table):
+    """Where reconciliation finds the names of the terminals that took payments (a table with id and name)."""
+    app.extensions[TERMINALS] = table
+
+
+def terminals():
+    """The terminals' (id, name), or none when no area registered any."""
+    table = current_app.extensions.get(TERMINALS)
+    if table is None:
+        return select(cast(null(), Integer).label("id"), cast(null(), String).label("name")).where(false()).subquery(
+            "terminals")
+    return select(table.c.id, table.c.name).subquery("terminals")
+
+
 def explained_lines(start, end):
     """The lines of [start, end), each with its explanation (``note``) and its kiosk's name (``terminal``)."""
     raw = lines_query(start, end).subquery("raw_lines")
+    names = terminals()
     return (
-        select(raw, explanation(raw, start, end).label("note"), Terminal.name.label("terminal"))
-        .outerjoin(Terminal, Terminal.id == raw.c.terminal_id)
+        select(raw, explanation(raw, start, end).label("note"), names.c.name.label("terminal"))
+        .outerjoin(names, names.c.id == raw.c.terminal_id)
         .subquery("lines")
     )

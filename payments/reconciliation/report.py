@@ -8,7 +8,6 @@ from sqlalchemy.sql.expression import FunctionElement
 
 from finepay.dbtypes import UTCDateTime
 from finepay.extensions import db
-from kiosk.models import Terminal
 from payments.gateways import current_gateway
 from payments.reconciliation.fetch import last_fetch
 from payments.reconciliation.lines import (
@@ -22,6 +21,7 @@ from payments.reconciliation.lines import (
     explanation,
     lines_query,
     minor_units_sum,
+    terminals,
     tune_for_reports,
     within,
 )
@@ -142,10 +142,11 @@ def reconcile(first_day, last_day, *, limit=PAGE_LINES, only=None):
     wanted = lines.c.classification != MATCHED if only is None else lines.c.classification == only
     shown = (select(lines).where(wanted).order_by(when, lines.c.payment_id, lines.c.transaction_id)
              .limit(limit + 1).subquery("shown"))
+    names = terminals()
     shown_rows = (
-        select(shown, explanation(shown, start, end).label("note"), Terminal.name.label("terminal"),
+        select(shown, explanation(shown, start, end).label("note"), names.c.name.label("terminal"),
                null().label("class_count"), null().label("class_amount"))
-        .outerjoin(Terminal, Terminal.id == shown.c.terminal_id)
+        .outerjoin(names, names.c.id == shown.c.terminal_id)
     )
     count_rows = select(
         *(column if column.name == "classification" else null().label(column.name) for column in lines.c),
@@ -192,5 +193,6 @@ def terminal_names(ids):
     """Kiosk names by terminal id."""
     if not ids:
         return {}
-    return dict(db.session.execute(select(Terminal.id, Terminal.name).where(Terminal.id.in_(ids))).all())
+    names = terminals()
+    return dict(db.session.execute(select(names.c.id, names.c.name).where(names.c.id.in_(ids))).all())
 
