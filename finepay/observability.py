@@ -34,7 +34,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import event, func, select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, object_session
+from sqlalchemy.orm import Session
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # A client's id is kept only when it is plainly an id: it lands in logs, audit rows and gateway calls.
@@ -327,12 +327,11 @@ def instrument_gateway(gateway, metrics):
     return gateway
 
 
-def _note_payment_outcome(_mapper, _connection, entry):
-    """An audit entry for a payment state change was written: count it once its transaction commits."""
-    if entry.action.startswith("payment."):
-        session = object_session(entry)
-        if session is not None:
-            session.info.setdefault(_PENDING_OUTCOMES, []).append(entry.action.split(".", 1)[1])
+def _note_payment_outcomes(session, entries):
+    """Audit entries were written: count the payment state changes once their transaction commits."""
+    outcomes = [entry.action.split(".", 1)[1] for entry in entries if entry.action.startswith("payment.")]
+    if outcomes:
+        session.info.setdefault(_PENDING_OUTCOMES, []).extend(outcomes)
 
 
 @event.listens_for(Session, "after_commit")
@@ -398,10 +397,10 @@ def init_app(app):
         registry.register(database)
     app.extensions["finepay.metrics"] = metrics_
     app.extensions["finepay.metrics.database"] = database
-    from finepay.audit import AuditEntry
+    from finepay import audit
 
-    if not event.contains(AuditEntry, "after_insert", _note_payment_outcome):
-        event.listen(AuditEntry, "after_insert", _note_payment_outcome)
+    if _note_payment_outcomes not in audit.on_insert:
+        audit.on_insert.append(_note_payment_outcomes)
     if "finepay.gateway" in app.extensions:
         instrument_gateway(app.extensions["finepay.gateway"], metrics_)
     app.register_blueprint(bp)
