@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from flask import has_request_context, request
-from sqlalchemy import JSON, BigInteger, Integer, String, bindparam, delete, event, func, select, text, update
+from sqlalchemy import JSON, BigInteger, Integer, String, bindparam, delete, event, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -140,14 +140,31 @@ def entry_digest(entry, prev_hash):
     return hashlib.sha256(_canonical_json([prev_hash, *_content(entry)]).encode()).hexdigest()
 
 
+# Called with (session, entries) after a transaction's entries are inserted, before it commits
+# (e.g. to count payment outcomes once the commit succeeds).
+on_insert = []
+
+
 @event.listens_for(Session, "before_commit")
 def _append_pending(session):
-    """Insert the entries recorded in this transaction, just before it commits (no lock taken)."""
+    """Insert the entries recorded in this transaction, just before it commits (no lock taken).
+
+    One INSERT for all of them, without the ORM's unit of work: they are
+    never changed afterwards (sealing updates rows, not these objects).
+    """
     pending = session.info.pop(_PENDING, None)
     if not pending:
         return
-    session.add_all(pending)
-    session.flush()
+    table = AuditEntry.__table__
+    columns = [c.key for c in table.c if c.key != "id"]
+    ids = session.execute(
+        insert(table).returning(table.c.id, sort_by_parameter_order=True),
+        [{key: getattr(entry, key) for key in columns} for entry in pending],
+    ).scalars().all()
+    for entry, entry_id in zip(pending, ids, strict=True):
+        entry.id = entry_id
+    for hook in on_insert:
+        hook(session, pending)
 
 
 @event.listens_for(Session, "after_transaction_end")

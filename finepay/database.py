@@ -94,3 +94,20 @@ def init_app(app, db):
         ping_when_idle(db.engine, app.config["DATABASE_IDLE_PING_SECONDS"])
         if db.engine.dialect.name == "sqlite":
             serialise_sqlite_transactions(db.engine, app.config["SQLITE_BUSY_TIMEOUT_SECONDS"])
+
+
+def commit_keeping_objects(session):
+    """Commit without expiring what the session holds: its objects keep the values this transaction wrote.
+
+    For a transaction's last commit in a request, when the objects it locked
+    and changed are what the response shows: they are exactly what was
+    committed, and reading them back (one SELECT per object and collection)
+    would only cost round trips. Never use it where a later read must see
+    others' changes: a row lock with populate_existing re-reads anyway.
+    """
+    current = session() if callable(session) else session
+    current.expire_on_commit = False
+    try:
+        current.commit()
+    finally:
+        current.expire_on_commit = True

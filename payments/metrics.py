@@ -13,10 +13,9 @@ from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import event, func, select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, object_session
+from sqlalchemy.orm import Session
 
-from finepay import observability
-from finepay.audit import AuditEntry
+from finepay import audit, observability
 from finepay.extensions import db
 from payments import states
 from payments.gateways import GatewayError
@@ -121,12 +120,11 @@ def instrument_gateway(gateway, metrics):
     return gateway
 
 
-def _note_payment_outcome(_mapper, _connection, entry):
-    """An audit entry for a payment state change was written: count it once its transaction commits."""
-    if entry.action.startswith("payment."):
-        session = object_session(entry)
-        if session is not None:
-            session.info.setdefault(_PENDING_OUTCOMES, []).append(entry.action.split(".", 1)[1])
+def _note_payment_outcomes(session, entries):
+    """Audit entries were written: count the payment state changes once their transaction commits."""
+    outcomes = [entry.action.split(".", 1)[1] for entry in entries if entry.action.startswith("payment.")]
+    if outcomes:
+        session.info.setdefault(_PENDING_OUTCOMES, []).extend(outcomes)
 
 
 @event.listens_for(Session, "after_commit")
@@ -148,6 +146,6 @@ def init_app(app):
     metrics = PaymentMetrics(observability.metrics_registry(app))
     app.extensions[EXTENSION] = metrics
     observability.add_collector(app, PaymentsCollector(app))
-    if not event.contains(AuditEntry, "after_insert", _note_payment_outcome):
-        event.listen(AuditEntry, "after_insert", _note_payment_outcome)
+    if _note_payment_outcomes not in audit.on_insert:
+        audit.on_insert.append(_note_payment_outcomes)
     instrument_gateway(app.extensions["finepay.gateway"], metrics)

@@ -32,8 +32,11 @@ from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from finepay import audit
+from finepay.database import commit_keeping_objects
 from finepay.dbtypes import utcnow
 from finepay.errors import ApiError, invalid_field
 from finepay.extensions import db
@@ -118,12 +121,20 @@ def _lock_violations(violation_ids):
 
 
 def _lock_payment_with_violations(payment_id):
-    """Lock a payment's violations, then the payment itself (the one lock order)."""
+    """Lock a payment's violations, then the payment itself (the one lock order); returns both.
+
+    Keep the violations while using them: the session holds objects only as
+    long as something refers to them, and would read them again.
+    """
     ids = db.session.execute(
         select(PaymentItem.violation_id).where(PaymentItem.payment_id == payment_id)
     ).scalars().all()
-    _lock_violations(ids)
-    return lock_payment(payment_id)
+    violations = {v.id: v for v in _lock_violations(ids)}
+    payment = db.session.execute(
+        select(Payment).where(Payment.id == payment_id).options(joinedload(Payment.items))
+        .with_for_update(of=Payment).execution_options(populate_existing=True)
+    ).unique().scalar_one()  # its items read with it, under its lock
+    return payment, violations
 
 
 def lock_payment(payment_id):
@@ -152,6 +163,17 @@ def record_gateway_error(payment, operation, error):
     """Put a failed gateway call on a payment's audit trail."""
     audit.record("payment.gateway_error", "payment", payment.id, operation=operation, code=error.code,
                  outcome_unknown=error.outcome_unknown)
+
+
+def _lock_payment_or_404(payment_id):
+    """Lock the payment with this id (as _lock_payment), or a 404 ApiError."""
+    payment = db.session.execute(
+        select(Payment).where(Payment.id == payment_id).with_for_update().execution_options(populate_existing=True)
+    ).scalar_one_or_none() if isinstance(payment_id, str) and len(payment_id) <= 32 else None
+    if payment is None:
+        db.session.rollback()
+        raise ApiError(_("No such payment."), code="not_found", status=404)
+    return payment
 
 
 def get_payment(payment_id):
@@ -207,21 +229,18 @@ def start_payment(*, plate, vin_last6, violation_ids, idempotency_key, channel="
     """
     request_fp = fingerprint(plate=plate, vin_last6=vin_last6, violation_ids=sorted(violation_ids),
                              channel=channel, terminal_id=terminal_id)
-    existing = db.session.execute(
-        select(Payment).where(Payment.idempotency_key == idempotency_key)
-    ).scalar_one_or_none()
-    if existing is None:
-        try:
-            existing = _create_payment(plate, vin_last6, violation_ids, idempotency_key, request_fp,
-                                       channel, terminal_id)
-        except IntegrityError:
-            db.session.rollback()
-            existing = db.session.execute(
-                select(Payment).where(Payment.idempotency_key == idempotency_key)
-            ).scalar_one_or_none()
-            if existing is None:  # lost a race for a violation, not for the key
-                raise ApiError(_("Another payment for these violations is in progress."),
-                               code="payment_in_progress", status=409) from None
+    try:
+        # Finds the payment of a repeated key under the violations' locks, or creates it.
+        existing = _create_payment(plate, vin_last6, violation_ids, idempotency_key, request_fp, channel,
+                                   terminal_id)
+    except IntegrityError:
+        db.session.rollback()
+        existing = db.session.execute(
+            select(Payment).where(Payment.idempotency_key == idempotency_key)
+        ).scalar_one_or_none()
+        if existing is None:  # lost a race for a violation, not for the key
+            raise ApiError(_("Another payment for these violations is in progress."),
+                           code="payment_in_progress", status=409) from None
     if existing.request_fingerprint != request_fp:
         raise ApiError(_("This Idempotency-Key was already used for a different request."),
                        code="idempotency_key_reused", status=409)
@@ -270,6 +289,7 @@ def _create_payment(plate, vin_last6, violation_ids, idempotency_key, request_fp
         amount=0, currency=config["CURRENCY"], plate=plate, vin_last6=vin_last6, channel=channel,
         terminal_id=terminal_id, gateway=current_gateway().name, idempotency_key=idempotency_key,
         request_fingerprint=request_fp, expires_at=utcnow() + timedelta(minutes=config["QUOTE_TTL_MINUTES"]),
+        refunds=[],  # a new payment has none: nothing to load when it is shown
     )
     for v in violations:
         payment.items.append(PaymentItem(
@@ -282,7 +302,7 @@ def _create_payment(plate, vin_last6, violation_ids, idempotency_key, request_fp
     audit.record("payment.created", "payment", payment.id, actor=channel, amount=payment.amount,
                  currency=payment.currency, violations=sorted(v.id for v in violations), terminal_id=terminal_id)
     # Written before the gateway hears of it: whatever happens next, we know.
-    db.session.commit()
+    commit_keeping_objects(db.session)
     return payment
 
 
@@ -363,11 +383,21 @@ def _ensure_intent(payment):
         audit.record("payment.gateway_error", "payment", payment.id, operation="create", code=error.code)
         db.session.commit()
         raise gateway_unavailable_error(error) from None
-    payment = lock_payment(payment.id)
-    if not payment.gateway_intent_id:
-        payment.gateway_intent_id, payment.client_secret = intent.id, intent.client_secret
-        audit.record("payment.intent_created", "payment", payment.id, gateway=payment.gateway, intent=intent.id)
-    db.session.commit()
+    # The gateway's idempotency key gives racing requests the same intent; the first to record it says so.
+    now = utcnow()
+    recorded = db.session.execute(
+        update(Payment).where(Payment.id == payment.id, Payment.gateway_intent_id.is_(None))
+        .values(gateway_intent_id=intent.id, client_secret=intent.client_secret, updated_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not recorded:
+        db.session.commit()  # someone else recorded it (the same intent): read back on use
+        return payment
+    audit.record("payment.intent_created", "payment", payment.id, gateway=payment.gateway, intent=intent.id)
+    for name, value in (("gateway_intent_id", intent.id), ("client_secret", intent.client_secret),
+                        ("updated_at", now)):
+        set_committed_value(payment, name, value)
+    commit_keeping_objects(db.session)
     return payment
 
 
@@ -390,7 +420,7 @@ def start_attempt(payment_id, **details):
     already paid, or someone else moved it meanwhile. Raises payment_closed,
     quote_expired, and PaymentInProgress while another attempt is under way.
     """
-    payment = lock_payment(get_payment(payment_id).id)
+    payment = _lock_payment_or_404(payment_id)
     if payment.status in states.CHARGED:
         db.session.commit()
         return payment, None  # a double click: the first one already paid
@@ -406,10 +436,10 @@ def start_attempt(payment_id, **details):
         expire_payment(payment.id)
         raise ApiError(_("This quote has expired. Look up your violations again for today's amount."),
                        code="quote_expired", status=409)
-    db.session.commit()
-    payment = _ensure_intent(payment)
-
-    payment = lock_payment(payment.id)
+    if not payment.gateway_intent_id:
+        # Create the intent first, with no lock held during the gateway call, then lock again.
+        db.session.commit()
+        payment = lock_payment(_ensure_intent(payment).id)
     if payment.status not in (states.CREATED, states.REQUIRES_ACTION, states.FAILED):
         db.session.commit()  # someone else moved it meanwhile
         return payment, None
@@ -425,7 +455,7 @@ def confirm_payment(payment_id, payment_method):
     if previous is None:
         return payment
     attempt = payment.confirm_attempts
-    db.session.commit()  # others now see "being confirmed" and get a 409
+    commit_keeping_objects(db.session)  # others now see "being confirmed" and get a 409
 
     try:
         intent = current_gateway().confirm_intent(
@@ -454,9 +484,9 @@ def confirm_payment(payment_id, payment_method):
 
 def apply_intent(payment_id, intent):
     """Bring a payment in line with its gateway intent. Safe to call any number of times, in any order."""
-    payment = _lock_payment_with_violations(payment_id)
+    payment, violations = _lock_payment_with_violations(payment_id)
     if intent.status == gateways.SUCCEEDED:
-        _settle(payment, intent)
+        _settle(payment, intent, violations)
     elif payment.status in states.OPEN:
         if intent.status == gateways.REQUIRES_ACTION and payment.status != states.REQUIRES_ACTION:
             payment.next_action_url, payment.failure_code = intent.next_action_url, None
@@ -476,15 +506,15 @@ def apply_intent(payment_id, intent):
               and utcnow() - payment.updated_at > STALE_CONFIRM):
             payment.failure_code = "not_completed"
             change_status(payment, states.FAILED, failure_code="not_completed")
-    db.session.commit()
+    commit_keeping_objects(db.session)  # read under the locks just released: what the caller shows
     _refund_surplus(payment)
     return payment
 
 
-def _settle(payment, intent):
+def _settle(payment, intent, violations):
     """Mark the payment succeeded and its violations paid, each at most once, at the price that holds now.
 
-    The caller holds the locks on the violations and then the payment. A
+    The caller holds the locks on the violations (given by id) and then the payment. A
     violation already paid, or changed since the quote (its fine, whether it
     may be paid online, voided), is not settled by this payment: the money
     captured for it is refunded as surplus (_refund_surplus), and the audit
@@ -498,12 +528,9 @@ def _settle(payment, intent):
                      received=intent.amount_received, currency=intent.currency)
         return
     now = utcnow()
-    items = payment.items
-    payment.receipt_number = payment.receipt_number or new_receipt_number()
-    # Locked and re-read by the caller (_lock_payment_with_violations): the session already holds them.
-    violations = {item.violation_id: db.session.get(Violation, item.violation_id) for item in items}
+    receipt_number = payment.receipt_number or new_receipt_number()
     settled_ids, stale = [], {}
-    for item in items:
+    for item in payment.items:
         reason = _stale_reason(item, violations.get(item.violation_id))
         if reason:
             item.settled = False
@@ -512,13 +539,15 @@ def _settle(payment, intent):
         won = db.session.execute(
             update(Violation)
             .where(Violation.id == item.violation_id, Violation.status == UNPAID, Violation.fine == item.fine)
-            .values(status=PAID, late_fee_paid=item.late_fee, paid_at=now, receipt_number=payment.receipt_number,
+            .values(status=PAID, late_fee_paid=item.late_fee, paid_at=now, receipt_number=receipt_number,
                     updated_at=now)
             .execution_options(synchronize_session=False)
         ).rowcount
         item.settled = bool(won)
         if won:
             settled_ids.append(item.violation_id)
+    payment.receipt_number = receipt_number
+    set_committed_value(payment, "refunds", [])  # only a succeeded payment is ever refunded: it has none yet
     payment.amount_received = intent.amount_received
     payment.paid_at = now
     payment.failure_code = None
@@ -560,7 +589,7 @@ def _refund_surplus(payment):
 
 def _lock_payment_for_refund(payment_id):
     """Lock the payment (and its violations) for a refund decision, on SQLite too (its FOR UPDATE takes the write lock)."""
-    payment = _lock_payment_with_violations(payment_id)
+    payment, _violations = _lock_payment_with_violations(payment_id)
     # Refunds, their lines and the items read before the lock may be stale: read them again under it.
     db.session.expire_all()
     return payment
@@ -783,7 +812,7 @@ def withdraw_payment(payment_id, *, reason, actor):
         if intent.status != gateways.CANCELED:
             apply_intent(payment_id, intent)
             return CAPTURED if intent.status == gateways.SUCCEEDED else BEING_PROCESSED
-    payment = _lock_payment_with_violations(payment_id)
+    payment, _violations = _lock_payment_with_violations(payment_id)
     if payment.status not in states.OPEN:
         db.session.commit()
         return ALREADY_CLOSED

@@ -251,11 +251,11 @@ def test_a_new_payment_meeting_a_settling_confirm_does_not_deadlock(app, client,
             confirmer_holds_payment.wait(3)
         return real_free(*args)
 
-    def settle(payment, intent):
+    def settle(payment, intent, *rest):
         if threading.current_thread().name == "payer-0":
             confirmer_holds_payment.set()
             creator_holds_violation.wait(3)
-        return real_settle(payment, intent)
+        return real_settle(payment, intent, *rest)
 
     monkeypatch.setattr(services, "_free_violations", free_violations)
     monkeypatch.setattr(services, "_settle", settle)

@@ -139,14 +139,15 @@ class SandboxGateway(PaymentGateway):
             if seen:
                 return _intent(self._get(session, seen))
             intent_id = "si_" + secrets.token_hex(10)
-            session.add(SandboxIntent(
+            row = SandboxIntent(
                 id=intent_id, payment_id=payment_id, status=REQUIRES_PAYMENT_METHOD, amount=amount,
                 currency=currency, client_secret=f"{intent_id}_secret_{secrets.token_hex(8)}",
-            ))
+            )
+            session.add(row)
             session.flush()
             if not self._remember(session, idempotency_key, intent_id):
                 return _intent(self._get(session, self._replay(session, idempotency_key)))
-            return _intent(self._get(session, intent_id))
+            return _intent(row)  # as committed (the session does not expire it)
 
     def confirm_intent(self, intent_id, *, payment_method, idempotency_key):
         """Charge a test method: success, a decline, or an authentication step."""
