@@ -286,11 +286,6 @@ class DatabaseCollector:
         yield lag
 
 
-def current_metrics():
-    """This app's Metrics."""
-    return current_app.extensions["finepay.metrics"]
-
-
 def instrument_gateway(gateway, metrics):
     """Time and count every call of the app's gateway adapter, and log failures with the request id.
 
@@ -338,7 +333,6 @@ def _note_payment_outcome(_mapper, _connection, entry):
 @event.listens_for(Session, "after_commit")
 def _count_payment_outcomes(session):
     outcomes = session.info.pop(_PENDING_OUTCOMES, None)
-    session.info.pop("finepay.metrics.seen", None)
     if outcomes and has_app_context() and "finepay.metrics" in current_app.extensions:
         counter = current_app.extensions["finepay.metrics"].payment_outcomes
         for outcome in outcomes:

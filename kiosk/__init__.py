@@ -1,1 +1,1 @@
-"""Kiosk terminals (see the kiosk issue)."""
+"""Kiosk terminals: enrolled self-service machines where a driver looks up and pays fines on a touch screen."""

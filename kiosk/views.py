@@ -13,7 +13,7 @@ from payments.reader import card_present_available
 
 bp = Blueprint("kiosk", __name__, url_prefix="/kiosk")
 
-# Timings the issue fixes; tests may shorten them through the app's config.
+# The kiosk's screen timings; tests may shorten them through the app's config.
 DEFAULT_TIMINGS = {
     "KIOSK_PROMPT_SECONDS": sessions.PROMPT_SECONDS,  # "still there?" before the full reset
     "KIOSK_RECEIPT_SECONDS": 60,  # back to welcome after the receipt

@@ -1,1 +1,1 @@
-"""Payments: paying violations through a gateway (see the payments issue)."""
+"""Payments: paying violations through a gateway, receipts, refunds, and keeping in step with the gateway."""

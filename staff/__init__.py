@@ -1,1 +1,1 @@
-"""Staff console (see the staff issue)."""
+"""The staff console: sign-in, payment search, refunds, voids, imports, reconciliation and the settlement feed."""
