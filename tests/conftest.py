@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from flask_babel import force_locale, gettext
 from flask_migrate import upgrade
 
 from finepay import create_app
@@ -26,7 +27,8 @@ BASE_CONFIG = {
     "PAYMENT_GATEWAY": "sandbox",
     "BUSINESS_TIMEZONE": "Asia/Shanghai",
     "CURRENCY": "CNY",
-    # The suite's assertions are in English; tests/finepay/test_i18n.py covers the zh_CN default.
+    # Most assertions are in English; tests marked in_both_languages run the user-facing flows in zh_CN
+    # (the production default) too, and tests/finepay/test_i18n.py checks whole pages in Chinese.
     "DEFAULT_LOCALE": "en",
     # Proof-of-work challenges as cheap as they go, so that tests solving them stay fast.
     "CHALLENGE_COST": 1,
@@ -56,6 +58,33 @@ compile_catalogs()
 def make_app(database_url, **overrides):
     """An app on the given database with test settings."""
     return create_app({**BASE_CONFIG, "SQLALCHEMY_DATABASE_URI": database_url, **overrides})
+
+
+# The languages a visitor can have: zh_CN is the production default.
+LOCALES = ("zh_CN", "en")
+
+
+
+def both_languages(**settings):
+    """Run a test once in each language, with these settings too.
+
+    The app's DEFAULT_LOCALE is set through the app_config fixture, so every
+    request the test makes (sending no Accept-Language) gets that language.
+    Expected text comes from the catalogue through translated(), never
+    written out in one language.
+    """
+    return pytest.mark.parametrize(
+        "app_config", [{**settings, "DEFAULT_LOCALE": code} for code in LOCALES], ids=LOCALES,
+    )
+
+
+in_both_languages = both_languages()
+
+
+def translated(app, message, **variables):
+    """``message`` as the app's pages show it in its DEFAULT_LOCALE (the compiled catalogue's text)."""
+    with app.test_request_context(), force_locale(app.config["DEFAULT_LOCALE"]):
+        return gettext(message, **variables)
 
 
 def migrate(database_url):
