@@ -5,8 +5,8 @@ import pytest
 from sqlalchemy import select
 
 from finepay.extensions import db
-from tests.conftest import both_languages, in_both_languages, translated
 from payments.models import Refund
+from tests.conftest import both_languages, in_both_languages, translated
 from tests.payments.helpers import OTHER_PLATE, OTHER_VIN, create_ok, overdue_violation, payment_row, sandbox_refunds
 from tests.staff.helpers import audit_actions, last_audit, make_supervisor, make_user, paid_payment, sign_in_as
 from violations.models import Violation
