@@ -2,11 +2,12 @@
 import os
 import shutil
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from flask_babel import force_locale, gettext
+from flask_babel import force_locale, gettext, ngettext
 from flask_migrate import upgrade
 
 from finepay import create_app
@@ -81,10 +82,23 @@ def both_languages(**settings):
 in_both_languages = both_languages()
 
 
+@contextmanager
+def in_app_language(app):
+    """A request context in the app's DEFAULT_LOCALE: for working out what its pages say (text, money)."""
+    with app.test_request_context(), force_locale(app.config["DEFAULT_LOCALE"]):
+        yield
+
+
 def translated(app, message, **variables):
     """``message`` as the app's pages show it in its DEFAULT_LOCALE (the compiled catalogue's text)."""
-    with app.test_request_context(), force_locale(app.config["DEFAULT_LOCALE"]):
+    with in_app_language(app):
         return gettext(message, **variables)
+
+
+def translated_plural(app, singular, plural, num, **variables):
+    """The catalogue's plural message for ``num``, as the app's pages show it in its DEFAULT_LOCALE."""
+    with in_app_language(app):
+        return ngettext(singular, plural, num, **variables)
 
 
 def migrate(database_url):

@@ -5,8 +5,9 @@ import pytest
 from sqlalchemy import select
 
 from finepay.extensions import db
+from finepay.formatting import format_money
 from payments.models import Refund
-from tests.conftest import both_languages, in_both_languages, translated
+from tests.conftest import both_languages, in_app_language, in_both_languages, translated, translated_plural
 from tests.payments.helpers import OTHER_PLATE, OTHER_VIN, create_ok, overdue_violation, payment_row, sandbox_refunds
 from tests.staff.helpers import audit_actions, last_audit, make_supervisor, make_user, paid_payment, sign_in_as
 from violations.models import Violation
@@ -147,6 +148,24 @@ def test_the_payment_page_shows_items_gateway_references_and_the_audit_trail(sup
 
 
 # --- refunds -------------------------------------------------------------------------------
+
+
+@in_both_languages
+def test_a_supervisor_refunds_from_the_payment_page_in_their_language(app, supervisor):
+    payment, _violation = paid_payment()
+    page = supervisor.get(f"/staff/payments/{payment.id}").get_data(as_text=True)
+    assert translated(app, "Refund") in page
+
+    done = supervisor.post(f"/staff/payments/{payment.id}/refund", data={
+        "amount": "230.00", "reason": "Decision withdrawn on appeal", "form_key": form_key(page)},
+        follow_redirects=True)
+
+    with in_app_language(app):
+        amount = format_money(23000)
+    said = translated_plural(app, "Refunded %(amount)s. %(num)d violation is owed again.",
+                             "Refunded %(amount)s. %(num)d violations are owed again.", 1, amount=amount)
+    assert said in done.get_data(as_text=True)
+    assert payment_row(payment.id).status == "refunded"
 
 
 def test_a_supervisor_refunds_and_the_fines_are_owed_again(supervisor, client):
