@@ -19,6 +19,9 @@ POSTGRES_URL = (
     else os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 ).replace("postgresql://", "postgresql+psycopg://", 1)
 REQUIRE_POSTGRES = os.environ.get("REQUIRE_POSTGRES") == "1"
+# CI (.ci/run) sets this: a test that needs Redis and finds neither a Redis server nor redis-server
+# to start one fails instead of skipping.
+REQUIRE_REDIS = os.environ.get("REQUIRE_REDIS") == "1"
 
 BASE_CONFIG = {
     "TESTING": True,
@@ -54,6 +57,14 @@ def compile_catalogs():
 
 
 compile_catalogs()
+
+
+def redis_missing(message):
+    """Skip a test that needs Redis, loudly; under REQUIRE_REDIS=1 fail it instead."""
+    message = f"{message}; the test DID NOT RUN"
+    if REQUIRE_REDIS:
+        pytest.fail(message + " (REQUIRE_REDIS=1)")
+    pytest.skip(message)
 
 
 def make_app(database_url, **overrides):
