@@ -244,7 +244,7 @@ SEARCH_KIND_LABELS = {
 
 @dataclass
 class SearchResult:
-    """What a search matched, and as what it understood the query (kind codes, first the most specific)."""
+    """What a search matched, and what it understood the query as (kind codes: PAYMENT_ID, PLATE...)."""
 
     query: str
     understood_as: list = field(default_factory=list)
