@@ -37,8 +37,8 @@ def open_payment(client, results):
 
 def pay_with(client, pay_page, method):
     """Press the pay page's button for this sandbox card; returns the page the driver lands on."""
-    action = re.search(r'<form method="post" action="([^"]+)" class="method">\s*<input[^>]*>\s*'
-                       rf'<input type="hidden" name="payment_method" value="{method}">', pay_page).group(1)
+    (action,) = [action for action, form in re.findall(r'<form[^>]*action="([^"]+)"[^>]*>(.*?)</form>', pay_page, re.S)
+                 if f'name="payment_method" value="{method}"' in form]
     return client.post(action, data={"payment_method": method}, follow_redirects=True)
 
 
