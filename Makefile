@@ -73,13 +73,15 @@ browser:
 ## nginx (and openssl, for the test certificate) for the two-node test behind a load balancer
 ## (tests/reliability/test_two_nodes.py), from Debian's packages. The test runs its own nginx as a child
 ## process with a generated config; the package's system service (if the machine starts one) is not used.
-SERVICE_PACKAGES := nginx openssl
+## redis-server too: the Redis tests use the machine's Redis on 6379, or start a private redis-server.
+SERVICE_PACKAGES := nginx openssl redis-server
 services:
-	@if ! PATH="$$PATH:/usr/sbin:/sbin" command -v nginx >/dev/null 2>&1 || ! command -v openssl >/dev/null 2>&1; then \
-	  echo "Installing $(SERVICE_PACKAGES) for the two-node test..."; \
+	@if ! PATH="$$PATH:/usr/sbin:/sbin" command -v nginx >/dev/null 2>&1 || ! command -v openssl >/dev/null 2>&1 \
+	  || ! command -v redis-server >/dev/null 2>&1; then \
+	  echo "Installing $(SERVICE_PACKAGES) for the two-node and Redis tests..."; \
 	  apt-get install -y -qq $(SERVICE_PACKAGES) >/dev/null 2>&1 \
 	  || { apt-get update -qq && apt-get install -y -qq $(SERVICE_PACKAGES); } \
-	  || echo "WARNING: could not install $(SERVICE_PACKAGES); the two-node test will be skipped (REQUIRE_NGINX=1 fails instead)"; \
+	  || echo "WARNING: could not install $(SERVICE_PACKAGES); the two-node and Redis tests will be skipped (REQUIRE_NGINX=1 / REQUIRE_REDIS=1 fail instead)"; \
 	fi
 
 ## Style (ruff) and the layering (.importlinter: the base imports no area, no import cycles,

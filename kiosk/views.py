@@ -2,6 +2,7 @@
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, g, make_response, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from finepay.errors import ApiError
@@ -81,7 +82,7 @@ def enrol(code):
         terminal = services.check_enrolment(code)
         return render_template("kiosk/enrol.html", terminal=terminal, code=code)
     if not _same_origin():
-        raise ApiError("This form must be sent from this page.", code="forbidden", status=403)
+        raise ApiError(_("This form must be sent from this page."), code="forbidden", status=403)
     terminal, credential = services.redeem_enrolment(code)
     response = redirect(url_for("kiosk.shell"), 303)
     set_credential(response, credential, terminal)

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from flask import current_app
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -222,14 +223,26 @@ def authenticate(username, password, remote_addr, altcha=None):
 # --- finding things ---------------------------------------------------------------
 
 
+# What a search query was understood as: codes to compare, labels to show.
+PAYMENT_ID, RECEIPT_NUMBER, NOTICE_NUMBER, PLATE = "payment_id", "receipt_number", "notice_number", "plate"
+SEARCH_KIND_LABELS = {
+    PAYMENT_ID: _l("payment id"), RECEIPT_NUMBER: _l("receipt number"),
+    NOTICE_NUMBER: _l("notice number"), PLATE: _l("plate"),
+}
+
+
 @dataclass
 class SearchResult:
-    """What a search matched."""
+    """What a search matched, and what it understood the query as (kind codes: PAYMENT_ID, PLATE...)."""
 
     query: str
     understood_as: list = field(default_factory=list)
     payments: list = field(default_factory=list)
     violations: list = field(default_factory=list)
+
+    def understood_as_labels(self):
+        """The kinds the query was understood as, in the request's language."""
+        return [str(SEARCH_KIND_LABELS[kind]) for kind in self.understood_as]
 
 
 def search(query, actor_name, limit=100):
@@ -241,13 +254,13 @@ def search(query, actor_name, limit=100):
     payment_filters, violation_filters = [], []
     compact = re.sub(r"\s+", "", query)
     if compact.lower().startswith("pay_"):
-        result.understood_as.append(_("payment id"))
+        result.understood_as.append(PAYMENT_ID)
         payment_filters.append(Payment.id == compact.lower())
     receipt = compact.upper()
     if RECEIPT.match(receipt):
         raw = receipt.replace("-", "")[2:]
         receipt = "FP-" + "-".join(raw[i:i + 4] for i in range(0, 16, 4))
-        result.understood_as.append(_("receipt number"))
+        result.understood_as.append(RECEIPT_NUMBER)
         payment_filters.append(Payment.receipt_number == receipt)
         violation_filters.append(Violation.receipt_number == receipt)
     special = compact.lower().startswith("pay_") or RECEIPT.match(compact.upper())
@@ -256,7 +269,7 @@ def search(query, actor_name, limit=100):
     except InvalidIdentifier:
         notice = None
     if notice:
-        result.understood_as.append(_("notice number"))
+        result.understood_as.append(NOTICE_NUMBER)
         violation_filters.append(Violation.notice_number == notice)
         payment_filters.append(Payment.id.in_(
             select(PaymentItem.payment_id).join(Violation, Violation.id == PaymentItem.violation_id)
@@ -268,7 +281,7 @@ def search(query, actor_name, limit=100):
         except InvalidIdentifier:
             plate = None
         if plate and not plate.isdigit():
-            result.understood_as.append(_("plate"))
+            result.understood_as.append(PLATE)
             payment_filters.append(Payment.plate == plate)
             violation_filters.append(Violation.plate == plate)
     if payment_filters:

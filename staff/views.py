@@ -128,21 +128,21 @@ def service_refused(error):
 def forbidden(_error):
     """A clerk on a supervisor's page."""
     return render_template("staff/error.html", status=403,
-                           message="Only a supervisor can do this. Ask a supervisor if it needs doing."), 403
+                           message=_("Only a supervisor can do this. Ask a supervisor if it needs doing.")), 403
 
 
 @bp.errorhandler(404)
 def not_found(_error):
     """No such console page."""
-    return render_template("staff/error.html", status=404, message="There is no such page in the console."), 404
+    return render_template("staff/error.html", status=404, message=_("There is no such page in the console.")), 404
 
 
 @bp.errorhandler(CSRFError)
 def form_expired(_error):
     """A stale or missing form token: nothing was done."""
     return render_template("staff/error.html", status=400,
-                           message="This form has expired, so nothing was done. Go back, reload the page and "
-                                   "try again."), 400
+                           message=_("This form has expired, so nothing was done. Go back, reload the page "
+                                             "and try again.")), 400
 
 
 # --- signing in and out ---------------------------------------------------------------------
@@ -222,7 +222,7 @@ def search():
     if not form.validate():
         return render_template("staff/search.html", form=form, result=None), 422
     result = services.search(form.q.data, me())
-    if len(result.payments) == 1 and not result.violations and result.understood_as[:1] == ["payment id"]:
+    if len(result.payments) == 1 and not result.violations and result.understood_as[:1] == [services.PAYMENT_ID]:
         return redirect(url_for("staff.payment", payment_id=result.payments[0].id))
     return render_template("staff/search.html", form=form, result=result)
 

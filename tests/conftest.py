@@ -2,10 +2,12 @@
 import os
 import shutil
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from flask_babel import force_locale, gettext, ngettext
 from flask_migrate import upgrade
 
 from finepay.app import create_app
@@ -17,6 +19,9 @@ POSTGRES_URL = (
     else os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 ).replace("postgresql://", "postgresql+psycopg://", 1)
 REQUIRE_POSTGRES = os.environ.get("REQUIRE_POSTGRES") == "1"
+# CI (.ci/run) sets this: a test that needs Redis and finds neither a Redis server nor redis-server
+# to start one fails instead of skipping.
+REQUIRE_REDIS = os.environ.get("REQUIRE_REDIS") == "1"
 
 BASE_CONFIG = {
     "TESTING": True,
@@ -26,7 +31,8 @@ BASE_CONFIG = {
     "PAYMENT_GATEWAY": "sandbox",
     "BUSINESS_TIMEZONE": "Asia/Shanghai",
     "CURRENCY": "CNY",
-    # The suite's assertions are in English; tests/finepay/test_i18n.py covers the zh_CN default.
+    # Most assertions are in English; tests marked in_both_languages run the user-facing flows in zh_CN
+    # (the production default) too, and tests/finepay/test_i18n.py checks whole pages in Chinese.
     "DEFAULT_LOCALE": "en",
     # Proof-of-work challenges as cheap as they go, so that tests solving them stay fast.
     "CHALLENGE_COST": 1,
@@ -53,9 +59,57 @@ def compile_catalogs():
 compile_catalogs()
 
 
+def redis_missing(message):
+    """Skip a test that needs Redis, loudly; under REQUIRE_REDIS=1 fail it instead."""
+    message = f"{message}; the test DID NOT RUN"
+    if REQUIRE_REDIS:
+        pytest.fail(message + " (REQUIRE_REDIS=1)")
+    pytest.skip(message)
+
+
 def make_app(database_url, **overrides):
     """An app on the given database with test settings."""
     return create_app({**BASE_CONFIG, "SQLALCHEMY_DATABASE_URI": database_url, **overrides})
+
+
+# The languages a visitor can have: zh_CN is the production default.
+LOCALES = ("zh_CN", "en")
+
+
+
+def both_languages(**settings):
+    """Run a test once in each language, with these settings too.
+
+    The app's DEFAULT_LOCALE is set through the app_config fixture, so every
+    request the test makes (sending no Accept-Language) gets that language.
+    Expected text comes from the catalogue through translated(), never
+    written out in one language.
+    """
+    return pytest.mark.parametrize(
+        "app_config", [{**settings, "DEFAULT_LOCALE": code} for code in LOCALES], ids=LOCALES,
+    )
+
+
+in_both_languages = both_languages()
+
+
+@contextmanager
+def in_app_language(app):
+    """A request context in the app's DEFAULT_LOCALE: for working out what its pages say (text, money)."""
+    with app.test_request_context(), force_locale(app.config["DEFAULT_LOCALE"]):
+        yield
+
+
+def translated(app, message, **variables):
+    """``message`` as the app's pages show it in its DEFAULT_LOCALE (the compiled catalogue's text)."""
+    with in_app_language(app):
+        return gettext(message, **variables)
+
+
+def translated_plural(app, singular, plural, num, **variables):
+    """The catalogue's plural message for ``num``, as the app's pages show it in its DEFAULT_LOCALE."""
+    with in_app_language(app):
+        return ngettext(singular, plural, num, **variables)
 
 
 def migrate(database_url):

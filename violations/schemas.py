@@ -1,6 +1,7 @@
 """Marshmallow schemas for the lookup API."""
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from finepay.extensions import ErrorSchema
 from violations.plates import (
     InvalidIdentifier,
     normalize_notice_number,
@@ -94,14 +95,6 @@ class VehicleStatementSchema(Schema):
         metadata={"description": "minor units of total_due that can be paid online (the rest only in person)"}
     )
     violations = fields.List(fields.Nested(ViolationLineSchema))
-
-
-class ErrorSchema(Schema):
-    """FinePay's error body."""
-
-    code = fields.String()
-    message = fields.String()
-    errors = fields.Dict()
 
 
 class ChallengeParametersSchema(Schema):

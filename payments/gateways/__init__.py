@@ -30,7 +30,6 @@ PROCESSING = "processing"
 SUCCEEDED = "succeeded"
 FAILED = "failed"  # the last attempt was declined; another method may be tried
 CANCELED = "canceled"
-INTENT_STATUSES = (REQUIRES_PAYMENT_METHOD, REQUIRES_ACTION, PROCESSING, SUCCEEDED, FAILED, CANCELED)
 
 # FinePay's decline codes; the payments service words them for drivers.
 DECLINE_CODES = (

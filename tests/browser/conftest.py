@@ -5,6 +5,7 @@ Chromium. Without it they are skipped loudly, or fail when REQUIRE_BROWSER=1
 (as .ci/run sets).
 """
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,8 @@ CHROMIUM_ARGS = [
 ]
 REQUIRE_BROWSER = os.environ.get("REQUIRE_BROWSER") == "1"
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
+# axe-core from npm (tests/browser/package.json, pinned by its package-lock.json; `make browser` runs `npm ci`).
+AXE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.js"
 
 # A mid-range Android phone: the narrowest screen the driver pages must fit.
 PHONE = {
@@ -93,3 +96,72 @@ def screenshot():
         return path
 
     return take
+
+
+@pytest.fixture(scope="session")
+def axe(browser):
+    """The path of axe.min.js from npm; skipped loudly (or failed under REQUIRE_BROWSER=1) when missing."""
+    if not AXE.is_file():
+        message = (f"axe-core not found at {AXE}: the accessibility tests DID NOT RUN "
+                   "(run `make browser`, which runs `npm ci` in tests/browser/)")
+        if REQUIRE_BROWSER:
+            pytest.fail(message)
+        pytest.skip(message)
+    return AXE
+
+
+# --- the kiosk ----------------------------------------------------------------------------
+
+# The kiosk's two screen shapes; every kiosk test runs in both.
+VIEWPORTS = {
+    "portrait": {"width": 1080, "height": 1920},
+    "landscape": {"width": 1280, "height": 1024},
+}
+
+
+@dataclass
+class Kiosk:
+    """The live server: its base URL and the app (for database checks and timings)."""
+
+    url: str
+    app: object
+
+
+@pytest.fixture(scope="module")
+def kiosk_server(sqlite_template, tmp_path_factory):
+    """FinePay on a copy of the migrated SQLite database, CSRF on, fast reader polling and retries."""
+    app = app_on_copy(sqlite_template, tmp_path_factory.mktemp("kiosk-live"), **BROWSER_CONFIG,
+                      KIOSK_POLL_SECONDS=0.3, KIOSK_RETRY_SECONDS=1)
+    with serving(app) as url:
+        yield Kiosk(url, app)
+
+
+@pytest.fixture
+def timings(kiosk_server):
+    """Change kiosk timings for one test (read by the page when it loads); restored afterwards."""
+    saved = dict(kiosk_server.app.config)
+    yield kiosk_server.app.config
+    for key in [k for k in kiosk_server.app.config if k.startswith("KIOSK_")]:
+        if key in saved:
+            kiosk_server.app.config[key] = saved[key]
+        else:
+            del kiosk_server.app.config[key]
+
+
+@pytest.fixture(params=sorted(VIEWPORTS))
+def screen(request, browser):
+    """A fresh touch-screen browser at kiosk size (own cookies); console errors are collected."""
+    context = browser.new_context(viewport=VIEWPORTS[request.param], has_touch=True, locale="en-US",
+                                  device_scale_factor=1)
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    page.orientation = request.param
+    page.errors = []
+    # Script errors and CSP refusals count; a 4xx/5xx the test provoked ("Failed to load resource") does not.
+    page.on("console", lambda message: message.type == "error" and not message.text.startswith(
+        "Failed to load resource") and page.errors.append(message.text))
+    page.on("pageerror", lambda error: page.errors.append(str(error)))
+    try:
+        yield page
+    finally:
+        context.close()

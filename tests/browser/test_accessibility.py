@@ -7,11 +7,8 @@ runs `npm ci`). Without it these tests are skipped loudly, or fail when REQUIRE_
 Screenshots of every audited screen go to tests/artifacts/screenshots/a11y-*.png, and each screen's
 full axe answer (every impact) to tests/artifacts/axe/.
 """
-import json
 import re
 import uuid
-from dataclasses import dataclass
-from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import urlsplit
 
@@ -22,20 +19,17 @@ from sqlalchemy import select
 from finepay.extensions import db
 from kiosk.services import enrol_terminal
 from payments.models import Payment
-from tests.browser.conftest import BROWSER_CONFIG, PHONE, REQUIRE_BROWSER, SCREENSHOTS
-from tests.browser.test_kiosk import VIEWPORTS, add_vehicle, type_plate, type_vin
+from tests.browser.conftest import BROWSER_CONFIG, PHONE, SCREENSHOTS, VIEWPORTS
+from tests.browser.helpers import PASSWORD, Audit, wait_for_post
+from tests.browser.helpers import sign_in as send_sign_in
+from tests.browser.kiosk_helpers import add_vehicle, type_plate, type_vin
 from tests.live import app_on_copy, serving
 
 pytestmark = pytest.mark.browser
 
-AXE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.js"
-AXE_REPORTS = SCREENSHOTS.parent / "axe"
-WCAG_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
-BLOCKING = ("serious", "critical")
 # The `lang` cookie's value -> what <html lang> must say.
 LANGUAGES = {"en": "en", "zh_CN": "zh-CN"}
 DEMO_PLATE, DEMO_VIN = "蒙B·12345", "A12345"
-PASSWORD = "a long supervisor password"
 DESKTOP = {"viewport": {"width": 1280, "height": 900}, "locale": "en-US"}
 SANDBOX_VISA, SANDBOX_DECLINED, SANDBOX_3DS = "pm_card_visa", "pm_card_chargeDeclined", "pm_card_threeDSecure2Required"
 
@@ -52,18 +46,6 @@ FOCUS_STYLE = """() => {
 
 
 # --- fixtures -----------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def axe(browser):
-    """The path of axe.min.js from npm; skipped loudly (or failed under REQUIRE_BROWSER=1) when missing."""
-    if not AXE.is_file():
-        message = (f"axe-core not found at {AXE}: the accessibility tests DID NOT RUN "
-                   "(run `make browser`, which runs `npm ci` in tests/browser/)")
-        if REQUIRE_BROWSER:
-            pytest.fail(message)
-        pytest.skip(message)
-    return AXE
 
 
 @pytest.fixture(scope="module")
@@ -107,51 +89,6 @@ def open_page(browser, site):
 # --- axe ------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Audit:
-    """The serious and critical axe violations of each screen audited in one test."""
-
-    prefix: str
-    found: dict
-
-    def __call__(self, page, screen):
-        """Run axe on what `page` shows now, keep its blocking violations and a screenshot under `screen`."""
-        if not page.evaluate("typeof window.axe === 'object'"):
-            page.add_script_tag(path=str(AXE))
-        answer = page.evaluate("""tags => {
-            const brief = list => list.map(v => ({id: v.id, impact: v.impact, help: v.help, helpUrl: v.helpUrl,
-                nodes: v.nodes.map(n => ({target: n.target.join(' '), html: n.html.slice(0, 160),
-                                          summary: n.failureSummary || ''}))}));
-            return axe.run(document, {runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']})
-                .then(r => ({violations: brief(r.violations), incomplete: brief(r.incomplete)}));
-        }""", WCAG_AA)
-        name = f"{self.prefix}-{screen}"
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
-        # Everything axe said, for a person to read: minor findings and what it could not decide (incomplete).
-        AXE_REPORTS.mkdir(parents=True, exist_ok=True)
-        (AXE_REPORTS / f"{name}.json").write_text(json.dumps(answer, ensure_ascii=False, indent=1), encoding="utf-8")
-        self.found[screen] = [v for v in answer["violations"] if v["impact"] in BLOCKING]
-
-    def assert_clean(self):
-        problems = {screen: found for screen, found in self.found.items() if found}
-        assert not problems, "axe found serious or critical WCAG 2.1 AA violations:\n" + describe(problems)
-
-
-def describe(problems):
-    """One line per violation (id, impact, help) and one per offending element, for the assertion message."""
-    lines = []
-    for screen, violations in problems.items():
-        for v in violations:
-            lines.append(f"[{screen}] {v['id']} ({v['impact']}): {v['help']}  <{v['helpUrl']}>")
-            for node in v["nodes"][:8]:
-                summary = " ".join(node["summary"].split())
-                lines.append(f"    at {node['target']}: {node['html']}\n      {summary}")
-            if len(v["nodes"]) > 8:
-                lines.append(f"    ... and {len(v['nodes']) - 8} more")
-    return "\n".join(lines)
-
-
 @pytest.fixture
 def audit(request, axe):
     """An Audit named after the test's area and language."""
@@ -161,14 +98,6 @@ def audit(request, axe):
 
 
 # --- getting to each screen ---------------------------------------------------------------------
-
-
-def wait_for_post(page, path, action):
-    """Run `action` (which submits a form to `path`) and wait until the answer has loaded."""
-    with page.expect_response(lambda r: urlsplit(r.url).path == path and r.request.method == "POST") as info:
-        action()
-    page.wait_for_load_state()
-    return info.value
 
 
 def look_up_demo(page, base, vin=DEMO_VIN):
@@ -215,10 +144,7 @@ def kiosk_type_plate(page, vehicle):
 
 
 def staff_sign_in(page, base):
-    page.goto(f"{base}/staff/login")
-    page.fill("#username", "alice")
-    page.fill("#password", PASSWORD)
-    page.click("#sign-in")
+    send_sign_in(page, base)
     expect(page.locator("#signed-in-as")).to_be_visible()
 
 

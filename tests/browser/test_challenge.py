@@ -10,9 +10,9 @@ import requests
 from playwright.sync_api import expect
 
 from finepay import settings
-from tests.browser.conftest import BROWSER_CONFIG, PHONE
-from tests.browser.test_accessibility import Audit, axe  # noqa: F401  (axe is a fixture)
-from tests.browser.test_kiosk import Kiosk, add_vehicle, enrol, tap, type_plate, type_vin
+from tests.browser.conftest import BROWSER_CONFIG, PHONE, Kiosk
+from tests.browser.helpers import Audit
+from tests.browser.kiosk_helpers import add_vehicle, enrol, tap, type_plate, type_vin
 from tests.live import app_on_copy, serving
 
 pytestmark = pytest.mark.browser
@@ -112,7 +112,7 @@ def test_the_kiosk_does_the_check_and_shows_the_fines(guarded, browser):
 
 
 @pytest.mark.parametrize("lang", ["en", "zh_CN"])
-def test_the_pages_that_ask_for_the_check_pass_axe(guarded, browser, axe, lang):  # noqa: F811
+def test_the_pages_that_ask_for_the_check_pass_axe(guarded, browser, axe, lang):
     audit = Audit(f"a11y-{lang}-challenge", {})
     # axe is injected as an inline script, which FinePay's CSP refuses: bypassed where axe runs.
     context = browser.new_context(bypass_csp=True, **PHONE)

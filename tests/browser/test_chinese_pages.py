@@ -1,4 +1,5 @@
-"""The driver's way through FinePay in Chinese on a 360 px phone: switcher, lookup, review, pay, receipt.
+"""FinePay in Chinese in a real Chromium: the driver on a 360 px phone (switcher, lookup, review, pay, receipt)
+and the kiosk (Chinese for one visit; a kiosk in the default language pays to the printed receipt).
 
 Screenshots of every screen go to tests/artifacts/screenshots/ with zh_CN in their names.
 """
@@ -8,19 +9,8 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import BROWSER_CONFIG
-from tests.browser.test_kiosk import add_vehicle as add_kiosk_vehicle
-from tests.browser.test_kiosk import (  # noqa: F401  (the kiosk tests' fixtures, used below)
-    assert_kiosk_rules,
-    enrol,
-    kiosk_server,
-    open_violations,
-    screen,
-    shot,
-    tap,
-    timings,
-)
-from tests.browser.test_payment_pages import (
+from tests.browser.conftest import BROWSER_CONFIG, Kiosk
+from tests.browser.helpers import (
     PAY_PAGE,
     RECEIPT_NUMBER,
     RECEIPT_PAGE,
@@ -28,6 +18,8 @@ from tests.browser.test_payment_pages import (
     assert_fits,
     viewport_shot,
 )
+from tests.browser.kiosk_helpers import add_vehicle as add_kiosk_vehicle
+from tests.browser.kiosk_helpers import assert_kiosk_rules, enrol, open_violations, pay_on_reader, shot, tap
 from tests.live import app_on_copy, serving
 
 pytestmark = pytest.mark.browser
@@ -114,7 +106,7 @@ def test_a_driver_switches_to_chinese_and_pays_to_a_receipt(phone, zh_server, sc
 
 # --- the kiosk: 中文 / English on the welcome screen, for one visit only -------------------------------------
 
-def test_the_kiosk_speaks_chinese_for_one_visit(screen, kiosk_server, timings):  # noqa: F811  (fixtures above)
+def test_the_kiosk_speaks_chinese_for_one_visit(screen, kiosk_server, timings):
     timings["KIOSK_IDLE_SECONDS"] = 3
     vehicle = add_kiosk_vehicle(kiosk_server.app, fines=(20000,))
     enrol(kiosk_server, screen, f"zh-{screen.orientation}")
@@ -147,3 +139,41 @@ def test_the_kiosk_speaks_chinese_for_one_visit(screen, kiosk_server, timings): 
     tap(screen, "[data-action=language][data-locale=zh_CN]")
     expect(screen.locator("html")).to_have_attribute("lang", "zh-CN")
     expect(screen.locator("html")).to_have_attribute("lang", "en", timeout=8_000)
+
+
+@pytest.fixture(scope="module")
+def zh_kiosk_server(sqlite_template, tmp_path_factory):
+    """A kiosk server whose default language is the production one (zh_CN), fast reader polling."""
+    app = app_on_copy(sqlite_template, tmp_path_factory.mktemp("zh-kiosk"),
+                      **{**BROWSER_CONFIG, "DEFAULT_LOCALE": "zh_CN"}, KIOSK_POLL_SECONDS=0.3, KIOSK_RETRY_SECONDS=1)
+    with serving(app) as url:
+        yield Kiosk(url, app)
+
+
+def test_a_kiosk_in_the_default_language_takes_a_payment_to_the_printed_receipt_in_chinese(screen, zh_kiosk_server):
+    screen.add_init_script("window.print = function () { window.printed = (window.printed || 0) + 1; };")
+    vehicle = add_kiosk_vehicle(zh_kiosk_server.app, fines=(20000,))
+    enrol(zh_kiosk_server, screen, f"zh-pay-{screen.orientation}")
+    expect(screen.locator("html")).to_have_attribute("lang", "zh-CN")  # nothing chosen: the default
+    expect(screen.locator("#welcome-title")).to_have_text("在此缴纳交通违法罚款")
+
+    open_violations(screen, vehicle)
+    expect(screen.locator("[data-role=selected-total]")).to_have_text("¥200.00")
+    pay_on_reader(screen, waiting="等待刷卡…")
+    expect(screen.locator("#reader-title")).to_have_text("在读卡器上缴款 ¥200.00")
+    assert_kiosk_rules(screen)
+    shot(screen, "zh_CN-reader")
+
+    tap(screen, "[data-outcome=approve]")
+    expect(screen.locator("[data-outcome=succeeded]")).to_be_visible()
+    expect(screen.locator("[data-screen=result]")).to_contain_text("缴款成功")
+    receipt_number = screen.locator("#result-receipt-number").inner_text()
+    shot(screen, "zh_CN-result")
+
+    tap(screen, "[data-path='/receipt']")
+    expect(screen.locator("[data-screen=receipt]")).to_contain_text("正在打印收据")
+    expect(screen.locator("#receipt-number")).to_have_text(receipt_number)
+    expect(screen.locator("#receipt-total")).to_have_text("¥200.00")
+    assert CHINESE.search(screen.locator("body").inner_text())
+    assert_kiosk_rules(screen)
+    shot(screen, "zh_CN-receipt")

@@ -6,11 +6,7 @@ The server runs in this process: tests read the database to prove what the
 screen says (channel, terminal, cancellations) and adjust timings in app.config
 (the kiosk page reads them when it loads).
 """
-import itertools
 import re
-from dataclasses import dataclass
-from datetime import datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import expect
@@ -22,188 +18,21 @@ from kiosk.services import enrol_terminal
 from payments.gateways import GatewayError
 from payments.gateways.sandbox import SandboxReaderAction
 from payments.models import Payment
-from tests.browser.conftest import BROWSER_CONFIG, SCREENSHOTS
-from tests.factories import make_violation
-from tests.live import app_on_copy, serving
-from violations.fees import business_today
+from tests.browser.conftest import SCREENSHOTS, VIEWPORTS
+from tests.browser.kiosk_helpers import (
+    add_vehicle,
+    assert_kiosk_rules,
+    enrol,
+    open_violations,
+    pay_on_reader,
+    private_traces,
+    shot,
+    tap,
+    type_plate,
+    type_vin,
+)
 
 pytestmark = pytest.mark.browser
-
-VIEWPORTS = {
-    "portrait": {"width": 1080, "height": 1920},
-    "landscape": {"width": 1280, "height": 1024},
-}
-MIN_TARGET = 48
-_plates = itertools.count(20001)
-_notices = itertools.count(1)
-
-
-@dataclass
-class Kiosk:
-    """The live server: its base URL and the app (for database checks and timings)."""
-
-    url: str
-    app: object
-
-
-@pytest.fixture(scope="module")
-def kiosk_server(sqlite_template, tmp_path_factory):
-    """FinePay on a copy of the migrated SQLite database, CSRF on, fast reader polling and retries."""
-    app = app_on_copy(sqlite_template, tmp_path_factory.mktemp("kiosk-live"), **BROWSER_CONFIG,
-                      KIOSK_POLL_SECONDS=0.3, KIOSK_RETRY_SECONDS=1)
-    with serving(app) as url:
-        yield Kiosk(url, app)
-
-
-@pytest.fixture
-def timings(kiosk_server):
-    """Change kiosk timings for one test (read by the page when it loads); restored afterwards."""
-    saved = dict(kiosk_server.app.config)
-    yield kiosk_server.app.config
-    for key in [k for k in kiosk_server.app.config if k.startswith("KIOSK_")]:
-        if key in saved:
-            kiosk_server.app.config[key] = saved[key]
-        else:
-            del kiosk_server.app.config[key]
-
-
-@pytest.fixture(params=sorted(VIEWPORTS))
-def screen(request, browser):
-    """A fresh touch-screen browser at kiosk size (own cookies); console errors are collected."""
-    context = browser.new_context(viewport=VIEWPORTS[request.param], has_touch=True, locale="en-US",
-                                  device_scale_factor=1)
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    page.orientation = request.param
-    page.errors = []
-    # Script errors and CSP refusals count; a 4xx/5xx the test provoked ("Failed to load resource") does not.
-    page.on("console", lambda message: message.type == "error" and not message.text.startswith(
-        "Failed to load resource") and page.errors.append(message.text))
-    page.on("pageerror", lambda error: page.errors.append(str(error)))
-    try:
-        yield page
-    finally:
-        context.close()
-
-
-def shot(page, name):
-    """A viewport screenshot: what the driver sees."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"kiosk-{page.orientation}-{name}.png"))
-
-
-@dataclass
-class Vehicle:
-    plate: str
-    vin: str
-    descriptions: list
-    notices: list
-
-
-def add_vehicle(app, fines=(20000, 15000, 5000)):
-    """A vehicle of its own: decided 10, 20 and 30 days ago, so 0, 5 and 15 days overdue (3 % a day)."""
-    plate, vin = f"蒙B{next(_plates)}", "K7M2P9"
-    descriptions = ["Speeding 20-50% over the limit", "Parking where prohibited", "Running a red light"]
-    notices = []
-    with app.app_context():
-        today = business_today(app.config["BUSINESS_TIMEZONE"])
-        for i, fine in enumerate(fines):
-            notice = f"7700{next(_notices):014d}"
-            decided = today - timedelta(days=10 + 10 * i)
-            occurred = datetime.combine(decided - timedelta(days=3), time(9), ZoneInfo("Asia/Shanghai"))
-            make_violation(notice_number=notice, plate=plate, vin_last6=vin, fine=fine, occurred_at=occurred,
-                           description=descriptions[i], decision_date=decided)
-            notices.append(notice)
-        db.session.remove()
-    return Vehicle(plate, vin, descriptions[:len(fines)], notices)
-
-
-def enrol(kiosk, page, name):
-    """Enrol the page's browser as kiosk `name` through its one-time link; returns the terminal id."""
-    with kiosk.app.app_context():
-        enrolment = enrol_terminal(name, "test", base_url=kiosk.url)
-        db.session.remove()
-    page.goto(enrolment.url)
-    shot(page, "enrol")
-    page.locator("#enrol-button").tap()
-    page.wait_for_url(kiosk.url + "/kiosk")
-    expect(page.locator("[data-screen=welcome]")).to_be_visible()
-    return enrolment.terminal_id
-
-
-def tap(page, selector):
-    page.locator(selector).tap()
-
-
-def assert_kiosk_rules(page):
-    """Touch targets at least 48 px, no links anywhere, no sideways scrolling, no script errors."""
-    for control in page.locator("button:visible, input:visible").all():
-        box = control.bounding_box()
-        label = control.evaluate("e => e.outerHTML")[:80]
-        assert box["height"] >= MIN_TARGET and box["width"] >= MIN_TARGET, f"{label} is {box}"
-    assert page.locator("a").count() == 0, "a link leads out of the kiosk flow"
-    scroll_width = page.evaluate("document.scrollingElement.scrollWidth")
-    assert scroll_width <= page.viewport_size["width"], f"scrolls sideways: {scroll_width}px"
-    assert page.errors == [], page.errors
-
-
-def type_plate(page, plate):
-    tap(page, f'[data-screen=plate] [data-grid=province] [data-key="{plate[0]}"]')
-    for char in plate[1:]:
-        tap(page, f'[data-screen=plate] [data-grid=alnum] [data-key="{char}"]')
-
-
-def type_vin(page, vin):
-    for char in vin:
-        tap(page, f'[data-screen=vin] [data-key="{char}"]')
-
-
-def open_violations(page, vehicle, shoot=False):
-    """Welcome → plate → VIN → the vehicle's violations, by taps."""
-    tap(page, "#start")
-    expect(page.locator("[data-screen=plate]")).to_be_visible()
-    if shoot:
-        shot(page, "plate-empty")
-    type_plate(page, vehicle.plate)
-    expect(page.locator("#plate-input")).to_have_value(vehicle.plate)
-    if shoot:
-        assert_kiosk_rules(page)
-        shot(page, "plate")
-    tap(page, "[data-action=submit-plate]")
-    expect(page.locator("[data-screen=vin]")).to_be_visible()
-    type_vin(page, vehicle.vin)
-    expect(page.locator("#vin-input")).to_have_value(vehicle.vin)
-    if shoot:
-        assert_kiosk_rules(page)
-        shot(page, "vin")
-    tap(page, "[data-action=submit-vin]")
-    expect(page.locator("[data-screen=violations]")).to_be_visible()
-
-
-def pay_on_reader(page, shoot=False):
-    """Violations → review → the reader screen."""
-    tap(page, "[data-action=review]")
-    expect(page.locator("[data-screen=review]")).to_be_visible()
-    if shoot:
-        assert_kiosk_rules(page)
-        shot(page, "review")
-    tap(page, "[data-action=pay]")
-    expect(page.locator("[data-screen=reader]")).to_be_visible()
-    expect(page.locator("[data-role=reader-status]")).to_have_text("Waiting for your card…")
-
-
-def private_traces(page, vehicle, extra=()):
-    """Every place a driver's details could linger in the browser, and which of them appear there."""
-    found = page.evaluate("""() => ({
-        html: document.documentElement.outerHTML,
-        text: document.body.innerText,
-        local: JSON.stringify(Object.assign({}, localStorage)),
-        session: JSON.stringify(Object.assign({}, sessionStorage)),
-        cookie: document.cookie,
-    })""")
-    secrets = [vehicle.plate, vehicle.plate[1:], vehicle.vin, *vehicle.descriptions, *vehicle.notices, *extra]
-    return {place: [s for s in secrets if s in value] for place, value in found.items() if
-            any(s in value for s in secrets)}, found
 
 
 # --- the tests ---------------------------------------------------------------------

@@ -10,11 +10,12 @@ from urllib.parse import unquote, urlsplit
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.helpers import PHONE_WIDTH, assert_touch_targets, wait_for_post
+
 pytestmark = pytest.mark.browser
 
 PLATE, VIN = "蒙B·12345", "a12345"  # lower case on purpose: the page must accept it
 NOTICE_PLATE, NOTICE = "京A D8888", "110105202611009999"
-PHONE_WIDTH = 360
 
 # notice number -> (description, badge, late fee cell, amount due or None when paid)
 DEMO_VEHICLE = {
@@ -48,19 +49,9 @@ def assert_phone_friendly(page):
         assert private is None, f"{url} carries {private.group()!r}"
 
 
-def assert_touch_targets(page, minimum=44):
-    """Every visible control is at least `minimum` CSS pixels tall, for thumbs."""
-    for control in page.locator("main input:visible, main button:visible, main summary, main a.button").all():
-        box = control.bounding_box()
-        assert box["height"] >= minimum, f"{control.evaluate('e => e.outerHTML')[:80]} is {box['height']}px tall"
-
-
 def submit(page, click):
     """Run `click` (which submits a lookup form) and return the /lookup response after the page has loaded."""
-    with page.expect_response(lambda r: urlsplit(r.url).path == "/lookup" and r.request.method == "POST") as info:
-        click()
-    page.wait_for_load_state()
-    return info.value
+    return wait_for_post(page, "/lookup", click)
 
 
 def lookup_by_vin(page, base, plate, vin):
@@ -79,7 +70,7 @@ def test_home_page_fits_a_phone(phone, live_server, screenshot):
     expect(phone.get_by_label("Last 6 characters of the VIN")).to_be_visible()
     expect(phone.locator("details.card")).not_to_have_attribute("open", "")
     expect(phone.locator("#notice_number")).to_be_hidden()
-    assert_touch_targets(phone)
+    assert_touch_targets(phone, summaries=True)
     assert_phone_friendly(phone)
     screenshot(phone, "home")
 

@@ -10,8 +10,7 @@ the fine.
 import re
 import threading
 from collections import Counter
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from dataclasses import dataclass
 from time import sleep
 from urllib.parse import unquote, urlencode, urlsplit
 
@@ -21,19 +20,23 @@ from sqlalchemy import select
 
 from finepay.extensions import db
 from payments.models import Payment
-from tests.browser.conftest import BROWSER_CONFIG, SCREENSHOTS
-from tests.factories import make_violation
+from tests.browser.conftest import BROWSER_CONFIG
+from tests.browser.helpers import (
+    PAY_PAGE,
+    PHONE_WIDTH,
+    RECEIPT_NUMBER,
+    RECEIPT_PAGE,
+    add_vehicle,
+    assert_fits,
+    assert_touch_targets,
+    viewport_shot,
+)
 from tests.live import app_on_copy, serving
-from violations.fees import business_today
 from violations.models import Violation
 
 pytestmark = pytest.mark.browser
 
-PHONE_WIDTH = 360
 RECEIPT_WIDTH = 302  # 80 mm thermal paper at 96 px per inch
-RECEIPT_NUMBER = re.compile(r"^FP(-[0-9A-Z]{4}){4}$")
-PAY_PAGE = re.compile(r"/pay/pay_[0-9a-f]+$")
-RECEIPT_PAGE = re.compile(r"/receipts/FP(-[0-9A-Z]{4}){4}$")
 VISA = "Visa card that pays"
 DECLINED = "Card that is declined"
 THREE_D_SECURE = "Card that asks for a security check (3-D Secure)"
@@ -77,41 +80,6 @@ def pay_server(sqlite_template, tmp_path_factory):
         yield PayServer(url, app, wsgi)
 
 
-@dataclass
-class Vehicle:
-    """One test's vehicle: what the driver types, and its violations by notice number."""
-
-    plate: str  # as typed, with the middle dot printed on the plate
-    vin: str
-    ids: dict = field(default_factory=dict)  # notice number -> violation id
-
-    @property
-    def normalized(self):
-        return self.plate.replace("·", "")
-
-    @property
-    def private(self):
-        """What must never show in a URL: the plate, the VIN code, the notice numbers."""
-        words = [self.normalized[1:], self.vin, self.normalized[0], *self.ids]
-        return re.compile("|".join(map(re.escape, words)), re.IGNORECASE)
-
-
-def add_vehicle(app, plate, vin, fines):
-    """Insert `fines`, a list of (notice, description, fine in fen, days since the decision, payable online)."""
-    vehicle = Vehicle(plate, vin)
-    with app.app_context():
-        today = business_today(app.config["BUSINESS_TIMEZONE"])
-        for notice, description, fine, days, online in fines:
-            decided = today - timedelta(days=days)
-            violation = make_violation(
-                notice_number=notice, plate=vehicle.normalized, vin_last6=vin, description=description,
-                fine=fine, decision_date=decided, payable_online=online,
-                occurred_at=datetime.combine(decided - timedelta(days=3), time(1, 30), UTC),
-            )
-            vehicle.ids[notice] = violation.id
-    return vehicle
-
-
 def payments_for(app, vehicle):
     """Every payment row for the vehicle, oldest first, as (status, amount, receipt number, violation ids)."""
     with app.app_context():
@@ -128,12 +96,6 @@ def statuses(app, vehicle):
         return {v.notice_number: (v.status, v.receipt_number) for v in rows}
 
 
-def assert_fits(page, width=PHONE_WIDTH):
-    """No sideways scrolling at `width` CSS pixels."""
-    scroll_width = page.evaluate("document.scrollingElement.scrollWidth")
-    assert scroll_width <= width, f"{page.url} scrolls sideways: {scroll_width}px wide"
-
-
 def assert_sandbox_and_private(page, vehicle):
     """Says it is a sandbox, and no URL the page (or any before it) requested carried the vehicle."""
     expect(page.locator(".sandbox-banner")).to_contain_text("No real money moves")
@@ -141,19 +103,6 @@ def assert_sandbox_and_private(page, vehicle):
         parts = urlsplit(unquote(url))
         private = vehicle.private.search(parts.path + "?" + parts.query + "#" + parts.fragment)
         assert private is None, f"{url} carries {private.group()!r}"
-
-
-def assert_touch_targets(page, minimum=44):
-    """Every visible button in the page's main part is at least `minimum` CSS pixels tall."""
-    for control in page.locator("main input:visible, main button:visible, main a.button:visible").all():
-        box = control.bounding_box()
-        assert box["height"] >= minimum, f"{control.evaluate('e => e.outerHTML')[:80]} is {box['height']}px tall"
-
-
-def viewport_shot(page, name):
-    """What the driver sees without scrolling (full-page shots of tall pages get shrunk when viewed)."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=False)
 
 
 def look_up(page, base, vehicle):

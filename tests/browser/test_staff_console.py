@@ -20,13 +20,13 @@ from payments.gateways import current_gateway
 from payments.gateways.sandbox import SandboxIntent
 from payments.models import Payment
 from staff.models import LoginAttempt
+from tests.browser.helpers import PASSWORD, sign_in
 from tests.factories import make_violation
 from tests.live import app_on_copy, serving
 from violations.fees import business_day_window, business_today
 
 pytestmark = pytest.mark.browser
 
-PASSWORD = "a long supervisor password"
 DESKTOP = {"viewport": {"width": 1280, "height": 900}, "locale": "en-US", "accept_downloads": True}
 VIN = "C77777"
 
@@ -96,13 +96,6 @@ def desk(browser):
         yield page
     finally:
         context.close()
-
-
-def sign_in(page, base, username="alice", password=PASSWORD):
-    page.goto(f"{base}/staff/login")
-    page.fill("#username", username)
-    page.fill("#password", password)
-    page.click("#sign-in")
 
 
 def test_sign_in_shows_the_dashboard(console, desk, screenshot):

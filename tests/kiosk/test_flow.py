@@ -11,6 +11,7 @@ from finepay.extensions import db
 from kiosk.models import KioskVisit
 from payments.gateways import current_gateway
 from payments.models import Payment
+from tests.conftest import in_both_languages, translated
 from tests.kiosk.helpers import PLATE, SESSION, VIN, enrol, pay, prove, review, simulate, start_visit, vehicle
 from violations.models import Violation
 
@@ -37,6 +38,41 @@ def test_a_kiosk_payment_is_tagged_with_the_channel_and_the_terminal(kiosk, clie
     assert payment.receipt_number in receipt["html"] and "<svg" in receipt["html"]
     api = client.get(f"/api/v1/receipts/{payment.receipt_number}").get_json()
     assert api["channel"] == "kiosk"
+
+
+@in_both_languages
+def test_a_driver_pays_at_a_kiosk_in_the_kiosks_language(app, kiosk, client):
+    ids = vehicle()
+    headers = start_visit(client)
+
+    plate = client.get("/kiosk/api/screens/plate", headers=headers).get_json()
+    vin = client.post("/kiosk/api/plate", json={"plate": PLATE}, headers=headers).get_json()
+    listing = client.post("/kiosk/api/lookup", json={"vin_last6": VIN}, headers=headers).get_json()
+    review_screen = client.post("/kiosk/api/review", json={"violation_ids": ids}, headers=headers).get_json()
+    reader = pay(client, headers, ids).get_json()
+    result = simulate(client, headers, "approve").get_json()
+    receipt = client.get("/kiosk/api/receipt", headers=headers).get_json()
+
+    assert translated(app, "Enter your plate number") in plate["html"]
+    assert translated(app, "Enter the last 6 characters of the VIN") in vin["html"]
+    assert translated(app, "Step 3 of 4") in listing["html"]
+    assert translated(app, "Check and pay") in review_screen["html"]
+    assert translated(app, "Waiting for your card…") in reader["html"]
+    assert result["state"] == "succeeded" and translated(app, "Payment approved") in result["html"]
+    assert translated(app, "Your receipt is printing") in receipt["html"]
+
+
+@in_both_languages
+def test_a_declined_card_at_a_kiosk_is_explained_in_the_kiosks_language(app, kiosk, client):
+    ids = vehicle()
+    headers = start_visit(client)
+    assert prove(client, headers).status_code == 200
+    pay(client, headers, ids)
+
+    result = simulate(client, headers, "decline").get_json()
+
+    message = "Your card was declined. You can try again with another card, or ask your bank why."
+    assert translated(app, message) in result["html"]
 
 
 def test_the_screens_follow_the_flow(kiosk, client):

@@ -7,6 +7,7 @@ from finepay.dbtypes import utcnow
 from finepay.extensions import db
 from kiosk import services
 from kiosk.models import Terminal
+from tests.conftest import in_both_languages, translated
 from tests.kiosk.helpers import audit_actions, enrol
 
 
@@ -99,6 +100,16 @@ def test_enrolment_from_another_site_is_refused(client):
 
     assert response.status_code == 403
     assert client.post(enrolment.path).status_code == 303  # the code was not used up
+
+
+@in_both_languages
+def test_enrolment_from_another_site_is_refused_in_the_kiosks_language(app, client):
+    enrolment = services.enrol_terminal("hall-1", "test")
+
+    response = client.post(enrolment.path, headers={"Origin": "https://evil.example"})
+
+    assert response.status_code == 403
+    assert translated(app, "This form must be sent from this page.") in response.get_data(as_text=True)
 
 
 def test_credential_and_code_are_stored_only_as_hashes(client):

@@ -8,10 +8,14 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import redis
 import requests
+
+from tests.conftest import redis_missing
 
 ROOT = Path(__file__).resolve().parents[2]
 GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
@@ -150,7 +154,7 @@ class RedisServer:
 
     def __init__(self, tmp_path):
         if not shutil.which("redis-server"):
-            pytest.skip("redis-server is not installed; the Redis reliability tests DID NOT RUN")
+            redis_missing("redis-server is not installed")
         self.port = free_port()
         self.dir = tmp_path / f"redis-{self.port}"
         self.dir.mkdir(parents=True)
@@ -179,6 +183,30 @@ class RedisServer:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(timeout=10)
+
+
+@contextmanager
+def redis_database(tmp_path, number):
+    """A URL of Redis database ``number``, empty, emptied again afterwards.
+
+    The machine's Redis on 6379 when it answers, else a private redis-server
+    (skipped loudly, or failed under REQUIRE_REDIS=1, when there is neither).
+    """
+    url, private = f"redis://127.0.0.1:6379/{number}", None
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except redis.RedisError:
+        private = RedisServer(tmp_path).start()
+        url = f"redis://127.0.0.1:{private.port}/{number}"
+    store = redis.Redis.from_url(url)
+    store.flushdb()
+    try:
+        yield url
+    finally:
+        store.flushdb()
+        store.close()
+        if private:
+            private.stop()
 
 
 class CuttableProxy:

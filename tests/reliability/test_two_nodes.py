@@ -18,7 +18,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import pytest
-import redis
 import requests
 from limits import parse
 from sqlalchemy import func, select
@@ -29,9 +28,8 @@ from payments.gateways.sandbox import SandboxIntent
 from tests.payments.helpers import overdue_violation
 from tests.reliability.ledger import ledger_report
 from tests.reliability.payer import describe, pay, race
-from tests.reliability.servers import ROOT, Gunicorn, Nginx, RedisServer
+from tests.reliability.servers import ROOT, Gunicorn, Nginx, redis_database
 
-REDIS_URL = "redis://127.0.0.1:6379/9"
 PRODUCTION = {
     "FINEPAY_ENV": "production",
     # The sandbox stands in for a real gateway; production refuses it unless told this is staging.
@@ -49,19 +47,8 @@ WRONG_VIN = "Z99999"
 @pytest.fixture
 def redis_url(tmp_path):
     """Redis database 9, empty; the machine's Redis if it answers, else a private redis-server."""
-    url, private = REDIS_URL, None
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
-    except redis.RedisError:
-        private = RedisServer(tmp_path).start()  # skips loudly when redis-server is not installed
-        url = f"redis://127.0.0.1:{private.port}/9"
-    store = redis.Redis.from_url(url)
-    store.flushdb()
-    yield url
-    store.flushdb()
-    store.close()
-    if private:
-        private.stop()
+    with redis_database(tmp_path, 9) as url:
+        yield url
 
 
 @contextmanager

@@ -5,7 +5,9 @@ import pytest
 from sqlalchemy import select
 
 from finepay.extensions import db
+from finepay.formatting import format_money
 from payments.models import Refund
+from tests.conftest import both_languages, in_app_language, in_both_languages, translated, translated_plural
 from tests.payments.helpers import OTHER_PLATE, OTHER_VIN, create_ok, overdue_violation, payment_row, sandbox_refunds
 from tests.staff.helpers import audit_actions, last_audit, make_supervisor, make_user, paid_payment, sign_in_as
 from violations.models import Violation
@@ -65,6 +67,53 @@ def test_search_by_payment_id_goes_straight_to_the_payment(supervisor):
     assert response.headers["Location"] == f"/staff/payments/{payment.id}"
 
 
+@in_both_languages
+def test_search_by_payment_id_goes_straight_to_the_payment_in_either_language(app, supervisor):
+    payment, _violation = paid_payment()
+
+    response = supervisor.post("/staff/search", data={"q": payment.id})
+
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"/staff/payments/{payment.id}"
+    page = supervisor.get(response.headers["Location"]).get_data(as_text=True)
+    assert translated(app, "Refund") in page
+
+
+@in_both_languages
+def test_search_by_plate_says_how_it_understood_the_query_in_either_language(app, supervisor):
+    payment, violation = paid_payment()
+
+    page = supervisor.post("/staff/search", data={"q": payment.plate}).get_data(as_text=True)
+
+    assert translated(app, "Searched as: %(kinds)s.", kinds=translated(app, "plate")) in page
+    assert payment.id in page and violation.notice_number in page
+
+
+@in_both_languages
+def test_the_consoles_refusals_are_in_the_staff_members_language(app, client):
+    sign_in_as(client, make_user("clerk"))
+
+    forbidden = client.get("/staff/users")
+    missing = client.post("/staff/sessions/999999/end")  # no such session of hers
+
+    assert forbidden.status_code == 403
+    assert translated(app, "Only a supervisor can do this. Ask a supervisor if it needs doing.") \
+        in forbidden.get_data(as_text=True)
+    assert missing.status_code == 404
+    assert translated(app, "There is no such page in the console.") in missing.get_data(as_text=True)
+
+
+@both_languages(WTF_CSRF_ENABLED=True)
+def test_an_expired_console_form_is_explained_in_the_staff_members_language(app, client):
+    sign_in_as(client, make_supervisor("boss"))
+
+    response = client.post("/staff/keys", data={"name": "another system"})
+
+    assert response.status_code == 400
+    expected = translated(app, "This form has expired, so nothing was done. Go back, reload the page and try again.")
+    assert expected in response.get_data(as_text=True)
+
+
 @pytest.mark.parametrize("query", ["京Z99999", "' OR 1=1 --", "x" * 64, "<script>alert(1)</script>", "%", "pay_"])
 def test_search_for_nothing_or_nonsense_finds_nothing(supervisor, query):
     paid_payment()
@@ -99,6 +148,24 @@ def test_the_payment_page_shows_items_gateway_references_and_the_audit_trail(sup
 
 
 # --- refunds -------------------------------------------------------------------------------
+
+
+@in_both_languages
+def test_a_supervisor_refunds_from_the_payment_page_in_their_language(app, supervisor):
+    payment, _violation = paid_payment()
+    page = supervisor.get(f"/staff/payments/{payment.id}").get_data(as_text=True)
+    assert translated(app, "Refund") in page
+
+    done = supervisor.post(f"/staff/payments/{payment.id}/refund", data={
+        "amount": "230.00", "reason": "Decision withdrawn on appeal", "form_key": form_key(page)},
+        follow_redirects=True)
+
+    with in_app_language(app):
+        amount = format_money(23000)
+    said = translated_plural(app, "Refunded %(amount)s. %(num)d violation is owed again.",
+                             "Refunded %(amount)s. %(num)d violations are owed again.", 1, amount=amount)
+    assert said in done.get_data(as_text=True)
+    assert payment_row(payment.id).status == "refunded"
 
 
 def test_a_supervisor_refunds_and_the_fines_are_owed_again(supervisor, client):

@@ -1,4 +1,4 @@
-"""The late-fee policy of SPEC.md: 15 days' grace, then 3 % a day, never more than the fine."""
+"""The late-fee policy of docs/product.md: 15 days' grace, then 3 % a day, never more than the fine."""
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 

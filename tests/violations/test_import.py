@@ -1,4 +1,4 @@
-"""Violation import (SPEC.md "Violation import"): the CLI command and the importer, on SQLite and PostgreSQL."""
+"""Violation import (README, "Commands"): the CLI command and the importer, on SQLite and PostgreSQL."""
 from datetime import UTC, date, datetime
 
 import pytest

@@ -2,6 +2,7 @@
 lock an owner out: once a plate's failure budget is spent it asks for a proof-of-work challenge instead.
 """
 import pytest
+import redis
 from sqlalchemy import select
 
 from finepay.extensions import db
@@ -10,6 +11,7 @@ from tests.challenge import assert_challenge_required, solve
 from tests.conftest import make_app
 from tests.kiosk.helpers import enrol, start_visit
 from tests.payments.helpers import PLATE, VIN, create, new_key, overdue_violation
+from tests.reliability.servers import redis_database
 
 WRONG_VINS = ["B12345", "C12345", "D12345", "E12345", "F12345", "G12345"]
 
@@ -265,38 +267,47 @@ def test_the_openapi_document_describes_the_challenge(client):
         assert "altcha" in spec["components"]["schemas"][body]["properties"]
 
 
-REDIS_DB = "redis://127.0.0.1:6379/13"  # this task's own Redis database
+REDIS_DB = 13  # this task's own Redis database
 
 
 @pytest.fixture
-def redis_db():
-    """This task's Redis database, emptied before and after; skipped loudly without a Redis server."""
-    redis = pytest.importorskip("redis")
-    connection = redis.Redis.from_url(REDIS_DB, socket_connect_timeout=1)
-    try:
-        connection.flushdb()
-    except redis.exceptions.ConnectionError:
-        pytest.skip(f"no Redis at {REDIS_DB}: the shared replay store was NOT tested")
+def redis_url(tmp_path):
+    """This task's Redis database, emptied before and after: the machine's Redis, else a private redis-server."""
+    with redis_database(tmp_path, REDIS_DB) as url:
+        yield url
+
+
+@pytest.fixture
+def redis_db(redis_url):
+    """A connection to that database."""
+    connection = redis.Redis.from_url(redis_url)
     yield connection
-    connection.flushdb()
     connection.close()
 
 
-@pytest.mark.parametrize("app_config", [{"RATELIMIT_STORAGE_URI": REDIS_DB, "LOOKUP_RATE_LIMIT": "1000/minute",
-                                         "PLATE_FAILURE_RATE_LIMIT": "2/hour"}])
-def test_used_solutions_are_kept_in_redis_so_every_worker_refuses_a_replay(redis_db, app, client, database_url):
-    overdue_violation()
-    spend_plate_budget(client)
-    solved = solve(assert_challenge_required(api_lookup(client)))
-    assert api_lookup(client, plate=PLATE, vin_last6=VIN, altcha=solved).status_code == 200
-    # Another worker: a second app on the same database and the same Redis, with nothing in memory.
-    other = make_app(database_url, RATELIMIT_STORAGE_URI=REDIS_DB, PLATE_FAILURE_RATE_LIMIT="2/hour")
+class TestWithLimitsInRedis:
+    """An app whose limits and used solutions live in Redis, as under gunicorn with several workers."""
 
-    with other.app_context():
-        replay = other.test_client().post("/api/v1/lookups", json={"plate": PLATE, "vin_last6": VIN, "altcha": solved})
-        assert_challenge_required(replay)
-        db.session.remove()
-        db.engine.dispose()
-    used = [key for key in redis_db.keys("*") if b"finepay-altcha-used/" in key]
-    assert len(used) == 1
-    assert 0 < redis_db.ttl(used[0]) <= 660
+    @pytest.fixture
+    def app_config(self, redis_url):
+        return {"RATELIMIT_STORAGE_URI": redis_url, "LOOKUP_RATE_LIMIT": "1000/minute",
+                "PLATE_FAILURE_RATE_LIMIT": "2/hour"}
+
+    def test_used_solutions_are_kept_in_redis_so_every_worker_refuses_a_replay(self, redis_db, redis_url, app,
+                                                                              client, database_url):
+        overdue_violation()
+        spend_plate_budget(client)
+        solved = solve(assert_challenge_required(api_lookup(client)))
+        assert api_lookup(client, plate=PLATE, vin_last6=VIN, altcha=solved).status_code == 200
+        # Another worker: a second app on the same database and the same Redis, with nothing in memory.
+        other = make_app(database_url, RATELIMIT_STORAGE_URI=redis_url, PLATE_FAILURE_RATE_LIMIT="2/hour")
+
+        with other.app_context():
+            replay = other.test_client().post("/api/v1/lookups",
+                                              json={"plate": PLATE, "vin_last6": VIN, "altcha": solved})
+            assert_challenge_required(replay)
+            db.session.remove()
+            db.engine.dispose()
+        used = [key for key in redis_db.keys("*") if b"finepay-altcha-used/" in key]
+        assert len(used) == 1
+        assert 0 < redis_db.ttl(used[0]) <= 660

@@ -1,0 +1,31 @@
+"""The repository documents itself: every setting is in docs/settings.md, and no document points outside."""
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCES = ["finepay", "violations", "payments", "kiosk", "staff"]
+# How settings are read: settings.py's helpers and env.get, os.environ anywhere (gunicorn.conf.py included).
+READS = re.compile(r'(?:\(env, |env\.get\(|environ\.get\(|environ\[)"([A-Z][A-Z0-9_]+)"')
+LINK = re.compile(r"\]\(([^)#\s]+)")
+
+
+def settings_read():
+    files = [ROOT / "gunicorn.conf.py", *(p for name in SOURCES for p in (ROOT / name).rglob("*.py"))]
+    return {name for path in files for name in READS.findall(path.read_text(encoding="utf-8"))}
+
+
+def test_every_setting_read_from_the_environment_is_documented():
+    documented = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", (ROOT / "docs" / "settings.md").read_text(encoding="utf-8")))
+
+    assert settings_read() - documented == set()
+
+
+def test_the_readme_and_docs_link_only_to_files_in_the_repository():
+    for document in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
+        text = document.read_text(encoding="utf-8")
+        assert "../shared" not in text and "SPEC.md" not in text, document.name
+        for target in LINK.findall(text):
+            if target.startswith(("http://", "https://")):
+                continue
+            linked = (document.parent / target).resolve()
+            assert linked.is_relative_to(ROOT) and linked.exists(), f"{document.name} links to {target}"
