@@ -43,7 +43,9 @@ _SECRET_PATTERNS = re.compile(
     r"\b(?:sk|rk|pk)_(?:test|live)_[A-Za-z0-9]+|\bwhsec_[A-Za-z0-9]+|\bpm_[A-Za-z0-9_]+"
     r"|(?i:bearer)\s+[A-Za-z0-9._~+/=-]{8,}"
 )
-SECRET_SETTINGS = ("SECRET_KEY", "STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRET", "METRICS_TOKEN")
+# The base's own credentials; an area or a gateway adapter adds its own with add_secret_setting.
+SECRET_SETTINGS = ("SECRET_KEY", "METRICS_TOKEN")
+SECRETS = "finepay.secret_settings"
 REDACTED = "[redacted]"
 METRICS = "finepay.metrics"
 COLLECTORS = "finepay.metrics.collectors"
@@ -130,10 +132,21 @@ class _FinePayHandler(logging.StreamHandler):
     """The one handler FinePay installs on the root logger (replaced, never stacked, per app)."""
 
 
+def add_secret_setting(app, name):
+    """Mask the value of setting ``name`` (a credential an area or a gateway adapter reads) in every log line.
+
+    Call it from an init_app: create_app configures logging last, after every area.
+    """
+    names = app.extensions.setdefault(SECRETS, [])
+    if name not in names:
+        names.append(name)
+
+
 def configure_logging(app):
     """Send every log line to stderr as JSON (or text), with the request id, secrets masked."""
     config = app.config
-    redactor = Redactor(config.get(name) or "" for name in SECRET_SETTINGS)
+    secret_settings = (*SECRET_SETTINGS, *app.extensions.get(SECRETS, ()))
+    redactor = Redactor(config.get(name) or "" for name in secret_settings)
     sandbox = bool(config.get("SANDBOX"))
     formatter = (JSONFormatter(redactor, sandbox) if config["LOG_FORMAT"] == "json"
                  else TextFormatter(redactor, sandbox))

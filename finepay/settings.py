@@ -1,5 +1,11 @@
-"""Settings read from the environment, once, when the app is created."""
+"""Settings read from the environment, once, when the app is created.
+
+The base's own are in from_env; a gateway adapter declares its own (``Setting``), which the gateway
+registry reads for the configured adapter with ``read_settings``.
+"""
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 DEV_SECRET_KEY = "dev-only-not-secret"
@@ -9,7 +15,13 @@ class SettingsError(RuntimeError):
     """A setting is missing or has a value the service cannot run with."""
 
 
-def _int(env, name, default):
+def env_str(env, name, default):
+    """The setting as text, ``default`` when unset."""
+    return env.get(name, default)
+
+
+def env_int(env, name, default):
+    """The setting as an integer, ``default`` when unset or empty."""
     raw = env.get(name)
     if raw in (None, ""):
         return default
@@ -19,7 +31,8 @@ def _int(env, name, default):
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
 
 
-def _decimal(env, name, default):
+def env_decimal(env, name, default):
+    """The setting as a Decimal, ``Decimal(default)`` when unset or empty."""
     raw = env.get(name)
     if raw in (None, ""):
         return Decimal(default)
@@ -29,7 +42,8 @@ def _decimal(env, name, default):
         raise SettingsError(f"{name} must be a decimal number, got {raw!r}") from None
 
 
-def _bool(env, name, default):
+def env_bool(env, name, default):
+    """The setting as true or false (1/0, true/false, yes/no, on/off), ``default`` when unset or empty."""
     raw = env.get(name)
     if raw in (None, ""):
         return default
@@ -38,6 +52,31 @@ def _bool(env, name, default):
     if raw.lower() in ("0", "false", "no", "off"):
         return False
     raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A setting a gateway adapter reads from the environment: its name, default and parser (one of env_*)."""
+
+    name: str
+    default: object = ""
+    parse: Callable = env_str
+    #: A credential: its value is masked in every log line (finepay.observability.add_secret_setting).
+    secret: bool = False
+
+    def read(self, env=None):
+        """The setting's value in ``env`` (the process environment by default)."""
+        return self.parse(os.environ if env is None else env, self.name, self.default)
+
+
+def read_settings(config, declared, env=None):
+    """Put each declared setting, read from the environment, into ``config`` unless it is there already.
+
+    A value already in the config (given to create_app as test_config) wins, as it does for the base's own;
+    a malformed value in the environment is an error all the same, as it is for the base's own.
+    """
+    for setting in declared:
+        config.setdefault(setting.name, setting.read(env))
 
 
 def from_env(instance_path, env=None):
@@ -60,53 +99,53 @@ def from_env(instance_path, env=None):
         # connection idle for DATABASE_IDLE_PING_SECONDS; pool_recycle retires old ones.
         # hide_parameters: a database error's message (logged) never carries a plate or VIN code.
         "SQLALCHEMY_ENGINE_OPTIONS": {
-            "pool_recycle": _int(env, "DATABASE_POOL_RECYCLE_SECONDS", 1800),
+            "pool_recycle": env_int(env, "DATABASE_POOL_RECYCLE_SECONDS", 1800),
             "hide_parameters": True,
         },
-        "DATABASE_IDLE_PING_SECONDS": _int(env, "DATABASE_IDLE_PING_SECONDS", 10),
+        "DATABASE_IDLE_PING_SECONDS": env_int(env, "DATABASE_IDLE_PING_SECONDS", 10),
         # SQLite only: how long a transaction waits for another worker's write lock before failing (503).
-        "SQLITE_BUSY_TIMEOUT_SECONDS": _int(env, "SQLITE_BUSY_TIMEOUT_SECONDS", 30),
+        "SQLITE_BUSY_TIMEOUT_SECONDS": env_int(env, "SQLITE_BUSY_TIMEOUT_SECONDS", 30),
         "PAYMENT_GATEWAY": env.get("PAYMENT_GATEWAY", "sandbox"),
         # Only for a staging copy: production otherwise refuses a gateway that moves no money (check_sandbox).
-        "ALLOW_SANDBOX_IN_PRODUCTION": _bool(env, "ALLOW_SANDBOX_IN_PRODUCTION", False),
-        "QUOTE_TTL_MINUTES": _int(env, "QUOTE_TTL_MINUTES", 30),
+        "ALLOW_SANDBOX_IN_PRODUCTION": env_bool(env, "ALLOW_SANDBOX_IN_PRODUCTION", False),
+        "QUOTE_TTL_MINUTES": env_int(env, "QUOTE_TTL_MINUTES", 30),
         "PUBLIC_BASE_URL": env.get("PUBLIC_BASE_URL", ""),
         # How many reverse proxies (nginx, a load balancer) stand in front and set X-Forwarded-For/-Proto.
-        "PROXY_COUNT": _int(env, "PROXY_COUNT", 0),
+        "PROXY_COUNT": env_int(env, "PROXY_COUNT", 0),
         # Kiosks: seconds without a touch before "still there?", and how long a terminal credential lasts.
-        "KIOSK_IDLE_SECONDS": _int(env, "KIOSK_IDLE_SECONDS", 90),
-        "KIOSK_CREDENTIAL_DAYS": _int(env, "KIOSK_CREDENTIAL_DAYS", 365),
-        "CONVENIENCE_FEE_BPS": _int(env, "CONVENIENCE_FEE_BPS", 0),
+        "KIOSK_IDLE_SECONDS": env_int(env, "KIOSK_IDLE_SECONDS", 90),
+        "KIOSK_CREDENTIAL_DAYS": env_int(env, "KIOSK_CREDENTIAL_DAYS", 365),
+        "CONVENIENCE_FEE_BPS": env_int(env, "CONVENIENCE_FEE_BPS", 0),
         # Staff console: idle and absolute session limits, lockout after failed sign-ins, the largest CSV upload.
-        "STAFF_SESSION_MINUTES": _int(env, "STAFF_SESSION_MINUTES", 30),
-        "STAFF_SESSION_MAX_HOURS": _int(env, "STAFF_SESSION_MAX_HOURS", 12),
-        "STAFF_LOCKOUT_ATTEMPTS": _int(env, "STAFF_LOCKOUT_ATTEMPTS", 5),
-        "STAFF_LOCKOUT_MINUTES": _int(env, "STAFF_LOCKOUT_MINUTES", 15),
-        "STAFF_IMPORT_MAX_BYTES": _int(env, "STAFF_IMPORT_MAX_BYTES", 20 * 1024 * 1024),
+        "STAFF_SESSION_MINUTES": env_int(env, "STAFF_SESSION_MINUTES", 30),
+        "STAFF_SESSION_MAX_HOURS": env_int(env, "STAFF_SESSION_MAX_HOURS", 12),
+        "STAFF_LOCKOUT_ATTEMPTS": env_int(env, "STAFF_LOCKOUT_ATTEMPTS", 5),
+        "STAFF_LOCKOUT_MINUTES": env_int(env, "STAFF_LOCKOUT_MINUTES", 15),
+        "STAFF_IMPORT_MAX_BYTES": env_int(env, "STAFF_IMPORT_MAX_BYTES", 20 * 1024 * 1024),
         "CURRENCY": env.get("CURRENCY", "CNY").upper(),
         "BUSINESS_TIMEZONE": env.get("BUSINESS_TIMEZONE", "Asia/Shanghai"),
         "LATE_FEE_POLICY": env.get("LATE_FEE_POLICY", "prc"),
-        "LATE_FEE_GRACE_DAYS": _int(env, "LATE_FEE_GRACE_DAYS", 15),
-        "LATE_FEE_DAILY_RATE": _decimal(env, "LATE_FEE_DAILY_RATE", "0.03"),
-        "LATE_FEE_CAP_RATIO": _decimal(env, "LATE_FEE_CAP_RATIO", "1"),
+        "LATE_FEE_GRACE_DAYS": env_int(env, "LATE_FEE_GRACE_DAYS", 15),
+        "LATE_FEE_DAILY_RATE": env_decimal(env, "LATE_FEE_DAILY_RATE", "0.03"),
+        "LATE_FEE_CAP_RATIO": env_decimal(env, "LATE_FEE_CAP_RATIO", "1"),
         "LOOKUP_RATE_LIMIT": env.get("LOOKUP_RATE_LIMIT", "20/minute"),
         "PLATE_FAILURE_RATE_LIMIT": env.get("PLATE_FAILURE_RATE_LIMIT", "10/hour"),
         # Proof-of-work once a failure budget is spent (finepay/challenge.py): PBKDF2 iterations per try
         # (about 256 tries on average), and how long a challenge may take to be solved and used.
-        "CHALLENGE_COST": _int(env, "CHALLENGE_COST", 5000),
-        "CHALLENGE_TTL_SECONDS": _int(env, "CHALLENGE_TTL_SECONDS", 600),
+        "CHALLENGE_COST": env_int(env, "CHALLENGE_COST", 5000),
+        "CHALLENGE_TTL_SECONDS": env_int(env, "CHALLENGE_TTL_SECONDS", 600),
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI", "memory://"),
         # X-RateLimit-* headers cost one more Redis round trip per limit on every lookup;
         # a refused request still says when to retry (Retry-After, finepay.errors).
         "RATELIMIT_HEADERS_ENABLED": False,
         # When Redis is unreachable, count in each worker's memory instead (same limits, per worker)
         # and never fail a request over it; Flask-Limiter re-checks Redis with backoff and returns to it.
-        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": _bool(env, "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True),
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": env_bool(env, "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True),
         "RATELIMIT_SWALLOW_ERRORS": True,
         # A Redis that stops answering must not hold a lookup for long.
         "RATELIMIT_STORAGE_OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         "DEFAULT_LOCALE": env.get("DEFAULT_LOCALE", "zh_CN"),
-        "MAX_CONTENT_LENGTH": _int(env, "MAX_CONTENT_LENGTH", 1024 * 1024),
+        "MAX_CONTENT_LENGTH": env_int(env, "MAX_CONTENT_LENGTH", 1024 * 1024),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": finepay_env == "production",
@@ -117,20 +156,9 @@ def from_env(instance_path, env=None):
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO").upper(),
         "LOG_FORMAT": env.get("LOG_FORMAT", "json"),
         "METRICS_TOKEN": env.get("METRICS_TOKEN", ""),
-        "HSTS_MAX_AGE": _int(env, "HSTS_MAX_AGE", 63072000),
-        "MAX_FORM_MEMORY_SIZE": _int(env, "MAX_FORM_MEMORY_SIZE", 512 * 1024),
-        "MAX_FORM_PARTS": _int(env, "MAX_FORM_PARTS", 1000),
-        "STRIPE_API_KEY": env.get("STRIPE_API_KEY", ""),
-        "STRIPE_PUBLISHABLE_KEY": env.get("STRIPE_PUBLISHABLE_KEY", ""),
-        "STRIPE_API_BASE": env.get("STRIPE_API_BASE", "https://api.stripe.com"),
-        "STRIPE_WEBHOOK_SECRET": env.get("STRIPE_WEBHOOK_SECRET", ""),
-        "STRIPE_JS_URL": env.get("STRIPE_JS_URL", "https://js.stripe.com/v3/"),
-        "STRIPE_API_VERSION": env.get("STRIPE_API_VERSION", ""),
-        "STRIPE_CONNECT_TIMEOUT": _decimal(env, "STRIPE_CONNECT_TIMEOUT", "3.05"),
-        "STRIPE_READ_TIMEOUT": _decimal(env, "STRIPE_READ_TIMEOUT", "20"),
-        "STRIPE_MAX_RETRIES": _int(env, "STRIPE_MAX_RETRIES", 2),
-        # localstripe refuses created[...] filters on its list endpoints.
-        "STRIPE_LIST_CREATED_FILTER": _bool(env, "STRIPE_LIST_CREATED_FILTER", True),
+        "HSTS_MAX_AGE": env_int(env, "HSTS_MAX_AGE", 63072000),
+        "MAX_FORM_MEMORY_SIZE": env_int(env, "MAX_FORM_MEMORY_SIZE", 512 * 1024),
+        "MAX_FORM_PARTS": env_int(env, "MAX_FORM_PARTS", 1000),
     }
 
 

@@ -19,7 +19,8 @@ from types import MappingProxyType
 
 from flask import current_app, url_for
 
-from finepay.settings import check_sandbox
+from finepay import observability
+from finepay.settings import check_sandbox, read_settings
 
 ENTRY_POINT_GROUP = "finepay.gateways"
 
@@ -303,6 +304,10 @@ class PaymentGateway:
     supports_card_present = False
     #: Webhook event types that concern an intent (FinePay re-reads it); others are ignored.
     intent_event_types = frozenset()
+    #: The settings it reads from the environment (finepay.settings.Setting), documented in docs/settings.md.
+    #: The registry puts the configured adapter's into app.config before init_app; a value given to
+    #: create_app wins. Those marked ``secret`` are masked in every log line.
+    settings = ()
 
     def __init__(self, config):
         self.config = config
@@ -405,16 +410,20 @@ def load_gateway_class(name):
 
 
 def _load_builtin_adapters():
-    """Every adapter shipped in this package, so that all their ledger tables are in the schema whichever one runs."""
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.module.startswith(__name__ + "."):
-            ep.load()
+    """The classes of every adapter shipped in this package, loaded so that all their ledger tables are in the schema."""
+    return [ep.load() for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.module.startswith(__name__ + ".")]
 
 
 def init_app(app):
-    """Let the configured adapter register itself, then build it once per app and keep it in app.extensions."""
-    _load_builtin_adapters()
+    """Read the configured adapter's settings, let it register itself, then build it once per app (app.extensions)."""
+    builtin = _load_builtin_adapters()
     cls = load_gateway_class(app.config["PAYMENT_GATEWAY"])
+    read_settings(app.config, cls.settings)
+    # Every shipped adapter's credentials are masked, configured or not: a key set for another one is a key all the same.
+    for adapter in (*builtin, cls):
+        for setting in adapter.settings:
+            if setting.secret:
+                observability.add_secret_setting(app, setting.name)
     app.config["SANDBOX"] = cls.simulated
     check_sandbox(app.config)
     cls.init_app(app)

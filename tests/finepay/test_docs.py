@@ -4,8 +4,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ["finepay", "violations", "payments", "kiosk", "staff"]
-# How settings are read: settings.py's helpers and env.get, os.environ anywhere (gunicorn.conf.py included).
-READS = re.compile(r'(?:\(env, |env\.get\(|environ\.get\(|environ\[)"([A-Z][A-Z0-9_]+)"')
+# How settings are read: settings.py's helpers and env.get, os.environ anywhere (gunicorn.conf.py included),
+# and the Setting declarations of the gateway adapters.
+READS = re.compile(r'(?:\(env, |env\.get\(|environ\.get\(|environ\[|\bSetting\()"([A-Z][A-Z0-9_]+)"')
 LINK = re.compile(r"\]\(([^)#\s]+)")
 
 
@@ -18,6 +19,10 @@ def test_every_setting_read_from_the_environment_is_documented():
     documented = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", (ROOT / "docs" / "settings.md").read_text(encoding="utf-8")))
 
     assert settings_read() - documented == set()
+
+
+def test_the_scanner_finds_an_adapters_declared_settings():
+    assert {"STRIPE_API_KEY", "STRIPE_LIST_CREATED_FILTER"} <= settings_read()
 
 
 def test_the_readme_and_docs_link_only_to_files_in_the_repository():

@@ -18,6 +18,7 @@ from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from finepay import security
 from finepay.observability import current_request_id
+from finepay.settings import Setting, env_bool, env_decimal, env_int
 from payments.gateways import (
     CANCELED,
     DECLINE_CODES,
@@ -146,6 +147,19 @@ class StripeGateway(PaymentGateway):
     })
     #: Stripe's page size for list calls (its maximum).
     list_page_size = 100
+    settings = (
+        Setting("STRIPE_API_KEY", secret=True),
+        Setting("STRIPE_PUBLISHABLE_KEY"),
+        Setting("STRIPE_API_BASE", DEFAULT_API_BASE),
+        Setting("STRIPE_WEBHOOK_SECRET", secret=True),
+        Setting("STRIPE_JS_URL", DEFAULT_JS_URL),
+        Setting("STRIPE_API_VERSION"),
+        Setting("STRIPE_CONNECT_TIMEOUT", "3.05", env_decimal),
+        Setting("STRIPE_READ_TIMEOUT", "20", env_decimal),
+        Setting("STRIPE_MAX_RETRIES", 2, env_int),
+        # localstripe refuses created[...] filters on its list endpoints.
+        Setting("STRIPE_LIST_CREATED_FILTER", True, env_bool),
+    )
 
     def __init__(self, config):
         super().__init__(config)
