@@ -59,12 +59,17 @@ def compile_catalogs():
 compile_catalogs()
 
 
+def did_not_run(message, *, required):
+    """A test whose service or tool is missing: skipped loudly, or failed when CI requires it (REQUIRE_...=1)."""
+    if required:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def redis_missing(message):
     """Skip a test that needs Redis, loudly; under REQUIRE_REDIS=1 fail it instead."""
     message = f"{message}; the test DID NOT RUN"
-    if REQUIRE_REDIS:
-        pytest.fail(message + " (REQUIRE_REDIS=1)")
-    pytest.skip(message)
+    did_not_run(message + " (REQUIRE_REDIS=1)" if REQUIRE_REDIS else message, required=REQUIRE_REDIS)
 
 
 def make_app(database_url, **overrides):
@@ -138,9 +143,7 @@ def postgres_url():
     except sa.exc.OperationalError as exc:
         engine.dispose()
         message = f"PostgreSQL at {POSTGRES_URL} is not reachable ({exc.orig}); the PostgreSQL half of the suite DID NOT RUN"
-        if REQUIRE_POSTGRES:
-            pytest.fail(message)
-        pytest.skip(message)
+        did_not_run(message, required=REQUIRE_POSTGRES)
     schema = f"finepay_test_{uuid.uuid4().hex[:10]}"
     with engine.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))

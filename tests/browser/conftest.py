@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import did_not_run
 from tests.live import app_on_copy, serving
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -58,9 +59,7 @@ def browser():
             f"Chromium not found at {CHROMIUM}: the browser tests DID NOT RUN "
             "(install Debian's chromium, e.g. `make browser`)"
         )
-        if REQUIRE_BROWSER:
-            pytest.fail(message)
-        pytest.skip(message)
+        did_not_run(message, required=REQUIRE_BROWSER)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -104,9 +103,7 @@ def axe(browser):
     if not AXE.is_file():
         message = (f"axe-core not found at {AXE}: the accessibility tests DID NOT RUN "
                    "(run `make browser`, which runs `npm ci` in tests/browser/)")
-        if REQUIRE_BROWSER:
-            pytest.fail(message)
-        pytest.skip(message)
+        did_not_run(message, required=REQUIRE_BROWSER)
     return AXE
 
 

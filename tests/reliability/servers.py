@@ -15,7 +15,7 @@ import pytest
 import redis
 import requests
 
-from tests.conftest import redis_missing
+from tests.conftest import did_not_run, redis_missing
 
 ROOT = Path(__file__).resolve().parents[2]
 GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
@@ -294,9 +294,7 @@ class Nginx(ChildServer):
         missing = [name for name, found in (("nginx", self.binary), ("openssl", shutil.which("openssl"))) if not found]
         if missing:
             message = f"{' and '.join(missing)} not installed (make services installs them); the two-node tests DID NOT RUN"
-            if REQUIRE_NGINX:
-                pytest.fail(message)
-            pytest.skip(message)
+            did_not_run(message, required=REQUIRE_NGINX)
         self.port, self.http_port = free_port(), free_port()
         self.url = f"https://127.0.0.1:{self.port}"
         self.dir = tmp_path / f"nginx-{self.port}"
