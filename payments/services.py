@@ -120,6 +120,11 @@ def _lock_violations(violation_ids):
     ).scalars().all()
 
 
+def _locked(payment_id):
+    """The payment, re-read under a row lock (PostgreSQL), discarding any stale copy in the session."""
+    return select(Payment).where(Payment.id == payment_id).with_for_update().execution_options(populate_existing=True)
+
+
 def _lock_payment_with_violations(payment_id):
     """Lock a payment's violations, then the payment itself (the one lock order); returns both.
 
@@ -130,18 +135,16 @@ def _lock_payment_with_violations(payment_id):
         select(PaymentItem.violation_id).where(PaymentItem.payment_id == payment_id)
     ).scalars().all()
     violations = {v.id: v for v in _lock_violations(ids)}
+    # Its items read with it, under its lock (FOR UPDATE OF payments: the join leaves the items unlocked).
     payment = db.session.execute(
-        select(Payment).where(Payment.id == payment_id).options(joinedload(Payment.items))
-        .with_for_update(of=Payment).execution_options(populate_existing=True)
-    ).unique().scalar_one()  # its items read with it, under its lock
+        _locked(payment_id).options(joinedload(Payment.items)).with_for_update(of=Payment)
+    ).unique().scalar_one()
     return payment, violations
 
 
 def lock_payment(payment_id):
     """Re-read a payment under a row lock (PostgreSQL), discarding any stale copy."""
-    return db.session.execute(
-        select(Payment).where(Payment.id == payment_id).with_for_update().execution_options(populate_existing=True)
-    ).scalar_one()
+    return db.session.execute(_locked(payment_id)).scalar_one()
 
 
 def change_status(payment, new_status, actor="system", **details):
@@ -165,21 +168,15 @@ def record_gateway_error(payment, operation, error):
                  outcome_unknown=error.outcome_unknown)
 
 
-def _lock_payment_or_404(payment_id):
-    """Lock the payment with this id (as _lock_payment), or a 404 ApiError."""
-    payment = db.session.execute(
-        select(Payment).where(Payment.id == payment_id).with_for_update().execution_options(populate_existing=True)
-    ).scalar_one_or_none() if isinstance(payment_id, str) and len(payment_id) <= 32 else None
+def get_payment(payment_id, *, lock=False):
+    """The payment with this id (locked and re-read, as lock_payment, when ``lock``), or a 404 ApiError."""
+    payment = None
+    if isinstance(payment_id, str) and len(payment_id) <= 32:
+        payment = (db.session.execute(_locked(payment_id)).scalar_one_or_none() if lock
+                   else db.session.get(Payment, payment_id))
     if payment is None:
-        db.session.rollback()
-        raise ApiError(_("No such payment."), code="not_found", status=404)
-    return payment
-
-
-def get_payment(payment_id):
-    """The payment with this id, or a 404 ApiError."""
-    payment = db.session.get(Payment, payment_id) if isinstance(payment_id, str) and len(payment_id) <= 32 else None
-    if payment is None:
+        if lock:
+            db.session.rollback()  # end the transaction the lock began
         raise ApiError(_("No such payment."), code="not_found", status=404)
     return payment
 
@@ -420,7 +417,7 @@ def start_attempt(payment_id, **details):
     already paid, or someone else moved it meanwhile. Raises payment_closed,
     quote_expired, and PaymentInProgress while another attempt is under way.
     """
-    payment = _lock_payment_or_404(payment_id)
+    payment = get_payment(payment_id, lock=True)
     if payment.status in states.CHARGED:
         db.session.commit()
         return payment, None  # a double click: the first one already paid
