@@ -17,12 +17,15 @@ from datetime import datetime
 from importlib.metadata import entry_points
 from types import MappingProxyType
 
+import click
 from flask import current_app, url_for
 
 from finepay import observability
 from finepay.settings import check_sandbox, read_settings
 
 ENTRY_POINT_GROUP = "finepay.gateways"
+# A rail with no local sandbox ships a simulator: a click command registered under its name in this group.
+SIMULATOR_GROUP = "finepay.simulators"
 
 # FinePay's words for where a gateway intent stands.
 REQUIRES_PAYMENT_METHOD = "requires_payment_method"
@@ -414,6 +417,20 @@ def _load_builtin_adapters():
     return [ep.load() for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.module.startswith(__name__ + ".")]
 
 
+class _Simulators(click.Group):
+    """``flask --app wsgi simulate NAME``: each installed simulator, loaded only when it is run."""
+
+    def list_commands(self, ctx):
+        return sorted(ep.name for ep in entry_points(group=SIMULATOR_GROUP))
+
+    def get_command(self, ctx, name):
+        matches = entry_points(group=SIMULATOR_GROUP, name=name)
+        return next(iter(matches)).load() if matches else None
+
+
+simulate_cli = _Simulators("simulate", help="Run a payment rail's local simulator (for development and tests).")
+
+
 def init_app(app):
     """Read the configured adapter's settings, let it register itself, then build it once per app (app.extensions)."""
     builtin = _load_builtin_adapters()
@@ -428,6 +445,7 @@ def init_app(app):
     check_sandbox(app.config)
     cls.init_app(app)
     app.extensions["finepay.gateway"] = cls(app.config)
+    app.cli.add_command(simulate_cli)
 
 
 def current_gateway() -> PaymentGateway:
