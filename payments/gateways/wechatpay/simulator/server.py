@@ -18,7 +18,7 @@ from .notifier import Notifier
 from .store import Store
 from .trading import Trading
 
-# how often the worker settles due refunds and sends due notifications (seconds)
+# how often the worker settles due refunds and sends due notifications, and the server checks for stop (seconds)
 TICK = 0.05
 
 
@@ -61,7 +61,7 @@ class Simulator:
 
     def start(self):
         """Serve and work in background threads; returns at once."""
-        self._threads = [threading.Thread(target=self.server.serve_forever, daemon=True),
+        self._threads = [threading.Thread(target=self.server.serve_forever, args=(TICK,), daemon=True),
                          threading.Thread(target=self._work, daemon=True)]
         for thread in self._threads:
             thread.start()
