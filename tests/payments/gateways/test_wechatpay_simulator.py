@@ -201,7 +201,7 @@ def test_placing_the_same_order_again_answers_the_same_code_url_and_other_terms_
     assert place(wxpay) == code_url
     status, body = answer(wxpay.pay(description="交通违法罚款", out_trade_no="FP20261130000001",
                                     amount={"total": 1}))
-    assert (status, body["code"]) == (400, "INVALID_REQUEST")
+    assert (status, body["code"]) == (403, "OUT_TRADE_NO_USED")
 
 
 def test_an_out_trade_no_outside_the_rules_is_a_param_error(simulator):
@@ -604,6 +604,21 @@ def test_the_delay_switch_holds_the_next_notification_back(simulator, receiver):
     assert receiver.wait(1)[0][2] - started >= 0.5
 
 
+def test_the_signtest_switch_sends_a_probe_the_client_refuses_before_the_real_notification(simulator, receiver):
+    admin(simulator, "notifications", {"mode": "signtest", "count": 1})
+    receiver.statuses = [401]
+    wxpay = client(simulator, notify_url=receiver.url)
+
+    paid_order(simulator, wxpay)
+    (probe_headers, probe, _at), (headers, body, _at2) = receiver.wait(2)
+
+    assert probe_headers["Wechatpay-Signature"].startswith("WECHATPAY/SIGNTEST/")
+    assert wxpay.callback(probe_headers, probe) is None
+    assert wxpay.callback(headers, body)["resource"]["trade_state"] == "SUCCESS"
+    wait_for(lambda: sorted(d["state"] for d in simulator.notifier.deliveries()) == ["delivered", "refused"],
+             "the probe was not recorded as refused")
+
+
 # --- the trade bill ---
 
 
@@ -661,7 +676,7 @@ def test_the_bill_download_url_is_short_lived(simulator, monkeypatch):
     today = simulator.clock.now()
     simulator.clock.set((today + timedelta(days=1)).replace(hour=11))
     url = answer(wxpay.trade_bill(bill_date=today.date().isoformat()))[1]["download_url"]
-    later = time.time() + 31
+    later = time.time() + 301
     monkeypatch.setattr("payments.gateways.wechatpay.simulator.bills.time.time", lambda: later)
 
     status, text = wxpay.download_bill(url)

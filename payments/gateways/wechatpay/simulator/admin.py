@@ -82,7 +82,7 @@ def clear_faults():
 
 @bp.post("/notifications")
 def switch_notifications():
-    """{"mode": duplicate | reorder | delay | drop, "count": N, "seconds": S (delay, wall-clock)}."""
+    """{"mode": duplicate | reorder | delay | drop | signtest, "count": N, "seconds": S (delay, wall-clock)}."""
     data = payload()
     if data.get("mode") not in MODES:
         raise AdminError(f"mode must be one of {', '.join(MODES)}")
