@@ -10,18 +10,25 @@ import hashlib
 import io
 import json
 import shutil
+import socket
+import subprocess
+import sys
 import threading
 import time
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib.metadata import entry_points
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import requests
 from click.testing import CliRunner
 from wechatpayv3 import WeChatPay, WeChatPayType
 
+from payments.gateways import SIMULATOR_GROUP
 from payments.gateways.wechatpay.simulator import Simulator, command
+from payments.gateways.wechatpay.simulator.account import load_or_create
 from payments.gateways.wechatpay.simulator.clock import rfc3339
 from payments.gateways.wechatpay.simulator.crypto import nonce, request_message, sign
 from payments.gateways.wechatpay.simulator.notifier import RETRY_SCHEDULE
@@ -29,6 +36,7 @@ from payments.gateways.wechatpay.simulator.notifier import RETRY_SCHEDULE
 # WeChat Pay's delays a thousand times shorter: the first retry after 15 ms instead of 15 s
 TIME_FACTOR = 0.001
 WAIT_SECONDS = 10
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="session")
@@ -64,7 +72,8 @@ def receiver():
 
 
 def client(simulator, mode="public-key", notify_url="https://merchant.example/notify", **options):
-    """wechatpayv3's client for the simulator's merchant, in public-key or certificate mode, at its base URL."""
+    """wechatpayv3's client for the simulator's merchant (from its config()), in public-key or certificate mode,
+    at its base URL."""
     config = simulator.config()
     keys = {"public_key": Path(config["platform_public_key_path"]).read_text(),
             "public_key_id": config["platform_public_key_id"]}
@@ -783,3 +792,37 @@ def test_print_config_prints_what_a_client_needs_and_keeps_the_account(tmp_path)
     assert (Path(first["platform_cert_dir"]) / f"{first['platform_serial']}.pem").exists()
     assert first["base_url"].startswith("http://127.0.0.1:")
 
+
+
+def test_flask_simulate_finds_the_wechatpay_simulator():
+    (entry_point,) = entry_points(group=SIMULATOR_GROUP, name="wechatpay")
+
+    assert entry_point.load() is command
+
+
+def test_the_command_serves_the_simulator_as_a_process_of_its_own(data_dir):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen([sys.executable, "-m", "payments.gateways.wechatpay.simulator", "--port", str(port),
+                                "--data-dir", str(data_dir), "--time-factor", "0.001"],
+                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base_url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: process.poll() is None and serving(base_url), "the simulator process never answered")
+        config = load_or_create(data_dir).config(base_url, "public-key")
+        wxpay = client(SimpleNamespace(config=lambda: config))
+
+        place(wxpay)
+
+        assert answer(wxpay.query(out_trade_no="FP20261130000001"))[1]["trade_state"] == "NOTPAY"
+    finally:
+        process.terminate()
+        process.wait(timeout=WAIT_SECONDS)
+
+
+def serving(base_url):
+    try:
+        return requests.get(f"{base_url}/simulator/admin/state", timeout=1).ok
+    except requests.ConnectionError:
+        return False
