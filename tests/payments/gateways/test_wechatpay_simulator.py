@@ -560,10 +560,10 @@ def test_a_refund_notification_carries_the_refund(simulator, receiver):
                  out_trade_no="FP20261130000001")
 
     admin(simulator, "refunds/RF1", {"status": "SUCCESS"})
-    headers, body, _at = receiver.wait(2)[1]
-    notification = wxpay.callback(headers, body)
+    notifications = [wxpay.callback(headers, body) for headers, body, _at in receiver.wait(2)]
+    (notification,) = (n for n in notifications if n["event_type"].startswith("REFUND."))
 
-    assert notification["event_type"] == "REFUND.SUCCESS"
+    assert notification["event_type"] == "REFUND.SUCCESS" and notification["summary"] == "退款成功"
     assert notification["resource"]["refund_status"] == "SUCCESS" and notification["resource"]["out_refund_no"] == "RF1"
     assert notification["resource"]["amount"]["refund"] == 100
 

@@ -121,12 +121,15 @@ class Notifier:
 
     def deliver_due(self):
         """Start a try of every notification that is due (each in its own thread: one slow merchant delays none)."""
+        with self.store.read() as data:
+            due = [key for key, d in data["notifications"].items() if d["state"] == "pending" and d["due"] <= time.time()]
+        if not due:
+            return  # the worker asks every tick: write the store only when something goes out
         with self.store.change() as data:
-            due = [d for d in data["notifications"].values() if d["state"] == "pending" and d["due"] <= time.time()]
-            for delivery in due:
-                delivery["state"] = "sending"
-        for delivery in due:
-            threading.Thread(target=self._try, args=(delivery["key"],), daemon=True).start()
+            for key in due:
+                data["notifications"][key]["state"] = "sending"
+        for key in due:
+            threading.Thread(target=self._try, args=(key,), daemon=True).start()
 
     def _try(self, key):
         with self.store.read() as data:
