@@ -779,6 +779,21 @@ def test_orders_survive_a_restart(data_dir):
         second.stop()
 
 
+def test_a_notification_pending_at_a_restart_is_retried_after_it(data_dir, receiver):
+    receiver.statuses = [500]
+    first = Simulator(data_dir, time_factor=0.05).start()  # the first retry 0.75 s after the first try
+    paid_order(first, client(first, notify_url=receiver.url))
+    receiver.wait(1)
+    first.stop()
+
+    second = Simulator(data_dir, time_factor=0.05).start()
+    try:
+        (_first_try, (headers, body, _at)) = receiver.wait(2)
+        assert client(second).callback(headers, body)["resource"]["trade_state"] == "SUCCESS"
+    finally:
+        second.stop()
+
+
 def test_print_config_prints_what_a_client_needs_and_keeps_the_account(tmp_path):
     runner = CliRunner()
 
