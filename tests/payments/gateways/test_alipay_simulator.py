@@ -198,10 +198,12 @@ def test_precreate_again_returns_the_same_code_or_refuses_a_changed_or_settled_t
     assert place(client, "FP-4", total="100000000.01")["sub_code"] == "ACQ.TOTAL_FEE_EXCEED"
 
 
-def test_wap_pay_opens_the_cashier_and_returns_with_parameters_the_sdk_verifies(alipay_sim):
+@pytest.mark.parametrize("method", ["wap", "page"])
+def test_wap_pay_opens_the_cashier_and_returns_with_parameters_the_sdk_verifies(alipay_sim, method):
     client = alipay_sim.client()
-    signed = client.api_alipay_trade_wap_pay(subject="罚款", out_trade_no="FP-W", total_amount="50.00",
-                                             return_url="http://merchant.example/return?payment=7")
+    redirect = getattr(client, f"api_alipay_trade_{method}_pay")
+    signed = redirect(subject="罚款", out_trade_no="FP-W", total_amount="50.00",
+                      return_url="http://merchant.example/return?payment=7")
     buyer = requests.Session()
     cashier = buyer.get(f"{alipay_sim.config['gateway_url']}?{signed}", timeout=5)
     assert "/simulator/pay/" in cashier.url and "SIMULATION" in cashier.text
@@ -211,7 +213,7 @@ def test_wap_pay_opens_the_cashier_and_returns_with_parameters_the_sdk_verifies(
     assert (location.netloc, location.path) == ("merchant.example", "/return")
     params = dict(parse_qsl(location.query))
     assert params.pop("payment") == "7"
-    assert params["method"] == "alipay.trade.wap.pay.return" and params["total_amount"] == "50.00"
+    assert params["method"] == f"alipay.trade.{method}.pay.return" and params["total_amount"] == "50.00"
     assert verified(client, params)
     assert not verified(client, {**params, "total_amount": "0.01"})
     assert client.api_alipay_trade_query(out_trade_no="FP-W")["trade_status"] == "TRADE_SUCCESS"
@@ -268,6 +270,9 @@ def test_timeout_express_and_time_expire_close_the_trade_when_they_pass(alipay_s
     alipay_sim.admin("clock", {"advance_seconds": 60 * 60})
     assert alipay_sim.admin("trades/FP-2")["status"] == "TRADE_CLOSED"
     assert place(client, "FP-3", timeout_express="1.5h")["sub_code"] == "ACQ.INVALID_PARAMETER"
+    place(client, "FP-4", timeout_express="1c")
+    end_of_day = alipay_sim.now().date().isoformat() + " 23:59:59"
+    assert alipay_sim.admin("trades/FP-4")["expires_at"] == end_of_day
 
 
 def test_refund_once_per_out_request_no_and_the_refund_query_reports_it(alipay_sim):
@@ -293,16 +298,27 @@ def test_refund_once_per_out_request_no_and_the_refund_query_reports_it(alipay_s
                                           out_request_no="R-3")["sub_code"] == "ACQ.TRADE_HAS_CLOSE"
 
 
-def test_refunds_refused_for_an_unpaid_or_finished_trade_or_a_short_seller_balance(alipay_sim):
+def test_a_refund_beyond_the_sellers_available_balance_is_refused(alipay_sim):
+    client = alipay_sim.client()
+    paid_trade(alipay_sim, client)
+    assert alipay_sim.admin("balance") == {"available": "12.27"}  # 12.34 received, 0.07 fee
+    alipay_sim.admin("balance", {"available": "0.50"})
+    assert client.api_alipay_trade_refund("1.00", out_trade_no="FP-1",
+                                          out_request_no="R-1")["sub_code"] == "ACQ.SELLER_BALANCE_NOT_ENOUGH"
+    assert client.api_alipay_trade_refund("0.50", out_trade_no="FP-1", out_request_no="R-1")["code"] == "10000"
+
+
+def test_refunds_refused_for_an_unknown_unpaid_or_finished_trade(alipay_sim):
     client = alipay_sim.client()
     assert client.api_alipay_trade_refund("1.00", out_trade_no="NOPE")["sub_code"] == "ACQ.TRADE_NOT_EXIST"
     requests.get(place(client)["qr_code"], timeout=5)
     assert client.api_alipay_trade_refund("1.00", out_trade_no="FP-1")["sub_code"] == "ACQ.TRADE_STATUS_ERROR"
-    paid_trade(alipay_sim, client, "FP-2")
-    alipay_sim.admin("balance", {"available": "0.50"})
-    assert client.api_alipay_trade_refund("1.00", out_trade_no="FP-2",
-                                          out_request_no="R-1")["sub_code"] == "ACQ.SELLER_BALANCE_NOT_ENOUGH"
-    assert alipay_sim.admin("trades/FP-2/finish", {})["status"] == "TRADE_FINISHED"
+    receiver = Receiver()
+    with serving(receiver) as notify_url:
+        paid_trade(alipay_sim, client, "FP-2", notify_url=notify_url)
+        assert alipay_sim.admin("trades/FP-2/finish", {})["status"] == "TRADE_FINISHED"
+        wait_until(lambda: len(receiver.received) == 2)
+    assert [n["trade_status"] for n in receiver.received] == ["TRADE_SUCCESS", "TRADE_FINISHED"]
     assert client.api_alipay_trade_query(out_trade_no="FP-2")["trade_status"] == "TRADE_FINISHED"
     assert client.api_alipay_trade_refund("0.10", out_trade_no="FP-2",
                                           out_request_no="R-1")["sub_code"] == "ACQ.TRADE_HAS_FINISHED"
@@ -328,6 +344,36 @@ def test_a_tampered_request_and_an_unknown_app_are_refused(alipay_sim):
     assert "isv.invalid-app-id" in str(refused.value)
     unknown = requests.get(f"{alipay_sim.config['gateway_url']}?method=alipay.trade.pay", timeout=5).json()
     assert unknown["error_response"]["sub_code"] == "isv.invalid-method"
+
+
+@pytest.mark.parametrize(("change", "key", "sub_code"), [
+    ({"method": None}, "error_response", "isv.missing-method"),
+    ({"app_id": None}, "alipay_trade_query_response", "isv.missing-app-id"),
+    ({"sign": None}, "alipay_trade_query_response", "isv.missing-signature"),
+    ({"sign_type": None}, "alipay_trade_query_response", "isv.missing-signature-type"),
+    ({"sign_type": "MD5"}, "alipay_trade_query_response", "isv.invalid-signature-type"),
+    ({"charset": "gbk"}, "alipay_trade_query_response", "isv.invalid-charset"),
+    ({"timestamp": "2026/01/01 00:00"}, "alipay_trade_query_response", "isv.invalid-timestamp"),
+])
+def test_the_gateway_checks_the_common_parameters_in_alipays_order(alipay_sim, change, key, sub_code):
+    client = alipay_sim.client()
+    params = dict(parse_qsl(client.sign_data(client.build_body("alipay.trade.query", {"out_trade_no": "FP-1"}))))
+    for name, value in change.items():
+        if value is None:
+            params.pop(name)
+        else:
+            params[name] = value
+    answer = requests.get(alipay_sim.config["gateway_url"], params=params, timeout=5).json()
+    assert answer[key]["sub_code"] == sub_code and answer[key]["code"] in ("40001", "40002")
+
+
+def test_a_form_post_is_checked_and_answered_like_a_query_string(alipay_sim):
+    client = alipay_sim.client()
+    place(client)
+    params = dict(parse_qsl(client.sign_data(client.build_body("alipay.trade.query", {"out_trade_no": "FP-1"}))))
+    answer = requests.post(alipay_sim.config["gateway_url"], data=params, timeout=5)
+    assert answer.headers["Content-Type"].startswith("application/json")
+    assert answer.json()["alipay_trade_query_response"]["sub_code"] == "ACQ.TRADE_NOT_EXIST"
 
 
 def test_payment_notification_verifies_with_the_sdk_and_is_retried_until_success(alipay_sim):
@@ -447,8 +493,12 @@ def test_the_trade_bill_is_ready_at_ten_the_next_day_as_a_gbk_zip_with_preface_a
     alipay_sim.admin("clock", {"now": f"{today + timedelta(days=1)} 09:59:00"})
     assert bill_url(client, today)["sub_code"] == "isp.bill_not_exist"
     alipay_sim.admin("clock", {"now": f"{today + timedelta(days=1)} 10:00:00"})
+    signcustomer = client.server_api("alipay.data.dataservice.bill.downloadurl.query",
+                                     {"bill_type": "signcustomer", "bill_date": today.isoformat()})
+    assert signcustomer["sub_code"] == "ACQ.INVALID_PARAMETER"
     download = requests.get(bill_url(client, today)["bill_download_url"], timeout=5)
     assert download.headers["Content-Type"] == "application/zip"
+    assert all(entry.flag_bits & 0x800 == 0 for entry in zipfile.ZipFile(io.BytesIO(download.content)).infolist())
     detail, summary = read_bill(download.content)
     lines = detail.split("\r\n")
     account = alipay_sim.config["seller_id"] + "0156"
@@ -556,4 +606,4 @@ def test_the_command_serves_as_a_process_of_its_own_and_keeps_its_store(account_
             assert client.api_alipay_trade_query(out_trade_no="FP-1")["trade_status"] == "WAIT_BUYER_PAY"
         finally:
             process.terminate()
-            process.wait(timeout=10)
+            assert process.wait(timeout=10) == 0  # SIGTERM: a clean exit, the store closed
