@@ -6,7 +6,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ["finepay", "violations", "payments", "kiosk", "staff"]
 # How settings are read: settings.py's helpers and env.get, os.environ anywhere (gunicorn.conf.py included),
 # and the Setting declarations of the gateway adapters.
-READS = re.compile(r'(?:\(env, |env\.get\(|environ\.get\(|environ\[|\bSetting\()"([A-Z][A-Z0-9_]+)"')
+# A request's WSGI environ (request.environ) is not the process environment: its keys are no settings.
+READS = re.compile(r'(?:\(env, |env\.get\(|(?<!request\.)environ\.get\(|(?<!request\.)environ\[|\bSetting\()"([A-Z][A-Z0-9_]+)"')
 LINK = re.compile(r"\]\(([^)#\s]+)")
 
 

@@ -76,6 +76,12 @@ def pay(out_trade_no):
     return payer_page(out_trade_no, redirect_url)
 
 
+@bp.get("/simulator/pay.css")
+def page_style():
+    """The payer page's style, as a file (no inline style, like FinePay's own pages)."""
+    return send_from_directory(current_app.root_path + "/static", "pay.css", max_age=0)
+
+
 @bp.get("/simulator/jsbridge.js")
 def jsbridge():
     """A stand-in for WeChat's in-app WeixinJSBridge, for a merchant page loaded in a test browser."""
