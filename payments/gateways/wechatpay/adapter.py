@@ -53,6 +53,7 @@ from payments.gateways import (
 
 from .credentials import load_credentials
 from .models import WeChatPayOrder
+from .views import NAME, OPENID_SESSION_KEY, bp
 
 DEFAULT_BASE_URL = "https://api.mch.weixin.qq.com"
 # The official account's OAuth: the payer's browser goes to the first, FinePay asks the second for the openid.
@@ -66,7 +67,6 @@ CURRENCY = "CNY"
 DEFAULT_DESCRIPTION = "FinePay 交通违法罚款"
 DESCRIPTION_MAX = 127
 REASON_MAX = 80
-OPENID_SESSION_KEY = "wechatpay_openid"
 
 NATIVE, H5, JSAPI = "NATIVE", "H5", "JSAPI"
 _ORDER_PATHS = {NATIVE: "native", H5: "h5", JSAPI: "jsapi"}
@@ -118,7 +118,7 @@ class _Core(Core):
 class WeChatPayGateway(PaymentGateway):
     """WeChat Pay API v3 for a direct merchant: a QR code on computers and kiosks, H5 on phones, JSAPI in WeChat."""
 
-    name = "wechatpay"
+    name = NAME
     label = _l("WeChat Pay")
     intent_event_types = frozenset({"TRANSACTION.SUCCESS"})
     refund_event_types = frozenset({"REFUND.SUCCESS", "REFUND.ABNORMAL", "REFUND.CLOSED"})
@@ -154,6 +154,7 @@ class WeChatPayGateway(PaymentGateway):
         #: Replaceable in tests, so that a notification's age can be set.
         self.clock = time.time
         self.oauth_http = requests.Session()
+        self.timeout = TIMEOUT  # (connect, read) seconds, for every call
         self._core = None
 
     @classmethod
@@ -163,8 +164,6 @@ class WeChatPayGateway(PaymentGateway):
         Inside WeChat the page talks to WeixinJSBridge, which WeChat itself
         injects: no outside script, frame or API call widens the CSP.
         """
-        from .views import bp
-
         credentials = load_credentials(app.config)
         # A key read from WECHATPAY_APIV3_KEY_FILE is masked in the logs like one set in WECHATPAY_APIV3_KEY.
         app.config["WECHATPAY_APIV3_KEY"] = credentials.apiv3_key
@@ -230,7 +229,7 @@ class WeChatPayGateway(PaymentGateway):
         if not self.app_secret:
             raise GatewayError("WECHATPAY_APP_SECRET is not set", code="gateway_auth")
         try:
-            response = self.oauth_http.get(f"{self.oauth_api_base}/sns/oauth2/access_token", timeout=TIMEOUT, params={
+            response = self.oauth_http.get(f"{self.oauth_api_base}/sns/oauth2/access_token", timeout=self.timeout, params={
                 "appid": self.appid, "secret": self.app_secret, "code": code, "grant_type": "authorization_code"})
             body = response.json()
         except requests.Timeout:
@@ -598,7 +597,7 @@ class WeChatPayGateway(PaymentGateway):
             c = self.credentials
             try:
                 self._core = _Core(self.base_url, mchid=c.mchid, cert_serial_no=c.cert_serial, private_key=c.private_key,
-                                   apiv3_key=c.apiv3_key, cert_dir=c.cert_dir, timeout=TIMEOUT,
+                                   apiv3_key=c.apiv3_key, cert_dir=c.cert_dir, timeout=self.timeout,
                                    public_key=c.public_key, public_key_id=c.public_key_id)
             except Exception as exc:  # no platform certificate could be had: nothing can be verified
                 raise GatewayError(f"WeChat Pay's platform certificates could not be loaded ({type(exc).__name__})",

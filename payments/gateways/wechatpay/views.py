@@ -9,12 +9,12 @@ from flask_babel import gettext as _
 from finepay.errors import ApiError
 from payments.gateways import GatewayError, gateway_named, return_url
 
-from .adapter import OPENID_SESSION_KEY, WeChatPayGateway
-
 bp = Blueprint("wechatpay", __name__, template_folder="templates", static_folder="static",
                static_url_path="/static/gateways/wechatpay")
 
+NAME = "wechatpay"  # the adapter's entry-point name
 OAUTH_SESSION_KEY = "wechatpay_oauth"
+OPENID_SESSION_KEY = "wechatpay_openid"  # the payer's openid for this merchant's app, once OAuth has given it
 _PAYMENT_ID = re.compile(r"[A-Za-z0-9_]{1,32}")
 
 
@@ -47,6 +47,6 @@ def oauth_return():
 
 def _gateway():
     try:
-        return gateway_named(WeChatPayGateway.name)
+        return gateway_named(NAME)
     except GatewayError:
         raise ApiError(_("No such payment."), code="not_found", status=404) from None

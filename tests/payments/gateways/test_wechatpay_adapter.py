@@ -50,7 +50,8 @@ from payments.gateways import (
     gateway_named,
     return_url,
 )
-from payments.gateways.wechatpay.adapter import OPENID_SESSION_KEY, fen, intent_id_for, refund_number, rfc3339
+from payments.gateways.wechatpay.adapter import fen, intent_id_for, refund_number, rfc3339
+from payments.gateways.wechatpay.views import OPENID_SESSION_KEY
 from tests.conftest import make_app
 
 MCHID, APPID, SERIAL, PUBLIC_KEY_ID = "1900000109", "wx8888888888888888", "5157F09EFDC096DE15EBE81A47057A72", "PUB_KEY_ID_0114232134912410000000000001"
