@@ -21,6 +21,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import requests
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
@@ -31,6 +33,7 @@ from flask import render_template, session
 from requests.structures import CaseInsensitiveDict
 from wechatpayv3.utils import rsa_sign
 
+from finepay.extensions import db
 from finepay.settings import SettingsError
 from payments.gateways import (
     CANCELED,
@@ -739,3 +742,10 @@ def test_yuan_become_fen_exactly():
     assert [fen("12.34"), fen("-0.12"), fen("0.005"), fen("")] == [1234, -12, 1, 0]
     assert rfc3339(datetime(2026, 1, 1, 0, 0, tzinfo=UTC)) == "2026-01-01T08:00:00+08:00"
 
+
+
+def test_the_ledger_as_migrated_is_the_ledger_the_model_describes(app):
+    with db.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        diffs = compare_metadata(context, db.metadata)
+    assert [d for d in diffs if "wechatpay_orders" in repr(d)] == []
