@@ -229,8 +229,10 @@ class WeChatPayGateway(PaymentGateway):
         if not self.app_secret:
             raise GatewayError("WECHATPAY_APP_SECRET is not set", code="gateway_auth")
         try:
-            response = self.oauth_http.get(f"{self.oauth_api_base}/sns/oauth2/access_token", timeout=self.timeout, params={
-                "appid": self.appid, "secret": self.app_secret, "code": code, "grant_type": "authorization_code"})
+            response = self.oauth_http.get(
+                f"{self.oauth_api_base}/sns/oauth2/access_token", timeout=self.timeout,
+                params={"appid": self.appid, "secret": self.app_secret, "code": code,
+                        "grant_type": "authorization_code"})
             body = response.json()
         except requests.Timeout:
             raise GatewayError("WeChat's OAuth did not answer in time", code="gateway_timeout", retryable=True,
@@ -289,7 +291,16 @@ class WeChatPayGateway(PaymentGateway):
         if body.get("trade_state") == "CLOSED" and not order.canceled and order.trade_type is None:
             # Closed by FinePay because the payer moved to another device; the next order is not placed yet.
             body = {**body, "trade_state": "NOTPAY"}
+        if body.get("trade_state") == "PAYERROR" and order.trade_type is not None:
+            self._forget(order)
         return self._intent(order, body)
+
+    def _forget(self, order):
+        """A failed order cannot be paid again: the next payer gets a new one (the failure is still reported)."""
+        with self._session() as ledger, ledger.begin():
+            current = self._locked(ledger, order.id)
+            if current.out_trade_no == order.out_trade_no:
+                current.trade_type = current.code_url = current.h5_url = current.prepay_id = current.openid = None
 
     def cancel_intent(self, intent_id, *, idempotency_key):
         """Close the order at WeChat Pay and place no other; returns it as it then is (a close finds a paid one paid)."""

@@ -749,3 +749,16 @@ def test_the_ledger_as_migrated_is_the_ledger_the_model_describes(app):
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         diffs = compare_metadata(context, db.metadata)
     assert [d for d in diffs if "wechatpay_orders" in repr(d)] == []
+
+
+def test_after_a_failed_payment_the_payer_gets_a_new_order_to_try_again(app, gateway, wechat):
+    payment = open_payment(gateway)
+    first = ask(app, gateway, payment, DESKTOP)
+    wechat.pay(payment.id, "PAYERROR", "支付失败，余额不足")
+    assert gateway.retrieve_intent(payment.gateway_intent_id).status == FAILED
+
+    again = ask(app, gateway, payment, DESKTOP)
+
+    assert again.qr_payload != first.qr_payload
+    assert [body["out_trade_no"] for body in placed(wechat, "native")] == [payment.id, f"{payment.id}-2"]
+    assert gateway.retrieve_intent(payment.gateway_intent_id).status == REQUIRES_PAYMENT_METHOD

@@ -179,11 +179,14 @@ def test_a_desktop_payer_scans_and_pays_and_the_notification_says_so(app, gatewa
     assert (event.intent_id, event.payment_id, event.amount) == (payment.gateway_intent_id, payment.id, 12345)
 
 
-def test_a_failed_payment_at_the_phone_is_a_decline_for_insufficient_funds(app, gateway, simulator):
+def test_a_payment_that_fails_at_the_phone_can_be_tried_again_with_a_new_code(app, gateway, simulator):
     payment = open_payment(gateway)
     scan_and_answer(simulator, ask(app, gateway, payment, DESKTOP).qr_payload, outcome="fail")
     intent = gateway.retrieve_intent(payment.gateway_intent_id)
     assert (intent.status, intent.failure_code) == (FAILED, "insufficient_funds")
+
+    assert scan_and_answer(simulator, ask(app, gateway, payment, DESKTOP).qr_payload) == f"{payment.id}-2"
+    assert gateway.retrieve_intent(payment.gateway_intent_id).status == SUCCEEDED
 
 
 def test_a_phone_payer_pays_on_the_h5_page_and_comes_back_to_the_payment(app, gateway, simulator):
