@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from wechatpayv3.core import Core
 from wechatpayv3.type import RequestType
 
+from finepay import security
 from finepay.extensions import db
 from finepay.settings import Setting, env_bool
 from payments.gateways import (
@@ -60,6 +61,8 @@ DEFAULT_BASE_URL = "https://api.mch.weixin.qq.com"
 OAUTH_AUTHORIZE_BASE = "https://open.weixin.qq.com"
 OAUTH_API_BASE = "https://api.weixin.qq.com"
 NOTIFY_PATH = "/webhooks/wechatpay"
+# The simulator's stand-in for WeixinJSBridge, for an ordinary browser playing WeChat's.
+SIMULATED_BRIDGE = "/simulator/jsbridge.js"
 TIMEOUT = (3.05, 15)  # connect, read (seconds)
 NOTIFICATION_TOLERANCE_SECONDS = 300
 CHINA = ZoneInfo("Asia/Shanghai")  # WeChat Pay's clock: time_expire, the bill's days and its times
@@ -162,12 +165,18 @@ class WeChatPayGateway(PaymentGateway):
         """Check the merchant's keys before the app starts; register the OAuth pages and the in-app bridge's fragment.
 
         Inside WeChat the page talks to WeixinJSBridge, which WeChat itself
-        injects: no outside script, frame or API call widens the CSP.
+        injects: no outside script, frame or API call widens the CSP, but for
+        the simulator's stand-in when the adapter is simulated.
         """
         credentials = load_credentials(app.config)
         # A key read from WECHATPAY_APIV3_KEY_FILE is masked in the logs like one set in WECHATPAY_APIV3_KEY.
         app.config["WECHATPAY_APIV3_KEY"] = credentials.apiv3_key
         app.register_blueprint(bp)
+        if app.config.get("WECHATPAY_SIMULATED"):
+            # The simulator's stand-in for the bridge, in an ordinary browser, pays through the simulator.
+            simulator = security.origin(app.config.get("WECHATPAY_BASE_URL"))
+            security.allow_sources(app, "script-src", simulator)
+            security.allow_sources(app, "connect-src", simulator)
 
     # -- Who it serves and what they do next ------------------------------------------------------
 
@@ -195,8 +204,10 @@ class WeChatPayGateway(PaymentGateway):
         if order.trade_type == H5:
             return NextAction.redirect(f"{order.h5_url}&redirect_url={quote(return_url(payment.id), safe='')}")
         if order.trade_type == JSAPI:
-            return NextAction.in_app("wechatpay/jsapi.html", self.bridge_params(order.prepay_id),
-                                     return_to=return_url(payment.id, external=False))
+            # No polling: a reload would pull the page from under WeChat's payment sheet; jsapi.js moves on.
+            return NextAction.in_app("wechatpay/jsapi.html", self.bridge_params(order.prepay_id), poll_seconds=None,
+                                     return_to=return_url(payment.id, external=False),
+                                     bridge_script=f"{self.base_url}{SIMULATED_BRIDGE}" if self.simulated else None)
         return NextAction.scan_qr(order.code_url)
 
     def _kind(self, payer):

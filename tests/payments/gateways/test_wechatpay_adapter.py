@@ -298,6 +298,23 @@ def test_the_adapter_is_labelled_serves_browsers_and_kiosks_and_is_simulated_onl
         assert gateway_named("wechatpay").simulated is True
 
 
+def test_a_simulated_adapter_brings_the_simulators_bridge_into_the_page(database_url, keys, monkeypatch):
+    app = make_app(database_url, **settings(keys, WECHATPAY_SIMULATED=True))
+    fake = FakeWeChatPay(keys)
+    monkeypatch.setattr("wechatpayv3.core.requests", SimpleNamespace(get=fake.get, post=fake.post))
+    with app.app_context():
+        gateway = gateway_named("wechatpay")
+        payment = open_payment(gateway)
+        action = ask(app, gateway, payment, IN_WECHAT, openid="oPayer123")
+        with app.test_request_context():
+            html = render_template("wechatpay/jsapi.html", payment=payment, action=action)
+    bridge = f"{FakeWeChatPay.base_url}/simulator/jsbridge.js"
+    assert html.index(bridge) < html.index("/static/gateways/wechatpay/jsapi.js")
+    policy = app.test_client().get("/").headers["Content-Security-Policy"]
+    assert FakeWeChatPay.base_url in policy.split("script-src", 1)[1].split(";")[0]
+    assert FakeWeChatPay.base_url in policy.split("connect-src", 1)[1].split(";")[0]
+
+
 @pytest.mark.parametrize(("change", "setting"), [
     ({"WECHATPAY_PRIVATE_KEY_FILE": "/nonexistent/apiclient_key.pem"}, "WECHATPAY_PRIVATE_KEY_FILE"),
     ({"WECHATPAY_PRIVATE_KEY_FILE": ""}, "WECHATPAY_PRIVATE_KEY_FILE"),
@@ -435,6 +452,7 @@ def test_the_jsapi_fragment_hands_the_params_to_the_bridge_without_inline_script
     with app.test_request_context():
         html = render_template("wechatpay/jsapi.html", payment=payment, action=action)
     assert "/static/gateways/wechatpay/jsapi.js" in html and "onclick" not in html and "<script>" not in html
+    assert "jsbridge.js" not in html and action.poll_seconds is None  # WeChat injects the bridge; no reload under it
     [attribute] = re.findall(r'data-params="([^"]*)"', html)
     assert json.loads(unescape(attribute)) == dict(action.params)
 
