@@ -545,7 +545,10 @@ class WeChatPayGateway(PaymentGateway):
         url = answer.get("download_url")
         if not isinstance(url, str) or answer.get("hash_type", "SHA1") != "SHA1":
             raise GatewayError(f"WeChat Pay's answer for the {day.isoformat()} bill has no SHA1-checked download")
-        path = url[len(self.base_url):] if url.startswith(self.base_url) else url
+        if not url.startswith(self.base_url + "/"):
+            # The download is a signed request: it goes to WeChat Pay's own host or nowhere.
+            raise GatewayError(f"the {day.isoformat()} bill's download_url is not on {self.base_url}")
+        path = url[len(self.base_url):]
         try:
             status, content = self.core.request(path, skip_verify=True)
         except requests.RequestException as exc:

@@ -121,6 +121,7 @@ class FakeWeChatPay:
         self.orders, self.refunds, self.bills, self.requests = {}, {}, {}, []
         self.faults = []  # (status, code) answers or exceptions for the next requests, in order
         self.sign_answers_with = keys.platform
+        self.download_host = self.base_url
 
     # requests' functions, as wechatpayv3's Core calls them
     def get(self, url, headers, **_):
@@ -183,7 +184,7 @@ class FakeWeChatPay:
                 return self._reply(400, {"code": "STATEMENT_CREATING", "message": "账单生成中"})
             raw, digest = bill
             return self._reply(200, {"hash_type": "SHA1", "hash_value": digest,
-                                     "download_url": f"{self.base_url}/v3/billdownload/file?token={day}"})
+                                     "download_url": f"{self.download_host}/v3/billdownload/file?token={day}"})
         if path == "/v3/billdownload/file":
             raw, _digest = self.bills[parse_qs(url.query)["token"][0]]
             return FakeResponse(200, gzip.compress(raw), {"Content-Type": "application/octet-stream"})
@@ -746,6 +747,16 @@ def test_a_bill_that_does_not_match_its_sha1_is_refused(app, gateway, wechat):
     with pytest.raises(GatewayError, match="does not match its SHA1") as refused:
         gateway.list_transactions(day, day + timedelta(days=1))
     assert refused.value.code == "bill_corrupt"
+
+
+def test_a_bill_to_be_downloaded_from_another_host_is_not_fetched(app, gateway, wechat):
+    raw = bill(bill_line("2026-11-30 20:15:00", "pay_x00000", "SUCCESS", "50.00", "0.30"))
+    wechat.bills["2026-11-30"] = (raw, hashlib.sha1(raw).hexdigest())
+    wechat.download_host = "https://elsewhere.test"
+    day = datetime(2026, 11, 30, tzinfo=CHINA)
+    with pytest.raises(GatewayError, match="is not on"):
+        gateway.list_transactions(day, day + timedelta(days=1))
+    assert not any(path.startswith("/v3/billdownload") for _, path, _ in wechat.requests)
 
 
 def test_a_bill_not_out_yet_says_so_and_a_day_without_trades_is_empty(app, gateway, wechat):
