@@ -15,9 +15,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 from flask import session
+from sqlalchemy import select
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from finepay.extensions import db
 from payments.gateways import (
     CANCELED,
     FAILED,
@@ -38,6 +40,8 @@ from payments.gateways.wechatpay.adapter import CHINA
 from payments.gateways.wechatpay.simulator import Simulator
 from payments.gateways.wechatpay.simulator.crypto import encrypt_resource, nonce, response_message, sign
 from payments.gateways.wechatpay.views import OPENID_SESSION_KEY
+from payments.models import Payment, WebhookEvent
+from tests.payments.helpers import create, overdue_violation
 
 DESKTOP = Payer(SURFACE_BROWSER, "Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0")
 PHONE = Payer(SURFACE_BROWSER, "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148 Safari/604.1")
@@ -362,3 +366,22 @@ def test_a_bill_that_does_not_match_its_sha1_is_refused(app, gateway, simulator,
     with pytest.raises(GatewayError, match="does not match its SHA1"):
         gateway.list_transactions(start, end)
 
+
+
+def test_finepay_settles_a_payment_from_the_simulators_notification_once(app, gateway, simulator):
+    client = app.test_client()
+    created = create(client, [overdue_violation().id])
+    assert created.status_code == 201, created.get_json()
+    payment = db.session.get(Payment, created.get_json()["id"])
+    assert payment.gateway == "wechatpay"
+    out_trade_no = scan_and_answer(simulator, ask(app, gateway, payment, DESKTOP).qr_payload)
+    _, body, headers = simulator.inbox.wait_for("TRANSACTION.SUCCESS", out_trade_no, gateway)
+
+    answers = [client.post("/webhooks/wechatpay", data=body, headers=headers) for _ in range(2)]
+
+    assert [(a.status_code, a.get_data()) for a in answers] == [(204, b""), (204, b"")]
+    assert client.get(f"/api/v1/payments/{payment.id}").get_json()["status"] == "succeeded"
+    recorded = db.session.scalars(select(WebhookEvent.event_id).where(WebhookEvent.gateway == "wechatpay")).all()
+    assert recorded == [json.loads(body)["id"]]
+    forged = client.post("/webhooks/wechatpay", data=body.replace(b'"summary":"', b'"summary":"x'), headers=headers)
+    assert forged.status_code == 400 and forged.get_json()["code"] == "FAIL"
