@@ -20,6 +20,7 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from finepay.extensions import db
+from finepay.settings import SettingsError
 from payments.gateways import (
     CANCELED,
     FAILED,
@@ -41,6 +42,8 @@ from payments.gateways.wechatpay.simulator import Simulator
 from payments.gateways.wechatpay.simulator.crypto import encrypt_resource, nonce, response_message, sign
 from payments.gateways.wechatpay.views import OPENID_SESSION_KEY
 from payments.models import Payment, WebhookEvent
+from payments.services import sync_payments
+from tests.conftest import make_app
 from tests.payments.helpers import create, overdue_violation
 
 DESKTOP = Payer(SURFACE_BROWSER, "Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0")
@@ -314,8 +317,6 @@ def test_forged_old_and_other_merchants_notifications_are_refused(app, gateway, 
 
 
 def test_certificate_mode_fetches_the_platform_certificates_and_verifies_with_them(database_url, simulator, tmp_path):
-    from tests.conftest import make_app
-
     admin(simulator, "settings", {"signing": "certificate"})
     app = make_app(database_url, **adapter_settings(
         simulator, WECHATPAY_PUBLIC_KEY_FILE="", WECHATPAY_PUBLIC_KEY_ID="", WECHATPAY_CERT_DIR=str(tmp_path / "certs")))
@@ -370,9 +371,7 @@ def test_a_bill_that_does_not_match_its_sha1_is_refused(app, gateway, simulator,
 
 def test_finepay_settles_a_payment_from_the_simulators_notification_once(app, gateway, simulator):
     client = app.test_client()
-    created = create(client, [overdue_violation().id])
-    assert created.status_code == 201, created.get_json()
-    payment = db.session.get(Payment, created.get_json()["id"])
+    payment = new_payment(app)
     assert payment.gateway == "wechatpay"
     out_trade_no = scan_and_answer(simulator, ask(app, gateway, payment, DESKTOP).qr_payload)
     _, body, headers = simulator.inbox.wait_for("TRANSACTION.SUCCESS", out_trade_no, gateway)
@@ -385,3 +384,50 @@ def test_finepay_settles_a_payment_from_the_simulators_notification_once(app, ga
     assert recorded == [json.loads(body)["id"]]
     forged = client.post("/webhooks/wechatpay", data=body.replace(b'"summary":"', b'"summary":"x'), headers=headers)
     assert forged.status_code == 400 and forged.get_json()["code"] == "FAIL"
+
+
+def new_payment(app):
+    """A FinePay payment of an overdue fine, taken by WeChat Pay (the one configured gateway)."""
+    response = create(app.test_client(), [overdue_violation().id])
+    assert response.status_code == 201, response.get_json()
+    return db.session.get(Payment, response.get_json()["id"])
+
+
+def test_a_lost_notification_is_made_good_by_payments_sync(app, gateway, simulator):
+    payment = new_payment(app)
+    admin(simulator, "notifications", {"mode": "drop", "count": 1})
+    scan_and_answer(simulator, ask(app, gateway, payment, DESKTOP).qr_payload)
+
+    counts = sync_payments()
+
+    assert counts["changed"] >= 1
+    db.session.expire_all()
+    assert db.session.get(Payment, payment.id).status == "succeeded"
+
+
+def test_a_quote_that_ran_out_cannot_be_paid_and_its_order_is_closed(app, gateway, simulator):
+    payment = new_payment(app)
+    qr = ask(app, gateway, payment, DESKTOP).qr_payload
+    admin(simulator, "clock", {"now": (payment.expires_at + timedelta(seconds=5)).isoformat()})
+
+    page = requests.get(f"{simulator.base_url}/simulator/scan", params={"code_url": qr}, timeout=5)
+    assert requests.post(page.url, data={"action": "approve"}, timeout=5).status_code == 409
+    sync_payments(now=payment.expires_at + timedelta(seconds=5))
+
+    db.session.expire_all()
+    assert db.session.get(Payment, payment.id).status == "expired"
+    orders = requests.get(f"{simulator.base_url}/simulator/admin/state", timeout=5).json()["orders"]
+    assert orders[payment.id]["state"] == "CLOSED"
+
+
+PRODUCTION = {"FINEPAY_ENV": "production", "SECRET_KEY": "p" * 48, "SESSION_COOKIE_SECURE": True}
+
+
+def test_production_refuses_the_simulator_unless_allowed_and_missing_keys_always(database_url, simulator):
+    with pytest.raises(SettingsError, match="wechatpay"):
+        make_app(database_url, **adapter_settings(simulator), **PRODUCTION)
+    allowed = make_app(database_url, **adapter_settings(simulator), **PRODUCTION, ALLOW_SANDBOX_IN_PRODUCTION=True)
+    assert allowed.config["SANDBOX"] is True
+    with pytest.raises(SettingsError, match="WECHATPAY_PRIVATE_KEY_FILE"):
+        make_app(database_url, **adapter_settings(simulator, WECHATPAY_SIMULATED=False, WECHATPAY_PRIVATE_KEY_FILE=""),
+                 **PRODUCTION)
