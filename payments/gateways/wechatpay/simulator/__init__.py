@@ -30,6 +30,7 @@ __all__ = ["Simulator", "command"]
 @click.option("--refund-delay", type=float, default=5.0, show_default=True,
               help="Seconds (scaled) a refund stays PROCESSING before SUCCESS.")
 def command(port, data_dir, print_config, time_factor, signing, fee_rate, refund_delay):
+    """Serve the simulator, or print its configuration (``--print-config``)."""
     simulator = Simulator(data_dir, port=port, time_factor=time_factor, signing=signing, fee_rate=fee_rate,
                           refund_delay=refund_delay)
     if print_config:

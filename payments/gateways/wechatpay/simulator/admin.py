@@ -27,11 +27,13 @@ def simulator():
 
 @bp.errorhandler(AdminError)
 def admin_error(error):
+    """A switch refused: 400 with the reason."""
     return jsonify(error=str(error)), 400
 
 
 @bp.errorhandler(errors.ApiError)
 def api_error(error):
+    """An error of the simulated back end (e.g. an unknown refund), in the admin API's shape."""
     return jsonify(error=error.message, code=error.code), error.status
 
 
@@ -76,13 +78,14 @@ def arm_fault():
 
 @bp.delete("/faults")
 def clear_faults():
+    """Disarm every fault."""
     simulator().faults.clear()
     return jsonify(faults=[])
 
 
 @bp.post("/notifications")
 def switch_notifications():
-    """{"mode": duplicate | reorder | delay | drop, "count": N, "seconds": S (delay, wall-clock)}."""
+    """{"mode": duplicate | reorder | delay | drop | signtest, "count": N, "seconds": S (delay, wall-clock)}."""
     data = payload()
     if data.get("mode") not in MODES:
         raise AdminError(f"mode must be one of {', '.join(MODES)}")

@@ -28,6 +28,7 @@ def json_response(body, status=200):
 
 @bp.errorhandler(errors.ApiError)
 def api_error(error):
+    """An ApiError in WeChat Pay's shape (signed like every answer)."""
     return json_response(error.body(), error.status)
 
 
@@ -97,27 +98,32 @@ def body():
 
 @bp.post("/pay/transactions/<any(native, jsapi, h5):kind>")
 def place_order(kind):
+    """Place a Native, JSAPI or H5 order."""
     return json_response(simulator().trading.place(kind, body()))
 
 
 @bp.get("/pay/transactions/out-trade-no/<out_trade_no>")
 def query_order(out_trade_no):
+    """Query an order by the merchant's order number."""
     return json_response(simulator().trading.query(out_trade_no, request.args.get("mchid")))
 
 
 @bp.post("/pay/transactions/out-trade-no/<out_trade_no>/close")
 def close_order(out_trade_no):
+    """Close an unpaid order: 204, no body."""
     simulator().trading.close(out_trade_no, body())
     return Response(status=204)
 
 
 @bp.post("/refund/domestic/refunds")
 def create_refund():
+    """Ask for a domestic refund."""
     return json_response(simulator().trading.refund(body()))
 
 
 @bp.get("/refund/domestic/refunds/<out_refund_no>")
 def query_refund(out_refund_no):
+    """Query a refund by the merchant's refund number."""
     return json_response(simulator().trading.query_refund(out_refund_no))
 
 
@@ -136,6 +142,7 @@ def certificates():
 
 @bp.get("/bill/tradebill")
 def trade_bill():
+    """Apply for a day's trade bill: where to download it and its SHA1."""
     args = request.args
     return json_response(simulator().bills.apply(args.get("bill_date"), args.get("bill_type", "ALL"),
                                                  args.get("tar_type")))
@@ -143,6 +150,7 @@ def trade_bill():
 
 @bp.get("/billdownload/file")
 def download_bill():
+    """The bill file behind a download_url (not signed, as at WeChat Pay)."""
     content = simulator().bills.download(request.args.get("token", ""))
     if content is None:
         raise errors.ApiError(400, "INVALID_REQUEST", "下载链接已过期或无效，请重新申请账单")

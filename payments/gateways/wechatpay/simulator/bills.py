@@ -22,8 +22,8 @@ COLUMNS = ("交易时间,公众账号ID,商户号,特约商户号,设备号,微�
            "商品名称,商户数据包,手续费,费率,订单金额,申请退款金额,费率备注")
 SUMMARY_COLUMNS = "总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额"
 BILL_TYPES = ("ALL", "SUCCESS", "REFUND")
-# how long a download_url works
-DOWNLOAD_SECONDS = 30
+# how long a download_url works (the documents said 30 s until 2024, 5 min since)
+DOWNLOAD_SECONDS = 300
 
 
 def yuan(fen):

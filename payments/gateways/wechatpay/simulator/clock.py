@@ -5,7 +5,6 @@ without waiting, and shrink the notification retry schedule (minutes and
 hours in production) with the time factor.
 """
 import threading
-import time
 from datetime import UTC, datetime, timedelta, timezone
 
 # WeChat Pay's times are Beijing time, written with their offset (2018-06-08T10:34:56+08:00).
@@ -37,10 +36,6 @@ class Clock:
     def scaled(self, seconds):
         """How long a delay of ``seconds`` in WeChat Pay's schedule lasts here."""
         return seconds * self.time_factor
-
-    def sleep(self, seconds):
-        """Wait for a delay of WeChat Pay's schedule, scaled."""
-        time.sleep(self.scaled(seconds))
 
 
 def rfc3339(moment):

@@ -44,7 +44,7 @@ REFUND_NOT_EXIST = _fixed(404, "RESOURCE_NOT_EXISTS", "退款单不存在")
 TRADE_NOT_EXIST = _fixed(404, "RESOURCE_NOT_EXISTS", "订单不存在")
 ORDERPAID = _fixed(403, "ORDERPAID", "该订单已支付")
 ORDER_CLOSED = _fixed(400, "ORDER_CLOSED", "该订单已关闭")
-OUT_TRADE_NO_USED = _fixed(400, "INVALID_REQUEST", "201 商户订单号重复")
+OUT_TRADE_NO_USED = _fixed(403, "OUT_TRADE_NO_USED", "商户订单号重复")
 APPID_MCHID_NOT_MATCH = _fixed(400, "APPID_MCHID_NOT_MATCH", "appid和mch_id不匹配")
 MCH_NOT_EXISTS = _fixed(400, "MCH_NOT_EXISTS", "商户号不存在")
 # the fault switches' errors

@@ -4,7 +4,7 @@ WeChat Pay posts a notification until the merchant answers 200 or 204, at
 15s/15s/30s/3m/10m/20m/30m/30m/30m/60m/3h/3h/3h/6h/6h after the previous try
 (the schedule scaled by the time factor here). Each try is signed afresh, so a
 late retry still carries a current timestamp. Admin switches make the next
-notifications arrive twice, in reverse order, late, or not at all.
+notifications arrive twice, in reverse order, late, or not at all, or send a signature probe first (WECHATPAY/SIGNTEST/...).
 """
 import json
 import threading
@@ -21,7 +21,10 @@ RETRY_SCHEDULE = (15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600, 10800, 108
 DELIVERY_TIMEOUT = 5
 # between notifications released in reverse order, so that they do arrive in that order
 REORDER_GAP = 0.2
-MODES = ("duplicate", "reorder", "delay", "drop")
+MODES = ("duplicate", "reorder", "delay", "drop", "signtest")
+# WeChat Pay now and then probes whether a merchant verifies signatures: a notification signed with garbage behind
+# this prefix, which the merchant must refuse (it is not retried)
+SIGNTEST = "WECHATPAY/SIGNTEST/"
 
 
 class Notifier:
@@ -41,7 +44,7 @@ class Notifier:
                     delivery["state"] = "pending"
 
     def switch(self, mode, count, seconds=0):
-        """Apply ``mode`` (duplicate, reorder, delay, drop) to the next ``count`` notifications."""
+        """Apply ``mode`` (duplicate, reorder, delay, drop, signtest) to the next ``count`` notifications."""
         with self.lock:
             self.switches[mode] = {"count": count, "seconds": seconds, "held": []}
 
@@ -69,7 +72,7 @@ class Notifier:
 
     def _delivery(self, notification_id, url, event_type, body, suffix=""):
         return {"key": notification_id + suffix, "id": notification_id, "url": url, "event_type": event_type,
-                "body": body, "state": "pending", "due": time.time(), "tries": []}
+                "body": body, "state": "pending", "due": time.time(), "tries": [], "probe": suffix == "#signtest"}
 
     def _apply_switches(self, deliveries):
         delivery = deliveries[0]
@@ -82,6 +85,10 @@ class Notifier:
                                              delivery["body"], suffix="#duplicate"))
         elif self._take("reorder"):
             self._hold(delivery)
+        elif self._take("signtest"):
+            delivery["due"] += REORDER_GAP
+            deliveries.insert(0, self._delivery(delivery["id"], delivery["url"], delivery["event_type"],
+                                                delivery["body"], suffix="#signtest"))
         return deliveries
 
     def _take(self, mode):
@@ -114,12 +121,15 @@ class Notifier:
 
     def deliver_due(self):
         """Start a try of every notification that is due (each in its own thread: one slow merchant delays none)."""
+        with self.store.read() as data:
+            due = [key for key, d in data["notifications"].items() if d["state"] == "pending" and d["due"] <= time.time()]
+        if not due:
+            return  # the worker asks every tick: write the store only when something goes out
         with self.store.change() as data:
-            due = [d for d in data["notifications"].values() if d["state"] == "pending" and d["due"] <= time.time()]
-            for delivery in due:
-                delivery["state"] = "sending"
-        for delivery in due:
-            threading.Thread(target=self._try, args=(delivery["key"],), daemon=True).start()
+            for key in due:
+                data["notifications"][key]["state"] = "sending"
+        for key in due:
+            threading.Thread(target=self._try, args=(key,), daemon=True).start()
 
     def _try(self, key):
         with self.store.read() as data:
@@ -129,7 +139,10 @@ class Notifier:
             delivery = data["notifications"][key]
             delivery["tries"].append({"at": rfc3339(self.clock.now()), "status": status})
             retries = len(delivery["tries"]) - 1
-            if status in (200, 204):
+            if delivery["probe"]:
+                # a merchant that accepts a probe does not verify signatures
+                delivery["state"] = "accepted" if status in (200, 204) else "refused"
+            elif status in (200, 204):
                 delivery["state"] = "delivered"
             elif retries < len(RETRY_SCHEDULE):
                 delivery.update(state="pending", due=time.time() + self.clock.scaled(RETRY_SCHEDULE[retries]))
@@ -140,12 +153,15 @@ class Notifier:
         """POST one try; its status code, or None when the merchant could not be reached in time."""
         private_key, serial = self.account.signer(self.settings["signing"])
         timestamp, nonce_str = str(int(time.time())), nonce()
+        signature = sign(private_key, response_message(timestamp, nonce_str, delivery["body"]))
+        if delivery["probe"]:
+            signature = SIGNTEST + nonce(len(signature) - len(SIGNTEST))
         headers = {
             "Content-Type": "application/json",
             "Wechatpay-Timestamp": timestamp,
             "Wechatpay-Nonce": nonce_str,
             "Wechatpay-Serial": serial,
-            "Wechatpay-Signature": sign(private_key, response_message(timestamp, nonce_str, delivery["body"])),
+            "Wechatpay-Signature": signature,
             "Wechatpay-Signature-Type": "WECHATPAY2-SHA256-RSA2048",
             "User-Agent": "Mozilla/4.0 (WeChatPay simulator)",
         }

@@ -50,6 +50,7 @@ def pay_page(out_trade_no):
 
 
 def payer_page(out_trade_no, redirect_url, refusal=None, status=200):
+    """The payer's page of one order (``refusal`` overrides why it cannot be paid)."""
     trading = simulator().trading
     order = trading.order(out_trade_no)
     if order is None:

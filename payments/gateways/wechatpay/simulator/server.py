@@ -3,6 +3,7 @@
 ``Simulator(...).start()`` runs it in background threads (tests); ``serve()``
 runs it in the foreground until interrupted (the ``flask simulate`` command).
 """
+import logging
 import threading
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from .notifier import Notifier
 from .store import Store
 from .trading import Trading
 
-# how often the worker settles due refunds and sends due notifications (seconds)
+log = logging.getLogger(__name__)
+# how often the worker settles due refunds and sends due notifications, and the server checks for stop (seconds)
 TICK = 0.05
 
 
@@ -56,12 +58,16 @@ class Simulator:
 
     def _work(self):
         while not self._stopping.wait(TICK):
-            self.trading.settle_due_refunds()
-            self.notifier.deliver_due()
+            try:
+                self.trading.settle_due_refunds()
+                self.notifier.deliver_due()
+            except Exception:
+                # one bad record must not stop every later refund and notification
+                log.exception("the WeChat Pay simulator's worker failed; it goes on")
 
     def start(self):
         """Serve and work in background threads; returns at once."""
-        self._threads = [threading.Thread(target=self.server.serve_forever, daemon=True),
+        self._threads = [threading.Thread(target=self.server.serve_forever, args=(TICK,), daemon=True),
                          threading.Thread(target=self._work, daemon=True)]
         for thread in self._threads:
             thread.start()

@@ -298,7 +298,10 @@ class Trading:
         with self.store.read() as data:
             due = [no for no, r in data["refunds"].items() if r["due"] is not None and r["due"] <= time.time()]
         for out_refund_no in due:
-            self.settle_refund(out_refund_no, "SUCCESS")
+            try:
+                self.settle_refund(out_refund_no, "SUCCESS")
+            except errors.ApiError:
+                pass  # settled through the admin API in the meantime
 
     def refund_resource(self, refund, order):
         """A refund as the refund API answers it."""
