@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import io
 import json
+import logging
 import re
 import secrets
 import time
@@ -55,6 +56,8 @@ from payments.gateways import (
 from .credentials import load_credentials
 from .models import WeChatPayOrder
 from .views import NAME, OPENID_SESSION_KEY, bp
+
+log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.mch.weixin.qq.com"
 # The official account's OAuth: the payer's browser goes to the first, FinePay asks the second for the openid.
@@ -198,7 +201,12 @@ class WeChatPayGateway(PaymentGateway):
             openid = session.get(OPENID_SESSION_KEY) if has_request_context() else None
             if not openid:
                 return NextAction.redirect(url_for("wechatpay.oauth_start", payment_id=payment.id))
-        order = self._placed(payment.gateway_intent_id, kind, openid)
+        try:
+            order = self._placed(payment.gateway_intent_id, kind, openid)
+        except GatewayError as error:
+            # The page says WeChat Pay cannot take the payment just now; the driver may try again or another way.
+            log.warning("no WeChat Pay %s order for payment %s: %s (%s)", kind, payment.id, error.message, error.code)
+            return None
         if order.canceled or order.trade_type is None:
             return None  # canceled: nothing to pay any more
         if order.trade_type == H5:

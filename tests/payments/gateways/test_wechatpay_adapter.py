@@ -791,3 +791,13 @@ def test_after_a_failed_payment_the_payer_gets_a_new_order_to_try_again(app, gat
     assert again.qr_payload != first.qr_payload
     assert [body["out_trade_no"] for body in placed(wechat, "native")] == [payment.id, f"{payment.id}-2"]
     assert gateway.retrieve_intent(payment.gateway_intent_id).status == REQUIRES_PAYMENT_METHOD
+
+
+def test_when_wechat_pay_cannot_place_the_order_the_page_is_told_it_cannot_serve_now(app, gateway, wechat):
+    payment = open_payment(gateway)
+    wechat.faults.append((500, "SYSTEM_ERROR"))
+
+    assert ask(app, gateway, payment, DESKTOP) is None
+
+    assert ask(app, gateway, payment, DESKTOP).kind == SCAN_QR  # and the next look places it
+    assert [body["out_trade_no"] for body in placed(wechat, "native")] == [payment.id, payment.id]
