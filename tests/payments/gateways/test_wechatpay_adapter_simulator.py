@@ -431,3 +431,14 @@ def test_production_refuses_the_simulator_unless_allowed_and_missing_keys_always
     with pytest.raises(SettingsError, match="WECHATPAY_PRIVATE_KEY_FILE"):
         make_app(database_url, **adapter_settings(simulator, WECHATPAY_SIMULATED=False, WECHATPAY_PRIVATE_KEY_FILE=""),
                  **PRODUCTION)
+
+
+def test_the_pay_page_shows_a_computer_the_qr_code_and_sends_a_phone_to_wechat_pay(app, simulator):
+    client = app.test_client()
+    payment = new_payment(app)
+
+    desktop = client.get(f"/pay/{payment.id}", headers={"User-Agent": DESKTOP.user_agent})
+    phone = client.get(f"/pay/{payment.id}", headers={"User-Agent": PHONE.user_agent})
+
+    assert desktop.status_code == 200 and 'id="pay-qr"' in desktop.text and "<svg" in desktop.text
+    assert phone.status_code == 200 and f'href="{simulator.base_url}/simulator/h5/checkmweb?' in phone.text
