@@ -179,6 +179,18 @@ def test_a_native_order_paid_on_the_payer_page_is_queried_as_success(simulator):
     assert order["mchid"] == simulator.account.mchid and order["appid"] == simulator.account.appid
 
 
+def test_a_paid_order_is_found_by_its_transaction_id_and_an_unpaid_one_is_not(simulator):
+    wxpay = client(simulator)
+    paid_order(simulator, wxpay)
+    place(wxpay, "FP20261130000002")
+    transaction_id = answer(wxpay.query(out_trade_no="FP20261130000001"))[1]["transaction_id"]
+
+    status, order = answer(wxpay.query(transaction_id=transaction_id))
+
+    assert (status, order["out_trade_no"]) == (200, "FP20261130000001")
+    assert answer(wxpay.query(transaction_id="4200000000000000000000000000"))[0] == 404
+
+
 def test_the_payer_page_says_simulation_and_shows_the_amount_in_yuan(simulator):
     code_url = place(client(simulator), total=20050)
 

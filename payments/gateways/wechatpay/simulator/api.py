@@ -108,6 +108,12 @@ def query_order(out_trade_no):
     return json_response(simulator().trading.query(out_trade_no, request.args.get("mchid")))
 
 
+@bp.get("/pay/transactions/id/<transaction_id>")
+def query_paid_order(transaction_id):
+    """Query a paid order by WeChat Pay's transaction id."""
+    return json_response(simulator().trading.query_paid(transaction_id, request.args.get("mchid")))
+
+
 @bp.post("/pay/transactions/out-trade-no/<out_trade_no>/close")
 def close_order(out_trade_no):
     """Close an unpaid order: 204, no body."""

@@ -95,6 +95,11 @@ class Trading:
                 raise errors.ORDER_NOT_EXIST()
             return self.transaction(order)
 
+    def query_paid(self, transaction_id, mchid):
+        """A paid order as GET /v3/pay/transactions/id/{transaction_id} answers it (only paid orders have one)."""
+        out_trade_no = self.order_where("transaction_id", transaction_id) or ""
+        return self.query(out_trade_no, mchid)
+
     def close(self, out_trade_no, body):
         """Close an unpaid order (closing a closed one again is fine; a paid one cannot be closed)."""
         if not body.get("mchid"):
