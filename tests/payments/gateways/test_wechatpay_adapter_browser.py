@@ -23,6 +23,7 @@ pytestmark = pytest.mark.browser
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 REQUIRE_BROWSER = os.environ.get("REQUIRE_BROWSER") == "1"
+IPHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148 Safari/604.1"
 IN_WECHAT = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Mobile Safari/537.36 "
              "MicroMessenger/8.0.47.2560(0x28002F35) NetType/WIFI Language/zh_CN")
 
@@ -83,6 +84,21 @@ def test_a_computer_shows_the_qr_code_and_moves_on_to_the_receipt_when_the_phone
     finally:
         phone.close()
         computer.close()
+
+
+def test_a_phone_goes_to_wechat_pays_h5_page_and_comes_back_to_the_receipt(browser, finepay):
+    payment_id = new_payment(finepay.app)
+    context = browser.new_context(user_agent=IPHONE, viewport={"width": 360, "height": 740}, is_mobile=True)
+    context.set_default_timeout(15_000)
+    try:
+        page = context.new_page()
+        page.goto(f"{finepay.url}/pay/{payment_id}")
+        page.locator("#pay-redirect a").click()
+        page.locator("button.approve").click()  # on WeChat Pay's page, which sends the payer back
+
+        page.wait_for_url("**/receipts/**")
+    finally:
+        context.close()
 
 
 def test_a_driver_inside_wechat_signs_in_and_pays_in_app_to_the_receipt(browser, finepay):
