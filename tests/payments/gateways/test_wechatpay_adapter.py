@@ -348,7 +348,9 @@ def test_the_apiv3_key_may_come_from_a_file_and_is_masked_in_logs(database_url, 
     key_file.write_text(APIV3_KEY + "\n")
     app = make_app(database_url, **settings(keys, WECHATPAY_APIV3_KEY="", WECHATPAY_APIV3_KEY_FILE=str(key_file)))
     with app.app_context():
-        assert gateway_named("wechatpay").credentials.apiv3_key == APIV3_KEY
+        credentials = gateway_named("wechatpay").credentials
+        assert credentials.apiv3_key == APIV3_KEY
+        assert APIV3_KEY not in repr(credentials) and "PRIVATE KEY" not in repr(credentials)
     assert app.extensions["finepay.redactor"](f"key {APIV3_KEY}") == "key [redacted]"
 
 
