@@ -96,7 +96,8 @@ BILL_AMOUNT = "订单金额（元）"
 BILL_FEE = "服务费（元）"
 BILL_REFUND_NO = "退款批次号/请求号"
 BILL_KINDS = {"交易": "charge", "退款": "refund"}
-BILL_TOTALS = re.compile(r"#交易合计：(\d+)笔，退款合计：(\d+)笔")
+# The trailer's counts: "#交易合计：3笔，商家实收共…" and "#退款合计：1笔，…".
+BILL_TOTALS = {"交易": re.compile(r"^#交易合计：(\d+)笔", re.M), "退款": re.compile(r"^#退款合计：(\d+)笔", re.M)}
 
 _SAFE_TRADE_NO = re.compile(r"[A-Za-z0-9_]{1,64}")
 
@@ -442,8 +443,9 @@ class AlipayGateway(PaymentGateway):
         signature = params.pop("sign", None)
         if not signature or params.get("sign_type") != "RSA2":
             raise WebhookVerificationError("the notification is not signed with RSA2")
+        # Alipay signs the parameters that have a value; the SDK would sign empty ones too.
         try:
-            verified = self.client.verify(dict(params), signature)
+            verified = self.client.verify({k: v for k, v in params.items() if v != ""}, signature)
         except (AliPayException, ValueError, TypeError, binascii.Error):
             verified = False
         if not verified:
@@ -645,7 +647,8 @@ def parse_bill(content, day):
 
 
 def _check_totals(text, records, day):
-    totals = BILL_TOTALS.search(text)
-    counted = (sum(r[BILL_KIND] == "交易" for r in records), sum(r[BILL_KIND] == "退款" for r in records))
-    if totals is None or (int(totals.group(1)), int(totals.group(2))) != counted:
-        raise GatewayError(f"Alipay's bill for {day} does not add up to its own totals", code="bill_unreadable")
+    """A bill cut short or padded is refused: the trailer counts its trades and refunds."""
+    for kind, pattern in BILL_TOTALS.items():
+        total = pattern.search(text)
+        if total is None or int(total.group(1)) != sum(record[BILL_KIND] == kind for record in records):
+            raise GatewayError(f"Alipay's bill for {day} does not add up to its own totals", code="bill_unreadable")

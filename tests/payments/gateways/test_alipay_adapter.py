@@ -76,8 +76,8 @@ def alipay_config(keys, **overrides):
 
 
 def signed_text(params, leave_out):
-    """The text an RSA2 signature covers: the sorted parameters as k=v joined by &, some left out."""
-    return "&".join(f"{k}={v}" for k, v in sorted(params.items()) if k not in leave_out).encode()
+    """The text an RSA2 signature covers: the sorted parameters with a value, as k=v joined by &, some left out."""
+    return "&".join(f"{k}={v}" for k, v in sorted(params.items()) if k not in leave_out and v != "").encode()
 
 
 def alipay_sign(key, params):
@@ -471,6 +471,12 @@ def test_a_verified_payment_notification_becomes_an_intent_event(alipay, keys):
     assert event.type in alipay.intent_event_types
 
 
+def test_a_notification_with_an_empty_parameter_is_verified_as_alipay_signs_it(alipay, keys):
+    intent, _ = open_trade(alipay)
+
+    assert alipay.parse_webhook(notification(keys, intent.id, body=""), {}).amount == 12345
+
+
 def test_a_refund_notification_becomes_a_refund_event(alipay, keys):
     intent, _ = open_trade(alipay)
     request_no = out_request_no_for("pay:refund:1")
@@ -537,7 +543,8 @@ def bill_zip(rows, totals=None):
                  request_no + "\t", fee, "0.00", ""]
         lines.append(",".join(cells))
     lines += ["#-----------------------------------------业务明细列表结束------------------------------------",
-              f"#交易合计：{charges}笔，退款合计：{refunds}笔", "#导出时间：[2026年11月30日 10:02:11]"]
+              f"#交易合计：{charges}笔，商家实收共0.00元，商家优惠共0.00元",
+              f"#退款合计：{refunds}笔，商家实收退款共0.00元，商家优惠退款共0.00元", "#导出时间：[2026年11月30日 10:02:11]"]
     summary = "#支付宝业务汇总查询\n门店编号,门店名称,交易订单总笔数,退款订单总笔数,订单金额（元）\n合计,,1,1,123.45\n"
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
