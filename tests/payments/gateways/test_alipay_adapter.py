@@ -19,6 +19,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from flask_babel import force_locale
 
 from finepay.extensions import db
 from finepay.settings import SettingsError
@@ -279,7 +280,11 @@ def test_inside_wechats_browser_alipay_is_not_offered(alipay):
     assert not alipay.serves(WECHAT)
     assert alipay.next_action(payment, WECHAT) is None
     assert alipay.serves(DESKTOP) and alipay.serves(PHONE) and alipay.serves(KIOSK)
-    assert str(alipay.label) == "Alipay"
+
+
+def test_drivers_see_alipay_by_its_chinese_name(app, alipay):
+    with app.test_request_context(), force_locale("zh_CN"):
+        assert str(alipay.label) == "支付宝"
 
 
 def test_creating_the_intent_twice_gives_the_same_trade(alipay):
