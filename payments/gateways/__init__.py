@@ -82,6 +82,7 @@ class GatewayTransaction:
     currency: str
     created_at: datetime
     status: str = SUCCEEDED
+    fee: int = 0
 
 
 # The longest event id, type or intent id FinePay records (payments.models.WebhookEvent).
@@ -97,6 +98,8 @@ class GatewayEvent:
     intent_id: str | None = None  # set when the event concerns an intent: FinePay re-reads it
     payment_id: str | None = None
     data: dict = field(default_factory=dict, compare=False)
+    amount: int | None = None
+    refund_id: str | None = None
 
     def __post_init__(self):
         # Whatever an adapter read from a (signed) body must fit FinePay's columns, or the event is malformed.
@@ -290,6 +293,13 @@ class WebhookVerificationError(GatewayError):
 
     def __init__(self, message):
         super().__init__(message, code="bad_signature", status=400)
+
+
+class BillNotReady(GatewayError):
+    """TEMPORARY (multi's seam, uncommitted here)."""
+
+    def __init__(self, message, gateway_message=None):
+        super().__init__(message, code="bill_not_ready", gateway_message=gateway_message, retryable=True, status=503)
 
 
 class PaymentGateway:

@@ -225,7 +225,8 @@ def _changes_state(method):
 def _refusal(method, result):
     """The GatewayError for an answer whose code is not 10000."""
     code, sub_code = str(result.get("code") or ""), str(result.get("sub_code") or "")
-    gateway_message = f"{code} {sub_code} {result.get('sub_msg') or result.get('msg') or ''}".strip()
+    # For a refused signature Alipay quotes the whole signed string: staff need its start only.
+    gateway_message = f"{code} {sub_code} {result.get('sub_msg') or result.get('msg') or ''}".strip()[:300]
     message = f"Alipay refused {method} ({sub_code or code})"
     if sub_code in RETRYABLE_SUB_CODES or code == "20000":
         return _AlipayError(message, sub_code, code="gateway_unavailable", gateway_message=gateway_message,
