@@ -5,6 +5,8 @@
 payer's pages, the bill downloads and an admin API on 127.0.0.1; see docs/simulators-alipay.md.
 """
 import json
+import signal
+import sys
 from pathlib import Path
 
 import click
@@ -30,6 +32,8 @@ def command(port, data_dir, print_config, time_factor):
         click.echo(json.dumps(simulator.account.client_config(port), indent=2))
         return
     server = make_server("127.0.0.1", port, simulator.app, threaded=True)
+    # `make run` stops it with SIGTERM: leave through the same door as Ctrl-C, closing the store.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     simulator.start()
     click.echo(f"Alipay simulator (SIMULATION) on http://127.0.0.1:{port}/gateway.do, data in {data_dir}")
     try:

@@ -40,7 +40,7 @@ def ready(bill_date, now):
 class _GbkName(zipfile.ZipInfo):
     """A zip entry named in GBK without the UTF-8 flag, as Alipay's bill archives are."""
 
-    def _encodeFilenameFlags(self):  # noqa: N802 - zipfile's own hook
+    def _encodeFilenameFlags(self):  # zipfile's own hook, which would name the entry in UTF-8
         return self.filename.encode("gbk"), self.flag_bits & ~0x800
 
 

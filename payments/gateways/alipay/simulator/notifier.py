@@ -72,15 +72,16 @@ class Notifier:
 
     def release(self, newest_first=False):
         """Stop holding, and send the held notifications in the order asked (newest first reorders them)."""
+        # The switches' lock is never held while waiting for the store's: trades hold the store's while they enqueue.
         with self._lock:
             self._switches["hold"] = False
-            held = self.store.notifications("state = ?", HELD)
-            if newest_first:
-                held.reverse()
-            start = time.time()
-            for position, notification in enumerate(held):
-                self.store.update_notification(notification["id"], state=PENDING, due_at=start + position * 1e-3)
-            return len(held)
+        held = self.store.notifications("state = ?", HELD)
+        if newest_first:
+            held.reverse()
+        start = time.time()
+        for position, notification in enumerate(held):
+            self.store.update_notification(notification["id"], state=PENDING, due_at=start + position * 1e-3)
+        return len(held)
 
     def resend(self, notification_id):
         """Send a notification again now, whatever became of it (a replay, as Alipay's retries are)."""

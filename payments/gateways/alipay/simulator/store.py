@@ -121,10 +121,6 @@ class Store:
         assert column in ("token", "trade_no")
         return self._one(f"SELECT * FROM trades WHERE {column} = ?", value)
 
-    def trades(self):
-        """Every trade, newest request first."""
-        return self._all("SELECT * FROM trades ORDER BY requested_at DESC")
-
     def insert_trade(self, **fields):
         """Record a new trade."""
         self._insert("trades", fields)

@@ -116,7 +116,7 @@ class Trades:
         out_trade_no = str(biz.get("out_trade_no") or "")
         subject = str(biz.get("subject") or "")
         if not out_trade_no or len(out_trade_no) > 64 or not subject:
-            raise invalid("out_trade_no" if not subject else "subject")
+            raise invalid("subject" if out_trade_no and len(out_trade_no) <= 64 else "out_trade_no")
         total = parse_amount(biz.get("total_amount"), "total_amount")
         now = self.clock.now()
         expires = _expiry(method, biz, now)
