@@ -494,7 +494,7 @@ def test_a_refund_notification_becomes_a_refund_event(alipay, keys):
 
 @pytest.mark.parametrize("forgery", [
     {"key": "another"}, {"app_id": "2021000000000002"}, {"seller_id": "2088000000000002"},
-    {"total_amount": "1.00"}, {"out_trade_no": "pay_unknown"},
+    {"out_trade_no": "pay_unknown"}, {"total_amount": "1.001"},
 ])
 def test_a_forged_or_foreign_notification_is_refused(alipay, keys, forgery):
     intent, _ = open_trade(alipay)
@@ -505,6 +505,12 @@ def test_a_forged_or_foreign_notification_is_refused(alipay, keys, forgery):
 
     with pytest.raises(WebhookVerificationError):
         alipay.parse_webhook(payload, {})
+
+
+def test_a_notification_of_another_amount_carries_it_for_finepay_to_refuse(alipay, keys):
+    intent, _ = open_trade(alipay)
+
+    assert alipay.parse_webhook(notification(keys, intent.id, total_amount="1.00"), {}).amount == 100
 
 
 def test_a_notification_altered_after_signing_is_refused(alipay, keys):
