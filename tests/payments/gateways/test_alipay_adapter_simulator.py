@@ -21,9 +21,12 @@ import pytest
 import requests
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from sqlalchemy import func, select
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from finepay.audit import AuditEntry
+from finepay.extensions import db
 from payments.gateways import (
     CANCELED,
     REDIRECT,
@@ -36,8 +39,11 @@ from payments.gateways import (
     WebhookVerificationError,
     return_url,
 )
-from payments.gateways.alipay import AlipayGateway
+from payments.gateways.alipay import AlipayGateway, AlipayTrade
 from payments.gateways.alipay.adapter import ALIPAY_TIME
+from payments.models import WebhookEvent
+from tests.conftest import make_app
+from tests.payments.helpers import create_ok, overdue_violation, payment_row
 
 ROOT = Path(__file__).resolve().parents[3]
 STARTUP_SECONDS = 30
@@ -368,3 +374,55 @@ def test_the_daily_bill_lists_the_days_charges_and_refunds_with_alipays_fees(ali
     assert (charge.kind, charge.amount, charge.fee, charge.payment_id) == ("charge", 10000, 60, intent.payment_id)
     assert (refunded.kind, refunded.id, refunded.amount, refunded.fee) == ("refund", refund.id, 5000, -30)
     assert start <= charge.created_at < end
+
+
+# -- Through FinePay -------------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def alipay_app(database_url, simulator, receiver):
+    """FinePay with Alipay (pointed at the simulator) as its one gateway; its client, in an app context."""
+    app = make_app(database_url, PAYMENT_GATEWAYS="alipay", PUBLIC_BASE_URL="https://finepay.test",
+                   **adapter_config(simulator, receiver))
+    with app.app_context():
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_a_driver_pays_by_qr_code_and_finepay_settles_on_alipays_notification_once(alipay_app, receiver):
+    client = alipay_app.test_client()
+    payment = create_ok(client, [overdue_violation().id])
+    page = client.get(f"/pay/{payment['id']}", headers={"User-Agent": DESKTOP.user_agent})
+    qr_code = db.session.get(AlipayTrade, payment["id"]).qr_code
+    assert page.status_code == 200 and "<svg" in page.get_data(as_text=True)
+
+    phone = requests.get(qr_code, timeout=5)
+    assert approve(phone.url).ok
+    _, body = receiver.wait_for(lambda p: p.get("out_trade_no") == payment["id"])
+    form = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
+    answer = client.post("/webhooks/alipay", data=body, headers=form)
+    replayed = client.post("/webhooks/alipay", data=body, headers=form)
+    forged = client.post("/webhooks/alipay", data=body.replace(b"TRADE_SUCCESS", b"TRADE_FINISHED"), headers=form)
+
+    assert (answer.status_code, answer.get_data(as_text=True)) == (200, "success")
+    assert (replayed.status_code, replayed.get_data(as_text=True)) == (200, "success")
+    assert (forged.status_code, forged.get_data(as_text=True)) == (200, "fail")
+    assert payment_row(payment["id"]).status == "succeeded"
+    assert db.session.execute(select(func.count()).select_from(WebhookEvent)).scalar_one() == 1
+
+
+def test_a_genuine_notification_of_another_amount_settles_nothing(alipay_app, simulator):
+    client = alipay_app.test_client()
+    payment = create_ok(client, [overdue_violation().id])
+    params = {"notify_id": secrets.token_hex(16), "notify_type": "trade_status_sync", "charset": "utf-8",
+              "version": "1.0", "sign_type": "RSA2", "app_id": simulator.config["app_id"],
+              "seller_id": simulator.config["seller_id"], "out_trade_no": payment["id"], "trade_status": "TRADE_SUCCESS",
+              "total_amount": "1.00", "sign": ""}
+
+    answer = client.post("/webhooks/alipay", data=resigned(simulator, params),
+                         headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
+
+    assert (answer.status_code, answer.get_data(as_text=True)) == (200, "success")
+    assert payment_row(payment["id"]).status == "created"
+    mismatch = db.session.execute(select(AuditEntry).where(AuditEntry.action == "payment.notification_mismatch")).scalar_one()
+    assert (mismatch.subject_id, mismatch.details["notified"]) == (payment["id"], 100)
