@@ -5,7 +5,9 @@ notification and bill as Alipay does; the payer's page stands in for the phone.
 Each test opens its own trades, so the one simulator serves the whole module.
 """
 import base64
+import html
 import json
+import re
 import secrets
 import socket
 import subprocess
@@ -426,3 +428,15 @@ def test_a_genuine_notification_of_another_amount_settles_nothing(alipay_app, si
     assert payment_row(payment["id"]).status == "created"
     mismatch = db.session.execute(select(AuditEntry).where(AuditEntry.action == "payment.notification_mismatch")).scalar_one()
     assert (mismatch.subject_id, mismatch.details["notified"]) == (payment["id"], 100)
+
+
+def test_a_drivers_phone_is_sent_to_mobile_web_pay_from_the_pay_page(alipay_app, simulator):
+    client = alipay_app.test_client()
+    payment = create_ok(client, [overdue_violation().id])
+
+    page = client.get(f"/pay/{payment['id']}", headers={"User-Agent": PHONE.user_agent}).get_data(as_text=True)
+
+    link = html.unescape(re.search(r'href="([^"]*gateway\.do[^"]*)"', page).group(1))
+    cashier = requests.get(link, timeout=5)
+    assert link.startswith(simulator.config["gateway_url"] + "?")
+    assert "/simulator/pay/" in cashier.url and payment["id"] in cashier.text
