@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from flask_babel import force_locale
 
+from finepay.app import create_app
 from finepay.extensions import db
 from finepay.settings import SettingsError
 from payments.gateways import (
@@ -673,3 +674,24 @@ def test_the_alipay_ledger_as_migrated_is_the_ledger_its_models_describe(app):
         diffs = compare_metadata(context, db.metadata)
 
     assert [diff for diff in diffs if "alipay_" in repr(diff)] == []
+
+
+@pytest.fixture
+def production_with_alipay(monkeypatch, tmp_path, keys):
+    """FINEPAY_ENV=production with Alipay as its gateway and its keys, from the environment."""
+    for name, value in {**alipay_config(keys), "FINEPAY_ENV": "production", "SECRET_KEY": "k" * 40,
+                        "DATABASE_URL": f"sqlite:///{tmp_path}/p.sqlite", "PAYMENT_GATEWAYS": "alipay"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("ALIPAY_SIMULATED", raising=False)
+    return monkeypatch
+
+
+def test_production_starts_with_alipays_keys_and_moves_real_money(production_with_alipay):
+    assert create_app().config["SANDBOX"] is False
+
+
+def test_production_refuses_alipay_pointed_at_its_simulator(production_with_alipay):
+    production_with_alipay.setenv("ALIPAY_SIMULATED", "true")
+
+    with pytest.raises(SettingsError, match="alipay"):
+        create_app()
