@@ -363,8 +363,9 @@ class AlipayGateway(PaymentGateway):
         if status in (TRADE_SUCCESS, TRADE_FINISHED):
             return self._intent(trade, SUCCEEDED, received=to_fen(result["total_amount"]), trade_no=trade_no)
         if status == TRADE_CLOSED:
+            # Closed after it was paid means refunded in full (from FinePay or from Alipay's console): still captured.
             paid = to_fen(result["total_amount"])
-            if self._refunded(trade) >= paid:
+            if result.get("send_pay_date") or self._refunded(trade) >= paid:
                 return self._intent(trade, SUCCEEDED, received=paid, trade_no=trade_no)
             return self._intent(trade, CANCELED, trade_no=trade_no)
         return self._intent(trade, REQUIRES_PAYMENT_METHOD, trade_no=trade_no)

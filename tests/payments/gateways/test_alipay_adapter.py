@@ -367,6 +367,15 @@ def test_a_trade_closed_by_a_full_refund_is_still_a_captured_payment(alipay, fak
     assert (retrieved.status, retrieved.amount_received) == (SUCCEEDED, 12345)
 
 
+def test_a_trade_paid_then_refunded_in_full_from_alipays_console_is_still_a_captured_payment(alipay, fake):
+    intent = paid_trade(alipay, fake)
+    fake.trades[intent.id]["status"] = "TRADE_CLOSED"
+    fake.faults["alipay.trade.query"] = {**fake.alipay_trade_query({"out_trade_no": intent.id}),
+                                         "send_pay_date": "2026-11-30 12:00:00"}
+
+    assert alipay.retrieve_intent(intent.id).status == SUCCEEDED
+
+
 # -- Refunds ------------------------------------------------------------------------------------------------------
 
 def test_a_refund_that_moved_money_succeeded_under_one_request_number_per_key(alipay, fake):
