@@ -289,10 +289,10 @@ class AlipayGateway(PaymentGateway):
             return None
         trade = self._trade(payment.gateway_intent_id)
         if payer.surface != SURFACE_KIOSK and is_phone(payer.user_agent):
-            return NextAction.redirect(self.wap_url(trade))
+            return NextAction.redirect(self._wap_url(trade))
         return NextAction.scan_qr(self._placed_qr_code(trade))
 
-    def wap_url(self, trade):
+    def _wap_url(self, trade):
         """The signed alipay.trade.wap.pay link for a trade: Alipay's page, then back to the payment's page."""
         back = return_url(trade.payment_id)
         biz = {**self._order(trade), "product_code": "QUICK_WAP_PAY", "quit_url": back}
