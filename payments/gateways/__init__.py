@@ -451,3 +451,24 @@ def init_app(app):
 def current_gateway() -> PaymentGateway:
     """The running app's gateway adapter."""
     return current_app.extensions["finepay.gateway"]
+
+
+# Stand-in for the seam's registry of several gateways (SEAM.md item 1), which branch `multi` brings;
+# only so that the kiosk's scan to pay can be built and tested on one configured gateway meanwhile.
+# At the merge of `multi`, its registry replaces these three functions.
+def configured_gateways() -> list[PaymentGateway]:
+    """The configured adapters, in order (here: the one configured gateway)."""
+    return [current_gateway()]
+
+
+def gateway_named(name) -> PaymentGateway:
+    """The configured adapter called ``name``; GatewayError "unknown_gateway" when none is."""
+    for gateway in configured_gateways():
+        if gateway.name == name:
+            return gateway
+    raise GatewayError(f"no configured gateway {name!r}", code="unknown_gateway", status=404)
+
+
+def gateway_for(payment) -> PaymentGateway:
+    """The adapter that took this payment."""
+    return gateway_named(payment.gateway)
