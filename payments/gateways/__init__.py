@@ -323,6 +323,14 @@ class PaymentGateway:
         only. Raise finepay.settings.SettingsError for settings it cannot run with.
         """
 
+    def serves(self, payer: Payer) -> bool:
+        """Whether this adapter can take a payment from this payer at all (no gateway call).
+
+        Stand-in until branch multi brings the seam's own: a kiosk's driver only
+        through the card reader beside its screen, unless the adapter says otherwise.
+        """
+        return payer.surface != SURFACE_KIOSK or self.supports_card_present
+
     def next_action(self, payment, payer: Payer) -> NextAction | None:
         """What the payer must do to pay this open payment from where they are; None when this adapter cannot serve them.
 
