@@ -368,6 +368,7 @@
         pending = false;
         if (currentScreen() !== name || state.busy) { return; }
         if (result.status === 200 && result.data.screen === name) { return; } // still waiting
+        hidePrompt(); // the payment moved on: someone is there, with the full time for what comes next
         handle(result, { method: "GET", path: "/payment" });
       });
     }, config.poll));
