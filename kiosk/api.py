@@ -28,9 +28,9 @@ from kiosk.schemas import (
 )
 from kiosk.screens import screen_context, security_headers
 from payments import receipts, states
-from payments.gateways import READER_WAITING, GatewayError, current_gateway, gateway_for
+from payments.gateways import READER_WAITING, GatewayError, gateway_for
 from payments.qr import qr_svg
-from payments.reader import card_present_available
+from payments.reader import card_present_available, card_present_gateway
 from payments.services import quote
 
 bp = Blueprint("kiosk_api", __name__, url_prefix="/kiosk/api")
@@ -256,8 +256,8 @@ def _receipt_screen(visit):
 @parser.use_args(SimulateSchema(), location="json")
 def simulate(body):
     """On a server whose gateway moves no money (SANDBOX): what the card holder does at the simulated reader."""
-    gateway = current_gateway()
-    if not (gateway.simulated and gateway.supports_card_present):
+    gateway = card_present_gateway()
+    if not (gateway and gateway.simulated):
         raise ApiError(_("There is no simulated reader here."), code="not_found", status=404)
     visit = _visit()
     visits.visit_payment(visit)

@@ -114,14 +114,14 @@ def pay(visit, terminal, violation_ids, key):
     if not reader.card_present_available():
         raise ApiError(_("Card payments are not available at this kiosk."), code="card_present_unavailable",
                        status=503)
-    payment = _start_payment(visit, terminal, violation_ids, key)
+    payment = _start_payment(visit, terminal, violation_ids, key, reader.card_present_gateway().name)
     return reader.collect_on_reader(payment.id, terminal.card_terminal())
 
 
-def _start_payment(visit, terminal, violation_ids, key):
+def _start_payment(visit, terminal, violation_ids, key, gateway):
     payment = services.start_payment(
         plate=visit.plate, vin_last6=visit.vin_last6, violation_ids=sorted(violation_ids),
-        idempotency_key=f"kiosk-{key}", channel="kiosk", terminal_id=terminal.id,
+        idempotency_key=f"kiosk-{key}", channel="kiosk", terminal_id=terminal.id, gateway=gateway,
     )
     visit.payment_id = payment.id
     db.session.commit()
@@ -163,7 +163,7 @@ def pay_by_scan(visit, terminal, violation_ids, key, gateway_name):
     if gateway_name not in {gateway.name for gateway in scan_gateways()}:
         raise ApiError(_("This way of paying is not offered at this kiosk."), code="unknown_gateway", status=422,
                        errors={"gateway": [_("Not offered here.")]})
-    payment = _start_payment(visit, terminal, violation_ids, key)
+    payment = _start_payment(visit, terminal, violation_ids, key, gateway_name)
     if payment.status not in states.OPEN:
         return payment, None  # the same tap again, after the order was paid or closed
     action = scan_action(payment)

@@ -38,11 +38,11 @@ class ScanGateway(load_gateway_class("sandbox")):
 def install(tmp_path, monkeypatch):
     """Install a distribution whose entry point registers the scan rail (as a pip install would).
 
-    Returns the app settings that run on it.
+    Returns the app settings of a kiosk that offers it beside the card sandbox's reader.
     """
     dist = tmp_path / "site" / "finepay_scan_gateway-1.0.dist-info"
     dist.mkdir(parents=True)
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: finepay-scan-gateway\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text(ENTRY_POINTS)
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    return {"PAYMENT_GATEWAY": NAME}
+    return {"PAYMENT_GATEWAYS": f"sandbox,{NAME}"}

@@ -23,7 +23,7 @@ def installed(tmp_path, monkeypatch):
 
 @pytest.fixture
 def app_config(installed):
-    """A kiosk whose gateway is paid by scanning a QR code with a phone (the test rail)."""
+    """A kiosk with the card sandbox's reader and, beside it, the test rail paid by scanning a QR code with a phone."""
     return installed
 
 
@@ -174,7 +174,7 @@ def test_a_gateway_not_offered_at_the_kiosk_is_refused(kiosk, client):
     assert db.session.execute(select(Payment)).first() is None
 
 
-def test_without_a_card_reader_the_card_button_is_not_offered(kiosk, client):
+def test_the_card_reader_and_scan_to_pay_are_offered_side_by_side(kiosk, client):
     ids = vehicle()
     headers = start_visit(client)
     prove(client, headers)
@@ -182,12 +182,27 @@ def test_without_a_card_reader_the_card_button_is_not_offered(kiosk, client):
     html = client.post("/kiosk/api/review", json={"violation_ids": ids}, headers=headers).get_json()["html"]
     card = pay(client, headers, ids)
 
-    assert 'data-action="pay" data-key' in html and 'data-gateway' in html
-    assert html.count('data-action="pay"') == 1
+    assert html.count('data-action="pay"') == 2 and html.count("data-gateway=") == 1
+    assert card.status_code == 201 and card.get_json()["screen"] == "reader"
+    assert db.session.execute(select(Payment)).scalar_one().gateway == "sandbox"
+
+
+@pytest.mark.parametrize("app_config", [{"PAYMENT_GATEWAYS": scan_gateway.NAME}])
+def test_without_a_card_reader_only_scan_to_pay_is_offered(kiosk, client):
+    ids = vehicle()
+    welcome = client.get("/kiosk").get_data(as_text=True)
+    headers = start_visit(client)
+    prove(client, headers)
+
+    html = client.post("/kiosk/api/review", json={"violation_ids": ids}, headers=headers).get_json()["html"]
+    card = pay(client, headers, ids)
+
+    assert "You can pay by scanning a code with Scan pay (test) on your phone." in welcome
+    assert html.count('data-action="pay"') == 1 and f'data-gateway="{scan_gateway.NAME}" data-submit' in html
     assert card.status_code == 503 and card.get_json()["code"] == "card_present_unavailable"
 
 
-@both_languages(PAYMENT_GATEWAY=scan_gateway.NAME)
+@both_languages(PAYMENT_GATEWAYS=f"sandbox,{scan_gateway.NAME}")
 def test_scan_to_pay_speaks_the_kiosks_language(app, kiosk, client):
     ids = vehicle()
     welcome = client.get("/kiosk").get_data(as_text=True)  # loading the kiosk ends any visit: before this one
