@@ -14,7 +14,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from finepay.dbtypes import utcnow
-from finepay.errors import ApiError
+from finepay.errors import ApiError, invalid_field
 from finepay.extensions import db
 from kiosk.models import KioskVisit, Terminal
 from payments import reader, services, states
@@ -161,8 +161,7 @@ def pay_by_scan(visit, terminal, violation_ids, key, gateway_name):
     """
     selected_lines(visit, violation_ids)
     if gateway_name not in {gateway.name for gateway in scan_gateways()}:
-        raise ApiError(_("This way of paying is not offered at this kiosk."), code="unknown_gateway", status=422,
-                       errors={"gateway": [_("Not offered here.")]})
+        raise invalid_field("gateway", _("This way of paying is not available here."))
     payment = _start_payment(visit, terminal, violation_ids, key, gateway_name)
     if payment.status not in states.OPEN:
         return payment, None  # the same tap again, after the order was paid or closed

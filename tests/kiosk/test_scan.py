@@ -170,7 +170,8 @@ def test_a_gateway_not_offered_at_the_kiosk_is_refused(kiosk, client):
 
     response = pay_by_scan(client, headers, ids, gateway="sandbox")
 
-    assert response.status_code == 422 and response.get_json()["code"] == "unknown_gateway"
+    assert response.status_code == 422 and response.get_json()["code"] == "invalid_input"
+    assert response.get_json()["errors"] == {"gateway": ["This way of paying is not available here."]}
     assert db.session.execute(select(Payment)).first() is None
 
 
