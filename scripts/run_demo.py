@@ -5,9 +5,10 @@ demo offers. A gateway that moves no money by itself (the card sandbox) runs
 as it is; a rail that has a simulator (the ``finepay.simulators`` entry-point
 group) gets one on 127.0.0.1, from port 8101 up in the list's order, keeping
 its keys and orders in instance/simulators/NAME. The simulator's
-``--print-config`` JSON becomes the adapter's settings: each key K is the
-setting NAME_K in capitals (a key that already starts with the rail's name
-keeps it once), and NAME_SIMULATED=1 so that every page says SANDBOX. A rail
+``--print-config`` JSON becomes the settings the adapter declares (RENAMED
+below says how a key maps to one), with NAME_SIMULATED=1 so that every page
+says SANDBOX, and PUBLIC_BASE_URL (where the rails send their notifications)
+is the demo's own address unless set. A rail
 whose adapter or simulator is not installed, or whose simulator does not
 start, is left out with a message saying so; the card sandbox is always
 there to fall back on. Migrations, the demo data and gunicorn then run with
@@ -31,6 +32,15 @@ DEFAULT_GATEWAYS = "wechatpay,alipay,sandbox"
 FALLBACK = "sandbox"
 FIRST_SIMULATOR_PORT = 8101
 DATA_DIR = os.path.join("instance", "simulators")
+# Where a simulator's --print-config calls a thing otherwise than its adapter's settings do. By default a key K
+# fills the setting NAME_K in capitals (a key file's path, NAME_..._FILE; a key that starts with the rail's name
+# keeps it once).
+RENAMED = {
+    "wechatpay": {"merchant_serial": ("CERT_SERIAL",), "merchant_private_key_path": ("PRIVATE_KEY_FILE",),
+                  "platform_public_key_path": ("PUBLIC_KEY_FILE",), "platform_public_key_id": ("PUBLIC_KEY_ID",),
+                  "base_url": ("BASE_URL", "OAUTH_BASE_URL")},
+}
+DEMO_URL = "http://127.0.0.1:8000"
 START_SECONDS = 30  # a first start makes the simulator's keys: allow for it
 STOP_SECONDS = 5
 
@@ -55,14 +65,37 @@ def moves_no_money(name):
     return next(iter(entry_points(group="finepay.gateways", name=name))).load().simulated
 
 
-def settings_from_config(name, config):
-    """The environment that points rail ``name``'s adapter at its simulator, from the simulator's --print-config."""
+def setting_names(name, key):
+    """The settings of rail ``name``'s adapter that a --print-config ``key`` may fill (its declared ones are kept)."""
     prefix = name.upper() + "_"
-    settings = {f"{prefix}SIMULATED": "1"}
+    renamed = RENAMED.get(name, {}).get(key)
+    if renamed:
+        return [prefix + setting for setting in renamed]
+    setting = key.upper()
+    if setting.endswith("_PATH"):
+        setting = setting.removesuffix("_PATH") + "_FILE"
+    return [setting if setting.startswith(prefix) else prefix + setting]
+
+
+def settings_from_config(name, config, declared):
+    """The environment that points rail ``name``'s adapter at its simulator, from the simulator's --print-config.
+
+    Each value goes to the adapter's settings it names (``declared``: the names
+    the adapter declares; the rest of the config is for people), and
+    NAME_SIMULATED=1 makes every page say SANDBOX.
+    """
+    settings = {f"{name.upper()}_SIMULATED": "1"}
     for key, value in config.items():
-        setting = key.upper()
-        settings[setting if setting.startswith(prefix) else prefix + setting] = str(value)
+        for setting in setting_names(name, key):
+            if setting in declared:
+                settings[setting] = str(value)
     return settings
+
+
+def declared_settings(name):
+    """The names of the settings the installed adapter ``name`` reads."""
+    adapter = next(iter(entry_points(group="finepay.gateways", name=name))).load()
+    return {setting.name for setting in adapter.settings}
 
 
 def simulator_command(name, port, *extra):
@@ -86,8 +119,8 @@ def read_config(name, port, env):
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no message"])[-1]
         raise SimulatorUnavailable(f"its --print-config failed: {last}")
-    try:
-        config = json.loads(done.stdout)
+    try:  # the JSON object, after whatever the app said while starting
+        config, _end = json.JSONDecoder().raw_decode(done.stdout[done.stdout.index("{"):])
     except ValueError:
         raise SimulatorUnavailable("its --print-config did not print JSON") from None
     if not isinstance(config, dict):
@@ -110,7 +143,7 @@ def wait_for_port(port, process):
 
 
 def start_simulator(name, port, env):
-    """Start rail ``name``'s simulator; returns (process, the adapter's settings)."""
+    """Start rail ``name``'s simulator; returns (process, its --print-config)."""
     config = read_config(name, port, env)
     process = subprocess.Popen(simulator_command(name, port), cwd=ROOT, env=simulator_env(env))
     try:
@@ -118,7 +151,7 @@ def start_simulator(name, port, env):
     except SimulatorUnavailable:
         stop(process)
         raise
-    return process, settings_from_config(name, config)
+    return process, config
 
 
 def stop(process):
@@ -147,12 +180,12 @@ def prepare(env, children):
             # One port per rail in the list, started or not: each keeps its port from run to run.
             port, next_port = next_port, next_port + 1
             try:
-                process, rail_settings = start_simulator(name, port, env)
+                process, config = start_simulator(name, port, env)
             except SimulatorUnavailable as error:
                 say(f"{name}: its simulator did not start ({error}); the demo runs without it.")
                 continue
             children.append(process)
-            settings.update(rail_settings)
+            settings.update(settings_from_config(name, config, declared_settings(name)))
             gateways.append(name)
             say(f"{name}: simulator on http://127.0.0.1:{port} (a simulation: no real money moves).")
         elif moves_no_money(name):
@@ -163,6 +196,8 @@ def prepare(env, children):
         say(f"None of the requested payment methods can run here: the demo offers the card sandbox ({FALLBACK}).")
         gateways = [FALLBACK]
     app_env = {k: v for k, v in env.items() if k != "PAYMENT_GATEWAY"}
+    # The rails send their notifications, and the driver's phone comes back, to where the demo serves.
+    app_env.setdefault("PUBLIC_BASE_URL", DEMO_URL)
     return {**app_env, **settings, "PAYMENT_GATEWAYS": ",".join(gateways)}
 
 
@@ -173,7 +208,7 @@ def serve(env, children):
         if status != 0:
             return status
     say(f"Ways to pay: {env['PAYMENT_GATEWAYS']}")
-    say("FinePay is starting on http://127.0.0.1:8000  (Ctrl-C to stop)")
+    say(f"FinePay is starting on {DEMO_URL}  (Ctrl-C to stop)")
     gunicorn = subprocess.Popen(GUNICORN, cwd=ROOT, env=env)
     children.append(gunicorn)
     # Ctrl-C reaches gunicorn and the simulators themselves (one process group): let gunicorn finish its shutdown.

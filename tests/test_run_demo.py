@@ -21,33 +21,54 @@ def run_demo():
     return module
 
 
-# What the simulators print with --print-config, in shape (values made up).
-RAIL_CONFIG = {"base_url": "http://127.0.0.1:8101", "merchant_serial": "5F1C", "platform_public_key_id": 17,
-               "merchant_private_key_path": "instance/simulators/wechatpay/merchant.pem"}
+# What the simulators print with --print-config, in shape (values made up), and the settings their adapters
+# declare (as payments/gateways/wechatpay and payments/gateways/alipay name them).
+WECHATPAY_CONFIG = {"base_url": "http://127.0.0.1:8101", "merchant_serial": "5F1C", "platform_public_key_id": "PUB_KEY_ID_17",
+                    "merchant_private_key_path": "instance/simulators/wechatpay/merchant.pem",
+                    "platform_public_key_path": "instance/simulators/wechatpay/platform.pem",
+                    "apiv3_key": "k" * 32, "signing": "public-key", "admin_url": "http://127.0.0.1:8101/simulator/admin"}
+WECHATPAY_SETTINGS = {"WECHATPAY_BASE_URL", "WECHATPAY_OAUTH_BASE_URL", "WECHATPAY_CERT_SERIAL", "WECHATPAY_APIV3_KEY",
+                      "WECHATPAY_PRIVATE_KEY_FILE", "WECHATPAY_PUBLIC_KEY_FILE", "WECHATPAY_PUBLIC_KEY_ID",
+                      "WECHATPAY_CERT_DIR", "WECHATPAY_NOTIFY_URL", "WECHATPAY_SIMULATED"}
 ALIPAY_CONFIG = {"gateway_url": "http://127.0.0.1:8102/gateway.do",
                  "app_private_key_path": "instance/simulators/alipay/app.pem",
-                 "alipay_public_key_path": "instance/simulators/alipay/platform.pem"}
+                 "alipay_public_key_path": "instance/simulators/alipay/platform.pem",
+                 "admin_url": "http://127.0.0.1:8102/simulator/admin/", "data_dir": "instance/simulators/alipay"}
+ALIPAY_SETTINGS = {"ALIPAY_GATEWAY_URL", "ALIPAY_APP_PRIVATE_KEY_FILE", "ALIPAY_PUBLIC_KEY_FILE", "ALIPAY_NOTIFY_URL",
+                   "ALIPAY_SIMULATED"}
+DECLARED = {"wechatpay": WECHATPAY_SETTINGS, "alipay": ALIPAY_SETTINGS}
 
 
-def test_a_simulators_config_becomes_its_adapters_settings_named_after_the_rail(run_demo):
-    assert run_demo.settings_from_config("wechatpay", RAIL_CONFIG) == {
+def test_a_simulators_config_fills_the_settings_its_adapter_declares(run_demo):
+    assert run_demo.settings_from_config("wechatpay", WECHATPAY_CONFIG, WECHATPAY_SETTINGS) == {
         "WECHATPAY_SIMULATED": "1",
         "WECHATPAY_BASE_URL": "http://127.0.0.1:8101",
-        "WECHATPAY_MERCHANT_SERIAL": "5F1C",
-        "WECHATPAY_PLATFORM_PUBLIC_KEY_ID": "17",
-        "WECHATPAY_MERCHANT_PRIVATE_KEY_PATH": "instance/simulators/wechatpay/merchant.pem",
-    }
+        "WECHATPAY_OAUTH_BASE_URL": "http://127.0.0.1:8101",
+        "WECHATPAY_CERT_SERIAL": "5F1C",
+        "WECHATPAY_APIV3_KEY": "k" * 32,
+        "WECHATPAY_PRIVATE_KEY_FILE": "instance/simulators/wechatpay/merchant.pem",
+        "WECHATPAY_PUBLIC_KEY_FILE": "instance/simulators/wechatpay/platform.pem",
+        "WECHATPAY_PUBLIC_KEY_ID": "PUB_KEY_ID_17",
+    }  # the admin page and the signing mode are for people: no setting reads them
 
 
-def test_a_config_key_that_already_names_the_rail_is_not_prefixed_twice(run_demo):
-    settings = run_demo.settings_from_config("alipay", ALIPAY_CONFIG)
-
-    assert settings == {
+def test_a_key_files_path_fills_its_file_setting_and_the_rails_name_is_not_doubled(run_demo):
+    assert run_demo.settings_from_config("alipay", ALIPAY_CONFIG, ALIPAY_SETTINGS) == {
         "ALIPAY_SIMULATED": "1",
         "ALIPAY_GATEWAY_URL": "http://127.0.0.1:8102/gateway.do",
-        "ALIPAY_APP_PRIVATE_KEY_PATH": "instance/simulators/alipay/app.pem",
-        "ALIPAY_PUBLIC_KEY_PATH": "instance/simulators/alipay/platform.pem",
+        "ALIPAY_APP_PRIVATE_KEY_FILE": "instance/simulators/alipay/app.pem",
+        "ALIPAY_PUBLIC_KEY_FILE": "instance/simulators/alipay/platform.pem",
     }
+
+
+def test_every_setting_a_value_goes_to_is_named_after_the_rail(run_demo):
+    assert run_demo.setting_names("wechatpay", "base_url") == ["WECHATPAY_BASE_URL", "WECHATPAY_OAUTH_BASE_URL"]
+    assert run_demo.setting_names("alipay", "seller_id") == ["ALIPAY_SELLER_ID"]
+    assert run_demo.setting_names("alipay", "alipay_public_key_path") == ["ALIPAY_PUBLIC_KEY_FILE"]
+
+
+def test_the_installed_card_sandbox_declares_no_setting_of_a_rail(run_demo):
+    assert not {name for name in run_demo.declared_settings("sandbox") if name.startswith(("WECHATPAY_", "ALIPAY_"))}
 
 
 @pytest.mark.parametrize(("env", "expected"), [
@@ -76,9 +97,10 @@ def rails(run_demo, monkeypatch):
         outcome = simulators[name]
         if isinstance(outcome, Exception):
             raise outcome
-        return f"process of {name}", run_demo.settings_from_config(name, outcome)
+        return f"process of {name}", outcome
 
     monkeypatch.setattr(run_demo, "installed", installed)
+    monkeypatch.setattr(run_demo, "declared_settings", DECLARED.get)
     monkeypatch.setattr(run_demo, "moves_no_money", lambda name: name == "sandbox")
     monkeypatch.setattr(run_demo, "start_simulator", start_simulator)
     return simulators, started
@@ -86,7 +108,7 @@ def rails(run_demo, monkeypatch):
 
 def test_the_default_demo_runs_both_rails_beside_the_card_sandbox(run_demo, rails):
     simulators, started = rails
-    simulators.update(wechatpay=RAIL_CONFIG, alipay=ALIPAY_CONFIG)
+    simulators.update(wechatpay=WECHATPAY_CONFIG, alipay=ALIPAY_CONFIG)
     children = []
 
     env = run_demo.prepare({"HOME": "/home/demo", "PAYMENT_GATEWAY": ""}, children)
@@ -96,16 +118,19 @@ def test_the_default_demo_runs_both_rails_beside_the_card_sandbox(run_demo, rail
     assert env["PAYMENT_GATEWAYS"] == "wechatpay,alipay,sandbox"
     assert env["WECHATPAY_SIMULATED"] == env["ALIPAY_SIMULATED"] == "1"
     assert env["ALIPAY_GATEWAY_URL"] == ALIPAY_CONFIG["gateway_url"] and env["HOME"] == "/home/demo"
+    assert env["WECHATPAY_CERT_SERIAL"] == "5F1C"
+    assert env["PUBLIC_BASE_URL"] == "http://127.0.0.1:8000"  # where the rails send their notifications
     assert "PAYMENT_GATEWAY" not in env  # the list says it all
 
 
 def test_sandbox_alone_starts_no_simulator(run_demo, rails):
     simulators, started = rails
-    simulators.update(wechatpay=RAIL_CONFIG, alipay=ALIPAY_CONFIG)
+    simulators.update(wechatpay=WECHATPAY_CONFIG, alipay=ALIPAY_CONFIG)
 
-    env = run_demo.prepare({"PAYMENT_GATEWAYS": "sandbox"}, [])
+    env = run_demo.prepare({"PAYMENT_GATEWAYS": "sandbox", "PUBLIC_BASE_URL": "https://fines.example"}, [])
 
     assert started == [] and env["PAYMENT_GATEWAYS"] == "sandbox" and "WECHATPAY_SIMULATED" not in env
+    assert env["PUBLIC_BASE_URL"] == "https://fines.example"
 
 
 def test_a_rail_whose_simulator_is_missing_or_fails_is_left_out_with_a_message(run_demo, rails, capsys):
@@ -135,6 +160,7 @@ FAKE_SIMULATOR = textwrap.dedent("""
     import json, socket, sys
     port = int(sys.argv[sys.argv.index("--port") + 1])
     if "--print-config" in sys.argv:
+        print("starting up...")
         print(json.dumps({"base_url": f"http://127.0.0.1:{port}", "data_dir": sys.argv[sys.argv.index("--data-dir") + 1]}))
         sys.exit(0)
     server = socket.create_server(("127.0.0.1", port))
@@ -165,12 +191,11 @@ def fake_simulator(run_demo, monkeypatch, tmp_path):
 def test_a_simulator_is_started_once_it_has_printed_its_config_and_listens(run_demo, fake_simulator):
     port = free_port()
 
-    process, settings = run_demo.start_simulator("wechatpay", port, {})
+    process, config = run_demo.start_simulator("wechatpay", port, {})
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=5):
             pass
-        assert settings == {"WECHATPAY_SIMULATED": "1", "WECHATPAY_BASE_URL": f"http://127.0.0.1:{port}",
-                            "WECHATPAY_DATA_DIR": "data/wechatpay"}
+        assert config == {"base_url": f"http://127.0.0.1:{port}", "data_dir": "data/wechatpay"}
     finally:
         run_demo.stop(process)
     assert process.poll() is not None
