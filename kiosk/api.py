@@ -93,13 +93,13 @@ def start(_body):
 def end(body):
     """Start over, idle reset or finished: close any unfinished payment at its gateway, then forget the visit.
 
-    When that close finds the payment paid, the visit goes on with the receipt instead.
+    When the payment turns out paid before the driver saw it, the visit goes on with the receipt instead.
     """
     try:
         visit = _visit()
     except ApiError:
         return {"status": "ended"}  # already over: ending twice is fine
-    if visits.leave_visit(visit, g.kiosk_terminal, reason=body["reason"]) is not None:
+    if visits.leave_visit(visit, g.kiosk_terminal, reason=body["reason"], paying=body["paying"]) is not None:
         return _receipt_screen(visit)
     return {"status": "ended"}
 

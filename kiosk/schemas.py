@@ -53,6 +53,8 @@ class EndVisitSchema(Schema):
     """Why the kiosk ends a visit."""
 
     reason = fields.String(required=True, validate=validate.OneOf(END_REASONS))
+    # The page was waiting for the payment's outcome (the reader, or the code to scan): the driver has not seen it.
+    paying = fields.Boolean(load_default=False)
 
 
 class SimulateSchema(Schema):

@@ -206,20 +206,22 @@ def cancel_payment(visit, terminal):
     return payment
 
 
-def leave_visit(visit, terminal, *, reason):
+def leave_visit(visit, terminal, *, reason, paying=False):
     """The page starts over (a tap, the idle reset, the receipt done): the visit ends, but never over a paid order.
 
     An unfinished payment is closed at its gateway first. When that close finds
-    it paid (the phone paid, or the card was approved, a moment before), the
-    visit stays open and the paid payment is returned, for the driver's
-    receipt; otherwise the visit ends and None is returned.
+    it paid (the phone paid, or the card was approved, a moment before), or the
+    page was still waiting for an outcome (``paying``) that a notification has
+    meanwhile settled, the visit stays open and the paid payment is returned,
+    for the driver's receipt; otherwise the visit ends and None is returned.
     """
     if visit.payment_id is not None:
         payment = services.get_payment(visit.payment_id)
+        unseen = paying or payment.status in states.OPEN
         if payment.status in states.OPEN:
             payment = reader.close_reader_payment(payment.id, terminal.card_terminal(), reason=f"kiosk: {reason}")
-            if payment.status in states.CHARGED:
-                return payment
+        if unseen and payment.status in states.CHARGED:
+            return payment
     end_visit(visit, terminal, reason=reason)
     return None
 

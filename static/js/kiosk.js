@@ -222,11 +222,12 @@
   }
 
   // The full reset: the visit ends on the server (an unfinished payment is closed at its
-  // gateway first), then the page is replaced, so nothing of this driver remains. If that
-  // close finds the payment paid, the server answers with the receipt instead: no reset
-  // over a paid order (the receipt ends the visit when it is done).
+  // gateway first), then the page is replaced, so nothing of this driver remains. If the
+  // payment the page was waiting for turns out paid, the server answers with the receipt
+  // instead: no reset over a paid order (the receipt ends the visit when it is done).
   function reset(reason) {
     if (state.resetting) { return; }
+    var paying = currentScreen() === "reader" || currentScreen() === "scan";
     state.resetting = true;
     setLargeText(false); // the next driver starts with the kiosk's normal text
     clearTimers();
@@ -242,7 +243,7 @@
       window.location.replace(config.home);
     };
     if (!state.token) { finish(); return; }
-    request("POST", "/session/end", { reason: reason }, 10000).then(function (result) {
+    request("POST", "/session/end", { reason: reason, paying: paying }, 10000).then(function (result) {
       if (result.status !== 200 || !result.data.html) { finish(); return; }
       state.resetting = false;
       state.lastInput = Date.now();

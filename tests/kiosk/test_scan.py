@@ -10,6 +10,7 @@ from finepay.formatting import format_money
 from kiosk.models import KioskVisit
 from payments.gateways import CANCELED, SUCCEEDED, GatewayError, gateway_named
 from payments.models import Payment
+from payments.services import refresh_payment
 from tests.conftest import both_languages, in_app_language, translated
 from tests.kiosk import scan_gateway
 from tests.kiosk.helpers import enrol, pay, prove, review, start_visit, vehicle
@@ -145,6 +146,21 @@ def test_a_reset_whose_close_finds_the_order_paid_shows_the_receipt_instead(scan
     assert the_visit().ended_at is None  # the driver still has the receipt to take
     finished = client.post("/kiosk/api/session/end", json={"reason": "finished"}, headers=headers).get_json()
     assert finished == {"status": "ended"} and the_visit().ended_at is not None
+
+
+@pytest.mark.parametrize(("paying", "answer"), [(True, "receipt"), (False, None)])
+def test_a_reset_after_a_notification_settled_the_order_shows_the_receipt_only_if_the_driver_was_waiting(
+        scanning, client, rail, paying, answer):
+    headers, _body, payment = scanning
+    rail.pay(payment.gateway_intent_id)
+    refresh_payment(payment.id)  # the rail's notification settles it before the page asks
+
+    body = client.post("/kiosk/api/session/end", json={"reason": "idle", "paying": paying},
+                       headers=headers).get_json()
+
+    assert fresh(payment).status == "succeeded"
+    assert body.get("screen") == answer  # the result screen already showed it: then the reset goes ahead
+    assert (the_visit().ended_at is None) is paying
 
 
 def test_a_phone_payment_that_fails_says_so_and_leads_back_to_the_violations(scanning, client, rail):
