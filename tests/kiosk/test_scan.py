@@ -1,10 +1,12 @@
 """Scan to pay at a kiosk: the QR code of the order at the chosen gateway, the wait, and closing it on the way out."""
 import re
+from datetime import timedelta
 
 import pytest
 from markupsafe import escape
 from sqlalchemy import select
 
+from finepay.dbtypes import utcnow
 from finepay.extensions import db
 from finepay.formatting import format_money
 from kiosk.models import KioskVisit
@@ -161,6 +163,18 @@ def test_a_reset_after_a_notification_settled_the_order_shows_the_receipt_only_i
     assert fresh(payment).status == "succeeded"
     assert body.get("screen") == answer  # the result screen already showed it: then the reset goes ahead
     assert (the_visit().ended_at is None) is paying
+
+
+def test_a_code_whose_quote_ran_out_is_closed_at_its_gateway_and_the_kiosk_says_so(app, scanning, client, rail):
+    headers, _body, payment = scanning
+    fresh(payment).expires_at = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+
+    body = client.get("/kiosk/api/payment", headers=headers).get_json()
+
+    assert (body["screen"], body["state"]) == ("result", "expired")
+    assert translated(app, "This price has expired") in body["html"]
+    assert rail.retrieve_intent(payment.gateway_intent_id).status == CANCELED
 
 
 def test_a_phone_payment_that_fails_says_so_and_leads_back_to_the_violations(scanning, client, rail):
