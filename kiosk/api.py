@@ -185,8 +185,7 @@ def _payment_screen(payment, reader_payment, status=200, action=None):
 def _scan_screen(payment, action, status, extra):
     """The QR code to scan with the phone, the amount and the way of paying, while the page waits."""
     if action is None:
-        raise ApiError(_("Paying by scanning a code is not available at this kiosk right now. Nothing was charged."),
-                       code="scan_unavailable", status=503)
+        raise visits.scan_unavailable_error()
     gateway = gateway_for(payment)
     return screen("scan", status, payment=payment, action=action, method=gateway.label, simulated=gateway.simulated,
                   qr=qr_svg(action.qr_payload, scale=8), extra=extra)

@@ -168,9 +168,14 @@ def pay_by_scan(visit, terminal, violation_ids, key, gateway_name):
     action = scan_action(payment)
     if action is None:
         cancel_payment(visit, terminal)
-        raise ApiError(_("Paying by scanning a code is not available at this kiosk right now. Nothing was charged."),
-                       code="scan_unavailable", status=503)
+        raise scan_unavailable_error()
     return payment, action
+
+
+def scan_unavailable_error():
+    """The 503 for a gateway that, asked for the code to scan, asks the driver for something else."""
+    return ApiError(_("Paying by scanning a code is not available at this kiosk right now. Nothing was charged."),
+                    code="scan_unavailable", status=503)
 
 
 def visit_payment(visit):

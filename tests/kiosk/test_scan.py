@@ -10,7 +10,7 @@ from finepay.dbtypes import utcnow
 from finepay.extensions import db
 from finepay.formatting import format_money
 from kiosk.models import KioskVisit
-from payments.gateways import CANCELED, SUCCEEDED, GatewayError, gateway_named
+from payments.gateways import CANCELED, SUCCEEDED, GatewayError, NextAction, gateway_named
 from payments.models import Payment
 from payments.services import refresh_payment
 from tests.conftest import both_languages, in_app_language, translated
@@ -191,6 +191,40 @@ def test_a_phone_payment_that_fails_says_so_and_leads_back_to_the_violations(sca
     assert 'data-action="retry-payment"' not in failed["html"]
     assert retry.status_code == 409 and retry.get_json()["code"] == "out_of_order"
     assert back["screen"] == "violations" and fresh(payment).status == "canceled"
+
+
+def test_a_rail_that_asks_for_anything_but_a_scan_gets_its_order_closed_again(kiosk, client, rail, monkeypatch):
+    monkeypatch.setattr(rail, "next_action", lambda payment, payer: NextAction.redirect("https://pay.example/x"))
+    ids = vehicle()
+    headers = start_visit(client)
+    prove(client, headers)
+
+    response = pay_by_scan(client, headers, ids)
+
+    payment = db.session.execute(select(Payment)).scalar_one()
+    assert response.status_code == 503 and response.get_json()["code"] == "scan_unavailable"
+    assert payment.status == "canceled" and rail.retrieve_intent(payment.gateway_intent_id).status == CANCELED
+    assert the_visit().payment_id is None
+
+
+def test_a_rail_that_cannot_place_the_order_leaves_it_open_to_try_again(kiosk, client, rail, monkeypatch):
+    def down(payment, payer):
+        raise GatewayError("connection refused", code="gateway_unavailable", retryable=True, status=503)
+
+    ids = vehicle()
+    headers = start_visit(client)
+    prove(client, headers)
+    key = review(client, headers, ids)
+    with monkeypatch.context() as patched:
+        patched.setattr(rail, "next_action", down)
+        failed = client.post("/kiosk/api/payments", json={"violation_ids": ids, "idempotency_key": key,
+                                                          "gateway": scan_gateway.NAME}, headers=headers)
+    again = client.post("/kiosk/api/payments", json={"violation_ids": ids, "idempotency_key": key,
+                                                     "gateway": scan_gateway.NAME}, headers=headers)
+
+    assert failed.status_code == 503 and failed.get_json()["code"] == "gateway_unavailable"
+    assert again.status_code == 201 and again.get_json()["screen"] == "scan"  # the kiosk's retry: the same payment
+    assert len(db.session.execute(select(Payment)).scalars().all()) == 1
 
 
 def test_a_gateway_not_offered_at_the_kiosk_is_refused(kiosk, client):
