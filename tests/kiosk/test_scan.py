@@ -150,6 +150,18 @@ def test_a_reset_whose_close_finds_the_order_paid_shows_the_receipt_instead(scan
     assert finished == {"status": "ended"} and the_visit().ended_at is not None
 
 
+def test_a_kiosk_that_goes_silent_mid_scan_has_the_order_closed_by_the_server(scanning, client, rail):
+    _headers, _body, payment = scanning
+    the_visit().last_activity_at = utcnow() - timedelta(minutes=10)
+    db.session.commit()
+
+    client.post("/kiosk/api/heartbeat", json={})  # any kiosk's heartbeat sweeps the silent visits
+
+    assert fresh(payment).status == "canceled"
+    assert rail.retrieve_intent(payment.gateway_intent_id).status == CANCELED
+    assert the_visit().ended_at is not None
+
+
 @pytest.mark.parametrize(("paying", "answer"), [(True, "receipt"), (False, None)])
 def test_a_reset_after_a_notification_settled_the_order_shows_the_receipt_only_if_the_driver_was_waiting(
         scanning, client, rail, paying, answer):
