@@ -1062,16 +1062,6 @@ def sync_payments(now=None, recent=timedelta(days=2)):
     return counts
 
 
-def payment_for_intent(intent_id):
-    """The payment that owns a gateway intent, or a 404 ApiError."""
-    payment = db.session.execute(
-        select(Payment).where(Payment.gateway_intent_id == intent_id)
-    ).scalar_one_or_none() if isinstance(intent_id, str) and len(intent_id) <= 100 else None
-    if payment is None:
-        raise ApiError(_("No such payment."), code="not_found", status=404)
-    return payment
-
-
 def request_refund(payment_id, *, amount=None, item_ids=None, reason, actor, idempotency_key):
     """A refund a person asks for (a supervisor), allocated to violation lines; then as refund_payment.
 
