@@ -40,14 +40,11 @@ i18n: $(INSTALLED)
 i18n-check: $(INSTALLED)
 	$(BIN)/python scripts/i18n_check.py
 
-## Set up, migrate, load demo data and serve on http://127.0.0.1:8000 (SQLite, sandbox gateway).
+## Set up, migrate, load demo data and serve on http://127.0.0.1:8000 (SQLite), offering PAYMENT_GATEWAYS
+## (default wechatpay,alipay,sandbox) with the rails' local simulators beside it on 127.0.0.1:8101 and up,
+## all stopped by Ctrl-C (scripts/run_demo.py). PAYMENT_GATEWAYS=sandbox make run: the card sandbox alone.
 run: $(INSTALLED) $(MO_FILES)
-	$(FLASK) db upgrade
-	$(FLASK) demo seed
-	@echo
-	@echo "  FinePay is starting on http://127.0.0.1:8000  (Ctrl-C to stop)"
-	@echo
-	PAYMENT_GATEWAY=sandbox $(BIN)/gunicorn -c gunicorn.conf.py --bind 127.0.0.1:8000 --workers 2 --access-logfile - wsgi:app
+	$(BIN)/python scripts/run_demo.py
 
 ## Chromium for the browser tests, from Debian's packages (Playwright cannot download browsers here),
 ## with a CJK font so that screenshots show plates instead of empty boxes, and axe-core from npm.

@@ -1,6 +1,7 @@
 """Formatting money and times for people (never for storage or JSON)."""
 from decimal import Decimal
 
+from babel.lists import format_list
 from babel.numbers import format_currency, get_currency_precision
 from flask import current_app
 from flask_babel import format_date, format_datetime, get_locale
@@ -18,9 +19,15 @@ def when(value):
     return format_datetime(value, "yyyy-MM-dd HH:mm")
 
 
+def one_of(items):
+    """Alternatives as the visitor's language lists them: "WeChat Pay or Alipay", "微信支付或支付宝"."""
+    return format_list([str(item) for item in items], style="or", locale=str(get_locale()))
+
+
 def init_app(app):
     """Register the template filters."""
     app.add_template_filter(format_money, "money")
     # Flask-Babel shows datetimes in BABEL_DEFAULT_TIMEZONE, set to the business zone.
     app.add_template_filter(when, "when")
     app.add_template_filter(format_date, "date")
+    app.add_template_filter(one_of)

@@ -15,7 +15,7 @@ from finepay.errors import ApiError
 from finepay.restapi import BodyParser
 from kiosk import services, visits
 from kiosk.limits import limited
-from kiosk.messages import kiosk_failure_message
+from kiosk.messages import kiosk_failure_message, kiosk_scan_failure_message
 from kiosk.schemas import (
     EmptySchema,
     EndVisitSchema,
@@ -28,7 +28,7 @@ from kiosk.schemas import (
 )
 from kiosk.screens import screen_context, security_headers
 from payments import receipts, states
-from payments.gateways import READER_WAITING, SURFACE_KIOSK, GatewayError, Payer, gateway_for
+from payments.gateways import READER_WAITING, GatewayError, gateway_for
 from payments.qr import qr_svg
 from payments.reader import card_present_available, card_present_gateway
 from payments.services import quote
@@ -36,7 +36,6 @@ from payments.services import quote
 bp = Blueprint("kiosk_api", __name__, url_prefix="/kiosk/api")
 parser = BodyParser()
 VISIT_HEADER = "X-Kiosk-Session"  # the wire keeps the name visits had before
-KIOSK_PAYER = Payer(surface=SURFACE_KIOSK)
 
 
 @bp.before_request
@@ -92,12 +91,16 @@ def start(_body):
 @bp.post("/session/end")
 @parser.use_args(EndVisitSchema(), location="json")
 def end(body):
-    """Start over, idle reset or finished: cancel any reader payment at the gateway, then forget the visit."""
+    """Start over, idle reset or finished: close any unfinished payment at its gateway, then forget the visit.
+
+    When the payment turns out paid before the driver saw it, the visit goes on with the receipt instead.
+    """
     try:
         visit = _visit()
     except ApiError:
         return {"status": "ended"}  # already over: ending twice is fine
-    visits.end_visit(visit, g.kiosk_terminal, reason=body["reason"])
+    if visits.leave_visit(visit, g.kiosk_terminal, reason=body["reason"], paying=body["paying"]) is not None:
+        return _receipt_screen(visit)
     return {"status": "ended"}
 
 
@@ -159,26 +162,44 @@ def review(body):
                   idempotency_key=uuid.uuid4().hex)
 
 
-def _payment_screen(payment, reader_payment, status=200):
-    """The screen that shows where a payment stands."""
+def _payment_screen(payment, reader_payment, status=200, action=None):
+    """The screen that shows where a payment stands: the reader, the code to scan, or the outcome."""
     extra = {"state": payment.status}
-    if payment.status == states.PROCESSING:
-        waiting = reader_payment is None or reader_payment.status == READER_WAITING
-        return screen("reader", status, payment=payment, waiting=waiting,
-                      action=gateway_for(payment).next_action(payment, KIOSK_PAYER), extra=extra)
     if payment.status in states.CHARGED:
         return screen("result", status, outcome="succeeded", payment=payment, extra=extra)
     if payment.status in (states.CANCELED, states.EXPIRED):
         return screen("result", status, outcome="closed", payment=payment, extra=extra)
+    if visits.is_scan_payment(payment) and payment.status != states.FAILED:
+        return _scan_screen(payment, action or visits.scan_action(payment), status, extra)
+    if payment.status == states.PROCESSING:
+        waiting = reader_payment is None or reader_payment.status == READER_WAITING
+        return screen("reader", status, payment=payment, waiting=waiting,
+                      action=gateway_for(payment).next_action(payment, visits.KIOSK_PAYER), extra=extra)
+    if visits.is_scan_payment(payment):
+        return screen("result", status, outcome="failed", payment=payment, scan=True,
+                      message=kiosk_scan_failure_message(payment.failure_code), extra=extra)
     return screen("result", status, outcome="failed", payment=payment,
                   message=kiosk_failure_message(payment.failure_code), extra=extra)
+
+
+def _scan_screen(payment, action, status, extra):
+    """The QR code to scan with the phone, the amount and the way of paying, while the page waits."""
+    if action is None:
+        raise visits.scan_unavailable_error()
+    gateway = gateway_for(payment)
+    return screen("scan", status, payment=payment, action=action, method=gateway.label, simulated=gateway.simulated,
+                  qr=qr_svg(action.qr_payload, scale=8), extra=extra)
 
 
 @bp.post("/payments")
 @parser.use_args(PaySchema(), location="json")
 def pay(body):
-    """Pay: create the payment (amount from the server, tagged kiosk + terminal) and start the reader."""
+    """Pay: create the payment (amount from the server, tagged kiosk + terminal), then the reader or the code to scan."""
     visit = _visit()
+    if "gateway" in body:
+        payment, action = visits.pay_by_scan(visit, g.kiosk_terminal, body["violation_ids"], body["idempotency_key"],
+                                             body["gateway"])
+        return _payment_screen(payment, None, 201, action)
     payment, reader_payment = visits.pay(visit, g.kiosk_terminal, body["violation_ids"], body["idempotency_key"])
     return _payment_screen(payment, reader_payment, 201)
 
@@ -193,7 +214,7 @@ def payment_status():
 @bp.post("/payment/retry")
 @parser.use_args(EmptySchema(), location="json")
 def retry(_body):
-    """Another try on the reader for the same payment (or, if it closed meanwhile, say so)."""
+    """Another try on the reader for the same payment (or, if it closed meanwhile, say so); not for a scanned one."""
     visit = _visit()
     try:
         return _payment_screen(*visits.retry_payment(visit, g.kiosk_terminal))
@@ -206,7 +227,7 @@ def retry(_body):
 @bp.post("/payment/cancel")
 @parser.use_args(EmptySchema(), location="json")
 def cancel(_body):
-    """The driver cancelled at the reader: back to the list, nothing charged."""
+    """The driver cancelled at the reader or the code to scan: back to the list, nothing charged."""
     visit = _visit()
     payment = visits.cancel_payment(visit, g.kiosk_terminal)
     if payment.status in states.CHARGED:
@@ -218,7 +239,10 @@ def cancel(_body):
 @bp.get("/receipt")
 def receipt():
     """The receipt to print, with a QR code of its online copy."""
-    visit = _visit()
+    return _receipt_screen(_visit())
+
+
+def _receipt_screen(visit):
     payment = visits.visit_payment(visit)
     if not payment.receipt_number:
         raise ApiError(_("There is no receipt for this visit yet."), code="out_of_order", status=409)

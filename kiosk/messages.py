@@ -1,4 +1,4 @@
-"""What a failed card-present attempt means, said for someone standing at the kiosk."""
+"""What a failed attempt at the reader or on the phone means, said for someone standing at the kiosk."""
 from flask_babel import lazy_gettext as _l
 
 from payments.messages import failure_message
@@ -17,3 +17,15 @@ def kiosk_failure_message(code):
     if code in READER_MESSAGES:
         return str(READER_MESSAGES[code])
     return failure_message(code or "not_completed")
+
+
+SCAN_MESSAGES = {
+    "insufficient_funds": _l("There was not enough money on the phone's account for this amount. Nothing was charged. "
+                             "Go back to pay another way."),
+}
+SCAN_MESSAGE = _l("The payment was not completed on the phone. Nothing was charged. Go back to pay another way.")
+
+
+def kiosk_scan_failure_message(code):
+    """The driver's explanation for a scan-to-pay order the phone did not pay."""
+    return str(SCAN_MESSAGES.get(code, SCAN_MESSAGE))

@@ -33,9 +33,11 @@ class SelectionSchema(Schema):
 
 
 class PaySchema(SelectionSchema):
-    """The review screen's Pay button: the selection and the key the review screen was rendered with."""
+    """The review screen's Pay buttons: the selection, the key the review screen was rendered with, and how."""
 
     idempotency_key = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{32}\Z"))
+    # Scan to pay with this gateway (its name); without it, the card reader.
+    gateway = fields.String(validate=validate.Regexp(r"^[a-z][a-z0-9_\-]{0,39}\Z"))
 
 
 class SelectionQuerySchema(Schema):
@@ -51,6 +53,8 @@ class EndVisitSchema(Schema):
     """Why the kiosk ends a visit."""
 
     reason = fields.String(required=True, validate=validate.OneOf(END_REASONS))
+    # The page was waiting for the payment's outcome (the reader, or the code to scan): the driver has not seen it.
+    paying = fields.Boolean(load_default=False)
 
 
 class SimulateSchema(Schema):

@@ -40,6 +40,7 @@ def screen_context():
     return {
         "keyboards": keyboards,
         "card_payments": card_present_available(),
+        "scan_methods": visits.scan_gateways(),
         "online_url": url_for("violations.home", _external=True),
         "timings": {name: timing(name) for name in DEFAULT_TIMINGS},
     }

@@ -14,14 +14,16 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from finepay.dbtypes import utcnow
-from finepay.errors import ApiError
+from finepay.errors import ApiError, invalid_field
 from finepay.extensions import db
 from kiosk.models import KioskVisit, Terminal
 from payments import reader, services, states
+from payments.gateways import SCAN_QR, SURFACE_KIOSK, GatewayError, Payer, configured_gateways, gateway_for
 from violations import services as vehicle_services
 from violations.services import lookup_vehicle
 
 TOKEN_LENGTH = 43  # secrets.token_urlsafe(32)
+KIOSK_PAYER = Payer(surface=SURFACE_KIOSK)
 PROMPT_SECONDS = 15
 # The page resets itself after KIOSK_IDLE_SECONDS + PROMPT_SECONDS; the server
 # forgets a visit on its own a little later, in case the page is gone.
@@ -112,14 +114,68 @@ def pay(visit, terminal, violation_ids, key):
     if not reader.card_present_available():
         raise ApiError(_("Card payments are not available at this kiosk."), code="card_present_unavailable",
                        status=503)
+    payment = _start_payment(visit, terminal, violation_ids, key, reader.card_present_gateway().name)
+    return reader.collect_on_reader(payment.id, terminal.card_terminal())
+
+
+def _start_payment(visit, terminal, violation_ids, key, gateway):
     payment = services.start_payment(
         plate=visit.plate, vin_last6=visit.vin_last6, violation_ids=sorted(violation_ids),
-        idempotency_key=f"kiosk-{key}", channel="kiosk", terminal_id=terminal.id,
-        gateway=reader.card_present_gateway().name,
+        idempotency_key=f"kiosk-{key}", channel="kiosk", terminal_id=terminal.id, gateway=gateway,
     )
     visit.payment_id = payment.id
     db.session.commit()
-    return reader.collect_on_reader(payment.id, terminal.card_terminal())
+    return payment
+
+
+def scan_gateways():
+    """The configured gateways a driver pays at a kiosk by scanning a QR code with a phone, in their order.
+
+    Those that serve a kiosk's payer without its card reader: the card-present
+    gateway is the reader beside the screen, offered on its own.
+    """
+    return [gateway for gateway in configured_gateways()
+            if not gateway.supports_card_present and gateway.serves(KIOSK_PAYER)]
+
+
+def is_scan_payment(payment):
+    """Whether the driver pays this payment with a phone (scan to pay) rather than at the reader."""
+    return not gateway_for(payment).supports_card_present
+
+
+def scan_action(payment):
+    """The QR code the driver scans for this open payment (its gateway places the order on first asking)."""
+    try:
+        action = gateway_for(payment).next_action(payment, KIOSK_PAYER)
+    except GatewayError as error:
+        raise services.gateway_unavailable_error(error) from None
+    return action if action is not None and action.kind == SCAN_QR else None
+
+
+def pay_by_scan(visit, terminal, violation_ids, key, gateway_name):
+    """Create (or, for the same key, reuse) the payment of a driver who scans to pay with ``gateway_name``.
+
+    Returns (payment, its SCAN_QR action; None once the payment is no longer
+    open). A gateway not offered here is a 422; one that then asks for anything
+    but a scan gets its order closed again, and the driver a 503.
+    """
+    selected_lines(visit, violation_ids)
+    if gateway_name not in {gateway.name for gateway in scan_gateways()}:
+        raise invalid_field("gateway", _("This way of paying is not available here."))
+    payment = _start_payment(visit, terminal, violation_ids, key, gateway_name)
+    if payment.status not in states.OPEN:
+        return payment, None  # the same tap again, after the order was paid or closed
+    action = scan_action(payment)
+    if action is None:
+        cancel_payment(visit, terminal)
+        raise scan_unavailable_error()
+    return payment, action
+
+
+def scan_unavailable_error():
+    """The 503 for a gateway that, asked for the code to scan, asks the driver for something else."""
+    return ApiError(_("Paying by scanning a code is not available at this kiosk right now. Nothing was charged."),
+                    code="scan_unavailable", status=503)
 
 
 def visit_payment(visit):
@@ -132,17 +188,21 @@ def visit_payment(visit):
 def retry_payment(visit, terminal):
     """Another try on the reader for the same payment, after a decline or a removed card."""
     payment = visit_payment(visit)
+    if is_scan_payment(payment):
+        raise _out_of_order()  # a phone's order that failed is not taken to the reader: the driver goes back
     return reader.collect_on_reader(payment.id, terminal.card_terminal())
 
 
 def check_payment(visit, terminal):
-    """Where the reader attempt stands: (payment, ReaderPayment or None)."""
+    """Where the payment stands: (payment, ReaderPayment or None); a scanned one is asked of its gateway."""
     payment = visit_payment(visit)
+    if is_scan_payment(payment):
+        return services.refresh_payment(payment.id), None
     return reader.check_reader(payment.id, terminal.card_terminal())
 
 
 def cancel_payment(visit, terminal):
-    """The driver cancelled at the reader: stop it and close the payment, so the violations are free again."""
+    """The driver cancelled: stop the reader, close the order at its gateway, so the violations are free again."""
     payment = visit_payment(visit)
     payment = reader.close_reader_payment(payment.id, terminal.card_terminal(), reason="cancelled at the kiosk")
     if payment.status not in states.CHARGED:
@@ -151,8 +211,28 @@ def cancel_payment(visit, terminal):
     return payment
 
 
+def leave_visit(visit, terminal, *, reason, paying=False):
+    """The page starts over (a tap, the idle reset, the receipt done): the visit ends, but never over a paid order.
+
+    An unfinished payment is closed at its gateway first. When that close finds
+    it paid (the phone paid, or the card was approved, a moment before), or the
+    page was still waiting for an outcome (``paying``) that a notification has
+    meanwhile settled, the visit stays open and the paid payment is returned,
+    for the driver's receipt; otherwise the visit ends and None is returned.
+    """
+    if visit.payment_id is not None:
+        payment = services.get_payment(visit.payment_id)
+        unseen = paying or payment.status in states.OPEN
+        if payment.status in states.OPEN:
+            payment = reader.close_reader_payment(payment.id, terminal.card_terminal(), reason=f"kiosk: {reason}")
+        if unseen and payment.status in states.CHARGED:
+            return payment
+    end_visit(visit, terminal, reason=reason)
+    return None
+
+
 def end_visit(visit, terminal, *, reason):
-    """End a visit: an unfinished reader payment is cancelled at the gateway first, then the plate and VIN are wiped."""
+    """End a visit: an unfinished payment is closed at its gateway first, then the plate and VIN are wiped."""
     if visit.payment_id is not None:
         reader.close_reader_payment(visit.payment_id, terminal.card_terminal(), reason=f"kiosk: {reason}")
     visit = db.session.get(KioskVisit, visit.id)

@@ -221,10 +221,13 @@
     window.location.replace(config.home);
   }
 
-  // The full reset: the visit ends on the server (a reader payment is cancelled at the
-  // gateway first), then the page is replaced, so nothing of this driver remains.
+  // The full reset: the visit ends on the server (an unfinished payment is closed at its
+  // gateway first), then the page is replaced, so nothing of this driver remains. If the
+  // payment the page was waiting for turns out paid, the server answers with the receipt
+  // instead: no reset over a paid order (the receipt ends the visit when it is done).
   function reset(reason) {
     if (state.resetting) { return; }
+    var paying = currentScreen() === "reader" || currentScreen() === "scan";
     state.resetting = true;
     setLargeText(false); // the next driver starts with the kiosk's normal text
     clearTimers();
@@ -240,7 +243,13 @@
       window.location.replace(config.home);
     };
     if (!state.token) { finish(); return; }
-    request("POST", "/session/end", { reason: reason }, 10000).then(finish, finish);
+    request("POST", "/session/end", { reason: reason, paying: paying }, 10000).then(function (result) {
+      if (result.status !== 200 || !result.data.html) { finish(); return; }
+      state.resetting = false;
+      state.lastInput = Date.now();
+      state.promptShownAt = null;
+      show(result.data.screen, result.data.html);
+    }, finish);
   }
 
   // --- keyboards ------------------------------------------------------------------------
@@ -336,19 +345,8 @@
     plate: initEntry,
     vin: initEntry,
     violations: updateTotals,
-    reader: function () {
-      var pending = false;
-      state.timers.push(window.setInterval(function () {
-        if (pending || state.busy || state.resetting) { return; }
-        pending = true;
-        request("GET", "/payment").then(function (result) {
-          pending = false;
-          if (currentScreen() !== "reader" || state.busy) { return; }
-          if (result.status === 200 && result.data.screen === "reader") { return; } // still waiting
-          handle(result, { method: "GET", path: "/payment" });
-        });
-      }, config.poll));
-    },
+    reader: function () { pollPayment("reader"); },
+    scan: function () { pollPayment("scan"); },
     receipt: function (section) {
       state.timers.push(window.setTimeout(printReceipt, 400)); // after the receipt has been painted
       var deadline = Date.now() + config.receipt;
@@ -360,6 +358,22 @@
       }, 250));
     }
   };
+
+  // The reader, or the phone that scanned the code, is at work: ask where the payment stands until it moves on.
+  function pollPayment(name) {
+    var pending = false;
+    state.timers.push(window.setInterval(function () {
+      if (pending || state.busy || state.resetting) { return; }
+      pending = true;
+      request("GET", "/payment").then(function (result) {
+        pending = false;
+        if (currentScreen() !== name || state.busy) { return; }
+        if (result.status === 200 && result.data.screen === name) { return; } // still waiting
+        hidePrompt(); // the payment moved on: someone is there, with the full time for what comes next
+        handle(result, { method: "GET", path: "/payment" });
+      });
+    }, config.poll));
+  }
 
   function printReceipt() {
     var receipt = document.getElementById("kiosk-receipt");
@@ -419,7 +433,9 @@
       var ids = screenEl.firstElementChild.getAttribute("data-ids").split(",").map(function (id) {
         return parseInt(id, 10);
       });
-      go("POST", "/payments", { violation_ids: ids, idempotency_key: button.getAttribute("data-key") });
+      var payload = { violation_ids: ids, idempotency_key: button.getAttribute("data-key") };
+      if (button.hasAttribute("data-gateway")) { payload.gateway = button.getAttribute("data-gateway"); }
+      go("POST", "/payments", payload);
     },
     "cancel-payment": function () { go("POST", "/payment/cancel", {}); },
     "retry-payment": function () { go("POST", "/payment/retry", {}); },

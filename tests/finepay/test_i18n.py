@@ -10,7 +10,7 @@ import pytest
 from babel.messages.pofile import read_po, write_po
 from flask import g
 
-from finepay.formatting import format_money
+from finepay.formatting import format_money, one_of
 from finepay.settings import from_env
 from tests.factories import make_violation
 from tests.kiosk.helpers import enrol, prove, start_visit, vehicle
@@ -230,6 +230,13 @@ def test_the_challenge_message_is_translated(app, client):
 def test_money_is_formatted_for_the_language(app, header, expected):
     with app.test_request_context("/", headers={"Accept-Language": header}):
         assert format_money(20000) == expected
+
+
+@pytest.mark.parametrize("header, expected", [("zh-CN", "微信支付、支付宝或银行卡"), ("en", "微信支付, 支付宝, or 银行卡")])
+def test_alternatives_are_listed_as_the_language_lists_them(app, header, expected):
+    with app.test_request_context("/", headers={"Accept-Language": header}):
+        assert one_of(["微信支付", "支付宝", "银行卡"]) == expected
+        assert one_of(["微信支付"]) == "微信支付"
 
 
 def test_the_driver_pages_are_all_chinese(app, client):

@@ -323,8 +323,8 @@ class SandboxGateway(PaymentGateway):
         app.register_blueprint(bp)
 
     def serves(self, payer):
-        """Any payer: test cards on a page, the simulated reader at a kiosk."""
-        return True
+        """Any payer: test cards on a page, the simulated reader at a kiosk (a kiosk's driver has no other way)."""
+        return payer.surface != SURFACE_KIOSK or self.supports_card_present
 
     def next_action(self, payment, payer):
         """Test cards on the pay page; the simulated reader, with its controls, at a kiosk."""
