@@ -826,16 +826,24 @@ def _release_refunded_lines(payment, refund):
 
 
 def refresh_payment(payment_id):
-    """The payment, brought up to date from the gateway when its outcome is not final."""
+    """The payment, brought up to date from its gateway when its outcome is not final.
+
+    A payment still unpaid when its quote has run out is closed (at its
+    gateway first, so that an order the payer still holds cannot be paid),
+    so that the page says so instead of offering to pay.
+    """
     payment = get_payment(payment_id)
     if payment.status not in states.OPEN or not payment.gateway_intent_id:
         return payment
     try:
-        intent = gateway_for(payment).retrieve_intent(payment.gateway_intent_id)
+        payment = apply_intent(payment.id, gateway_for(payment).retrieve_intent(payment.gateway_intent_id))
+        if payment.status in PAYABLE and utcnow() >= payment.expires_at:
+            payment = expire_payment(payment.id)
     except GatewayError as error:
+        db.session.rollback()
         log.warning("could not refresh %s: %s", payment.id, error.code)
-        return payment
-    return apply_intent(payment.id, intent)
+        return get_payment(payment_id)
+    return payment
 
 
 def expire_payment(payment_id):

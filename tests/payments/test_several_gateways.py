@@ -427,3 +427,21 @@ def test_a_scan_to_pay_page_polls_its_gateway_and_moves_on_once_paid(client, mon
     assert '<meta http-equiv="refresh" content="2">' in waiting.get_data(as_text=True)
     assert paid.status_code == 303 and "/receipts/FP-" in paid.headers["Location"]
     assert [name for name, _op, _intent in calls] == ["wallet", "wallet"]
+
+
+def test_a_scan_to_pay_page_after_the_quote_ran_out_closes_the_order_at_its_gateway_and_says_so(app, client,
+                                                                                               monkeypatch):
+    payment = create_from(client, fresh_violation(), WECHAT_BROWSER).get_json()
+    monkeypatch.setattr(gateway_named("wallet"), "next_action",
+                        lambda payment, payer: NextAction.scan_qr("weixin://wxpay/bizpayurl?pr=abc", poll_seconds=2))
+    db.session.execute(update(Payment).where(Payment.id == payment["id"])
+                       .values(expires_at=utcnow() - timedelta(seconds=1)))
+    db.session.commit()
+    calls = spy_all(monkeypatch, "cancel_intent")
+
+    page = client.get(f"/pay/{payment['id']}", headers={"User-Agent": WECHAT_BROWSER}).get_data(as_text=True)
+
+    assert [(name, intent) for name, _op, intent in calls] == [("wallet", payment_row(payment["id"]).gateway_intent_id)]
+    assert payment_row(payment["id"]).status == "expired"
+    assert translated(app, "This price has expired") in page
+    assert 'id="pay-qr"' not in page
