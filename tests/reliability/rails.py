@@ -114,6 +114,11 @@ class WeChatPaySimulator(RailSimulator):
     def move_clock(self, moment):
         self.admin("clock", {"now": moment.isoformat()})
 
+    def slow_queries(self, count, seconds):
+        """Hold the next ``count`` order queries ``seconds`` before answering (a notification's handler waits on one)."""
+        self.admin("faults", {"kind": "timeout", "count": count, "seconds": seconds,
+                              "path": "/v3/pay/transactions/out-trade-no/"})
+
     def charges(self, orders):
         """What the simulator kept for these orders (it holds other tests' orders too)."""
         kept = rail_wire.wechatpay_charges(self.admin("state"))
@@ -139,12 +144,14 @@ class WeChatPaySimulator(RailSimulator):
         return all(d["state"] in ("delivered", "dropped") for d in self.deliveries(notify_url))
 
     def figures(self, notify_url):
-        """Notifications to ``notify_url``: how many went out (each try, each copy), duplicated, dropped, answers."""
+        """Notifications to ``notify_url``: how many went out (each try, each copy), duplicated, retried, dropped,
+        and FinePay's answers (None: no answer, the connection broke)."""
         deliveries = self.deliveries(notify_url)
         answers = Counter(str(t["status"]) for d in deliveries for t in d["tries"])
         return {"notifications": len({d["id"] for d in deliveries}),
                 "sent": sum(answers.values()),
                 "duplicated": sum(1 for d in deliveries if d["key"].endswith("#duplicate")),
+                "retried": sum(max(len(d["tries"]) - 1, 0) for d in deliveries),
                 "dropped": sum(1 for d in deliveries if d["state"] == "dropped"),
                 "answers": dict(answers)}
 
@@ -183,6 +190,14 @@ class AlipaySimulator(RailSimulator):
     def move_clock(self, moment):
         self.admin("clock", {"now": moment.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S")})
 
+    def slow_queries(self, count, seconds):
+        """Hold the next ``count`` trade queries ``seconds`` before answering (a notification's handler waits on one)."""
+        self.slow_calls("alipay.trade.query", count, seconds)
+
+    def slow_calls(self, method, count, seconds):
+        """Hold the next ``count`` calls of ``method`` ``seconds``, then do them."""
+        self.admin("faults", {"fault": "timeout", "count": count, "seconds": seconds, "method": method})
+
     def trades(self, orders):
         return [self.admin(f"trades/{order}") for order in orders]
 
@@ -207,9 +222,10 @@ class AlipaySimulator(RailSimulator):
         return {"notifications": len(notifications),
                 "sent": sum(n["attempts"] * n["copies"] for n in notifications),
                 "duplicated": sum(n["attempts"] * (n["copies"] - 1) for n in notifications),
+                "retried": sum(max(n["attempts"] - 1, 0) * n["copies"] for n in notifications),
                 "dropped": sum(1 for n in notifications if n["state"] == "dropped"),
-                "answers": dict(Counter(f"{n['last_status']} {n['last_body']}" for n in notifications
-                                        if n["attempts"]))}
+                "last_answers": dict(Counter(f"{n['last_status']} {n['last_body']}" for n in notifications
+                                             if n["attempts"]))}
 
 
 class QuietHandler(WSGIRequestHandler):
@@ -289,6 +305,12 @@ def place_order(app, payment_id):
 
 
 def statuses(payment_ids):
-    """Each payment's status now, by id."""
+    """Each payment's status now, by id.
+
+    The read transaction ends at once: on SQLite a reader that polls inside
+    one open transaction keeps FinePay's writers waiting.
+    """
     db.session.expire_all()
-    return {pid: db.session.get(Payment, pid).status for pid in payment_ids}
+    found = {pid: db.session.get(Payment, pid).status for pid in payment_ids}
+    db.session.rollback()
+    return found

@@ -9,8 +9,9 @@ Runs on SQLite and PostgreSQL.
 """
 import os
 import signal
-import threading
+import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -18,11 +19,12 @@ import requests
 from sqlalchemy import func, select
 
 from finepay.audit import AuditEntry, flush_refusals
-from finepay.extensions import db
 from finepay.dbtypes import utcnow
+from finepay.extensions import db
+from payments.gateways.alipay import adapter as alipay_adapter
 from payments.models import Payment, Refund, WebhookEvent
 from staff.services import refund as staff_refund
-from tests.conftest import fresh_database, translated
+from tests.conftest import fresh_database, make_app, translated
 from tests.payments.helpers import overdue_violation, set_payment
 from tests.reliability.ledger import ledger_report
 from tests.reliability.rails import (
@@ -153,7 +155,7 @@ def test_a_storm_of_late_duplicated_reordered_replayed_and_forged_notifications_
     mismatches = audit_count("payment.notification_mismatch")
     print(f"\n[reliability] {rail} storm: payments paid {PAID} (+1 unpaid, forged at); simulator notifications "
           f"{figures['notifications']}, sent {figures['sent']} (duplicated {figures['duplicated']}, delayed 2, "
-          f"reordered 2), answers {figures['answers']}; forged posts {sum(forged_answers.values())} "
+          f"reordered 2, retried {figures['retried']}); forged posts {sum(forged_answers.values())} "
           f"({len(forgeries)} kinds x{FORGERY_REPEATS}): refused {refused}, recorded as amount mismatch {mismatches}; "
           f"replayed {sum(replayed.values())}: answers {dict(replayed)}; applied (events recorded) "
           f"{webhook_events(rail)}; settled {report['settled']}, charged {report['charged']}, double charges "
@@ -210,7 +212,8 @@ def test_a_payment_after_the_quote_ran_out_is_refused_and_the_order_closed(app, 
                         timeout=30)
 
     at_gateway = simulator.order_state(order)
-    print(f"\n[reliability] {rail} quote expired: the payer's late approval answered {late.status_code}; FinePay's "
+    print(f"\n[reliability] {rail} quote expired: the payer's late approval answered {late.status_code}, nothing "
+          f"charged; FinePay's "
           f"pay page {page.status_code}, payment {statuses([payment])[payment]}; the order at the simulator "
           f"{at_gateway}; charged {simulator.charges([order])}")
     assert simulator.charges([order]) == {}
@@ -255,4 +258,85 @@ def test_a_refund_processing_at_wechat_pay_is_settled_later(app, finepay, simula
           f"notifications {simulator.figures(notify_url)}; kept at the simulator {kept}")
     assert processing == ("pending", "PROCESSING")
     assert kept == {intents([payment])[payment]: amount - 2000}
+    assert audit_count("refund.succeeded") == 1
+
+
+PER_RAIL = 6
+QUERY_HELD_SECONDS = 2
+
+
+def test_a_worker_killed_while_the_simulators_deliver_loses_and_doubles_nothing(database_url, simulators, tmp_path):
+    server = Gunicorn(tmp_path, database_url, workers=2, threads=2)
+    settings = rail_settings(simulators, server.url)
+    server.env.update({name: "true" if value is True else str(value) for name, value in settings.items()})
+    app = make_app(database_url, **settings)
+    with app.app_context(), server:
+        payments = {rail: new_payments(server.url, violations(PER_RAIL, 20 + n), rail) for n, rail in enumerate(RAILS)}
+        every = [pid for ids in payments.values() for pid in ids]
+        rail_of = {pid: rail for rail, ids in payments.items() for pid in ids}
+
+        def pay(rail, pid):
+            with app.app_context():
+                return simulators[rail].approve(place_order(app, pid)).status_code
+
+        first, rest = every[::2], every[1::2]
+        with ThreadPoolExecutor(4) as pool:
+            # The handlers of the first notifications wait on the rail's answer to their query: a worker killed
+            # now dies holding some, and the simulators see those connections break.
+            for simulator in simulators.values():
+                simulator.slow_queries(3, QUERY_HELD_SECONDS)
+            approvals = Counter(pool.map(lambda pid: pay(rail_of[pid], pid), first))
+            time.sleep(QUERY_HELD_SECONDS / 2)
+            victim = server.worker_pids()[0]
+            os.kill(victim, signal.SIGKILL)
+            approvals.update(pool.map(lambda pid: pay(rail_of[pid], pid), rest))
+        settled = wait_until(lambda: set(statuses(every).values()) == {"succeeded"}
+                             and all(s.settled(f"{server.url}/webhooks/{rail}") for rail, s in simulators.items()),
+                             SETTLE_SECONDS * 2)
+        figures = {rail: s.figures(f"{server.url}/webhooks/{rail}") for rail, s in simulators.items()}
+        orders = intents(every)
+        kept = {**simulators["wechatpay"].charges([orders[p] for p in payments["wechatpay"]]),
+                **simulators["alipay"].charges([orders[p] for p in payments["alipay"]])}
+        report = ledger_report(kept)
+        log = server.log()
+        db.session.remove()
+        db.engine.dispose()
+
+    print(f"\n[reliability] worker SIGKILLed while notifications arrive: payments {dict(Counter(approvals))} approved "
+          f"at the simulators ({PER_RAIL} a rail), a worker killed (SIGKILL) while it held notifications; notifications sent "
+          + ", ".join(f"{rail} {f['sent']} for {f['notifications']}, retried {f['retried']}"
+                      for rail, f in figures.items())
+          + f"; WeChat Pay's tries unanswered (connection broken) {figures['wechatpay']['answers'].get('None', 0)}; settled {report['settled']}, charged "
+          f"{report['charged']}, double charges {report['double_charges']}, lost {report['payments_lost']}, audit "
+          f"disagreements {report['audit_disagreements']}")
+    message = f"{report}\n{figures}\n{log}"
+    assert settled and victim not in server.worker_pids(), message
+    assert all(f["notifications"] == PER_RAIL for f in figures.values()), message
+    assert sum(f["retried"] for f in figures.values()) > 0, message  # the kills did break deliveries
+    assert (report["charged"], report["settled"]) == (2 * PER_RAIL, 2 * PER_RAIL), message
+    assert report["double_charges"] == report["payments_lost"] == report["audit_disagreements"] == 0, message
+    assert report["audit_chain_ok"], message
+
+
+def test_an_alipay_refund_whose_answer_was_lost_is_made_once_by_payments_sync(app, finepay, simulators, runner,
+                                                                              monkeypatch):
+    simulator = simulators["alipay"]
+    payment = paid_by(app, simulator, finepay, "alipay", 15)
+    amount = db.session.get(Payment, payment).amount
+    order = intents([payment])[payment]
+    # Alipay makes a refund at once (the simulator has no refund that stays processing): its answer is what is lost.
+    monkeypatch.setattr(alipay_adapter, "TIMEOUT", (3.05, 0.5))
+    simulator.slow_calls("alipay.trade.refund", 1, 1.5)
+
+    staff_refund(payment, amount=2000, reason="paid twice at the counter", form_key="f1", actor_name="staff:boss")
+
+    made = wait_until(lambda: simulator.charges([order]) == {order: amount - 2000}, 10)  # the held call, done
+    pending = (refund_row(payment).status, simulator.charges([order]))
+    sync = runner.invoke(args=["payments", "sync"])
+    print(f"\n[reliability] alipay refund whose answer timed out: FinePay {pending[0]} while the simulator kept "
+          f"{pending[1]}; after `payments sync` FinePay {refund_row(payment).status}, the simulator kept "
+          f"{simulator.charges([order])}; simulator notifications {simulator.figures(finepay.notify_url('alipay'))}")
+    assert sync.exit_code == 0, sync.output
+    assert made and pending == ("pending", {order: amount - 2000})
+    assert refund_row(payment).status == "succeeded" and simulator.charges([order]) == {order: amount - 2000}
     assert audit_count("refund.succeeded") == 1
