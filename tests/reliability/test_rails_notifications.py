@@ -145,8 +145,9 @@ def test_a_storm_of_late_duplicated_reordered_replayed_and_forged_notifications_
     assert wait_until(lambda: set(statuses(paid).values()) == {"succeeded"} and simulator.settled(notify_url),
                       SETTLE_SECONDS), (statuses(paid), simulator.deliveries(notify_url))
     forged_bodies = {body for _kind, body, _headers in forgeries}
-    genuine = {body: headers for _path, body, headers, _status, _text in finepay.received(rail)
-               if body not in forged_bodies}
+    deliveries = [entry for entry in finepay.received(rail) if entry[1] not in forged_bodies]
+    delivery_answers = Counter(status for _path, _body, _headers, status, _text in deliveries)
+    genuine = {body: headers for _path, body, headers, _status, _text in deliveries}
     replayed = Counter(answer_of(requests.post(notify_url, data=body, headers=headers, timeout=10))
                        for body, headers in list(genuine.items()) * REPLAYS)
     figures = simulator.figures(notify_url)
@@ -155,7 +156,8 @@ def test_a_storm_of_late_duplicated_reordered_replayed_and_forged_notifications_
     mismatches = audit_count("payment.notification_mismatch")
     print(f"\n[reliability] {rail} storm: payments paid {PAID} (+1 unpaid, forged at); simulator notifications "
           f"{figures['notifications']}, sent {figures['sent']} (duplicated {figures['duplicated']}, delayed 2, "
-          f"reordered 2, retried {figures['retried']}); forged posts {sum(forged_answers.values())} "
+          f"reordered 2, retried {figures['retried']}), FinePay's answers to them "
+          f"{dict(delivery_answers)}; forged posts {sum(forged_answers.values())} "
           f"({len(forgeries)} kinds x{FORGERY_REPEATS}): refused {refused}, recorded as amount mismatch {mismatches}; "
           f"replayed {sum(replayed.values())}: answers {dict(replayed)}; applied (events recorded) "
           f"{webhook_events(rail)}; settled {report['settled']}, charged {report['charged']}, double charges "
