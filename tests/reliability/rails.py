@@ -8,11 +8,13 @@ tests/payments/gateways/rail_wire.py.
 """
 import io
 import json
+import os
 import subprocess
 import sys
 import threading
 import uuid
 from collections import Counter
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -283,6 +285,27 @@ class FinePayServer:
         """What the simulator (or anyone) posted to this rail's notify URL, with FinePay's answers."""
         with self.lock:
             return [entry for entry in self.tapped if entry[0] == f"/webhooks/{rail}"]
+
+
+def calling(pids, ports):
+    """The first of these processes with a connection open to one of these loopback ports (a call in flight), or None.
+
+    The simulators answer HTTP/1.0 and close, so an established connection to
+    one is a request still waiting for its answer.
+    """
+    wanted = {f"0100007F:{port:04X}" for port in ports}
+    held = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[2] in wanted and fields[3] == "01":  # ESTABLISHED
+            held.add(f"socket:[{fields[9]}]")
+    for pid in pids:
+        try:
+            if any(os.readlink(fd) in held for fd in Path(f"/proc/{pid}/fd").iterdir()):
+                return pid
+        except OSError:
+            continue
+    return None
 
 
 def new_payments(base_url, violations, rail):

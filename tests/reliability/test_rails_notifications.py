@@ -9,7 +9,6 @@ Runs on SQLite and PostgreSQL.
 """
 import os
 import signal
-import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -31,6 +30,7 @@ from tests.reliability.rails import (
     AlipaySimulator,
     FinePayServer,
     WeChatPaySimulator,
+    calling,
     new_payments,
     place_order,
     statuses,
@@ -64,6 +64,7 @@ def simulators(tmp_path_factory):
 
 @pytest.fixture
 def finepay_server():
+    """FinePay's loopback address, chosen before the app is made so that its notify URLs can name it."""
     return FinePayServer(free_port())
 
 
@@ -77,6 +78,7 @@ def rail_settings(simulators, finepay_url):
 
 @pytest.fixture
 def app_config(simulators, finepay_server):
+    """The app fixture's settings: both rails, notified at finepay_server."""
     return rail_settings(simulators, finepay_server.url)
 
 
@@ -95,6 +97,7 @@ def violations(count, series):
 
 
 def audit_count(action):
+    """Audit entries of this action."""
     return db.session.execute(select(func.count()).select_from(AuditEntry).where(AuditEntry.action == action)).scalar()
 
 
@@ -107,17 +110,21 @@ def refusals(rail):
 
 
 def webhook_events(rail):
+    """Notifications of this rail FinePay recorded (applied, or remembered as changing nothing)."""
     return db.session.execute(
         select(func.count()).select_from(WebhookEvent).where(WebhookEvent.gateway == rail)).scalar()
 
 
 def intents(payment_ids):
-    """The gateway intent (the order at the rail) of each payment, by payment id."""
+    """The gateway intent (the order at the rail) of each payment, by payment id; the read transaction ended."""
     db.session.expire_all()
-    return {pid: db.session.get(Payment, pid).gateway_intent_id for pid in payment_ids}
+    found = {pid: db.session.get(Payment, pid).gateway_intent_id for pid in payment_ids}
+    db.session.rollback()
+    return found
 
 
 def answer_of(response):
+    """What a sender of notifications reads in FinePay's answer."""
     return response.status_code, response.text
 
 
@@ -288,8 +295,9 @@ def test_a_worker_killed_while_the_simulators_deliver_loses_and_doubles_nothing(
             for simulator in simulators.values():
                 simulator.slow_queries(3, QUERY_HELD_SECONDS)
             approvals = Counter(pool.map(lambda pid: pay(rail_of[pid], pid), first))
-            time.sleep(QUERY_HELD_SECONDS / 2)
-            victim = server.worker_pids()[0]
+            victim = wait_until(lambda: calling(server.worker_pids(), [s.port for s in simulators.values()]),
+                                QUERY_HELD_SECONDS)
+            assert victim, "no worker was seen handling a notification"
             os.kill(victim, signal.SIGKILL)
             approvals.update(pool.map(lambda pid: pay(rail_of[pid], pid), rest))
         settled = wait_until(lambda: set(statuses(every).values()) == {"succeeded"}
@@ -305,16 +313,17 @@ def test_a_worker_killed_while_the_simulators_deliver_loses_and_doubles_nothing(
         db.engine.dispose()
 
     print(f"\n[reliability] worker SIGKILLed while notifications arrive: payments {dict(Counter(approvals))} approved "
-          f"at the simulators ({PER_RAIL} a rail), a worker killed (SIGKILL) while it held notifications; notifications sent "
+          f"at the simulators ({PER_RAIL} a rail), a worker killed (SIGKILL) while it handled one; notifications sent "
           + ", ".join(f"{rail} {f['sent']} for {f['notifications']}, retried {f['retried']}"
                       for rail, f in figures.items())
-          + f"; WeChat Pay's tries unanswered (connection broken) {figures['wechatpay']['answers'].get('None', 0)}; settled {report['settled']}, charged "
+          + f"; WeChat Pay's tries unanswered (connection broken) {figures['wechatpay']['answers'].get('None', 0)}; "
+          f"settled {report['settled']}, charged "
           f"{report['charged']}, double charges {report['double_charges']}, lost {report['payments_lost']}, audit "
           f"disagreements {report['audit_disagreements']}")
     message = f"{report}\n{figures}\n{log}"
-    assert settled and victim not in server.worker_pids(), message
+    assert settled, message
     assert all(f["notifications"] == PER_RAIL for f in figures.values()), message
-    assert sum(f["retried"] for f in figures.values()) > 0, message  # the kills did break deliveries
+    assert sum(f["retried"] for f in figures.values()) > 0, message  # the kill did break a delivery
     assert (report["charged"], report["settled"]) == (2 * PER_RAIL, 2 * PER_RAIL), message
     assert report["double_charges"] == report["payments_lost"] == report["audit_disagreements"] == 0, message
     assert report["audit_chain_ok"], message
