@@ -95,7 +95,7 @@ class WeChatPaySimulator(RailSimulator):
         return rail_wire.wechatpay_settings(self.config, notify_url)
 
     def payer_page(self, qr_payload):
-        page = requests.get(f"{self.config['base_url']}/simulator/scan", params={"code_url": qr_payload}, timeout=10)
+        page = requests.get(rail_wire.wechatpay_scan_url(self.config, qr_payload), timeout=10)
         assert page.ok, page.text
         return page
 

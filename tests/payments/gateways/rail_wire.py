@@ -36,6 +36,11 @@ def wechatpay_settings(config, notify_url):
     }
 
 
+def wechatpay_scan_url(config, code_url):
+    """The simulator's page a phone opens by scanning a Native order's code_url (WeChat's own scheme)."""
+    return f"{config['scan_url']}?{urlencode({'code_url': code_url})}"
+
+
 def wechatpay_notification(data_dir, order, amount, *, mchid=None, appid=None, age=0):
     """A payment notification signed and encrypted with the simulator's keys, as WeChat Pay sends one."""
     account = load_or_create(data_dir)
