@@ -1,4 +1,4 @@
-"""What the money says: charges at the (sandbox) gateway against payments, violations and the audit log."""
+"""What the money says: charges at the gateway (the sandbox's, or a simulator's) against payments, violations and the audit log."""
 from collections import Counter, defaultdict
 
 from sqlalchemy import select
@@ -12,19 +12,31 @@ from violations.models import Violation
 SETTLED = ("succeeded", "refunded")
 
 
-def ledger_report():
-    """Figures for the whole database: double charges, lost payments and audit disagreements (all must be 0).
-
-    Seals the audit log first, as `payments sync` would after the race, so that
-    the chain checked is the whole log.
-    """
-    sealing = seal()
-    db.session.expire_all()
-    payments = {p.id: p for p in db.session.execute(select(Payment)).scalars()}
+def sandbox_charges():
+    """What each payment's intent kept at the sandbox gateway (received less refunded), by payment id."""
     intents = {i.payment_id: i for i in db.session.execute(select(SandboxIntent)).scalars()}
     refunded = defaultdict(int)
     for refund in db.session.execute(select(SandboxRefund)).scalars():
         refunded[refund.intent_id] += refund.amount
+    return {pid: i.amount_received - refunded[i.id] for pid, i in intents.items() if i.status == "succeeded"}
+
+
+def ledger_report(charges_at_gateway=None):
+    """Figures for the whole database: double charges, lost payments and audit disagreements (all must be 0).
+
+    ``charges_at_gateway``: what the gateway kept, by FinePay intent id, as the
+    gateway itself says (a simulator's state); the sandbox's by default. Seals
+    the audit log first, as `payments sync` would after the race, so that the
+    chain checked is the whole log.
+    """
+    sealing = seal()
+    db.session.expire_all()
+    payments = {p.id: p for p in db.session.execute(select(Payment)).scalars()}
+    if charges_at_gateway is None:
+        kept = sandbox_charges()
+    else:
+        by_intent = {p.gateway_intent_id: pid for pid, p in payments.items()}
+        kept = {by_intent[intent_id]: amount for intent_id, amount in charges_at_gateway.items()}
     items = db.session.execute(select(PaymentItem)).scalars().all()
     violations = {v.id: v for v in db.session.execute(select(Violation)).scalars()}
     succeeded_entries = Counter(
@@ -33,7 +45,7 @@ def ledger_report():
         ).scalars()
     )
 
-    charged = {pid for pid, i in intents.items() if i.status == "succeeded" and i.amount_received > refunded[i.id]}
+    charged = {pid for pid, amount in kept.items() if amount > 0}
     net_charges = Counter(item.violation_id for item in items if item.payment_id in charged)
     double_charges = sum(1 for count in net_charges.values() if count > 1)
     # Money kept while a fine stays owed, or a charge FinePay does not count as paid.

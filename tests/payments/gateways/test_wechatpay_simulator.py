@@ -615,6 +615,20 @@ def test_the_reorder_switch_delivers_the_held_notifications_newest_first(simulat
     assert [wxpay.callback(*r[:2])["resource"]["out_trade_no"][-1] for r in received] == ["3", "2", "1"]
 
 
+def test_a_release_after_the_reordered_notifications_went_out_sends_none_of_them_again(simulator, receiver):
+    admin(simulator, "notifications", {"mode": "reorder", "count": 2})
+    wxpay = client(simulator, notify_url=receiver.url)
+    for number in (1, 2):
+        paid_order(simulator, wxpay, f"FP2026113000000{number}")
+    receiver.wait(2)
+
+    admin(simulator, "notifications/release", {})
+    time.sleep(0.5)
+
+    assert len(receiver.received) == 2
+    assert [len(d["tries"]) for d in simulator.notifier.deliveries()] == [1, 1]
+
+
 def test_the_delay_switch_holds_the_next_notification_back(simulator, receiver):
     admin(simulator, "notifications", {"mode": "delay", "count": 1, "seconds": 0.5})
     wxpay = client(simulator, notify_url=receiver.url)

@@ -105,6 +105,7 @@ class Notifier:
         switch["held"].append(delivery["key"])
         if switch["count"] == 0:
             delivery["state"] = "pending"
+            del self.switches["reorder"]  # spent: a later release() must not send these again
             self._release(switch["held"][:-1], start=time.time() + REORDER_GAP)
 
     def release(self):
