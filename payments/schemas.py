@@ -4,7 +4,7 @@ import re
 from marshmallow import EXCLUDE, Schema, fields, post_dump, validate
 
 from finepay.restapi import SandboxFlag
-from payments.gateways import current_gateway
+from payments.gateways import gateway_for
 from payments.messages import failure_message
 from violations.plates import normalize_plate, normalize_vin_last6
 from violations.schemas import NormalizedString, altcha_field, violation_ids_field
@@ -31,6 +31,11 @@ class PaymentRequestSchema(Schema):
     plate = NormalizedString(normalize_plate, required=True)
     vin_last6 = NormalizedString(normalize_vin_last6, required=True)
     violation_ids = violation_ids_field(required=True)
+    gateway = fields.String(
+        load_default=None, validate=validate.Length(min=1, max=40),
+        metadata={"description": "How to pay: a configured gateway's name that serves this payer (422 otherwise); "
+                                 "by default the first configured one that does", "example": "wechatpay"},
+    )
 
     altcha = altcha_field()
 
@@ -100,7 +105,7 @@ class PaymentSchema(Schema):
     def add_gateway_fields(self, data, payment, **kwargs):
         """What the payer's page needs from the gateway (e.g. a publishable key), while it can still pay."""
         if payment.is_open:
-            data.update(current_gateway().client_fields(payment))
+            data.update(gateway_for(payment).client_fields(payment))
         return data
 
     def get_next_action(self, payment):
@@ -142,6 +147,7 @@ class ReceiptSchema(Schema):
     currency = fields.String()
     plate = fields.String()
     channel = fields.String()
+    gateway = fields.String(metadata={"description": "the gateway that took the payment"})
     payment_id = fields.String()
     items = fields.List(fields.Nested(ReceiptItemSchema))
     service_fee = fields.Integer(metadata={"description": "included in amount and shared across the lines"})

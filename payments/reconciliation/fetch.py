@@ -13,7 +13,7 @@ from finepay import audit
 from finepay.audit import AuditEntry
 from finepay.dbtypes import utcnow
 from finepay.extensions import db
-from payments.gateways import current_gateway
+from payments.gateways import configured_gateways
 from payments.models import GatewayRecord
 from payments.reconciliation.lines import check_range
 from violations.fees import business_day_window
@@ -30,7 +30,7 @@ def fetch_gateway_records(start, end, actor="system"):
     Upserted by (gateway, transaction id), so fetching again refreshes
     statuses and never duplicates. Returns the number of transactions read.
     """
-    gateway = current_gateway()
+    gateway = configured_gateways()[0]
     transactions = gateway.list_transactions(start - FETCH_MARGIN, end + FETCH_MARGIN)
     now = utcnow()
     rows = [
@@ -62,7 +62,7 @@ def fetch_days(first_day, last_day, actor="system"):
 
 def last_fetch(start, end):
     """When the current gateway's records were last fetched for a window covering [start, end), or None."""
-    gateway = current_gateway().name
+    gateway = configured_gateways()[0].name
     entries = db.session.execute(
         select(AuditEntry.at, AuditEntry.details)
         .where(AuditEntry.action == FETCH_ACTION, AuditEntry.subject_type == "gateway",

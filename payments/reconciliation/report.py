@@ -8,7 +8,7 @@ from sqlalchemy.sql.expression import FunctionElement
 
 from finepay.dbtypes import UTCDateTime
 from finepay.extensions import db
-from payments.gateways import current_gateway
+from payments.gateways import configured_gateways
 from payments.reconciliation.fetch import last_fetch
 from payments.reconciliation.lines import (
     CLASSES,
@@ -176,7 +176,7 @@ def reconcile(first_day, last_day, *, limit=PAGE_LINES, only=None):
     collected = Totals(sum(t.count for _k, t in by_channel), sum(t.amount for _k, t in by_channel))
     return Report(
         first_day=first_day, last_day=last_day, start=start, end=end,
-        currency=current_app.config["CURRENCY"], gateway=current_gateway().name, fetched_at=last_fetch(start, end),
+        currency=current_app.config["CURRENCY"], gateway=configured_gateways()[0].name, fetched_at=last_fetch(start, end),
         collected=collected, by_channel=by_channel,
         by_terminal=sorted(((names.get(t, f"#{t}"), totals) for t, totals in by_terminal.items() if t is not None),
                            key=lambda pair: pair[0]),

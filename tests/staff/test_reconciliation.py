@@ -12,7 +12,7 @@ from finepay.dbtypes import utcnow
 from finepay.extensions import db
 from kiosk.services import enrol_terminal
 from payments import services as payment_services
-from payments.gateways import GatewayError, current_gateway
+from payments.gateways import GatewayError, gateway_named
 from payments.gateways.sandbox import SandboxIntent
 from payments.models import GatewayRecord
 from payments.reconciliation.export import CSV_HEADER, csv_lines
@@ -77,7 +77,7 @@ def seeded(app, client, monkeypatch):
     ids["matched"] = paid_payment()[0].id
 
     # A charge the ledger never saw: made at the gateway by something other than FinePay.
-    gateway = current_gateway()
+    gateway = gateway_named("sandbox")
     ghost = gateway.create_intent(payment_id=None, amount=7700, currency="CNY", idempotency_key=f"ghost-{uuid.uuid4()}")
     ghost = gateway.confirm_intent(ghost.id, payment_method="pm_card_visa", idempotency_key=f"ghost-{ghost.id}")
     ids["ghost_intent"] = ghost.id
