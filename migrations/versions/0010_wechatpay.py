@@ -1,7 +1,7 @@
 """WeChat Pay's ledger: each intent and the order open for it at WeChat Pay
 
 Revision ID: 0010_wechatpay
-Revises: 0007_audit
+Revises: 0010_alipay
 Create Date: 2026-11-30 12:00:00.000000
 
 Hand-checked: one new table, the same on SQLite and PostgreSQL. Expand-only:
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0010_wechatpay'
-down_revision = '0007_audit'
+down_revision = '0010_alipay'
 branch_labels = None
 depends_on = None
 
