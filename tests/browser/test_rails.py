@@ -1,0 +1,206 @@
+"""Paying with 微信支付 and 支付宝 in a real Chromium, through the two simulators (tests/rails.py), in Chinese.
+
+Each way of reaching the rails is driven as the driver would: a computer shows the
+QR code and a second page, the phone, opens what the code says and approves; a phone
+browser goes to the rail's page and comes back; WeChat's own browser gets the
+payer's openid from the OAuth stand-in and pays through the simulator's bridge.
+Two phones paying for one violation end with one capture kept. Every test has a
+vehicle of its own on one live FinePay for the module.
+"""
+import re
+import shutil
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import pytest
+from playwright.sync_api import expect
+from sqlalchemy import select
+
+from finepay.extensions import db
+from payments.models import Payment
+from tests.browser.conftest import BROWSER_CONFIG, PHONE, REQUIRE_BROWSER
+from tests.browser.helpers import PAY_PAGE, RECEIPT_NUMBER, RECEIPT_PAGE, add_vehicle
+from tests.conftest import did_not_run
+from tests.rails import running_rails
+from violations.models import Violation
+
+pytestmark = pytest.mark.browser
+
+# jsQR from npm (tests/browser/package.json; `make browser` runs `npm ci`): reads the code as a phone's camera would.
+JSQR = Path(__file__).resolve().parent / "node_modules" / "jsqr" / "dist" / "jsQR.js"
+# Where the screenshots are copied for people to look at, beside the pytest run's own.
+SHOTS = Path("/work/wt/e2e-shots")
+DESKTOP = {"viewport": {"width": 1280, "height": 900}, "locale": "zh-CN"}
+PHONE_ZH = {**PHONE, "locale": "zh-CN"}
+ANDROID = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+           "Chrome/126.0.0.0 Mobile Safari/537.36")
+IN_WECHAT = ANDROID + " XWEB/1260117 MMWEBSDK/20240301 MicroMessenger/8.0.47.2560(0x28002F35) WeChat/arm64 NetType/WIFI"
+WECHATPAY, ALIPAY = "微信支付", "支付宝"
+
+
+@pytest.fixture(scope="module")
+def rails(sqlite_template, tmp_path_factory):
+    """Both simulators and FinePay (wechatpay, alipay, sandbox) for this module, in Chinese by default."""
+    with running_rails(sqlite_template, tmp_path_factory.mktemp("rails"),
+                       **{**BROWSER_CONFIG, "DEFAULT_LOCALE": "zh_CN"}) as running:
+        yield running
+
+
+@pytest.fixture
+def jsqr():
+    """The path of jsQR.js; skipped loudly (or failed under REQUIRE_BROWSER=1) when `make browser` did not install it."""
+    if not JSQR.is_file():
+        did_not_run(f"jsQR not found at {JSQR}: the QR payments DID NOT RUN (run `make browser`)",
+                    required=REQUIRE_BROWSER)
+    return JSQR
+
+
+@pytest.fixture
+def open_context(browser):
+    """Open browser contexts (each its own cookies, as another device); all closed after the test."""
+    contexts = []
+
+    def open_one(**options):
+        context = browser.new_context(**options)
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        return context
+
+    yield open_one
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def shot(tmp_path):
+    """Save what a page shows under the test's tmp dir and copy it to /work/wt/e2e-shots/ (made when missing)."""
+    def take(page, name):
+        path = tmp_path / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, SHOTS / path.name)
+        return path
+
+    return take
+
+
+# --- the driver's steps -----------------------------------------------------------------------------
+
+
+def a_vehicle(rails, plate, vin, notice, fine=20000):
+    """One unpaid violation (CN¥200.00 by default, decided 3 days ago: no late fee yet)."""
+    return add_vehicle(rails.app, plate, vin, [(notice, "超速 20% 以上未达 50%", fine, 3, True)])
+
+
+def to_review(page, rails, vehicle):
+    """Look the vehicle up and review its (preselected) violations."""
+    page.goto(rails.url + "/")
+    page.fill("#plate", vehicle.plate)
+    page.fill("#vin_last6", vehicle.vin)
+    page.locator("form.card button[type=submit]").click()
+    page.locator("#review-button").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("核对缴款信息")
+
+
+def choose(page, label):
+    """Press one of the ways to pay (on the review page, or under 'pay another way'); return the payment id."""
+    page.get_by_role("button", name=label, exact=True).click()
+    page.wait_for_url(PAY_PAGE)
+    return urlsplit(page.url).path.rsplit("/", 1)[1]
+
+
+def qr_text(page, context, jsqr):
+    """What the pay page's QR code says, read from its pixels with jsQR on a blank page of the same device."""
+    markup = page.locator("#pay-qr svg").evaluate("svg => svg.outerHTML")
+    reader = context.new_page()
+    try:
+        reader.add_script_tag(path=str(jsqr))
+        return reader.evaluate("""async markup => {
+            const image = new Image();
+            image.src = 'data:image/svg+xml;charset=utf-8,' + encodeURIComponent(markup);
+            await image.decode();
+            const width = image.naturalWidth * 4, height = image.naturalHeight * 4;
+            const canvas = document.createElement('canvas');
+            canvas.width = width; canvas.height = height;
+            const paint = canvas.getContext('2d');
+            paint.fillStyle = '#fff'; paint.fillRect(0, 0, width, height);
+            paint.imageSmoothingEnabled = false;
+            paint.drawImage(image, 0, 0, width, height);
+            const code = jsQR(paint.getImageData(0, 0, width, height).data, width, height);
+            return code && code.data;
+        }""", markup)
+    finally:
+        reader.close()
+
+
+def scan_url(rails, code):
+    """Where a phone goes with a scanned code: an http(s) link as it is; WeChat's weixin:// through its scanner."""
+    if code.startswith("weixin://"):
+        return f"{rails.wechatpay.base_url}/simulator/scan?code_url={quote(code, safe='')}"
+    return code
+
+
+def approve(phone):
+    """The payer approves on the rail's page (both simulators name the button 'Approve')."""
+    phone.get_by_role("button", name=re.compile("Approve")).click()
+
+
+def expect_receipt(page, way, seconds=15):
+    """The page reaches the receipt by itself: paid online with ``way``; returns the receipt number."""
+    page.wait_for_url(RECEIPT_PAGE, timeout=seconds * 1000)
+    expect(page.get_by_role("heading", level=1)).to_have_text("缴款收据")
+    expect(page.locator("#paid-by")).to_contain_text(way)
+    number = page.locator("#receipt-number").inner_text().strip()
+    assert RECEIPT_NUMBER.match(number), number
+    return number
+
+
+def payments_for(app, vehicle):
+    """The vehicle's payments, oldest first, as (gateway, status, refunded amount)."""
+    with app.app_context():
+        rows = db.session.execute(
+            select(Payment).where(Payment.plate == vehicle.normalized).order_by(Payment.created_at)
+        ).scalars().all()
+        return [(p.gateway, p.status, sum(r.amount for r in p.refunds if r.status == "succeeded")) for p in rows]
+
+
+def violation_state(app, vehicle):
+    """The vehicle's one violation: (status, receipt number)."""
+    with app.app_context():
+        violation = db.session.execute(select(Violation).where(Violation.plate == vehicle.normalized)).scalar_one()
+        return violation.status, violation.receipt_number
+
+
+# --- a computer: scan the code with the phone ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("way", [WECHATPAY, ALIPAY], ids=["wechatpay", "alipay"])
+def test_a_computer_shows_the_code_the_phone_pays_and_the_page_moves_on_to_the_receipt(
+        way, rails, open_context, jsqr, shot):
+    vehicle = a_vehicle(rails, "蒙A·71001" if way == WECHATPAY else "蒙A·71002",
+                        "WX0001" if way == WECHATPAY else "AL0001",
+                        "150203202612710001" if way == WECHATPAY else "150203202612710002")
+    computer_context = open_context(**DESKTOP)
+    computer = computer_context.new_page()
+    to_review(computer, rails, vehicle)
+    ways = computer.locator(".ways button")
+    expect(ways).to_have_text([WECHATPAY, ALIPAY, "银行卡（沙箱）"])
+    if way == WECHATPAY:
+        shot(computer, "zh_CN-rails-review-choices")
+    choose(computer, way)
+    expect(computer.locator("#pay-qr")).to_contain_text("¥200.00")
+    if way == WECHATPAY:
+        shot(computer, "zh_CN-rails-qr-pay-page")
+
+    code = qr_text(computer, computer_context, jsqr)
+    assert code, "the QR code could not be read"
+    phone = open_context(**PHONE_ZH, user_agent=ANDROID).new_page()
+    phone.goto(scan_url(rails, code))
+    expect(phone.locator("main")).to_contain_text(re.compile(r"¥\s?200"))
+    approve(phone)
+
+    number = expect_receipt(computer, way)
+    if way == WECHATPAY:
+        shot(computer, "zh_CN-rails-receipt-wechatpay")
+    assert violation_state(rails.app, vehicle) == ("paid", number)
+    assert payments_for(rails.app, vehicle) == [("wechatpay" if way == WECHATPAY else "alipay", "succeeded", 0)]
