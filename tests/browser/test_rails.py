@@ -140,6 +140,14 @@ def scan_url(rails, code):
     return code
 
 
+def navigations(page):
+    """Every URL the page's main frame is sent to, redirects included, in order (a list that grows)."""
+    visited = []
+    page.on("request", lambda request: request.is_navigation_request() and request.frame == page.main_frame
+            and visited.append(request.url))
+    return visited
+
+
 def approve(phone):
     """The payer approves on the rail's page (both simulators name the button 'Approve')."""
     phone.get_by_role("button", name=re.compile("Approve")).click()
@@ -204,3 +212,56 @@ def test_a_computer_shows_the_code_the_phone_pays_and_the_page_moves_on_to_the_r
         shot(computer, "zh_CN-rails-receipt-wechatpay")
     assert violation_state(rails.app, vehicle) == ("paid", number)
     assert payments_for(rails.app, vehicle) == [("wechatpay" if way == WECHATPAY else "alipay", "succeeded", 0)]
+
+
+# --- a phone browser: to the rail's page and back -------------------------------------------------------
+
+
+@pytest.mark.parametrize("way", [WECHATPAY, ALIPAY], ids=["wechatpay-h5", "alipay-wap"])
+def test_a_phone_goes_to_the_rails_page_pays_and_comes_back_to_the_receipt(way, rails, open_context):
+    wechat = way == WECHATPAY
+    vehicle = a_vehicle(rails, "蒙A·72001" if wechat else "蒙A·72002", "WX0002" if wechat else "AL0002",
+                        "150203202612720001" if wechat else "150203202612720002")
+    phone = open_context(**PHONE_ZH, user_agent=ANDROID).new_page()
+    visited = navigations(phone)
+    to_review(phone, rails, vehicle)
+    payment_id = choose(phone, way)
+    expect(phone.locator("#pay-qr")).to_have_count(0)  # a phone cannot scan its own screen
+
+    phone.locator("#pay-redirect a.button").click()
+    rail = rails.wechatpay.base_url if wechat else rails.alipay_url
+    phone.wait_for_url(rail + "/**")
+    approve(phone)
+
+    number = expect_receipt(phone, way)
+    # Back from the rail to the payment's own page (its return URL; Alipay adds its signed query), then the receipt.
+    back = visited[[i for i, url in enumerate(visited) if url.startswith(rail)][-1] + 1]
+    assert back.split("?")[0] == f"{rails.url}/pay/{payment_id}", visited
+    assert violation_state(rails.app, vehicle) == ("paid", number)
+    assert payments_for(rails.app, vehicle) == [("wechatpay" if wechat else "alipay", "succeeded", 0)]
+
+
+# --- inside WeChat: the official account's OAuth, then the JSAPI bridge ------------------------------------
+
+
+def test_inside_wechat_the_driver_pays_through_the_bridge_after_the_oauth_step(rails, open_context, shot):
+    vehicle = a_vehicle(rails, "蒙A·73001", "WX0003", "150203202612730001")
+    phone = open_context(**PHONE_ZH, user_agent=IN_WECHAT).new_page()
+    visited, requested = navigations(phone), []
+    phone.on("request", lambda request: requested.append(request.url))
+    to_review(phone, rails, vehicle)
+    expect(phone.locator(".ways button")).to_have_text([WECHATPAY, "银行卡（沙箱）"])  # Alipay cannot open in WeChat
+    payment_id = choose(phone, WECHATPAY)
+    shot(phone, "zh_CN-rails-inapp-pay-page")
+
+    phone.locator("#pay-redirect a.button").click()  # to the OAuth stand-in (snsapi_base: nothing to approve)
+    number = expect_receipt(phone, WECHATPAY)  # back with the openid; the bridge opened by itself and paid
+    oauth = [url for url in visited if url.startswith(rails.wechatpay.base_url)]
+    assert oauth and "snsapi_base" in oauth[0], visited
+    assert f"{rails.url}/pay/{payment_id}" in visited  # the JSAPI page, after the OAuth step
+    assert phone.evaluate("window.WeixinJSBridge === undefined")  # the receipt is FinePay's own page again
+    # Paid through the bridge stand-in that the JSAPI page loaded from the simulator, as WeChat would provide it.
+    assert f"{rails.wechatpay.base_url}/simulator/jsbridge.js" in requested
+    assert f"{rails.wechatpay.base_url}/simulator/jsbridge/pay" in requested
+    assert violation_state(rails.app, vehicle) == ("paid", number)
+    assert payments_for(rails.app, vehicle) == [("wechatpay", "succeeded", 0)]
