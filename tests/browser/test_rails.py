@@ -265,3 +265,88 @@ def test_inside_wechat_the_driver_pays_through_the_bridge_after_the_oauth_step(r
     assert f"{rails.wechatpay.base_url}/simulator/jsbridge/pay" in requested
     assert violation_state(rails.app, vehicle) == ("paid", number)
     assert payments_for(rails.app, vehicle) == [("wechatpay", "succeeded", 0)]
+
+
+# --- two phones, one violation ------------------------------------------------------------------------------
+
+
+def two_phones(rails, open_context, vehicle):
+    """Phones A and B, each with the vehicle's violation on its review page."""
+    phones = []
+    for _ in range(2):
+        phone = open_context(**PHONE_ZH, user_agent=ANDROID).new_page()
+        to_review(phone, rails, vehicle)
+        phones.append(phone)
+    return phones
+
+
+def test_a_second_phone_choosing_alipay_closes_the_first_phones_wechat_order_first(rails, open_context):
+    vehicle = a_vehicle(rails, "蒙A·74001", "TW0001", "150203202612740001")
+    phone_a, phone_b = two_phones(rails, open_context, vehicle)
+    first = choose(phone_a, WECHATPAY)
+    phone_a.locator("#pay-redirect a.button").click()
+    phone_a.wait_for_url(rails.wechatpay.base_url + "/**")  # WeChat Pay's page for the order, not yet approved
+
+    choose(phone_b, ALIPAY)
+    approve(phone_a)  # too late: FinePay closed that order before it opened Alipay's
+    expect(phone_a.locator("body")).to_contain_text("该订单已关闭")
+    assert violation_state(rails.app, vehicle) == ("unpaid", None)
+
+    phone_b.locator("#pay-redirect a.button").click()
+    phone_b.wait_for_url(rails.alipay_url + "/**")
+    approve(phone_b)
+    number = expect_receipt(phone_b, ALIPAY)
+
+    phone_a.goto(f"{rails.url}/pay/{first}")  # phone A back on its payment's page: nothing was charged there
+    expect(phone_a.locator("#closed")).to_contain_text("这笔缴款已被替换或取消")
+    assert violation_state(rails.app, vehicle) == ("paid", number)
+    assert payments_for(rails.app, vehicle) == [("wechatpay", "canceled", 0), ("alipay", "succeeded", 0)]
+
+
+def test_an_order_paid_just_before_the_second_phone_chooses_keeps_the_payment_and_opens_no_other(
+        rails, open_context):
+    vehicle = a_vehicle(rails, "蒙A·74002", "TW0002", "150203202612740002")
+    phone_a, phone_b = two_phones(rails, open_context, vehicle)
+    first = choose(phone_a, WECHATPAY)
+    phone_a.locator("#pay-redirect a.button").click()
+    phone_a.wait_for_url(rails.wechatpay.base_url + "/**")
+    order = phone_a.locator("dt:has-text('订单号') + dd").inner_text().strip()
+    # The order is paid (through the simulator's admin API: phone A has not come back) and WeChat Pay's
+    # notification is lost, so FinePay learns of the payment only when it closes the order for phone B.
+    rails.wechatpay_admin("POST", "notifications", mode="drop", count=1)
+    rails.wechatpay_admin("POST", f"orders/{order}/pay", outcome="approve")
+
+    phone_b.get_by_role("button", name=ALIPAY, exact=True).click()
+    expect(phone_b.locator("main")).to_contain_text("这些违法记录刚刚已缴清，请重新查询。")
+    phone_a.goto(f"{rails.url}/pay/{first}")
+    number = expect_receipt(phone_a, WECHATPAY)
+    assert violation_state(rails.app, vehicle) == ("paid", number)
+    assert payments_for(rails.app, vehicle) == [("wechatpay", "succeeded", 0)]
+
+
+def test_both_phones_paid_at_their_rails_keeps_one_and_refunds_the_other_by_itself(rails, open_context, shot):
+    vehicle = a_vehicle(rails, "蒙A·74003", "TW0003", "150203202612740003")
+    phone_a, phone_b = two_phones(rails, open_context, vehicle)
+    choose(phone_a, ALIPAY)  # phone A holds Alipay's link but has not opened it: Alipay knows no trade yet
+    link = phone_a.locator("#pay-redirect a.button")
+    expect(link).to_have_attribute("href", re.compile("^" + re.escape(rails.alipay_url)))
+
+    choose(phone_b, WECHATPAY)  # FinePay closes A's trade first; Alipay has none to close
+    phone_b.locator("#pay-redirect a.button").click()
+    approve(phone_b)
+    number = expect_receipt(phone_b, WECHATPAY)
+
+    link.click()  # phone A's page was still open: Alipay opens the trade now, and takes the money
+    phone_a.wait_for_url(rails.alipay_url + "/**")
+    approve(phone_a)
+    surplus = expect_receipt(phone_a, ALIPAY)
+    refund = phone_a.locator("tr.refund-row")
+    expect(refund).to_have_count(1)
+    expect(refund).to_contain_text("−¥200.00")
+    expect(phone_a.locator("tr[data-state=not_settled]")).to_contain_text("此前已缴清：已退款")
+    expect(phone_a.locator("#receipt-net")).to_have_text("¥0.00")
+    shot(phone_a, "zh_CN-rails-surplus-refunded")
+
+    assert surplus != number
+    assert violation_state(rails.app, vehicle) == ("paid", number)  # paid once, by phone B's payment
+    assert payments_for(rails.app, vehicle) == [("alipay", "refunded", 20000), ("wechatpay", "succeeded", 0)]
