@@ -19,7 +19,7 @@ depends_on = None
 
 def upgrade():
     op.create_table('alipay_trades',
-    sa.Column('out_trade_no', sa.String(length=64), nullable=False),
+    sa.Column('id', sa.String(length=64), nullable=False),
     sa.Column('payment_id', sa.String(length=32), nullable=False),
     sa.Column('amount', sa.BigInteger(), nullable=False),
     sa.Column('currency', sa.String(length=3), nullable=False),
@@ -28,27 +28,27 @@ def upgrade():
     sa.Column('qr_code', sa.String(length=512), nullable=True),
     sa.Column('closed_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('out_trade_no', name=op.f('pk_alipay_trades'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_alipay_trades'))
     )
     with op.batch_alter_table('alipay_trades', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_alipay_trades_payment_id'), ['payment_id'], unique=False)
 
     op.create_table('alipay_refunds',
-    sa.Column('out_request_no', sa.String(length=64), nullable=False),
-    sa.Column('out_trade_no', sa.String(length=64), nullable=False),
+    sa.Column('id', sa.String(length=64), nullable=False),
+    sa.Column('trade_id', sa.String(length=64), nullable=False),
     sa.Column('amount', sa.BigInteger(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['out_trade_no'], ['alipay_trades.out_trade_no'],
-                            name=op.f('fk_alipay_refunds_out_trade_no_alipay_trades')),
-    sa.PrimaryKeyConstraint('out_request_no', name=op.f('pk_alipay_refunds'))
+    sa.ForeignKeyConstraint(['trade_id'], ['alipay_trades.id'],
+                            name=op.f('fk_alipay_refunds_trade_id_alipay_trades')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_alipay_refunds'))
     )
     with op.batch_alter_table('alipay_refunds', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_alipay_refunds_out_trade_no'), ['out_trade_no'], unique=False)
+        batch_op.create_index(batch_op.f('ix_alipay_refunds_trade_id'), ['trade_id'], unique=False)
 
 
 def downgrade():
     with op.batch_alter_table('alipay_refunds', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_alipay_refunds_out_trade_no'))
+        batch_op.drop_index(batch_op.f('ix_alipay_refunds_trade_id'))
 
     op.drop_table('alipay_refunds')
     with op.batch_alter_table('alipay_trades', schema=None) as batch_op:

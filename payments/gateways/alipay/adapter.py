@@ -308,13 +308,13 @@ class AlipayGateway(PaymentGateway):
             raise GatewayError("Alipay answered precreate without a QR code", code="gateway_error",
                                retryable=True)
         with self._session() as session:
-            session.get(AlipayTrade, trade.out_trade_no).qr_code = qr_code
+            session.get(AlipayTrade, trade.id).qr_code = qr_code
             session.commit()
         return qr_code
 
     @staticmethod
     def _order(trade):
-        order = {"out_trade_no": trade.out_trade_no, "total_amount": to_yuan(trade.amount), "subject": trade.subject}
+        order = {"out_trade_no": trade.id, "total_amount": to_yuan(trade.amount), "subject": trade.subject}
         if trade.expires_at is not None:
             order["time_expire"] = alipay_time(trade.expires_at)
         return order
@@ -338,7 +338,7 @@ class AlipayGateway(PaymentGateway):
             trade = session.get(AlipayTrade, out_trade_no)
             if trade is None:
                 subject = description or _("Traffic fine payment %(payment)s", payment=payment_id)
-                trade = AlipayTrade(out_trade_no=out_trade_no, payment_id=payment_id, amount=amount,
+                trade = AlipayTrade(id=out_trade_no, payment_id=payment_id, amount=amount,
                                     currency=currency, subject=subject[:256], expires_at=expires_at)
                 session.add(trade)
                 try:
@@ -388,9 +388,9 @@ class AlipayGateway(PaymentGateway):
         """How much of the trade the refunds FinePay asked for sent back, as Alipay reports each one."""
         with self._session() as session:
             request_nos = session.execute(
-                select(AlipayRefund.out_request_no).where(AlipayRefund.out_trade_no == trade.out_trade_no)
+                select(AlipayRefund.id).where(AlipayRefund.trade_id == trade.id)
             ).scalars().all()
-        refunds = (self.retrieve_refund(trade.out_trade_no, request_no) for request_no in request_nos)
+        refunds = (self.retrieve_refund(trade.id, request_no) for request_no in request_nos)
         return sum(refund.amount for refund in refunds if refund.status == SUCCEEDED)
 
     # -- Refunds --------------------------------------------------------------------------------------------------
@@ -404,7 +404,7 @@ class AlipayGateway(PaymentGateway):
         with self._session() as session:
             # Recorded before it is sent: a refund whose answer is lost still counts once Alipay reports it.
             if session.get(AlipayRefund, out_request_no) is None:
-                session.add(AlipayRefund(out_request_no=out_request_no, out_trade_no=intent_id, amount=amount))
+                session.add(AlipayRefund(id=out_request_no, trade_id=intent_id, amount=amount))
                 try:
                     session.commit()
                 except IntegrityError:
@@ -422,7 +422,7 @@ class AlipayGateway(PaymentGateway):
         """alipay.trade.fastpay.refund.query: reported (REFUND_SUCCESS or no status) is done; not reported, pending."""
         with self._session() as session:
             recorded = session.get(AlipayRefund, refund_id)
-        if recorded is None or recorded.out_trade_no != intent_id:
+        if recorded is None or recorded.trade_id != intent_id:
             raise GatewayError("No such Alipay refund.", code="invalid_request", gateway_message=refund_id)
         result = self._call("alipay.trade.fastpay.refund.query",
                             {"out_trade_no": intent_id, "out_request_no": refund_id})
@@ -468,7 +468,7 @@ class AlipayGateway(PaymentGateway):
             raise WebhookVerificationError("the notification has no valid total amount") from None
         refund_id = params.get("out_biz_no") or None
         event_type = REFUND_EVENT if refund_id else params.get("trade_status") or "unknown"
-        return GatewayEvent(id=params.get("notify_id") or "", type=event_type, intent_id=trade.out_trade_no,
+        return GatewayEvent(id=params.get("notify_id") or "", type=event_type, intent_id=trade.id,
                             payment_id=trade.payment_id, amount=amount, refund_id=refund_id, data=params)
 
     def webhook_reply(self, outcome):
@@ -496,7 +496,7 @@ class AlipayGateway(PaymentGateway):
         with self._session() as session:
             trade_nos = {row[BILL_OUT_TRADE_NO] for row in rows}
             payments = dict(session.execute(
-                select(AlipayTrade.out_trade_no, AlipayTrade.payment_id).where(AlipayTrade.out_trade_no.in_(trade_nos))
+                select(AlipayTrade.id, AlipayTrade.payment_id).where(AlipayTrade.id.in_(trade_nos))
             ).all()) if trade_nos else {}
         transactions = [self._transaction(row, payments) for row in rows]
         transactions = [t for t in transactions if start <= t.created_at < end]
@@ -545,7 +545,7 @@ class AlipayGateway(PaymentGateway):
 
     @staticmethod
     def _intent(trade, status, *, received=0, trade_no=None):
-        return GatewayIntent(id=trade.out_trade_no, status=status, amount=trade.amount, currency=trade.currency,
+        return GatewayIntent(id=trade.id, status=status, amount=trade.amount, currency=trade.currency,
                              amount_received=received, payment_id=trade.payment_id, charge_id=trade_no)
 
     def _signed_query(self, method, biz_content, **kwargs):

@@ -21,7 +21,7 @@ class AlipayTrade(db.Model):
 
     __tablename__ = "alipay_trades"
 
-    out_trade_no: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the out-trade-number
     payment_id: Mapped[str] = mapped_column(String(32), nullable=False, index=True)
     amount: Mapped[int] = mapped_column(BigInteger, nullable=False)  # fen
     currency: Mapped[str] = mapped_column(String(3), nullable=False)
@@ -37,7 +37,7 @@ class AlipayRefund(db.Model):
 
     __tablename__ = "alipay_refunds"
 
-    out_request_no: Mapped[str] = mapped_column(String(64), primary_key=True)
-    out_trade_no: Mapped[str] = mapped_column(ForeignKey("alipay_trades.out_trade_no"), nullable=False, index=True)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the out-request-number
+    trade_id: Mapped[str] = mapped_column(ForeignKey("alipay_trades.id"), nullable=False, index=True)
     amount: Mapped[int] = mapped_column(BigInteger, nullable=False)  # fen
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)

@@ -351,24 +351,25 @@ class WeChatPayGateway(PaymentGateway):
 
         An order of another kind is closed first: if the close finds it paid,
         that order stays and is shown again (the page then sees the payment
-        succeed).
+        succeed). Each placing takes the next out_trade_no, recorded before
+        WeChat Pay is asked: one that failed or timed out may exist there with
+        other parameters, and is never asked for again (nobody saw its link).
         """
         with self._session() as ledger, ledger.begin():
             order = self._locked(ledger, intent_id)
             if _fits(order, kind, openid) or order.canceled:
                 return order
             if order.trade_type is not None:
-                if self._paid_or_closed(order.out_trade_no):
+                if self._kept_after_close(order.out_trade_no):
                     return order
                 order.trade_type = order.code_url = order.h5_url = order.prepay_id = order.openid = None
-        # The close is recorded before the next order is placed, so a failed placing never shows the closed one again.
-        with self._session() as ledger, ledger.begin():
-            order = self._locked(ledger, intent_id)
-            if _fits(order, kind, openid) or order.canceled:
-                return order
             if order.orders_placed >= MAX_ORDERS:
                 raise GatewayError("too many orders for one payment", code="too_many_orders", status=409)
-            number = order.orders_placed + 1
+            order.orders_placed = number = order.orders_placed + 1
+        with self._session() as ledger, ledger.begin():
+            order = self._locked(ledger, intent_id)
+            if _fits(order, kind, openid) or order.canceled or order.orders_placed != number:
+                return order  # another request placed (or is placing) the order meanwhile
             out_trade_no = order.id if number == 1 else f"{order.id}-{number}"
             body = self._call("POST", f"/v3/pay/transactions/{_ORDER_PATHS[kind]}",
                               self._order_body(order, out_trade_no, kind, openid))
@@ -376,13 +377,12 @@ class WeChatPayGateway(PaymentGateway):
             if not isinstance(link, str) or not link:
                 raise GatewayError(f"WeChat Pay placed the {kind} order without {_ORDER_LINKS[kind]}",
                                    outcome_unknown=True)
-            order.out_trade_no, order.trade_type, order.orders_placed = out_trade_no, kind, number
-            order.openid = openid
+            order.out_trade_no, order.trade_type, order.openid = out_trade_no, kind, openid
             setattr(order, _ORDER_LINKS[kind], link)
             return order
 
-    def _paid_or_closed(self, out_trade_no):
-        """Close an order the payer moved away from; True when it turns out paid (or paying), so it must stay."""
+    def _kept_after_close(self, out_trade_no):
+        """Close an order the payer moved away from; True when it turns out paid (or being paid), so it must stay."""
         self._close(out_trade_no)
         try:
             body = self._call("GET", f"/v3/pay/transactions/out-trade-no/{out_trade_no}?mchid={self.mchid}")

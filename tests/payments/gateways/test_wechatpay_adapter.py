@@ -348,7 +348,9 @@ def test_the_apiv3_key_may_come_from_a_file_and_is_masked_in_logs(database_url, 
     key_file.write_text(APIV3_KEY + "\n")
     app = make_app(database_url, **settings(keys, WECHATPAY_APIV3_KEY="", WECHATPAY_APIV3_KEY_FILE=str(key_file)))
     with app.app_context():
-        assert gateway_named("wechatpay").credentials.apiv3_key == APIV3_KEY
+        credentials = gateway_named("wechatpay").credentials
+        assert credentials.apiv3_key == APIV3_KEY
+        assert APIV3_KEY not in repr(credentials) and "PRIVATE KEY" not in repr(credentials)
     assert app.extensions["finepay.redactor"](f"key {APIV3_KEY}") == "key [redacted]"
 
 
@@ -799,5 +801,18 @@ def test_when_wechat_pay_cannot_place_the_order_the_page_is_told_it_cannot_serve
 
     assert ask(app, gateway, payment, DESKTOP) is None
 
-    assert ask(app, gateway, payment, DESKTOP).kind == SCAN_QR  # and the next look places it
-    assert [body["out_trade_no"] for body in placed(wechat, "native")] == [payment.id, payment.id]
+    # The next look places it anew: the failed one may exist at WeChat Pay, unseen, and is never asked for again.
+    assert ask(app, gateway, payment, DESKTOP).kind == SCAN_QR
+    assert [body["out_trade_no"] for body in placed(wechat, "native")] == [payment.id, f"{payment.id}-2"]
+
+
+def test_a_placing_that_timed_out_does_not_stop_a_payer_on_another_device(app, gateway, wechat):
+    payment = open_payment(gateway)
+    wechat.faults.append(requests.ReadTimeout("read timed out"))
+    assert ask(app, gateway, payment, PHONE) is None
+
+    action = ask(app, gateway, payment, DESKTOP)
+
+    assert action.kind == SCAN_QR and placed(wechat, "native")[0]["out_trade_no"] == f"{payment.id}-2"
+    wechat.pay(f"{payment.id}-2")
+    assert gateway.retrieve_intent(payment.gateway_intent_id).status == SUCCEEDED

@@ -109,9 +109,8 @@ def fresh_switches(simulator):
     requests.post(f"{admin}/settings", json={"signing": "public-key"}, timeout=5).raise_for_status()
 
 
-def adapter_settings(simulator, **overrides):
-    """The adapter's settings as the simulator's --print-config gives them."""
-    config = simulator.config
+def adapter_settings(config, **overrides):
+    """The adapter's settings, simulated, as the simulator's --print-config (``config``) gives them."""
     return {
         "PAYMENT_GATEWAY": "wechatpay", "PAYMENT_GATEWAYS": "wechatpay",
         "WECHATPAY_MCHID": config["mchid"], "WECHATPAY_APPID": config["appid"],
@@ -121,14 +120,19 @@ def adapter_settings(simulator, **overrides):
         "WECHATPAY_PUBLIC_KEY_FILE": config["platform_public_key_path"],
         "WECHATPAY_PUBLIC_KEY_ID": config["platform_public_key_id"],
         "WECHATPAY_BASE_URL": config["base_url"], "WECHATPAY_OAUTH_BASE_URL": config["base_url"],
-        "WECHATPAY_NOTIFY_URL": simulator.inbox.url, "WECHATPAY_SIMULATED": True,
+        "WECHATPAY_SIMULATED": True,
         **overrides,
     }
 
 
+def settings_for(simulator, **overrides):
+    """The adapter's settings for this module's simulator, its notifications sent to the inbox."""
+    return adapter_settings(simulator.config, WECHATPAY_NOTIFY_URL=simulator.inbox.url, **overrides)
+
+
 @pytest.fixture
 def app_config(simulator):
-    return adapter_settings(simulator)
+    return settings_for(simulator)
 
 
 @pytest.fixture
@@ -318,7 +322,7 @@ def test_forged_old_and_other_merchants_notifications_are_refused(app, gateway, 
 
 def test_certificate_mode_fetches_the_platform_certificates_and_verifies_with_them(database_url, simulator, tmp_path):
     admin(simulator, "settings", {"signing": "certificate"})
-    app = make_app(database_url, **adapter_settings(
+    app = make_app(database_url, **settings_for(
         simulator, WECHATPAY_PUBLIC_KEY_FILE="", WECHATPAY_PUBLIC_KEY_ID="", WECHATPAY_CERT_DIR=str(tmp_path / "certs")))
     with app.app_context():
         gateway = gateway_named("wechatpay")
@@ -425,11 +429,11 @@ PRODUCTION = {"FINEPAY_ENV": "production", "SECRET_KEY": "p" * 48, "SESSION_COOK
 
 def test_production_refuses_the_simulator_unless_allowed_and_missing_keys_always(database_url, simulator):
     with pytest.raises(SettingsError, match="wechatpay"):
-        make_app(database_url, **adapter_settings(simulator), **PRODUCTION)
-    allowed = make_app(database_url, **adapter_settings(simulator), **PRODUCTION, ALLOW_SANDBOX_IN_PRODUCTION=True)
+        make_app(database_url, **settings_for(simulator), **PRODUCTION)
+    allowed = make_app(database_url, **settings_for(simulator), **PRODUCTION, ALLOW_SANDBOX_IN_PRODUCTION=True)
     assert allowed.config["SANDBOX"] is True
     with pytest.raises(SettingsError, match="WECHATPAY_PRIVATE_KEY_FILE"):
-        make_app(database_url, **adapter_settings(simulator, WECHATPAY_SIMULATED=False, WECHATPAY_PRIVATE_KEY_FILE=""),
+        make_app(database_url, **settings_for(simulator, WECHATPAY_SIMULATED=False, WECHATPAY_PRIVATE_KEY_FILE=""),
                  **PRODUCTION)
 
 
