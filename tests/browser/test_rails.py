@@ -31,12 +31,21 @@ pytestmark = pytest.mark.browser
 JSQR = Path(__file__).resolve().parent / "node_modules" / "jsqr" / "dist" / "jsQR.js"
 # Where the screenshots are copied for people to look at, beside the pytest run's own.
 SHOTS = Path("/work/wt/e2e-shots")
-DESKTOP = {"viewport": {"width": 1280, "height": 900}, "locale": "zh-CN"}
+DESKTOP = {"viewport": {"width": 1280, "height": 900}}
 PHONE_ZH = {**PHONE, "locale": "zh-CN"}
 ANDROID = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
            "Chrome/126.0.0.0 Mobile Safari/537.36")
 IN_WECHAT = ANDROID + " XWEB/1260117 MMWEBSDK/20240301 MicroMessenger/8.0.47.2560(0x28002F35) WeChat/arm64 NetType/WIFI"
 WECHATPAY, ALIPAY = "微信支付", "支付宝"
+# What the driver reads, in Chinese (the default) and in English (the other language a phone may ask for).
+WORDS = {
+    "zh": {"locale": "zh-CN", "review": "核对缴款信息", "receipt": "缴款收据", "card": "银行卡（沙箱）",
+           "ways": {WECHATPAY: WECHATPAY, ALIPAY: ALIPAY}, "scan": "{way}扫码缴款 ¥200.00",
+           "hint": "请用手机{way}扫描上方二维码"},
+    "en": {"locale": "en-US", "review": "Review your payment", "receipt": "Payment receipt", "card": "Card (sandbox)",
+           "ways": {WECHATPAY: "WeChat Pay", ALIPAY: "Alipay"}, "scan": "Scan with {way} to pay CN¥200.00",
+           "hint": "Open {way} on your phone, scan the code"},
+}
 
 
 @pytest.fixture(scope="module")
@@ -93,14 +102,14 @@ def a_vehicle(rails, plate, vin, notice, fine=20000):
     return add_vehicle(rails.app, plate, vin, [(notice, "超速 20% 以上未达 50%", fine, 3, True)])
 
 
-def to_review(page, rails, vehicle):
+def to_review(page, rails, vehicle, lang="zh"):
     """Look the vehicle up and review its (preselected) violations."""
     page.goto(rails.url + "/")
     page.fill("#plate", vehicle.plate)
     page.fill("#vin_last6", vehicle.vin)
     page.locator("form.card button[type=submit]").click()
     page.locator("#review-button").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("核对缴款信息")
+    expect(page.get_by_role("heading", level=1)).to_have_text(WORDS[lang]["review"])
 
 
 def choose(page, label):
@@ -154,10 +163,10 @@ def approve(phone):
     phone.get_by_role("button", name=re.compile("Approve")).click()
 
 
-def expect_receipt(page, way, seconds=15):
+def expect_receipt(page, way, seconds=15, lang="zh"):
     """The page reaches the receipt by itself: paid online with ``way``; returns the receipt number."""
     page.wait_for_url(RECEIPT_PAGE, timeout=seconds * 1000)
-    expect(page.get_by_role("heading", level=1)).to_have_text("缴款收据")
+    expect(page.get_by_role("heading", level=1)).to_have_text(WORDS[lang]["receipt"])
     expect(page.locator("#paid-by")).to_contain_text(way)
     number = page.locator("#receipt-number").inner_text().strip()
     assert RECEIPT_NUMBER.match(number), number
@@ -193,23 +202,23 @@ def violation_state(app, vehicle):
 # --- a computer: scan the code with the phone ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("way", [WECHATPAY, ALIPAY], ids=["wechatpay", "alipay"])
+@pytest.mark.parametrize(("way", "lang"), [(WECHATPAY, "zh"), (ALIPAY, "zh"), (ALIPAY, "en")],
+                         ids=["wechatpay", "alipay", "alipay-en"])
 def test_a_computer_shows_the_code_the_phone_pays_and_the_page_moves_on_to_the_receipt(
-        way, rails, open_context, jsqr, shot):
-    vehicle = a_vehicle(rails, "蒙A·71001" if way == WECHATPAY else "蒙A·71002",
-                        "WX0001" if way == WECHATPAY else "AL0001",
-                        "150203202612710001" if way == WECHATPAY else "150203202612710002")
-    computer_context = open_context(**DESKTOP)
+        way, lang, rails, open_context, jsqr, shot):
+    words, case = WORDS[lang], [WECHATPAY, ALIPAY].index(way) + (2 if lang == "en" else 0)
+    vehicle = a_vehicle(rails, f"蒙A·7100{case}", f"DK000{case}", f"15020320261271000{case}")
+    label = words["ways"][way]
+    computer_context = open_context(**DESKTOP, locale=words["locale"])
     computer = computer_context.new_page()
-    to_review(computer, rails, vehicle)
-    ways = computer.locator(".ways button")
-    expect(ways).to_have_text([WECHATPAY, ALIPAY, "银行卡（沙箱）"])
+    to_review(computer, rails, vehicle, lang)
+    expect(computer.locator(".ways button")).to_have_text([*words["ways"].values(), words["card"]])
     if way == WECHATPAY:
         shot(computer, "zh_CN-rails-review-choices")
-    choose(computer, way)
+    choose(computer, label)
     # The code says which app scans it: a driver with both apps must not open the wrong one.
-    expect(computer.locator("#pay-qr h2")).to_have_text(f"{way}扫码缴款 ¥200.00")
-    expect(computer.locator("#pay-qr")).to_contain_text(f"请用手机{way}扫描上方二维码")
+    expect(computer.locator("#pay-qr h2")).to_have_text(words["scan"].format(way=label))
+    expect(computer.locator("#pay-qr")).to_contain_text(words["hint"].format(way=label))
     if way == WECHATPAY:
         shot(computer, "zh_CN-rails-qr-pay-page")
 
@@ -220,7 +229,7 @@ def test_a_computer_shows_the_code_the_phone_pays_and_the_page_moves_on_to_the_r
     expect(phone.locator("main")).to_contain_text(re.compile(r"¥\s?200"))
     approve(phone)
 
-    number = expect_receipt(computer, way)
+    number = expect_receipt(computer, label, lang=lang)
     if way == WECHATPAY:
         shot(computer, "zh_CN-rails-receipt-wechatpay")
     assert violation_state(rails.app, vehicle) == ("paid", number)
