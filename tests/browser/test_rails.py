@@ -7,6 +7,7 @@ payer's openid from the OAuth stand-in and pays through the simulator's bridge.
 Two phones paying for one violation end with one capture kept. Every test has a
 vehicle of its own on one live FinePay for the module.
 """
+import os
 import re
 import shutil
 from pathlib import Path
@@ -19,7 +20,7 @@ from sqlalchemy import select
 
 from finepay.extensions import db
 from payments.models import Payment
-from tests.browser.conftest import BROWSER_CONFIG, PHONE, REQUIRE_BROWSER
+from tests.browser.conftest import BROWSER_CONFIG, PHONE, REQUIRE_BROWSER, SCREENSHOTS
 from tests.browser.helpers import PAY_PAGE, RECEIPT_NUMBER, RECEIPT_PAGE, add_vehicle
 from tests.conftest import did_not_run
 from tests.rails import running_rails
@@ -29,8 +30,9 @@ pytestmark = pytest.mark.browser
 
 # jsQR from npm (tests/browser/package.json; `make browser` runs `npm ci`): reads the code as a phone's camera would.
 JSQR = Path(__file__).resolve().parent / "node_modules" / "jsqr" / "dist" / "jsQR.js"
-# Where the screenshots are copied for people to look at, beside the pytest run's own.
-SHOTS = Path("/work/wt/e2e-shots")
+# Where the screenshots are copied for people to look at, beside the pytest run's own: RAILS_SHOTS, else the
+# browser tests' usual tests/artifacts/screenshots/.
+SHOTS = Path(os.environ.get("RAILS_SHOTS") or SCREENSHOTS)
 DESKTOP = {"viewport": {"width": 1280, "height": 900}}
 PHONE_ZH = {**PHONE, "locale": "zh-CN"}
 ANDROID = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -83,7 +85,7 @@ def open_context(browser):
 
 @pytest.fixture
 def shot(tmp_path):
-    """Save what a page shows under the test's tmp dir and copy it to /work/wt/e2e-shots/ (made when missing)."""
+    """Save what a page shows under the test's tmp dir and copy it to SHOTS (made when missing)."""
     def take(page, name):
         path = tmp_path / f"{name}.png"
         page.screenshot(path=str(path), full_page=True)
