@@ -185,6 +185,17 @@ def reload_until_shown(page, selector, seconds=5):
     return page.locator(selector)
 
 
+def assert_paid_once(page, rails, vehicle, number):
+    """Looked up again, the vehicle's one violation shows paid, on the receipt ``number``, and nothing is owed."""
+    page.goto(rails.url + "/")
+    page.fill("#plate", vehicle.plate)
+    page.fill("#vin_last6", vehicle.vin)
+    page.locator("form.card button[type=submit]").click()
+    expect(page.locator(".paid-note")).to_have_count(1)
+    expect(page.locator(".paid-note")).to_contain_text(number)
+    expect(page.locator("#review-button")).to_have_count(0)
+
+
 def payments_for(app, vehicle):
     """The vehicle's payments, oldest first, as (gateway, status, refunded amount)."""
     with app.app_context():
@@ -325,6 +336,7 @@ def test_a_second_phone_choosing_alipay_closes_the_first_phones_wechat_order_fir
     phone_a.goto(f"{rails.url}/pay/{first}")  # phone A back on its payment's page: nothing was charged there
     expect(phone_a.locator("#closed")).to_contain_text("这笔缴款已被替换或取消")
     assert violation_state(rails.app, vehicle) == ("paid", number)
+    assert_paid_once(phone_a, rails, vehicle, number)
     assert payments_for(rails.app, vehicle) == [("wechatpay", "canceled", 0), ("alipay", "succeeded", 0)]
 
 
@@ -375,4 +387,5 @@ def test_both_phones_paid_at_their_rails_keeps_one_and_refunds_the_other_by_itse
 
     assert surplus != number
     assert violation_state(rails.app, vehicle) == ("paid", number)  # paid once, by phone B's payment
+    assert_paid_once(phone_a, rails, vehicle, number)
     assert payments_for(rails.app, vehicle) == [("alipay", "refunded", 20000), ("wechatpay", "succeeded", 0)]
