@@ -5,7 +5,11 @@ QR code and a second page, the phone, opens what the code says and approves; a p
 browser goes to the rail's page and comes back; WeChat's own browser gets the
 payer's openid from the OAuth stand-in and pays through the simulator's bridge.
 Two phones paying for one violation end with one capture kept. Every test has a
-vehicle of its own on one live FinePay for the module.
+vehicle of its own on one live FinePay for the module; one QR payment runs in English too.
+
+Screenshots (zh_CN-rails-*.png: the review page's choices, the QR pay page, the receipt
+after WeChat Pay, the pay page inside WeChat, a refunded second payment) go under each
+test's tmp dir and are copied to RAILS_SHOTS, else tests/artifacts/screenshots/.
 """
 import os
 import re
