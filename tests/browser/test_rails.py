@@ -25,7 +25,14 @@ from sqlalchemy import select
 from finepay.extensions import db
 from payments.models import Payment
 from tests.browser.conftest import BROWSER_CONFIG, PHONE, REQUIRE_BROWSER, SCREENSHOTS
-from tests.browser.helpers import PAY_PAGE, RECEIPT_NUMBER, RECEIPT_PAGE, add_vehicle
+from tests.browser.helpers import (
+    PAY_PAGE,
+    RECEIPT_NUMBER,
+    RECEIPT_PAGE,
+    add_vehicle,
+    assert_fits,
+    assert_touch_targets,
+)
 from tests.conftest import did_not_run
 from tests.rails import running_rails
 from violations.models import Violation
@@ -268,6 +275,8 @@ def test_a_phone_goes_to_the_rails_page_pays_and_comes_back_to_the_receipt(way, 
     expect(phone.locator("#pay-qr")).to_have_count(0)  # a phone cannot scan its own screen
 
     expect(phone.locator("#pay-redirect a.button")).to_have_text(f"前往{way}缴款 ¥200.00")
+    assert_fits(phone)
+    assert_touch_targets(phone)
     phone.locator("#pay-redirect a.button").click()
     rail = rails.wechatpay.base_url if wechat else rails.alipay_url
     phone.wait_for_url(rail + "/**")
