@@ -271,6 +271,8 @@ def start_payment(*, plate, vin_last6, violation_ids, idempotency_key, channel="
 
 # The payment states in which a driver may still pay, or pay another way.
 PAYABLE = (states.CREATED, states.FAILED, states.REQUIRES_ACTION)
+# The states refresh_payment asks the gateway about: no outcome yet, or closed by FinePay (a late capture can follow).
+REREAD = states.OPEN | {states.CANCELED, states.EXPIRED}
 
 
 def switch_gateway(payment_id, gateway_name, payer):
@@ -830,10 +832,13 @@ def refresh_payment(payment_id):
 
     A payment still unpaid when its quote has run out is closed (at its
     gateway first, so that an order the payer still holds cannot be paid),
-    so that the page says so instead of offering to pay.
+    so that the page says so instead of offering to pay. A cancelled or
+    expired one is read again too: a payer may have paid a code or link
+    that the gateway still took (a late capture), and coming back from the
+    gateway's page must show that money, not "nothing was charged".
     """
     payment = get_payment(payment_id)
-    if payment.status not in states.OPEN or not payment.gateway_intent_id:
+    if payment.status not in REREAD or not payment.gateway_intent_id:
         return payment
     try:
         payment = apply_intent(payment.id, gateway_for(payment).retrieve_intent(payment.gateway_intent_id))

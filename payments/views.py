@@ -103,7 +103,7 @@ def show(payment_id):
     return render_template(
         "payments/pay.html", payment=payment, items=receipts.payment_lines(payment), states=states,
         payable=payable, action=action, failure=failure_message(payment.failure_code), others=others,
-        qr=qr_svg(action.qr_payload) if action and action.kind == SCAN_QR else None,
+        qr=qr_svg(action.qr_payload) if action and action.kind == SCAN_QR else None, way=gateway_label(payment.gateway),
     )
 
 

@@ -253,6 +253,19 @@ def test_sync_settles_a_late_capture_on_a_canceled_payment_and_refunds_if_needed
     assert len(sandbox_refunds()) == 1
 
 
+def test_a_closed_payment_read_again_shows_a_late_capture_and_refunds_the_surplus(client):
+    violation = overdue_violation()
+    first, second, intents = two_captures_for_one_violation(client, violation)
+    services.apply_intent(second["id"], intents[second["id"]])  # the second payment is known and paid
+
+    # The first was closed by FinePay, then paid anyway (a code the payer still held): its page reads it again.
+    refreshed = services.refresh_payment(first["id"])
+
+    assert refreshed.status == "refunded"
+    assert violation_row(violation.id).receipt_number == payment_row(second["id"]).receipt_number
+    assert len(sandbox_refunds()) == 1
+
+
 def test_payments_sync_cli(runner, client):
     violation = fresh_violation()
     payment = create_ok(client, [violation.id])
