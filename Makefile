@@ -56,10 +56,11 @@ browser:
 	  || { apt-get update -qq && apt-get install -y -qq $(BROWSER_PACKAGES); } \
 	  || echo "WARNING: could not install $(BROWSER_PACKAGES); browser tests will be skipped (REQUIRE_BROWSER=1 fails instead)"; \
 	fi
-	@# axe-core (npm, pinned in tests/browser/package-lock.json) for the accessibility tests.
-	@if [ ! -f tests/browser/node_modules/axe-core/axe.min.js ]; then \
+	@# axe-core and jsQR (npm, pinned in tests/browser/package-lock.json): the accessibility tests, and reading
+	@# the rails' QR codes from their pixels as a phone would.
+	@if [ ! -f tests/browser/node_modules/axe-core/axe.min.js ] || [ ! -d tests/browser/node_modules/jsqr ]; then \
 	  if command -v npm >/dev/null 2>&1; then \
-	    echo "Installing axe-core for the accessibility tests..."; \
+	    echo "Installing axe-core and jsQR for the browser tests..."; \
 	    (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error) \
 	    || echo "WARNING: npm ci failed; accessibility tests will be skipped (REQUIRE_BROWSER=1 fails instead)"; \
 	  else \
