@@ -953,6 +953,12 @@ def handle_webhook(gateway, payload, headers):
         return "duplicate"
     payment = _payment_of_event(gateway, event)
     refund = _refund_of_event(gateway, event)
+    if refund is None and _refund_in_flight(gateway, event):
+        # The gateway answered a refund faster than FinePay recorded its id: not known yet, so not
+        # "ignored" (which the gateway would never send again); it is asked to send it again later.
+        db.session.rollback()
+        raise ApiError(_("This refund is still being recorded. Send the notification again later."),
+                       code="refund_in_flight", status=503)
     if payment is not None and event.amount is not None and event.amount != payment.amount:
         audit.record("payment.notification_mismatch", "payment", payment.id, gateway=gateway.name, event=event.id,
                      expected=payment.amount, notified=event.amount)
@@ -1002,6 +1008,17 @@ def _refund_of_event(gateway, event):
         select(Refund).join(Payment, Payment.id == Refund.payment_id)
         .where(Payment.gateway == gateway.name, Refund.gateway_refund_id == event.refund_id)
     ).scalar_one_or_none()
+
+
+def _refund_in_flight(gateway, event):
+    """Whether a refund event may concern a refund of its payment whose request is still on its way to the gateway."""
+    if event.type not in gateway.refund_event_types or not event.intent_id:
+        return False
+    return db.session.execute(
+        select(Refund.id).join(Payment, Payment.id == Refund.payment_id)
+        .where(Payment.gateway == gateway.name, Payment.gateway_intent_id == event.intent_id,
+               Refund.status == REFUND_PENDING, Refund.gateway_refund_id.is_(None)).limit(1)
+    ).first() is not None
 
 
 def _record_event(gateway, event, outcome):

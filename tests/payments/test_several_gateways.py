@@ -24,7 +24,7 @@ from payments.gateways import (
     gateway_named,
 )
 from payments.gateways.sandbox import SandboxIntent
-from payments.models import Payment, Refund
+from payments.models import Payment, Refund, WebhookEvent
 from tests.conftest import translated
 from tests.payments import scripted_gateway
 from tests.payments.helpers import (
@@ -405,6 +405,35 @@ def test_a_refund_notification_reads_the_refund_again_and_settles_it(client, mon
     response = client.post("/webhooks/card", data=b"{}")
 
     assert response.get_json()["outcome"] == "applied"
+    assert asked == [(payment.gateway_intent_id, "re_1")]
+    assert db.session.get(Refund, refund.id, populate_existing=True).status == "succeeded"
+
+
+def test_a_refund_notification_that_overtakes_the_refunds_answer_is_sent_again_then_applied(client, monkeypatch):
+    payment = paid_at(client, DESKTOP)
+    card = gateway_named("card")
+    asked = pending_at(card, monkeypatch)
+    monkeypatch.setattr(card, "refund_event_types", frozenset({"refund.updated"}))
+    monkeypatch.setattr(card, "parse_webhook", lambda payload, headers: GatewayEvent(
+        id="evt_refund", type="refund.updated", intent_id=payment.gateway_intent_id, refund_id="re_1"))
+    answered = card.refund
+    overtaken = []
+
+    def refund_notified_before_it_answers(intent_id, **request):
+        # The gateway has made the refund and notifies FinePay before its answer to this call arrives.
+        overtaken.append(client.post("/webhooks/card", data=b"{}"))
+        return answered(intent_id, **request)
+
+    monkeypatch.setattr(card, "refund", refund_notified_before_it_answers)
+    refund = services.refund_payment(payment.id, 100, reason="a test refund", actor="staff:test")
+    (early,) = overtaken
+    assert early.status_code == 503 and early.get_json()["code"] == "refund_in_flight"
+    assert db.session.query(WebhookEvent).filter_by(event_id="evt_refund").count() == 0
+    assert (refund.status, refund.gateway_refund_id) == ("pending", "re_1")
+
+    again = client.post("/webhooks/card", data=b"{}")
+
+    assert again.get_json()["outcome"] == "applied"
     assert asked == [(payment.gateway_intent_id, "re_1")]
     assert db.session.get(Refund, refund.id, populate_existing=True).status == "succeeded"
 
