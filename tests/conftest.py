@@ -211,3 +211,37 @@ def client(app):
 def runner(app):
     """A CLI runner for the app's commands."""
     return app.test_cli_runner()
+
+
+# Playwright cannot download its own browsers here: every browser test (tests/browser/ and the rails' pages under
+# tests/payments/gateways/) drives Debian's Chromium, one per session, since Playwright's sync API allows only one
+# running instance per thread.
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+REQUIRE_BROWSER = os.environ.get("REQUIRE_BROWSER") == "1"
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the whole session."""
+    if not os.path.exists(CHROMIUM):
+        message = (
+            f"Chromium not found at {CHROMIUM}: the browser tests DID NOT RUN "
+            "(install Debian's chromium, e.g. `make browser`)"
+        )
+        did_not_run(message, required=REQUIRE_BROWSER)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()

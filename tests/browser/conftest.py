@@ -1,28 +1,17 @@
-"""Browser fixtures: FinePay served on 127.0.0.1 with demo data, and one Chromium per session.
+"""Browser fixtures: FinePay served on 127.0.0.1 with demo data (the one Chromium per session is in tests/conftest.py).
 
 Playwright cannot download its own browsers here, so the tests drive Debian's
 Chromium. Without it they are skipped loudly, or fail when REQUIRE_BROWSER=1
 (as .ci/run sets).
 """
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import did_not_run
+from tests.conftest import REQUIRE_BROWSER, did_not_run
 from tests.live import app_on_copy, serving
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-REQUIRE_BROWSER = os.environ.get("REQUIRE_BROWSER") == "1"
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
 # axe-core from npm (tests/browser/package.json, pinned by its package-lock.json; `make browser` runs `npm ci`).
 AXE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.js"
@@ -49,25 +38,6 @@ def live_server(sqlite_template, tmp_path_factory):
     assert result.exit_code == 0, result.output
     with serving(app) as url:
         yield url
-
-
-@pytest.fixture(scope="session")
-def browser():
-    """One headless Chromium for the whole session."""
-    if not os.path.exists(CHROMIUM):
-        message = (
-            f"Chromium not found at {CHROMIUM}: the browser tests DID NOT RUN "
-            "(install Debian's chromium, e.g. `make browser`)"
-        )
-        did_not_run(message, required=REQUIRE_BROWSER)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ A MicroMessenger User-Agent makes the pay page ask for the payer's openid
 to WeixinJSBridge: here the simulator's stand-in, which the simulated adapter
 loads. The payment ends on its receipt, with no step but the driver's click.
 """
-import os
 from types import SimpleNamespace
 from urllib.parse import quote
 
@@ -14,34 +13,15 @@ import pytest
 from finepay.extensions import db
 from payments.gateways.wechatpay.simulator import Simulator
 from payments.models import Payment
-from tests.conftest import did_not_run
 from tests.live import app_on_copy, serving
 from tests.payments.gateways.test_wechatpay_adapter_simulator import adapter_settings
 from tests.payments.helpers import create, overdue_violation
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-REQUIRE_BROWSER = os.environ.get("REQUIRE_BROWSER") == "1"
 IPHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148 Safari/604.1"
 IN_WECHAT = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Mobile Safari/537.36 "
              "MicroMessenger/8.0.47.2560(0x28002F35) NetType/WIFI Language/zh_CN")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """One headless Chromium for this module."""
-    if not os.path.exists(CHROMIUM):
-        did_not_run(f"Chromium not found at {CHROMIUM}: WeChat Pay's browser tests DID NOT RUN",
-                    required=REQUIRE_BROWSER)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture

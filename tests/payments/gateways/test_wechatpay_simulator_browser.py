@@ -1,7 +1,6 @@
 """The WeChat Pay simulator's payer side in Chromium: the payer's page, the H5 trip back, and the JSAPI bridge
 called from a merchant page of another origin, as FinePay's pages will call it."""
 import json
-import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import quote
@@ -9,7 +8,6 @@ from urllib.parse import quote
 import pytest
 from wechatpayv3 import WeChatPayType
 
-from tests.conftest import did_not_run
 from tests.payments.gateways import test_wechatpay_simulator as api_tests
 from tests.payments.gateways.test_wechatpay_simulator import answer, bridge_params, client, place
 
@@ -18,24 +16,6 @@ account_dir, data_dir, simulator = api_tests.account_dir, api_tests.data_dir, ap
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-REQUIRE_BROWSER = os.environ.get("REQUIRE_BROWSER") == "1"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """One headless Chromium for this module."""
-    if not os.path.exists(CHROMIUM):
-        did_not_run(f"Chromium not found at {CHROMIUM}: the simulator's browser tests DID NOT RUN",
-                    required=REQUIRE_BROWSER)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture
