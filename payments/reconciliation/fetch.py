@@ -1,9 +1,13 @@
-"""The gateway's side of the reconciliation: its charges and refunds, copied into gateway_records.
+"""The gateways' side of the reconciliation: their charges, refunds and fees, copied into gateway_records.
 
-Copied through the adapter's ``list_transactions`` (the console's "Refresh
-from gateway" button and ``flask --app wsgi staff fetch-gateway``), so that
-the report is a handful of SQL statements, whatever the day's volume.
+Copied through each configured adapter's ``list_transactions`` (the console's
+"Refresh from the gateways" button and ``flask --app wsgi staff
+fetch-gateway``), so that the report is a handful of SQL statements, whatever
+the day's volume. A gateway whose bill for the window is not out yet
+(BillNotReady: WeChat Pay and Alipay publish theirs at about 10:00 the next
+day) is put on record as such, and the others are fetched all the same.
 """
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import or_, select
@@ -13,45 +17,76 @@ from finepay import audit
 from finepay.audit import AuditEntry
 from finepay.dbtypes import utcnow
 from finepay.extensions import db
-from payments.gateways import current_gateway
+from payments.gateways import BillNotReady, GatewayError, configured_gateways
 from payments.models import GatewayRecord
 from payments.reconciliation.lines import check_range
 from violations.fees import business_day_window
 
 FETCH_ACTION = "reconciliation.gateway_fetched"
+BILL_NOT_READY_ACTION = "reconciliation.bill_not_ready"
 # Fetch a margin either side, so a charge and its settlement a second apart across midnight still meet.
 FETCH_MARGIN = timedelta(hours=1)
 G = GatewayRecord.__table__
 
 
-def fetch_gateway_records(start, end, actor="system"):
-    """Copy the gateway's charges and refunds created in [start, end) (plus a margin) into gateway_records.
+@dataclass(frozen=True)
+class GatewayFetch:
+    """What fetching one gateway brought: the number of transactions read, or why none were."""
 
-    Upserted by (gateway, transaction id), so fetching again refreshes
-    statuses and never duplicates. Returns the number of transactions read.
-    """
-    gateway = current_gateway()
-    transactions = gateway.list_transactions(start - FETCH_MARGIN, end + FETCH_MARGIN)
+    gateway: str
+    label: str
+    transactions: int = 0
+    bill_not_ready: bool = False
+    error: GatewayError | None = None  # the gateway failed (other than a bill not out yet)
+
+
+def store_transactions(gateway_name, transactions):
+    """Upsert a gateway's transactions by (gateway, transaction id): fetching again refreshes, never duplicates."""
     now = utcnow()
     rows = [
         {
-            "gateway": gateway.name, "transaction_id": t.id, "kind": t.kind, "intent_id": t.intent_id,
-            "payment_id": t.payment_id, "amount": t.amount, "currency": (t.currency or "").upper()[:3],
-            "status": t.status, "created_at": t.created_at, "fetched_at": now,
+            "gateway": gateway_name, "transaction_id": t.id, "kind": t.kind, "intent_id": t.intent_id,
+            "payment_id": t.payment_id, "amount": t.amount, "fee": t.fee,
+            "currency": (t.currency or "").upper()[:3], "status": t.status, "created_at": t.created_at,
+            "fetched_at": now,
         }
         for t in transactions
     ]
     insert = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
     for i in range(0, len(rows), 1000):
         stmt = insert(G)
-        refreshed = {c: stmt.excluded[c] for c in ("kind", "intent_id", "payment_id", "amount", "currency",
+        refreshed = {c: stmt.excluded[c] for c in ("kind", "intent_id", "payment_id", "amount", "fee", "currency",
                                                     "status", "created_at", "fetched_at")}
         db.session.execute(stmt.on_conflict_do_update(index_elements=["gateway", "transaction_id"],
                                                       set_=refreshed), rows[i:i + 1000])
-    audit.record(FETCH_ACTION, "gateway", gateway.name, actor=actor, start=start.isoformat(),
-                 end=end.isoformat(), transactions=len(rows))
-    db.session.commit()
     return len(rows)
+
+
+def fetch_gateway(gateway, start, end, actor="system"):
+    """Copy one gateway's charges and refunds created in [start, end) (plus a margin); a GatewayFetch.
+
+    A bill not out yet is put on record (the report says so for this
+    gateway); any other GatewayError is returned for the caller to show.
+    """
+    window = {"start": start.isoformat(), "end": end.isoformat()}
+    try:
+        transactions = gateway.list_transactions(start - FETCH_MARGIN, end + FETCH_MARGIN)
+    except BillNotReady:
+        audit.record(BILL_NOT_READY_ACTION, "gateway", gateway.name, actor=actor, **window)
+        db.session.commit()
+        return GatewayFetch(gateway.name, gateway.label, bill_not_ready=True)
+    except GatewayError as error:
+        db.session.rollback()
+        return GatewayFetch(gateway.name, gateway.label, error=error)
+    count = store_transactions(gateway.name, transactions)
+    audit.record(FETCH_ACTION, "gateway", gateway.name, actor=actor, transactions=count, **window)
+    db.session.commit()
+    return GatewayFetch(gateway.name, gateway.label, transactions=count)
+
+
+def fetch_gateway_records(start, end, actor="system"):
+    """fetch_gateway for every configured gateway, in order: one gateway's failure does not stop the others."""
+    return [fetch_gateway(gateway, start, end, actor=actor) for gateway in configured_gateways()]
 
 
 def fetch_days(first_day, last_day, actor="system"):
@@ -60,22 +95,32 @@ def fetch_days(first_day, last_day, actor="system"):
     return fetch_gateway_records(*business_day_window((first_day, last_day)), actor=actor)
 
 
-def last_fetch(start, end):
-    """When the current gateway's records were last fetched for a window covering [start, end), or None."""
-    gateway = current_gateway().name
+@dataclass(frozen=True)
+class LastFetch:
+    """The latest fetch of a gateway that covered a window: when, and whether its bill was out."""
+
+    at: object
+    bill_not_ready: bool
+
+
+def last_fetches(start, end):
+    """Per gateway name, the latest fetch (LastFetch) whose window covered [start, end); gateways never fetched are absent."""
     entries = db.session.execute(
-        select(AuditEntry.at, AuditEntry.details)
-        .where(AuditEntry.action == FETCH_ACTION, AuditEntry.subject_type == "gateway",
-               AuditEntry.subject_id == gateway)
-        .order_by(AuditEntry.id.desc()).limit(200)
+        select(AuditEntry.subject_id, AuditEntry.action, AuditEntry.at, AuditEntry.details)
+        .where(AuditEntry.action.in_((FETCH_ACTION, BILL_NOT_READY_ACTION)), AuditEntry.subject_type == "gateway")
+        .order_by(AuditEntry.id.desc()).limit(500)
     ).all()
-    for at, details in entries:
+    latest = {}
+    for gateway, action, at, details in entries:
+        if gateway in latest:
+            continue
         try:
-            if details["start"] <= start.isoformat() and details["end"] >= end.isoformat():
-                return at
+            covers = details["start"] <= start.isoformat() and details["end"] >= end.isoformat()
         except (KeyError, TypeError):
             continue
-    return None
+        if covers:
+            latest[gateway] = LastFetch(at, action == BILL_NOT_READY_ACTION)
+    return latest
 
 
 def records_of(payment):
