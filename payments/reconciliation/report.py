@@ -1,4 +1,9 @@
-"""The reconciliation report of a business date range: totals, classes, the first differences, an hourly chart."""
+"""The reconciliation report of a business date range: totals, classes, the first differences, an hourly chart.
+
+Per gateway too (a GatewaySection each): its lines by class, what it charged
+and refunded, its fees and the net it settles, against the ledger's payments
+taken through it.
+"""
 from dataclasses import dataclass, field
 
 from flask import current_app
@@ -8,8 +13,8 @@ from sqlalchemy.sql.expression import FunctionElement
 
 from finepay.dbtypes import UTCDateTime
 from finepay.extensions import db
-from payments.gateways import current_gateway
-from payments.reconciliation.fetch import last_fetch
+from payments.gateways import configured_gateways
+from payments.reconciliation.fetch import last_fetches
 from payments.reconciliation.lines import (
     CLASSES,
     MATCHED,

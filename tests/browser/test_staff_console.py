@@ -16,7 +16,7 @@ from sqlalchemy import delete, select, update
 
 from finepay.extensions import db
 from payments import services as payment_services
-from payments.gateways import current_gateway
+from payments.gateways import gateway_named
 from payments.gateways.sandbox import SandboxIntent
 from payments.models import Payment
 from staff.models import LoginAttempt
@@ -54,7 +54,7 @@ def _seed_yesterday(app):
             plate="京A77777", vin_last6=VIN,
             violation_ids=[_violation(8000).id],
             idempotency_key=f"seed-{uuid.uuid4().hex}")
-        gateway = current_gateway()
+        gateway = gateway_named("sandbox")
         ghost = gateway.create_intent(payment_id=None, amount=5000, currency="CNY", idempotency_key="seed-ghost")
         gateway.confirm_intent(ghost.id, payment_method="pm_card_visa", idempotency_key="seed-ghost-confirm")
         for n, payment in enumerate(good):
@@ -132,7 +132,7 @@ def test_yesterdays_report_explains_each_difference_and_exports_it(console, desk
 
     desk.click("#refresh-gateway")
 
-    expect(desk.locator(".flashes")).to_contain_text("Fetched 3 transactions from the gateway.")
+    expect(desk.locator(".flashes")).to_contain_text("Fetched 3 transactions from Card (sandbox).")
     expect(desk.locator("#classification h2")).to_have_text("2 differences to explain")
     expect(desk.locator("#count-matched td[data-count]")).to_have_text("2")
     behind = desk.locator(f'#discrepancies tr[data-payment="{console.behind}"]')

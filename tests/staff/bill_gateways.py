@@ -46,8 +46,12 @@ ENTRY_POINTS = ("[finepay.gateways]\n"
                 "qrpay = tests.staff.bill_gateways:QrGateway\n")
 
 
+# The app settings that run on both, in this order.
+SETTINGS = {"PAYMENT_GATEWAYS": "wallet,qrpay"}
+
+
 def install(tmp_path, monkeypatch):
-    """Install a distribution whose entry points register both (as a pip install would); returns the app settings.
+    """Install a distribution whose entry points register both (as a pip install would).
 
     Both bills start empty and are emptied again after the test.
     """
@@ -58,4 +62,3 @@ def install(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     for cls in (WalletGateway, QrGateway):
         monkeypatch.setattr(cls, "bill", ())
-    return {"PAYMENT_GATEWAYS": "wallet,qrpay"}

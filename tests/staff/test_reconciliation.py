@@ -12,7 +12,7 @@ from finepay.dbtypes import utcnow
 from finepay.extensions import db
 from kiosk.services import enrol_terminal
 from payments import services as payment_services
-from payments.gateways import GatewayError, current_gateway
+from payments.gateways import GatewayError, gateway_named
 from payments.gateways.sandbox import SandboxIntent
 from payments.models import GatewayRecord
 from payments.reconciliation.export import CSV_HEADER, csv_lines
@@ -40,8 +40,10 @@ def window():
 
 
 def fetch():
+    """Fetch the window from the (one) configured gateway; the number of transactions read."""
     start, end = business_day_window(window())
-    return fetch_gateway_records(start, end, actor="test")
+    (fetched,) = fetch_gateway_records(start, end, actor="test")
+    return fetched.transactions
 
 
 def start(violation):
@@ -77,7 +79,7 @@ def seeded(app, client, monkeypatch):
     ids["matched"] = paid_payment()[0].id
 
     # A charge the ledger never saw: made at the gateway by something other than FinePay.
-    gateway = current_gateway()
+    gateway = gateway_named("sandbox")
     ghost = gateway.create_intent(payment_id=None, amount=7700, currency="CNY", idempotency_key=f"ghost-{uuid.uuid4()}")
     ghost = gateway.confirm_intent(ghost.id, payment_method="pm_card_visa", idempotency_key=f"ghost-{ghost.id}")
     ids["ghost_intent"] = ghost.id
@@ -308,7 +310,7 @@ def test_the_refresh_button_fetches_the_dates_on_screen(app, client):
     assert response.status_code == 303
     assert response.headers["Location"] == f"/staff/reconciliation?start={first}&end={last}"
     assert db.session.execute(select(func.count()).select_from(GatewayRecord)).scalar_one() == 1
-    assert "Fetched 1 transaction from the gateway" in client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Fetched 1 transaction from Card (sandbox)." in client.get(response.headers["Location"]).get_data(as_text=True)
 
 
 def test_the_fetch_command_defaults_to_yesterday(app, runner):

@@ -20,9 +20,9 @@ from payments.reconciliation.export import CSV_HEADER
 from payments.reconciliation.fetch import BILL_NOT_READY_ACTION, FETCH_ACTION, fetch_days
 from payments.reconciliation.lines import DUPLICATE, GATEWAY_ONLY, LEDGER_ONLY, MATCHED, MISMATCH, bill_not_ready_note
 from payments.reconciliation.report import reconcile
-from tests.conftest import in_both_languages, translated, translated_plural
+from tests.conftest import LOCALES, translated, translated_plural
 from tests.staff import bill_gateways
-from tests.staff.bill_gateways import DOWN, NOT_READY, QrGateway, WalletGateway
+from tests.staff.bill_gateways import DOWN, NOT_READY, SETTINGS, QrGateway, WalletGateway
 from tests.staff.helpers import audit_actions, last_audit, make_supervisor, sign_in_as
 from violations.fees import business_day_window
 
@@ -31,9 +31,15 @@ NOT_READY_TEXT = "the gateway's bill for this day is not available yet (usually 
 
 
 @pytest.fixture
-def app_config(tmp_path, monkeypatch):
-    """PAYMENT_GATEWAYS=wallet,qrpay: two gateways known by their bills."""
-    return bill_gateways.install(tmp_path, monkeypatch)
+def app_config(request, tmp_path, monkeypatch):
+    """PAYMENT_GATEWAYS=wallet,qrpay: two gateways known by their bills (installed first), in a language if asked."""
+    bill_gateways.install(tmp_path, monkeypatch)
+    return {**SETTINGS, **getattr(request, "param", {})}
+
+
+# The user-facing tests run in each language (as tests.conftest.in_both_languages, on this module's app_config).
+in_both_languages = pytest.mark.parametrize("app_config", [{"DEFAULT_LOCALE": code} for code in LOCALES],
+                                            ids=LOCALES, indirect=True)
 
 
 def at(hours):

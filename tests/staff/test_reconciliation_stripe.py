@@ -8,7 +8,7 @@ import pytest
 
 from finepay.dbtypes import utcnow
 from payments import services as payment_services
-from payments.gateways import current_gateway
+from payments.gateways import gateway_named
 from payments.reconciliation.fetch import fetch_gateway_records
 from payments.reconciliation.lines import GATEWAY_ONLY, LEDGER_ONLY, MATCHED
 from payments.reconciliation.report import reconcile
@@ -33,29 +33,29 @@ def start(fine):
 
 
 def test_stripe_charges_and_refunds_are_reconciled_against_the_ledger(app, client):
-    assert current_gateway().name == "stripe"
+    assert gateway_named("stripe").name == "stripe"
     # Paid through FinePay, then part refunded by a supervisor.
     paid = payment_services.confirm_payment(start(20000).id, "pm_card_visa")
     assert paid.status == "succeeded"
     services.refund(paid.id, amount=3000, reason="late fee waived", form_key="a" * 32, actor_name="staff:boss")
     # Captured at Stripe behind FinePay's back: FinePay still shows it as created.
     unsettled = start(5000)
-    current_gateway().confirm_intent(unsettled.gateway_intent_id, payment_method="pm_card_visa",
+    gateway_named("stripe").confirm_intent(unsettled.gateway_intent_id, payment_method="pm_card_visa",
                                      idempotency_key=f"outside-{uuid.uuid4()}")
     # A charge made in the Stripe account by something else altogether.
-    ghost = current_gateway().create_intent(payment_id="not-finepay", amount=4400, currency="CNY",
+    ghost = gateway_named("stripe").create_intent(payment_id="not-finepay", amount=4400, currency="CNY",
                                             idempotency_key=f"ghost-{uuid.uuid4()}")
-    current_gateway().confirm_intent(ghost.id, payment_method="pm_card_visa", idempotency_key=f"ghost-{uuid.uuid4()}")
+    gateway_named("stripe").confirm_intent(ghost.id, payment_method="pm_card_visa", idempotency_key=f"ghost-{uuid.uuid4()}")
     # Settled in the ledger with no money at Stripe.
     behind = start(6000)
     set_payment(behind.id, status="succeeded", amount_received=behind.amount, paid_at=utcnow())
 
     first, last = today() - timedelta(days=1), today()
     start_at, end_at = business_day_window((first, last))
-    fetched = fetch_gateway_records(start_at, end_at, actor="test")
+    (fetched,) = fetch_gateway_records(start_at, end_at, actor="test")
     report = reconcile(first, last, limit=100)
 
-    assert fetched == 4  # three charges and one refund
+    assert fetched.transactions == 4  # three charges and one refund
     lines = {(line["kind"], line["payment_id"] or line["intent_id"]): line for line in report.discrepancies}
     assert lines[("charge", unsettled.id)]["classification"] == GATEWAY_ONLY
     assert lines[("charge", ghost.id)]["classification"] == GATEWAY_ONLY

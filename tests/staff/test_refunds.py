@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from finepay.extensions import db
 from payments import services as payment_services
-from payments.gateways import GatewayError, current_gateway
+from payments.gateways import GatewayError, gateway_named
 from payments.models import Payment, Refund, RefundLine
 from payments.reconciliation.fetch import fetch_gateway_records
 from payments.reconciliation.report import reconcile
@@ -209,7 +209,7 @@ def test_more_than_is_left_is_refused_beside_the_field_and_nothing_moves(supervi
 
 def test_a_pending_refund_counts_against_what_is_left(supervisor, client, monkeypatch):
     payment, (violation,) = paid(client, 5000)
-    monkeypatch.setattr(current_gateway(), "refund", unavailable)
+    monkeypatch.setattr(gateway_named("sandbox"), "refund", unavailable)
     refund(supervisor, payment, key="a" * 32, amount="50.00")
     assert [r.status for r in refunds_of(payment.id)] == ["pending"]
 
@@ -237,7 +237,7 @@ def test_a_refund_the_gateway_refuses_is_failed_with_its_reason_and_never_retrie
         raise GatewayError("Stripe refused POST /v1/refunds (400)", code="invalid_request",
                            gateway_message="Charge ch_1 has already been refunded.", status=502)
 
-    monkeypatch.setattr(current_gateway(), "refund", refused)
+    monkeypatch.setattr(gateway_named("sandbox"), "refund", refused)
     response = refund(supervisor, payment, amount="50.00")
 
     (made,) = refunds_of(payment.id)
