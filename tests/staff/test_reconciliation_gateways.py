@@ -6,12 +6,13 @@ amounts are twice the first's, so that a figure taken from the wrong gateway sho
 """
 import csv
 import io
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 import pytest
 from flask_babel import force_locale
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from finepay.extensions import db
 from payments.gateways import GatewayTransaction
@@ -59,14 +60,18 @@ class Seeded:
     transactions: dict
 
 
-def seed(gateway_cls, scale):
-    """One line of every class for this gateway, amounts times ``scale``; its bill is set on the class."""
-    name = gateway_cls.name
+def seed(gateway_cls, scale, tag=""):
+    """One line of every class for this gateway, amounts times ``scale``; added to the bill on the class.
+
+    ``tag`` tells apart the ids of a second seeding.
+    """
+    prefix = gateway_cls.name + tag
     payments, transactions, bill = {}, {}, []
 
     def pay(key, amount, hours):
-        payment = Payment(amount=amount * scale, currency="CNY", plate="蒙B12345", vin_last6="A12345", gateway=name,
-                          gateway_intent_id=f"{name}-{key}", idempotency_key=f"{name}-{key}",
+        payment = Payment(amount=amount * scale, currency="CNY", plate="蒙B12345", vin_last6="A12345",
+                          gateway=gateway_cls.name,
+                          gateway_intent_id=f"{prefix}-{key}", idempotency_key=f"{prefix}-{key}",
                           request_fingerprint="f" * 64, status="succeeded", amount_received=amount * scale,
                           expires_at=at(hours + 1), paid_at=at(hours), created_at=at(hours))
         db.session.add(payment)
@@ -76,20 +81,20 @@ def seed(gateway_cls, scale):
 
     def charge(key, intent_key, amount, hours):
         amount *= scale
-        bill.append(GatewayTransaction(f"{name}-ch-{key}", "charge", f"{name}-{intent_key}", None, amount, "CNY",
+        bill.append(GatewayTransaction(f"{prefix}-ch-{key}", "charge", f"{prefix}-{intent_key}", None, amount, "CNY",
                                        at(hours) - timedelta(seconds=2), fee=fee(amount)))
-        transactions[key] = f"{name}-ch-{key}"
+        transactions[key] = f"{prefix}-ch-{key}"
 
     def refund(key, intent_key, amount, hours, ledger_payment=None, at_gateway=True):
         amount *= scale
         if ledger_payment is not None:
             db.session.add(Refund(payment_id=ledger_payment.id, amount=amount, currency="CNY", reason="test",
-                                  status="succeeded", gateway_refund_id=f"{name}-re-{key}",
-                                  idempotency_key=f"{name}-re-{key}", actor="staff:x", created_at=at(hours)))
+                                  status="succeeded", gateway_refund_id=f"{prefix}-re-{key}",
+                                  idempotency_key=f"{prefix}-re-{key}", actor="staff:x", created_at=at(hours)))
         if at_gateway:
-            bill.append(GatewayTransaction(f"{name}-re-{key}", "refund", f"{name}-{intent_key}", None, amount, "CNY",
+            bill.append(GatewayTransaction(f"{prefix}-re-{key}", "refund", f"{prefix}-{intent_key}", None, amount, "CNY",
                                            at(hours) + timedelta(seconds=1), fee=-fee(amount)))
-        transactions[key] = f"{name}-re-{key}"
+        transactions[key] = f"{prefix}-re-{key}"
 
     matched = pay("matched", 10000, 1)
     charge("matched", "matched", 10000, 1)
@@ -106,7 +111,7 @@ def seed(gateway_cls, scale):
     refund("refund_gateway_only", "matched", 500, 8)  # made at the gateway's dashboard
     refund("refund_ledger_only", "matched", 200, 9, ledger_payment=matched, at_gateway=False)
     db.session.commit()
-    gateway_cls.bill = bill
+    gateway_cls.bill = [*gateway_cls.bill, *bill]
     return Seeded(payments, transactions)
 
 
@@ -229,6 +234,36 @@ def test_a_bill_not_out_yet_is_said_for_its_gateway_while_the_other_reconciles(s
     waiting_rows = [r for r in rows if r["gateway"] == "qrpay"]
     assert waiting_rows and {r["classification"] for r in waiting_rows} == {LEDGER_ONLY}
     assert {r["note"] for r in waiting_rows} == {NOT_READY_TEXT}
+
+
+@contextmanager
+def statements():
+    """The SQL statements the database is sent inside the block."""
+    sent = []
+
+    def count(conn, cursor, statement, *args):
+        sent.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        yield sent
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+
+
+def test_the_report_is_a_handful_of_statements_whatever_the_volume(seeded):
+    fetch()
+    with statements() as few:
+        reconcile(DAY, DAY)
+    seed(WalletGateway, 3, tag="-more")
+    seed(QrGateway, 4, tag="-more")
+    fetch()
+
+    with statements() as more:
+        report = reconcile(DAY, DAY)
+
+    assert report.discrepancy_count == 24
+    assert len(more) == len(few) <= 10
 
 
 def test_the_bill_once_out_replaces_the_notice(seeded):
