@@ -73,6 +73,7 @@ class GatewaySection:
 
     name: str
     label: str
+    configured: bool  # False: payments went through it, but it is no longer in PAYMENT_GATEWAYS (nothing to fetch)
     currency: str
     fetched_at: object  # the latest fetch covering the dates (None: never fetched for them)
     bill_not_ready: bool  # that fetch found the gateway's bill not out yet
@@ -144,8 +145,8 @@ class Report:
 
     @property
     def fetched_at(self):
-        """When every gateway's records for these dates had been fetched (the oldest fetch), or None."""
-        times = [section.fetched_at for section in self.gateways]
+        """When every configured gateway's records for these dates had been fetched (the oldest fetch), or None."""
+        times = [section.fetched_at for section in self.gateways if section.configured]
         return None if not times or None in times else min(times)
 
     @property
@@ -295,7 +296,7 @@ def _sections(currency, fetches, classes_by_gateway, refunds, gateway_rows, coll
         fetch = fetches.get(name)
         rows = [(k, c, Totals(n, a), f) for g, k, c, n, a, f in gateway_rows if g == name]
         sections.append(GatewaySection(
-            name=name, label=labels.get(name, name), currency=currency,
+            name=name, label=labels.get(name, name), configured=name in labels, currency=currency,
             fetched_at=fetch.at if fetch else None, bill_not_ready=bool(fetch and fetch.bill_not_ready),
             classes=classes_by_gateway.get(name, {cls: Totals() for cls in CLASSES}),
             charges=[(c, t) for k, c, t, _f in rows if k == "charge"],

@@ -385,3 +385,23 @@ def test_the_refresh_button_says_what_each_gateway_gave(app, seeded, client):
                              "Fetched %(num)d transactions from %(gateway)s.", 8, gateway="Wallet Pay") in page
     assert translated(app, "%(gateway)s: the bill for these dates is not available yet (usually after about 10:00 "
                            "the next day). Refresh again later.", gateway="QR Pay") in page
+
+
+def test_a_gateway_no_longer_configured_keeps_a_section_for_its_payments(seeded, client):
+    db.session.add(Payment(amount=9900, currency="CNY", plate="蒙B12345", vin_last6="A12345", gateway="retired",
+                           gateway_intent_id="retired-1", idempotency_key="retired-1", request_fingerprint="f" * 64,
+                           status="succeeded", amount_received=9900, expires_at=at(2), paid_at=at(1),
+                           created_at=at(1)))
+    db.session.commit()
+    fetch()
+
+    report = reconcile(DAY, DAY, limit=1000)
+
+    assert [s.name for s in report.gateways] == ["wallet", "qrpay", "retired"]
+    retired = section(report, "retired")
+    assert not retired.configured and retired.collected.amount == 9900
+    assert retired.classes[LEDGER_ONLY].count == 1
+    assert report.fetched_at is not None  # every configured gateway was fetched
+    sign_in_as(client, make_supervisor())
+    page = client.get(f"/staff/reconciliation?start={DAY}&end={DAY}").get_data(as_text=True)
+    assert "No longer configured" in page.split('id="gateway-retired"')[1].split("</section>")[0]
