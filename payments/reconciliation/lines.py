@@ -49,12 +49,6 @@ LABELS = {
     MISMATCH: N_("Amount or currency mismatch"),
     DUPLICATE: N_("Duplicate charge for one violation"),
 }
-
-def bill_not_ready_note():
-    """What staff read for a gateway whose bill for the dates is not out yet (instead of every line ledger-only)."""
-    return _("the gateway's bill for this day is not available yet (usually after about 10:00 the next day)")
-
-
 # How far from the window a charge may be and still match a payment charged in it.
 MATCH_MARGIN = timedelta(days=1)
 MAX_DAYS = 31
@@ -282,6 +276,11 @@ def lines_query(start, end):
                or_(R.c.id.is_(None), not_(within(R.c.created_at, start, end))))
     )
     return union_all(ledger_side, gateway_side, loose_charges, ledger_refund_lines, gateway_refund_lines)
+
+
+def bill_not_ready_note():
+    """What staff read for a gateway whose bill for the dates is not out yet (instead of every line ledger-only)."""
+    return _("the gateway's bill for this day is not available yet (usually after about 10:00 the next day)")
 
 
 def _with(sentence, **values):

@@ -273,8 +273,8 @@ def reconcile(first_day, last_day, *, limit=PAGE_LINES, only=None, gateway=None)
 
 
 def _status_totals(refunds, status, gateway=None):
-    """The ledger's refunds in one status (of one gateway's payments, or all)."""
-    found = [(n, a) for g, s, n, a in refunds if s == status and gateway in (None, g)]
+    """The ledger's refunds in one status: of the payments taken through ``gateway``, or of all when None."""
+    found = [(n, a) for g, s, n, a in refunds if s == status and (gateway is None or g == gateway)]
     return Totals(sum(n for n, _a in found), sum(a for _n, a in found))
 
 
