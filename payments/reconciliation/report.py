@@ -166,6 +166,11 @@ class Report:
         """Lines that are not matched."""
         return sum(t.count for cls, t in self.classes.items() if cls != MATCHED)
 
+    @property
+    def net_difference(self):
+        """Ledger net minus gateway net, over the gateways whose bill is out (the lines explain it)."""
+        return sum(s.ledger_net - s.net for s in self.gateways if not s.bill_not_ready)
+
 
 def _ledger_totals(start, end):
     """One pass over the window's settlements: (by channel, by terminal id, by gateway, per hour) Totals."""
@@ -289,7 +294,8 @@ def _sum_classes(class_tables):
 def _sections(currency, fetches, classes_by_gateway, refunds, gateway_rows, collected_by_gateway):
     """A GatewaySection for each configured gateway, in order, then for any other gateway the dates have lines of."""
     labels = {gateway.name: gateway.label for gateway in configured_gateways()}
-    seen = set(classes_by_gateway) | {g for g, *_rest in gateway_rows} | set(collected_by_gateway)
+    seen = (set(classes_by_gateway) | {g for g, *_rest in gateway_rows} | set(collected_by_gateway)
+            | {g for g, *_rest in refunds})
     names = list(labels) + sorted(seen - set(labels))
     sections = []
     for name in names:

@@ -221,12 +221,15 @@ def test_a_bill_not_out_yet_is_said_for_its_gateway_while_the_other_reconciles(s
     assert lines_of(report, "qrpay") == {}  # not listed as ledger-only
     assert {cls: t.count for cls, t in report.classes.items()} == EXPECTED_CLASSES  # the wallet's alone
     assert {cls: t.count for cls, t in section(report, "wallet").classes.items()} == EXPECTED_CLASSES
+    wallet = section(report, "wallet")
+    assert report.net_difference == wallet.ledger_net - wallet.net  # the waiting gateway's payments are not a difference
 
     sign_in_as(client, make_supervisor())
     page = client.get(f"/staff/reconciliation?start={DAY}&end={DAY}").get_data(as_text=True)
     qrpay_part = page.split('id="gateway-qrpay"')[1].split("</section>")[0]
     wallet_part = page.split('id="gateway-wallet"')[1].split("</section>")[0]
     assert NOT_READY_TEXT in qrpay_part and NOT_READY_TEXT not in wallet_part
+    assert 'data-figure="settlement"' not in qrpay_part and 'data-figure="settlement"' in wallet_part
     assert 'data-gateway="qrpay"' not in page.split('id="lines"')[1]
 
     rows = list(csv.DictReader(io.StringIO(
@@ -353,7 +356,7 @@ def test_the_page_has_a_section_per_gateway_with_its_figures(app, seeded, client
     with app.test_request_context(), force_locale(app.config["DEFAULT_LOCALE"]):
         from finepay.formatting import format_money
         settlement = format_money(38866 * 2)
-        fees = format_money(-234 * 2)
+        fees = "−" + format_money(234 * 2)
     qrpay_part = page.split('id="gateway-qrpay"')[1].split("</section>")[0]
     assert "QR Pay" in qrpay_part
     assert translated(app, "Net settlement") in qrpay_part and settlement in qrpay_part
