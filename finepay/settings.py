@@ -105,6 +105,9 @@ def from_env(instance_path, env=None):
         "DATABASE_IDLE_PING_SECONDS": env_int(env, "DATABASE_IDLE_PING_SECONDS", 10),
         # SQLite only: how long a transaction waits for another worker's write lock before failing (503).
         "SQLITE_BUSY_TIMEOUT_SECONDS": env_int(env, "SQLITE_BUSY_TIMEOUT_SECONDS", 30),
+        # The gateway adapters that run, in the order the driver is offered them ("wechatpay,alipay,sandbox");
+        # PAYMENT_GATEWAY, the older setting, names one (payments.gateways.gateway_names).
+        "PAYMENT_GATEWAYS": env.get("PAYMENT_GATEWAYS", ""),
         "PAYMENT_GATEWAY": env.get("PAYMENT_GATEWAY", "sandbox"),
         # Only for a staging copy: production otherwise refuses a gateway that moves no money (check_sandbox).
         "ALLOW_SANDBOX_IN_PRODUCTION": env_bool(env, "ALLOW_SANDBOX_IN_PRODUCTION", False),
@@ -169,18 +172,19 @@ def uses_builtin_secret_key(env=None):
         DEV_SECRET_KEY, "")
 
 
-def check_sandbox(config):
-    """Refuse production on a simulated gateway (it marks fines paid while no money moves) unless allowed.
+def check_sandbox(config, simulated):
+    """Refuse production with a simulated gateway (it marks fines paid while no money moves) unless allowed.
 
-    ``config["SANDBOX"]`` is set from the adapter when the app starts
-    (payments.gateways.init_app); every page, receipt, feed entry and log line
-    then says SANDBOX.
+    ``simulated`` names the configured gateways that move no money;
+    ``config["SANDBOX"]`` is set from them when the app starts
+    (payments.gateways.init_app), and every page, receipt, feed entry and log
+    line then says SANDBOX.
     """
-    if config["FINEPAY_ENV"] == "production" and config["SANDBOX"] and not config["ALLOW_SANDBOX_IN_PRODUCTION"]:
+    if config["FINEPAY_ENV"] == "production" and simulated and not config["ALLOW_SANDBOX_IN_PRODUCTION"]:
         raise SettingsError(
-            f"FINEPAY_ENV=production with PAYMENT_GATEWAY={config['PAYMENT_GATEWAY']!r}, which moves no money: "
-            "set PAYMENT_GATEWAY to a real gateway (e.g. stripe, with its keys), or ALLOW_SANDBOX_IN_PRODUCTION=1 "
-            "for a staging copy that says SANDBOX everywhere"
+            f"FINEPAY_ENV=production with PAYMENT_GATEWAYS including {','.join(simulated)}, which moves no money: "
+            "configure only real gateways in PAYMENT_GATEWAYS (e.g. stripe, with its keys), or "
+            "ALLOW_SANDBOX_IN_PRODUCTION=1 for a staging copy that says SANDBOX everywhere"
         )
 
 

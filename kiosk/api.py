@@ -28,9 +28,9 @@ from kiosk.schemas import (
 )
 from kiosk.screens import screen_context, security_headers
 from payments import receipts, states
-from payments.gateways import READER_WAITING, SURFACE_KIOSK, GatewayError, Payer, current_gateway
+from payments.gateways import READER_WAITING, SURFACE_KIOSK, GatewayError, Payer, gateway_for
 from payments.qr import qr_svg
-from payments.reader import card_present_available
+from payments.reader import card_present_available, card_present_gateway
 from payments.services import quote
 
 bp = Blueprint("kiosk_api", __name__, url_prefix="/kiosk/api")
@@ -165,7 +165,7 @@ def _payment_screen(payment, reader_payment, status=200):
     if payment.status == states.PROCESSING:
         waiting = reader_payment is None or reader_payment.status == READER_WAITING
         return screen("reader", status, payment=payment, waiting=waiting,
-                      action=current_gateway().next_action(payment, KIOSK_PAYER), extra=extra)
+                      action=gateway_for(payment).next_action(payment, KIOSK_PAYER), extra=extra)
     if payment.status in states.CHARGED:
         return screen("result", status, outcome="succeeded", payment=payment, extra=extra)
     if payment.status in (states.CANCELED, states.EXPIRED):
@@ -231,8 +231,8 @@ def receipt():
 @parser.use_args(SimulateSchema(), location="json")
 def simulate(body):
     """On a server whose gateway moves no money (SANDBOX): what the card holder does at the simulated reader."""
-    gateway = current_gateway()
-    if not (gateway.simulated and gateway.supports_card_present):
+    gateway = card_present_gateway()
+    if not (gateway and gateway.simulated):
         raise ApiError(_("There is no simulated reader here."), code="not_found", status=404)
     visit = _visit()
     visits.visit_payment(visit)

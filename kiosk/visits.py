@@ -115,6 +115,7 @@ def pay(visit, terminal, violation_ids, key):
     payment = services.start_payment(
         plate=visit.plate, vin_last6=visit.vin_last6, violation_ids=sorted(violation_ids),
         idempotency_key=f"kiosk-{key}", channel="kiosk", terminal_id=terminal.id,
+        gateway=reader.card_present_gateway().name,
     )
     visit.payment_id = payment.id
     db.session.commit()

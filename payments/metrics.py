@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from finepay import audit, observability
 from finepay.extensions import db
-from payments import states
+from payments import gateways, states
 from payments.gateways import GatewayError
 from payments.models import Payment
 
@@ -87,7 +87,7 @@ class PaymentsCollector:
 
 
 def instrument_gateway(gateway, metrics):
-    """Time and count every call of the app's gateway adapter, and log failures with the request id.
+    """Time and count every call of one of the app's gateway adapters, and log failures with the request id.
 
     Wraps the instance's methods in place, so the adapter keeps its class
     (and whatever a test or a kiosk asks of it).
@@ -142,10 +142,11 @@ def _forget_payment_outcomes(session):
 
 
 def init_app(app):
-    """Add the payment metrics to the app's registry and instrument its gateway (built before this)."""
+    """Add the payment metrics to the app's registry and instrument each of its gateways (built before this)."""
     metrics = PaymentMetrics(observability.metrics_registry(app))
     app.extensions[EXTENSION] = metrics
     observability.add_collector(app, PaymentsCollector(app))
     if _note_payment_outcomes not in audit.on_insert:
         audit.on_insert.append(_note_payment_outcomes)
-    instrument_gateway(app.extensions["finepay.gateway"], metrics)
+    for gateway in app.extensions[gateways.REGISTRY].values():
+        instrument_gateway(gateway, metrics)

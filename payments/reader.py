@@ -19,7 +19,7 @@ from flask_babel import gettext as _
 from finepay.errors import ApiError
 from finepay.extensions import db
 from payments import gateways, states
-from payments.gateways import GatewayError, current_gateway
+from payments.gateways import GatewayError, configured_gateways, gateway_for
 from payments.services import (
     PaymentInProgress,
     apply_intent,
@@ -33,9 +33,14 @@ from payments.services import (
 
 log = logging.getLogger(__name__)
 
+def card_present_gateway():
+    """The first configured gateway that takes card-present payments (kiosks' readers), or None."""
+    return next((gateway for gateway in configured_gateways() if gateway.supports_card_present), None)
+
+
 def card_present_available():
-    """Whether the configured gateway can take card-present payments."""
-    return bool(current_gateway().supports_card_present)
+    """Whether a configured gateway can take card-present payments."""
+    return card_present_gateway() is not None
 
 
 def _unavailable(error):
@@ -47,10 +52,13 @@ def _unavailable(error):
     return gateway_unavailable_error(error)
 
 
-def _require_card_present():
-    if not card_present_available():
+def _card_present_gateway_of(payment_id):
+    """The gateway of a payment to collect on a reader; a 503 ApiError when it has no readers."""
+    gateway = gateway_for(get_payment(payment_id))
+    if not gateway.supports_card_present:
         raise ApiError(_("Card payments are not available at this kiosk."), code="card_present_unavailable",
                        status=503)
+    return gateway
 
 
 def collect_on_reader(payment_id, terminal):
@@ -59,8 +67,7 @@ def collect_on_reader(payment_id, terminal):
     ``terminal`` is a gateways.CardTerminal. A repeated call while the reader
     is already collecting returns that attempt instead of starting another.
     """
-    _require_card_present()
-    gateway = current_gateway()
+    gateway = _card_present_gateway_of(payment_id)
     try:
         payment, previous = start_attempt(payment_id, reader_terminal=terminal.name, terminal_id=terminal.id)
     except PaymentInProgress:
@@ -91,7 +98,7 @@ def check_reader(payment_id, terminal):
     payment = get_payment(payment_id)
     if payment.status != states.PROCESSING or not payment.gateway_intent_id:
         return payment, None
-    gateway = current_gateway()
+    gateway = gateway_for(payment)
     try:
         reader = gateway.reader_status(payment.gateway_intent_id, terminal=terminal)
     except GatewayError as error:
@@ -104,7 +111,7 @@ def check_reader(payment_id, terminal):
 def _apply_reader_outcome(payment_id, reader):
     """The reader has finished: read the intent (the money) and bring the payment in line."""
     try:
-        intent = current_gateway().retrieve_intent(reader.intent_id)
+        intent = gateway_for(get_payment(payment_id)).retrieve_intent(reader.intent_id)
     except GatewayError as error:
         raise _unavailable(error) from None
     payment = apply_intent(payment_id, intent)
@@ -127,10 +134,10 @@ def close_reader_payment(payment_id, terminal, *, reason):
     the payment; it stays open only when the gateway could not be reached, for
     ``payments sync`` to finish.
     """
-    gateway = current_gateway()
     payment = get_payment(payment_id)
     if payment.status not in states.OPEN:
         return payment
+    gateway = gateway_for(payment)
     if payment.status == states.PROCESSING and payment.gateway_intent_id and gateway.supports_card_present:
         try:
             reader = gateway.cancel_reader_payment(
@@ -155,8 +162,8 @@ def _cancel(payment_id, reason):
     if payment.gateway_intent_id:
         db.session.commit()
         try:
-            intent = current_gateway().cancel_intent(payment.gateway_intent_id,
-                                                     idempotency_key=f"{payment.id}:cancel")
+            intent = gateway_for(payment).cancel_intent(payment.gateway_intent_id,
+                                                        idempotency_key=f"{payment.id}:cancel")
         except GatewayError as error:
             record_gateway_error(lock_payment(payment_id), "cancel", error)
             db.session.commit()

@@ -4,7 +4,7 @@ import re
 from marshmallow import EXCLUDE, Schema, fields, post_dump, validate
 
 from finepay.restapi import SandboxFlag
-from payments.gateways import current_gateway
+from payments.gateways import gateway_for
 from payments.messages import failure_message
 from violations.plates import normalize_plate, normalize_vin_last6
 from violations.schemas import NormalizedString, altcha_field, violation_ids_field
@@ -100,7 +100,7 @@ class PaymentSchema(Schema):
     def add_gateway_fields(self, data, payment, **kwargs):
         """What the payer's page needs from the gateway (e.g. a publishable key), while it can still pay."""
         if payment.is_open:
-            data.update(current_gateway().client_fields(payment))
+            data.update(gateway_for(payment).client_fields(payment))
         return data
 
     def get_next_action(self, payment):

@@ -42,7 +42,7 @@ from finepay.errors import ApiError, invalid_field
 from finepay.extensions import db
 from finepay.formatting import format_money
 from payments import gateways, refunds, states
-from payments.gateways import GatewayError, current_gateway
+from payments.gateways import SURFACE_KIOSK, GatewayError, Payer, gateway_for, gateway_named, gateways_serving
 from payments.models import (
     REFUND_FAILED,
     REFUND_PENDING,
@@ -204,7 +204,8 @@ def not_this_vehicles():
                     errors={"violation_ids": [_("Check the plate and VIN code, and look the vehicle up again.")]})
 
 
-def start_proven_payment(*, plate, vin_last6, violation_ids, idempotency_key, altcha=None):
+def start_proven_payment(*, plate, vin_last6, violation_ids, idempotency_key, altcha=None, gateway=None,
+                         payer=None):
     """The public API's create: plate + VIN code prove the vehicle as a lookup does (its limits), then start_payment.
 
     Nothing happens to the vehicle's violations, nor to a payment open for them,
@@ -213,23 +214,47 @@ def start_proven_payment(*, plate, vin_last6, violation_ids, idempotency_key, al
     if prove_vehicle(plate, vin_last6=vin_last6, violation_ids=violation_ids, altcha=altcha) is None:
         raise not_this_vehicles()
     return start_payment(plate=plate, vin_last6=vin_last6, violation_ids=violation_ids,
-                         idempotency_key=idempotency_key)
+                         idempotency_key=idempotency_key, gateway=gateway, payer=payer)
 
 
-def start_payment(*, plate, vin_last6, violation_ids, idempotency_key, channel="web", terminal_id=None):
+def choose_gateway(name, payer):
+    """The gateway a new payment goes to: the one named (configured, and serving this payer), else the first that serves.
+
+    A name that is not configured or cannot take this payer's payment is a 422.
+    """
+    serving = gateways_serving(payer)
+    if name is None:
+        if not serving:
+            raise ApiError(_("There is no way to pay here right now."), code="no_gateway", status=422)
+        return serving[0]
+    try:
+        chosen = gateway_named(name)
+    except GatewayError:
+        chosen = None
+    if chosen is None or chosen not in serving:
+        raise invalid_field("gateway", _("This way of paying is not available here."))
+    return chosen
+
+
+def start_payment(*, plate, vin_last6, violation_ids, idempotency_key, channel="web", terminal_id=None, gateway=None,
+                  payer=None):
     """Create (or return, for a repeated idempotency key) the payment for these violations.
 
     Arguments are already normalised and validated in shape, and the vehicle
     proven (start_proven_payment, a vehicle token, a kiosk visit). The amount is
     computed here from the violations and the late-fee policy, never taken
-    from the client.
+    from the client. ``gateway`` names the way of paying the driver chose
+    (choose_gateway); ``payer`` says where they are (a kiosk's by default on
+    the kiosk channel).
     """
+    payer = payer or Payer(surface=SURFACE_KIOSK if channel == "kiosk" else gateways.SURFACE_BROWSER)
+    gateway_name = choose_gateway(gateway, payer).name
     request_fp = fingerprint(plate=plate, vin_last6=vin_last6, violation_ids=sorted(violation_ids),
-                             channel=channel, terminal_id=terminal_id)
+                             channel=channel, terminal_id=terminal_id, gateway=gateway_name)
     try:
         # Finds the payment of a repeated key under the violations' locks, or creates it.
         existing = _create_payment(plate, vin_last6, violation_ids, idempotency_key, request_fp, channel,
-                                   terminal_id)
+                                   terminal_id, gateway_name)
     except IntegrityError:
         db.session.rollback()
         existing = db.session.execute(
@@ -244,14 +269,14 @@ def start_payment(*, plate, vin_last6, violation_ids, idempotency_key, channel="
     return _ensure_intent(existing)
 
 
-def _create_payment(plate, vin_last6, violation_ids, idempotency_key, request_fp, channel, terminal_id):
+def _create_payment(plate, vin_last6, violation_ids, idempotency_key, request_fp, channel, terminal_id, gateway_name):
     """Create the payment under the violations' locks; returns an existing payment for a raced retry.
 
     Cancelling the older payments and creating this one happen in one
     transaction under those locks, so that of many payers racing for one
     violation the last one in always holds it (nobody is left cancelled
     by someone who then gave up). An older payment with a gateway intent is
-    cancelled at the gateway first, with the locks released: no transaction
+    cancelled at its own gateway first (whichever way of paying this one uses), with the locks released: no transaction
     waits on the gateway (on SQLite the in-database sandbox needs the very
     lock it would hold), and the gateway's own answer decides who won.
     """
@@ -271,8 +296,8 @@ def _create_payment(plate, vin_last6, violation_ids, idempotency_key, request_fp
         if not to_cancel:
             break
         db.session.commit()  # release the locks before the gateway call
-        for older_id, intent_id in to_cancel:
-            _cancel_superseded_intent(older_id, intent_id)
+        for older_id, older_gateway, intent_id in to_cancel:
+            _cancel_superseded_intent(older_id, older_gateway, intent_id)
             canceled_at_gateway.add(older_id)
     else:
         db.session.rollback()
@@ -284,7 +309,7 @@ def _create_payment(plate, vin_last6, violation_ids, idempotency_key, request_fp
     policy = current_policy()
     payment = Payment(
         amount=0, currency=config["CURRENCY"], plate=plate, vin_last6=vin_last6, channel=channel,
-        terminal_id=terminal_id, gateway=current_gateway().name, idempotency_key=idempotency_key,
+        terminal_id=terminal_id, gateway=gateway_name, idempotency_key=idempotency_key,
         request_fingerprint=request_fp, expires_at=utcnow() + timedelta(minutes=config["QUOTE_TTL_MINUTES"]),
         refunds=[],  # a new payment has none: nothing to load when it is shown
     )
@@ -332,7 +357,7 @@ def _free_violations(violation_ids, canceled_at_gateway=frozenset()):
     """Cancel older open payments holding these violations (the caller holds the violation locks).
 
     Refuses with 409 while an older payment is being confirmed. Returns the
-    (payment id, intent id) of older payments still to be cancelled at the
+    (payment id, gateway name, intent id) of older payments still to be cancelled at the
     gateway, doing nothing else then; once every holder's intent is known to
     be cancelled (``canceled_at_gateway``), closes them all and returns [].
     """
@@ -345,7 +370,7 @@ def _free_violations(violation_ids, canceled_at_gateway=frozenset()):
         if older.status == states.PROCESSING and older.id not in canceled_at_gateway:
             raise ApiError(_("A payment for these violations is being processed. Wait for its result."),
                            code="payment_in_progress", status=409, errors={"payment_id": older.id})
-    to_cancel = [(older.id, older.gateway_intent_id) for older in holders
+    to_cancel = [(older.id, older.gateway, older.gateway_intent_id) for older in holders
                  if older.gateway_intent_id and older.id not in canceled_at_gateway]
     if to_cancel:
         return to_cancel
@@ -354,10 +379,10 @@ def _free_violations(violation_ids, canceled_at_gateway=frozenset()):
     return []
 
 
-def _cancel_superseded_intent(payment_id, intent_id):
-    """Cancel an older payment's intent at the gateway (no transaction open); 409 when it was paid meanwhile."""
+def _cancel_superseded_intent(payment_id, gateway_name, intent_id):
+    """Cancel an older payment's intent at its gateway (no transaction open); 409 when it was paid meanwhile."""
     try:
-        intent = current_gateway().cancel_intent(intent_id, idempotency_key=f"{payment_id}:cancel")
+        intent = gateway_named(gateway_name).cancel_intent(intent_id, idempotency_key=f"{payment_id}:cancel")
     except GatewayError as error:
         raise gateway_unavailable_error(error) from None
     if intent.status in (gateways.SUCCEEDED, gateways.PROCESSING):
@@ -372,9 +397,9 @@ def _ensure_intent(payment):
     if payment.gateway_intent_id or not payment.is_open:
         return payment
     try:
-        intent = current_gateway().create_intent(
+        intent = gateway_for(payment).create_intent(
             payment_id=payment.id, amount=payment.amount, currency=payment.currency,
-            idempotency_key=f"{payment.id}:create",
+            idempotency_key=f"{payment.id}:create", expires_at=payment.expires_at,
         )
     except GatewayError as error:
         audit.record("payment.gateway_error", "payment", payment.id, operation="create", code=error.code)
@@ -455,7 +480,7 @@ def confirm_payment(payment_id, payment_method):
     commit_keeping_objects(db.session)  # others now see "being confirmed" and get a 409
 
     try:
-        intent = current_gateway().confirm_intent(
+        intent = gateway_for(payment).confirm_intent(
             payment.gateway_intent_id, payment_method=payment_method,
             idempotency_key=f"{payment.id}:confirm:{attempt}",
         )
@@ -655,22 +680,32 @@ def send_refund(refund_id):
     Accepted: succeeded, and every violation whose whole line is now refunded
     is owed again. Refused (the gateway said no): failed, with its reason,
     never sent again. Unreachable or timed out: still pending, for
-    ``payments sync`` to send again with the same idempotency key.
+    ``payments sync`` to send again with the same idempotency key. Accepted
+    but still processing at the gateway: pending, with the gateway's refund
+    id, for ``payments sync`` (or the gateway's notification) to read again
+    (check_refund).
     """
     refund = db.session.get(Refund, refund_id, populate_existing=True)
     if refund.status != REFUND_PENDING:
         db.session.commit()
         return refund
-    payment_id, actor = refund.payment_id, refund.actor
+    payment_id = refund.payment_id
     request = {"amount": refund.amount, "idempotency_key": refund.idempotency_key, "reason": refund.reason}
-    intent_id = refund.payment.gateway_intent_id
+    gateway, intent_id = gateway_for(refund.payment), refund.payment.gateway_intent_id
     db.session.commit()  # no lock is held while the gateway is called
+    failure = None
     try:
-        result = current_gateway().refund(intent_id, **request)
+        result = gateway.refund(intent_id, **request)
     except GatewayError as error:
         result, failure = None, error
+    return _record_refund_answer(payment_id, refund_id, result, failure)
+
+
+def _record_refund_answer(payment_id, refund_id, result, failure=None):
+    """Record the gateway's answer about a pending refund (a GatewayRefund, or the GatewayError it raised)."""
     payment = _lock_payment_for_refund(payment_id)
     refund = db.session.get(Refund, refund_id, populate_existing=True)
+    actor = refund.actor
     if refund.status != REFUND_PENDING:  # someone else recorded the answer meanwhile
         db.session.commit()
         return refund
@@ -684,20 +719,41 @@ def send_refund(refund_id):
     elif result.status == REFUND_FAILED:
         refund.gateway_refund_id = result.id
         _fail_refund(payment, refund, "refund_failed", None)
-    else:
+    elif result.status == REFUND_SUCCEEDED:
         refund.gateway_refund_id = result.id
-        if result.status == REFUND_SUCCEEDED:
-            refund.status = REFUND_SUCCEEDED
-            audit.record("refund.succeeded", "payment", payment.id, actor=actor, amount=refund.amount,
-                         gateway_refund=result.id, refund=refund.id)
-            _release_refunded_lines(payment, refund)
-            if payment.status == states.SUCCEEDED and payment.refunded_amount >= payment.amount_received:
-                change_status(payment, states.REFUNDED, actor=actor)
-        else:
-            audit.record("refund.pending", "payment", payment.id, actor=actor, amount=refund.amount,
-                         gateway_refund=result.id, refund=refund.id)
+        refund.status = REFUND_SUCCEEDED
+        audit.record("refund.succeeded", "payment", payment.id, actor=actor, amount=refund.amount,
+                     gateway_refund=result.id, refund=refund.id)
+        _release_refunded_lines(payment, refund)
+        if payment.status == states.SUCCEEDED and payment.refunded_amount >= payment.amount_received:
+            change_status(payment, states.REFUNDED, actor=actor)
+    elif refund.gateway_refund_id != result.id:  # accepted, still processing at the gateway: said once
+        refund.gateway_refund_id = result.id
+        audit.record("refund.pending", "payment", payment.id, actor=actor, amount=refund.amount,
+                     gateway_refund=result.id, refund=refund.id)
     db.session.commit()
     return refund
+
+
+def check_refund(refund_id):
+    """Ask the gateway where a refund it accepted but had not finished (pending) stands now, and record it.
+
+    A gateway that cannot be reached leaves it pending, for the next ``payments sync``.
+    """
+    refund = db.session.get(Refund, refund_id, populate_existing=True)
+    if refund.status != REFUND_PENDING or not refund.gateway_refund_id:
+        db.session.commit()
+        return refund
+    payment = refund.payment
+    payment_id, gateway, intent_id = payment.id, gateway_for(payment), payment.gateway_intent_id
+    gateway_refund_id = refund.gateway_refund_id
+    db.session.commit()  # no lock is held while the gateway is called
+    try:
+        result = gateway.retrieve_refund(intent_id, gateway_refund_id)
+    except GatewayError as error:
+        log.warning("could not check refund %s of %s (%s); sync asks again", refund_id, payment_id, error.code)
+        return db.session.get(Refund, refund_id)
+    return _record_refund_answer(payment_id, refund_id, result)
 
 
 def _fail_refund(payment, refund, code, message):
@@ -742,7 +798,7 @@ def refresh_payment(payment_id):
     if payment.status not in states.OPEN or not payment.gateway_intent_id:
         return payment
     try:
-        intent = current_gateway().retrieve_intent(payment.gateway_intent_id)
+        intent = gateway_for(payment).retrieve_intent(payment.gateway_intent_id)
     except GatewayError as error:
         log.warning("could not refresh %s: %s", payment.id, error.code)
         return payment
@@ -757,7 +813,7 @@ def expire_payment(payment_id):
         return payment
     if payment.gateway_intent_id:
         db.session.commit()
-        intent = current_gateway().cancel_intent(payment.gateway_intent_id, idempotency_key=f"{payment.id}:cancel")
+        intent = gateway_for(payment).cancel_intent(payment.gateway_intent_id, idempotency_key=f"{payment.id}:cancel")
         if intent.status == gateways.SUCCEEDED:
             return apply_intent(payment.id, intent)
         payment = lock_payment(payment_id)
@@ -793,7 +849,7 @@ def withdraw_payment(payment_id, *, reason, actor):
     still holds its violations and the caller must leave them alone.
     """
     payment = lock_payment(payment_id)
-    status, intent_id = payment.status, payment.gateway_intent_id
+    status, intent_id, gateway = payment.status, payment.gateway_intent_id, gateway_for(payment)
     db.session.commit()
     if status not in states.OPEN:
         return ALREADY_CLOSED
@@ -801,7 +857,7 @@ def withdraw_payment(payment_id, *, reason, actor):
         return BEING_PROCESSED
     if intent_id:
         try:
-            intent = current_gateway().cancel_intent(intent_id, idempotency_key=f"{payment_id}:cancel")
+            intent = gateway.cancel_intent(intent_id, idempotency_key=f"{payment_id}:cancel")
         except GatewayError as error:
             record_gateway_error(lock_payment(payment_id), "cancel", error)
             db.session.commit()
@@ -820,15 +876,24 @@ def withdraw_payment(payment_id, *, reason, actor):
 
 # --- webhooks and sync ------------------------------------------------------
 
-def handle_webhook(gateway_name, payload, headers):
-    """Verify and apply a gateway event; returns what was done ("applied", "duplicate", "ignored").
+def webhook_gateway(gateway_name):
+    """The configured gateway whose notifications come to /webhooks/<gateway_name>, or a 404 ApiError."""
+    try:
+        return gateway_named(gateway_name)
+    except GatewayError:
+        raise ApiError(_("Unknown gateway."), code="not_found", status=404) from None
 
+
+def handle_webhook(gateway, payload, headers):
+    """Verify and apply a gateway's notification; returns what was done.
+
+    "applied", "duplicate", "ignored", or "mismatch" (it says another amount
+    was paid than the payment's: nothing is settled, the audit log has it).
     The event's id is recorded in the same transaction as its effect, so an
     event whose handling failed is applied when the gateway sends it again.
+    An event only says "look again": FinePay re-reads the intent or refund at
+    the gateway, so late or reordered events cannot move anything backwards.
     """
-    gateway = current_gateway()
-    if gateway_name != gateway.name:
-        raise ApiError(_("Unknown gateway."), code="not_found", status=404)
     try:
         event = gateway.parse_webhook(payload, headers)
     # RecursionError: a signed body nested too deeply for json.loads, whichever adapter parsed it.
@@ -840,43 +905,83 @@ def handle_webhook(gateway_name, payload, headers):
     if db.session.execute(seen).first() is not None:
         db.session.commit()
         return "duplicate"
-    payment = None
-    if event.type in gateway.intent_event_types and event.intent_id:
-        payment = db.session.execute(
-            select(Payment).where(Payment.gateway_intent_id == event.intent_id)
-        ).scalar_one_or_none()
-    intent = None
-    if payment is not None:
-        # The event only says "look again": the gateway's current state is the truth,
-        # so late or reordered events cannot move a payment backwards. Asked before
-        # anything is written here, so no transaction waits on the gateway.
-        payment_id = payment.id
-        try:
+    payment = _payment_of_event(gateway, event)
+    refund = _refund_of_event(gateway, event)
+    if payment is not None and event.amount is not None and event.amount != payment.amount:
+        audit.record("payment.notification_mismatch", "payment", payment.id, gateway=gateway.name, event=event.id,
+                     expected=payment.amount, notified=event.amount)
+        return _record_event(gateway, event, "mismatch")
+    # Asked before anything is written here, so no transaction waits on the gateway.
+    intent = refund_answer = None
+    try:
+        if payment is not None:
+            payment_id = payment.id
             intent = gateway.retrieve_intent(event.intent_id)
-        except GatewayError as error:
-            db.session.rollback()
-            raise gateway_unavailable_error(error) from None  # the gateway retries; sync is the safety net
+        elif refund is not None:
+            payment_id, refund_id = refund.payment_id, refund.id
+            refund_answer = gateway.retrieve_refund(refund.payment.gateway_intent_id, event.refund_id)
+    except GatewayError as error:
+        db.session.rollback()
+        raise gateway_unavailable_error(error) from None  # the gateway retries; sync is the safety net
+    if intent is None and refund_answer is None:
+        return _record_event(gateway, event, "ignored")
     db.session.add(WebhookEvent(gateway=gateway.name, event_id=event.id, type=event.type))
     try:
         db.session.flush()
     except IntegrityError:
         db.session.rollback()
         return "duplicate"
-    if intent is None:
-        db.session.commit()
-        return "ignored"
-    apply_intent(payment_id, intent)  # commits the event id with the change
+    # Each commits the event id with the change.
+    if intent is not None:
+        apply_intent(payment_id, intent)
+    else:
+        _record_refund_answer(payment_id, refund_id, refund_answer)
     return "applied"
 
 
+def _payment_of_event(gateway, event):
+    """The payment an intent event of this gateway concerns, or None."""
+    if event.type not in gateway.intent_event_types or not event.intent_id:
+        return None
+    return db.session.execute(
+        select(Payment).where(Payment.gateway == gateway.name, Payment.gateway_intent_id == event.intent_id)
+    ).scalar_one_or_none()
+
+
+def _refund_of_event(gateway, event):
+    """The refund a refund event of this gateway concerns, or None."""
+    if event.type not in gateway.refund_event_types or not event.refund_id:
+        return None
+    return db.session.execute(
+        select(Refund).join(Payment, Payment.id == Refund.payment_id)
+        .where(Payment.gateway == gateway.name, Refund.gateway_refund_id == event.refund_id)
+    ).scalar_one_or_none()
+
+
+def _record_event(gateway, event, outcome):
+    """Remember an event that changes nothing, so that its repeats are answered as duplicates."""
+    db.session.add(WebhookEvent(gateway=gateway.name, event_id=event.id, type=event.type))
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        return "duplicate"
+    return outcome
+
+
 def sync_payments(now=None, recent=timedelta(days=2)):
-    """Settle what the gateway knows and we do not: for cron every few minutes. Returns counts."""
+    """Settle what the gateways know and we do not: for cron every few minutes. Returns counts.
+
+    Each payment is asked about at its own gateway (gateway_for); refunds
+    never sent are sent again, and refunds the gateway is still processing
+    are read again (check_refund).
+    """
     now = now or utcnow()
-    gateway = current_gateway()
-    counts = {"checked": 0, "changed": 0, "expired": 0, "refunds_retried": 0, "refunds_failed": 0, "errors": 0}
+    counts = {"checked": 0, "changed": 0, "expired": 0, "refunds_retried": 0, "refunds_checked": 0,
+              "refunds_failed": 0, "errors": 0}
     candidates = db.session.execute(
         select(Payment.id, Payment.status).where(
-            Payment.gateway == gateway.name,
+            Payment.gateway.in_(current_app.config["PAYMENT_GATEWAYS"]),
             (Payment.status.in_(states.OPEN))
             | (Payment.status.in_((states.CANCELED, states.EXPIRED)) & (Payment.updated_at >= now - recent)),
         ).order_by(Payment.created_at)
@@ -886,7 +991,7 @@ def sync_payments(now=None, recent=timedelta(days=2)):
         counts["checked"] += 1
         try:
             if payment.gateway_intent_id:
-                intent = gateway.retrieve_intent(payment.gateway_intent_id)
+                intent = gateway_for(payment).retrieve_intent(payment.gateway_intent_id)
                 payment = apply_intent(payment_id, intent)
             if payment.status in (states.CREATED, states.REQUIRES_ACTION, states.FAILED) and now >= payment.expires_at:
                 payment = expire_payment(payment_id)
@@ -900,11 +1005,18 @@ def sync_payments(now=None, recent=timedelta(days=2)):
             counts["changed"] += 1
     # Only pending refunds are sent again: a refused one is failed for good (staff see why).
     pending = db.session.execute(
-        select(Refund.id).where(Refund.status == REFUND_PENDING).order_by(Refund.id)
-    ).scalars().all()
-    for refund_id in pending:
-        counts["refunds_retried"] += 1
-        if send_refund(refund_id).status == REFUND_FAILED:
+        select(Refund.id, Refund.gateway_refund_id).join(Payment, Payment.id == Refund.payment_id)
+        .where(Refund.status == REFUND_PENDING, Payment.gateway.in_(current_app.config["PAYMENT_GATEWAYS"]))
+        .order_by(Refund.id)
+    ).all()
+    for refund_id, gateway_refund_id in pending:
+        if gateway_refund_id:  # accepted by the gateway, still processing there: ask where it stands
+            counts["refunds_checked"] += 1
+            refund = check_refund(refund_id)
+        else:
+            counts["refunds_retried"] += 1
+            refund = send_refund(refund_id)
+        if refund.status == REFUND_FAILED:
             counts["refunds_failed"] += 1
     return counts
 

@@ -5,7 +5,7 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 
 from finepay.errors import ApiError
 from payments import receipts, services, states
-from payments.gateways import SCAN_QR, Payer, current_gateway
+from payments.gateways import SCAN_QR, Payer, gateway_for
 from payments.messages import failure_message
 from payments.qr import qr_svg
 from violations.proof import sign_vehicle, vehicle_for
@@ -79,7 +79,7 @@ def show(payment_id):
     if payment.status in states.CHARGED and payment.receipt_number:
         return redirect(url_for("pay.receipt", receipt_number=payment.receipt_number), 303)
     payable = payment.status in PAYABLE_STATES
-    action = current_gateway().next_action(payment, Payer(user_agent=request.user_agent.string)) if payable else None
+    action = gateway_for(payment).next_action(payment, Payer(user_agent=request.user_agent.string)) if payable else None
     return render_template(
         "payments/pay.html", payment=payment, items=receipts.payment_lines(payment), states=states,
         payable=payable, action=action, failure=failure_message(payment.failure_code),
@@ -91,7 +91,7 @@ def show(payment_id):
 def confirm(payment_id):
     """Pay with the method chosen in the gateway's form on the pay page; then show the outcome."""
     method = request.form.get("payment_method", "")
-    if not current_gateway().accepts_posted_method(method):
+    if not gateway_for(services.get_payment(payment_id)).accepts_posted_method(method):
         abort(400)
     payment = services.confirm_payment(payment_id, method)
     if payment.status == states.REQUIRES_ACTION and payment.next_action_url:

@@ -28,6 +28,8 @@ BASE_CONFIG = {
     "SECRET_KEY": "test-secret",
     "WTF_CSRF_ENABLED": False,
     "RATELIMIT_STORAGE_URI": "memory://",
+    # The sandbox alone, whatever the environment says; a test names others with PAYMENT_GATEWAYS (or PAYMENT_GATEWAY).
+    "PAYMENT_GATEWAYS": "",
     "PAYMENT_GATEWAY": "sandbox",
     "BUSINESS_TIMEZONE": "Asia/Shanghai",
     "CURRENCY": "CNY",

@@ -7,9 +7,11 @@ failures into GatewayError, and what the payer must do next into a
 NextAction, which the driver pages and the kiosk render without knowing which
 adapter is behind it. Its pages, templates, CSP sources and ledger tables are
 its own, registered from its ``init_app``. Adapters are found through the
-setuptools entry-point group ``finepay.gateways``; the PAYMENT_GATEWAY setting
-names one. This module is the only one that loads adapter modules. See
-docs/gateways.md.
+setuptools entry-point group ``finepay.gateways``; the PAYMENT_GATEWAYS setting
+names the ones that run, in the order the driver is offered them. Each payment
+records the gateway that took it, and everything after (refunds, sync,
+notifications, reconciliation) goes to that one (``gateway_for``). This module
+is the only one that loads adapter modules. See docs/gateways.md.
 """
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,8 +22,8 @@ from types import MappingProxyType
 import click
 from flask import current_app, url_for
 
-from finepay import observability
-from finepay.settings import check_sandbox, read_settings
+from finepay import errors, observability
+from finepay.settings import SettingsError, check_sandbox, read_settings
 
 ENTRY_POINT_GROUP = "finepay.gateways"
 # A rail with no local sandbox ships a simulator: a click command registered under its name in this group.
@@ -82,6 +84,7 @@ class GatewayTransaction:
     currency: str
     created_at: datetime
     status: str = SUCCEEDED
+    fee: int = 0  # the gateway's fee on this line, minor units (a refund line may carry a negative fee returned)
 
 
 # The longest event id, type or intent id FinePay records (payments.models.WebhookEvent).
@@ -97,15 +100,22 @@ class GatewayEvent:
     intent_id: str | None = None  # set when the event concerns an intent: FinePay re-reads it
     payment_id: str | None = None
     data: dict = field(default_factory=dict, compare=False)
+    #: What the notification says was paid, minor units: FinePay settles nothing when it differs from the payment.
+    amount: int | None = None
+    #: Set when the event concerns a refund (the id refund() returned): FinePay re-reads it with retrieve_refund.
+    refund_id: str | None = None
 
     def __post_init__(self):
         # Whatever an adapter read from a (signed) body must fit FinePay's columns, or the event is malformed.
-        for name in ("id", "type", "intent_id", "payment_id"):
+        for name in ("id", "type", "intent_id", "payment_id", "refund_id"):
             value = getattr(self, name)
-            if value is None and name in ("intent_id", "payment_id"):
+            if value is None and name in ("intent_id", "payment_id", "refund_id"):
                 continue
             if not isinstance(value, str) or not 0 < len(value) <= EVENT_FIELD_MAX or "\x00" in value:
                 raise WebhookVerificationError(f"event {name} is not a string of 1 to {EVENT_FIELD_MAX} characters")
+        if self.amount is not None and (isinstance(self.amount, bool) or not isinstance(self.amount, int)
+                                        or self.amount < 0):
+            raise WebhookVerificationError("event amount is not a whole number of minor units")
 
 
 # Where a card-present collection on a kiosk's reader stands (see ReaderPayment).
@@ -292,6 +302,16 @@ class WebhookVerificationError(GatewayError):
         super().__init__(message, code="bad_signature", status=400)
 
 
+class BillNotReady(GatewayError):
+    """The gateway's statement for a day in the window is not available yet (a daily bill comes the next morning).
+
+    Reconciliation says so instead of showing the day's payments as ledger-only.
+    """
+
+    def __init__(self, message, gateway_message=None):
+        super().__init__(message, code="bill_not_ready", gateway_message=gateway_message, retryable=True, status=503)
+
+
 class PaymentGateway:
     """The interface every adapter implements. Methods raise GatewayError on failure.
 
@@ -300,15 +320,20 @@ class PaymentGateway:
     """
 
     name = "base"
-    #: True for an adapter that moves no real money (the sandbox): pages, receipts, the feed and logs say SANDBOX,
-    #: and production refuses it unless ALLOW_SANDBOX_IN_PRODUCTION. The one way to ask "is this a sandbox?".
+    #: What the driver sees for this way of paying, on the buttons that offer it (a lazy_gettext string).
+    label = ""
+    #: True for an adapter that moves no real money (the sandbox, or a rail pointed at its local simulator):
+    #: pages, receipts, the feed and logs say SANDBOX when any configured adapter is, and production refuses it
+    #: unless ALLOW_SANDBOX_IN_PRODUCTION. An adapter may set it on the instance, from its own settings.
     simulated = False
     #: Whether start_reader_payment and friends work (card readers at kiosks).
     supports_card_present = False
-    #: Webhook event types that concern an intent (FinePay re-reads it); others are ignored.
+    #: Notification event types that concern an intent (FinePay re-reads it); others are ignored.
     intent_event_types = frozenset()
+    #: Notification event types that concern a refund (FinePay re-reads it with retrieve_refund).
+    refund_event_types = frozenset()
     #: The settings it reads from the environment (finepay.settings.Setting), documented in docs/settings.md.
-    #: The registry puts the configured adapter's into app.config before init_app; a value given to
+    #: The registry puts each configured adapter's into app.config before init_app; a value given to
     #: create_app wins. Those marked ``secret`` are masked in every log line.
     settings = ()
 
@@ -319,9 +344,18 @@ class PaymentGateway:
     def init_app(cls, app):
         """Register what the adapter brings to the app: its blueprint and templates, CSP sources, settings checks.
 
-        Called once, before the adapter is built, for the configured adapter
-        only. Raise finepay.settings.SettingsError for settings it cannot run with.
+        Called once, before the adapter is built, for configured adapters
+        only. Raise finepay.settings.SettingsError for settings it cannot run with
+        (in production: missing or malformed keys).
         """
+
+    def serves(self, payer: Payer) -> bool:
+        """Whether this adapter can take a payment from this payer at all; asks the gateway nothing.
+
+        The pay pages offer every configured adapter that serves the payer,
+        labelled with ``label``.
+        """
+        return True
 
     def next_action(self, payment, payer: Payer) -> NextAction | None:
         """What the payer must do to pay this open payment from where they are; None when this adapter cannot serve them.
@@ -335,8 +369,13 @@ class PaymentGateway:
         """Whether the pay page's form may post ``payment_method`` to confirm (an adapter whose fragment is a form)."""
         return False
 
-    def create_intent(self, *, payment_id, amount, currency, idempotency_key, description=None) -> GatewayIntent:
-        """Create an intent to collect ``amount`` minor units, tagged with FinePay's payment id."""
+    def create_intent(self, *, payment_id, amount, currency, idempotency_key, description=None,
+                      expires_at=None) -> GatewayIntent:
+        """Create an intent to collect ``amount`` minor units, tagged with FinePay's payment id.
+
+        ``expires_at`` (an aware datetime) is when the quote runs out: an order
+        the gateway keeps open must expire then.
+        """
         raise NotImplementedError
 
     def confirm_intent(self, intent_id, *, payment_method, idempotency_key) -> GatewayIntent:
@@ -352,16 +391,34 @@ class PaymentGateway:
         raise NotImplementedError
 
     def refund(self, intent_id, *, amount, idempotency_key, reason=None) -> GatewayRefund:
-        """Send back ``amount`` minor units of a succeeded intent."""
+        """Send back ``amount`` minor units of a succeeded intent (pending: accepted, still being processed)."""
+        raise NotImplementedError
+
+    def retrieve_refund(self, intent_id, refund_id) -> GatewayRefund:
+        """The refund (``refund_id`` as refund() returned it) as the gateway knows it now."""
         raise NotImplementedError
 
     def list_transactions(self, start, end) -> list[GatewayTransaction]:
-        """Charges and refunds created in [start, end) (aware datetimes), for reconciliation."""
+        """Charges and refunds created in [start, end) (aware datetimes), for reconciliation.
+
+        Raise BillNotReady when the gateway's statement for a day in the window is not out yet.
+        """
         raise NotImplementedError
 
     def parse_webhook(self, payload: bytes, headers) -> GatewayEvent:
-        """Verify a webhook's signature and freshness and return the event; raise WebhookVerificationError."""
+        """Verify a notification's signature, freshness and ids and return the event; raise WebhookVerificationError."""
         raise NotImplementedError
+
+    def webhook_reply(self, outcome):
+        """The answer to a notification FinePay took ("applied", "duplicate", "ignored"): (body, status, headers)."""
+        return {"received": True, "outcome": outcome}, 200, {}
+
+    def webhook_refusal(self, error):
+        """The answer to a notification FinePay refused (an ApiError: bad signature, gateway unreachable, ...).
+
+        (body, status, headers) in the shape the gateway expects; by default FinePay's JSON error.
+        """
+        return errors.error_response(error.status, error.code, error.message, error.errors, extra=error.extra)
 
     def client_fields(self, intent) -> dict:
         """Extra fields the payer's page needs (e.g. client_secret, publishable key)."""
@@ -405,7 +462,7 @@ def load_gateway_class(name):
     """The adapter class registered under ``name`` in the finepay.gateways group."""
     matches = entry_points(group=ENTRY_POINT_GROUP, name=name)
     if not matches:
-        raise ValueError(f"PAYMENT_GATEWAY {name!r} is not installed; available: {available_gateways()}")
+        raise ValueError(f"PAYMENT_GATEWAYS names {name!r}, which is not installed; available: {available_gateways()}")
     cls = next(iter(matches)).load()
     if not (isinstance(cls, type) and issubclass(cls, PaymentGateway)):
         raise ValueError(f"entry point {name!r} is not a PaymentGateway subclass")
@@ -431,23 +488,72 @@ class _Simulators(click.Group):
 simulate_cli = _Simulators("simulate", help="Run a payment rail's local simulator (for development and tests).")
 
 
+REGISTRY = "finepay.gateways"
+
+
 def init_app(app):
-    """Read the configured adapter's settings, let it register itself, then build it once per app (app.extensions)."""
+    """Read each configured adapter's settings, let it register itself, then build each once per app.
+
+    The instances are kept in app.extensions, in PAYMENT_GATEWAYS order.
+    SANDBOX is set when any of them is simulated, and production refuses that
+    unless allowed.
+    """
     builtin = _load_builtin_adapters()
-    cls = load_gateway_class(app.config["PAYMENT_GATEWAY"])
-    read_settings(app.config, cls.settings)
+    names = gateway_names(app.config)
+    app.config["PAYMENT_GATEWAYS"] = names
+    classes = [load_gateway_class(name) for name in names]
+    for cls in classes:
+        read_settings(app.config, cls.settings)
     # Every shipped adapter's credentials are masked, configured or not: a key set for another one is a key all the same.
-    for adapter in (*builtin, cls):
+    for adapter in (*builtin, *classes):
         for setting in adapter.settings:
             if setting.secret:
                 observability.add_secret_setting(app, setting.name)
-    app.config["SANDBOX"] = cls.simulated
-    check_sandbox(app.config)
-    cls.init_app(app)
-    app.extensions["finepay.gateway"] = cls(app.config)
+    registered = set()
+    for cls in classes:
+        # Two configured names may share one adapter's pages (a subclass): they are registered once.
+        if cls.init_app.__func__ not in registered:
+            registered.add(cls.init_app.__func__)
+            cls.init_app(app)
+    gateways = {name: cls(app.config) for name, cls in zip(names, classes, strict=True)}
+    for name, gateway in gateways.items():
+        gateway.name = name
+    simulated = [name for name, gateway in gateways.items() if gateway.simulated]
+    app.config["SANDBOX"] = bool(simulated)
+    check_sandbox(app.config, simulated)
+    app.extensions[REGISTRY] = gateways
     app.cli.add_command(simulate_cli)
 
 
-def current_gateway() -> PaymentGateway:
-    """The running app's gateway adapter."""
-    return current_app.extensions["finepay.gateway"]
+def gateway_names(config):
+    """The configured adapters' names, in order: PAYMENT_GATEWAYS ("a,b,c" or a list), else PAYMENT_GATEWAY alone."""
+    raw = config.get("PAYMENT_GATEWAYS") or config.get("PAYMENT_GATEWAY") or ""
+    names = [name.strip() for name in (raw.split(",") if isinstance(raw, str) else raw) if name.strip()]
+    if not names:
+        raise SettingsError("PAYMENT_GATEWAYS names no gateway (e.g. PAYMENT_GATEWAYS=wechatpay,alipay,sandbox)")
+    if len(set(names)) != len(names):
+        raise SettingsError(f"PAYMENT_GATEWAYS names a gateway twice: {','.join(names)}")
+    return tuple(names)
+
+
+def configured_gateways() -> list[PaymentGateway]:
+    """The running app's gateway adapters, in PAYMENT_GATEWAYS order (the order the driver is offered them)."""
+    return list(current_app.extensions[REGISTRY].values())
+
+
+def gateway_named(name) -> PaymentGateway:
+    """The configured adapter called ``name``; GatewayError "unknown_gateway" when none is."""
+    gateway = current_app.extensions[REGISTRY].get(name) if isinstance(name, str) else None
+    if gateway is None:
+        raise GatewayError(f"no configured gateway is called {name!r}", code="unknown_gateway", status=404)
+    return gateway
+
+
+def gateway_for(payment) -> PaymentGateway:
+    """The adapter that took this payment (payments.gateway): its refunds, sync and notifications go there."""
+    return gateway_named(payment.gateway)
+
+
+def gateways_serving(payer) -> list[PaymentGateway]:
+    """The configured adapters that can take a payment from this payer, in order (no gateway is called)."""
+    return [gateway for gateway in configured_gateways() if gateway.serves(payer)]

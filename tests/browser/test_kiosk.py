@@ -248,7 +248,7 @@ def test_reader_unavailable_shows_a_calm_screen_and_retries_by_itself(screen, ki
     enrol(kiosk_server, screen, f"broken-{screen.orientation}")
     open_violations(screen, vehicle)
     tap(screen, "[data-action=review]")
-    gateway = kiosk_server.app.extensions["finepay.gateway"]
+    gateway = kiosk_server.app.extensions["finepay.gateways"]["sandbox"]
 
     def reader_off(*args, **kwargs):
         raise GatewayError("reader offline", code="reader_unavailable", retryable=True, status=503)

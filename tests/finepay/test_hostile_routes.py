@@ -15,7 +15,7 @@ from flask import g
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from payments.gateways import current_gateway
+from payments.gateways import gateway_named
 from tests.kiosk.helpers import SESSION, enrol, start_visit
 from tests.payments.helpers import end_session_after_each_request
 from tests.staff.helpers import make_supervisor, paid_payment, sign_in_as
@@ -117,7 +117,7 @@ def test_a_hostile_value_the_probe_found_is_a_4xx(client, world, name):
 
 def signed_webhook(payload):
     """A body the sandbox gateway signed, as its notifications are."""
-    return {"X-Sandbox-Signature": current_gateway().sign_event(payload, int(time.time()))}
+    return {"X-Sandbox-Signature": gateway_named("sandbox").sign_event(payload, int(time.time()))}
 
 
 @pytest.mark.parametrize("payload", [

@@ -9,7 +9,7 @@ from finepay.app import create_app
 from finepay.dbtypes import utcnow
 from finepay.extensions import db
 from kiosk.models import KioskVisit
-from payments.gateways import current_gateway
+from payments.gateways import gateway_named
 from payments.models import Payment
 from tests.conftest import in_both_languages, translated
 from tests.kiosk.helpers import PLATE, SESSION, VIN, enrol, pay, prove, review, simulate, start_visit, vehicle
@@ -273,7 +273,7 @@ def test_a_missing_or_made_up_visit_is_refused(kiosk, client):
 @pytest.fixture
 def no_card_present(app, monkeypatch):
     """A gateway without the card-present capability."""
-    monkeypatch.setattr(current_gateway(), "supports_card_present", False)
+    monkeypatch.setattr(gateway_named("sandbox"), "supports_card_present", False)
 
 
 def test_without_a_card_reader_capability_the_kiosk_says_card_payments_are_unavailable(

@@ -10,7 +10,7 @@ from finepay.extensions import db
 from kiosk.models import KioskVisit
 from payments import reader as card_present
 from payments import states
-from payments.gateways import GatewayError, current_gateway
+from payments.gateways import GatewayError, gateway_named
 from payments.gateways.sandbox import SandboxIntent, SandboxReaderAction
 from payments.models import Payment
 from payments.services import sync_payments
@@ -49,7 +49,7 @@ def the_intent():
 
 
 def test_the_sandbox_gateway_can_take_card_present_payments(app):
-    assert current_gateway().supports_card_present
+    assert gateway_named("sandbox").supports_card_present
 
 
 def test_while_the_reader_waits_the_payment_is_processing(at_reader, client):
@@ -144,7 +144,7 @@ def test_a_reset_during_a_reader_payment_cancels_it_at_the_gateway_first(at_read
 
 def test_a_card_approved_just_before_the_reset_is_settled_not_lost(at_reader, client, kiosk):
     headers, ids = at_reader
-    current_gateway().simulate_reader(card_present_terminal(kiosk), "approve")  # the page never polled
+    gateway_named("sandbox").simulate_reader(card_present_terminal(kiosk), "approve")  # the page never polled
 
     client.post("/kiosk/api/session/end", json={"reason": "idle"}, headers=headers)
 
@@ -191,7 +191,7 @@ def test_a_reader_that_does_not_answer_is_a_503_and_leaves_the_payment_as_it_was
     def offline(*args, **kwargs):
         raise GatewayError("reader offline", code="reader_unavailable", retryable=True, status=503)
 
-    monkeypatch.setattr(current_gateway(), "start_reader_payment", offline)
+    monkeypatch.setattr(gateway_named("sandbox"), "start_reader_payment", offline)
     response = pay(client, headers, ids)
 
     assert response.status_code == 503 and response.get_json()["code"] == "reader_unavailable"
@@ -208,7 +208,7 @@ def test_a_reader_start_whose_outcome_is_unknown_stays_processing(kiosk, client,
     def lost(*args, **kwargs):
         raise GatewayError("timeout", code="timeout", outcome_unknown=True, retryable=True, status=504)
 
-    monkeypatch.setattr(current_gateway(), "start_reader_payment", lost)
+    monkeypatch.setattr(gateway_named("sandbox"), "start_reader_payment", lost)
     response = pay(client, headers, ids)
 
     assert response.status_code == 503 and response.get_json()["code"] == "gateway_timeout"

@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 
 from finepay.audit import AuditEntry
 from finepay.extensions import db
-from payments.gateways import current_gateway
+from payments.gateways import configured_gateways
 from payments.gateways.sandbox import SandboxIntent, SandboxRefund
 from payments.models import Payment, PaymentItem
 from tests.factories import make_violation
@@ -128,14 +128,14 @@ def audit_entries(payment_id):
 
 def capture_at_sandbox(intent_id, method="pm_card_visa"):
     """Confirm an intent at the sandbox directly, behind FinePay's back."""
-    return current_gateway().confirm_intent(intent_id, payment_method=method,
+    return configured_gateways()[0].confirm_intent(intent_id, payment_method=method,
                                             idempotency_key=f"test:{intent_id}:{new_key()}")
 
 
 def signed_event(payload, timestamp=None):
     """(body bytes, headers) for a sandbox webhook."""
     body = json.dumps(payload).encode() if isinstance(payload, dict) else payload
-    signature = current_gateway().sign_event(body, timestamp=timestamp)
+    signature = configured_gateways()[0].sign_event(body, timestamp=timestamp)
     return body, {"X-Sandbox-Signature": signature, "Content-Type": "application/json"}
 
 

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from finepay.extensions import db
 from payments import states
-from payments.gateways import available_gateways, current_gateway
+from payments.gateways import available_gateways, gateway_named
 from payments.gateways.sandbox import SandboxIntent
 from payments.models import Payment
 from payments.services import sync_payments
@@ -36,7 +36,7 @@ def captures():
 
 def test_a_third_adapter_is_found_through_its_entry_point(app):
     assert "scripted" in available_gateways()
-    assert isinstance(current_gateway(), ScriptedGateway)
+    assert isinstance(gateway_named("scripted"), ScriptedGateway)
 
 
 def test_gateway_down_at_create_is_a_503_and_the_same_key_retries_cleanly(client):

@@ -13,7 +13,7 @@ from payments.gateways import (
     NextAction,
     Payer,
     PaymentGateway,
-    current_gateway,
+    gateway_named,
     return_url,
 )
 from tests.payments.helpers import create_ok, fresh_violation
@@ -69,7 +69,7 @@ def offer(monkeypatch, action):
         asked.append(payer)
         return action
 
-    monkeypatch.setattr(current_gateway(), "next_action", next_action)
+    monkeypatch.setattr(gateway_named("sandbox"), "next_action", next_action)
     return asked
 
 
@@ -117,4 +117,4 @@ def test_the_adapter_is_not_asked_once_the_payment_is_paid(client, monkeypatch):
 
 
 def test_the_kiosk_asks_for_the_action_at_a_kiosk(app):
-    assert current_gateway().next_action(None, Payer(surface=SURFACE_KIOSK)).kind == PRESENT_CARD
+    assert gateway_named("sandbox").next_action(None, Payer(surface=SURFACE_KIOSK)).kind == PRESENT_CARD

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from finepay.dbtypes import utcnow
 from finepay.extensions import db
 from payments import states
-from payments.gateways import current_gateway
+from payments.gateways import gateway_named
 from payments.models import PaymentItem
 from tests.factories import make_violation
 from tests.payments.helpers import (
@@ -313,7 +313,7 @@ def test_double_click_gives_the_same_receipt_and_one_capture(client):
     assert first.get_json()["receipt_number"] == second.get_json()["receipt_number"]
     assert len(captures()) == 1
     now = utcnow()
-    charges = [t for t in current_gateway().list_transactions(now - timedelta(hours=1), now + timedelta(hours=1))
+    charges = [t for t in gateway_named("sandbox").list_transactions(now - timedelta(hours=1), now + timedelta(hours=1))
                if t.kind == "charge"]
     assert len(charges) == 1
     assert charges[0].payment_id == payment["id"]
@@ -377,7 +377,7 @@ def test_three_d_secure_approved(client):
     assert body["next_action_url"] and intent in body["next_action_url"]
     assert lookup(client)[violation.id]["status"] == "unpaid"
 
-    current_gateway().authenticate(intent, approve=True)
+    gateway_named("sandbox").authenticate(intent, approve=True)
     refreshed = client.get(f"/api/v1/payments/{payment['id']}")
 
     assert refreshed.status_code == 200
@@ -394,7 +394,7 @@ def test_three_d_secure_refused(client):
     payment = create_ok(client, [violation.id])
     assert confirm(client, payment["id"], "pm_card_threeDSecure2Required").get_json()["status"] == "requires_action"
 
-    current_gateway().authenticate(payment_row(payment["id"]).gateway_intent_id, approve=False)
+    gateway_named("sandbox").authenticate(payment_row(payment["id"]).gateway_intent_id, approve=False)
     refreshed = client.get(f"/api/v1/payments/{payment['id']}")
 
     body = refreshed.get_json()
@@ -598,7 +598,7 @@ def test_every_transition_is_audited(client):
     payment = create_ok(client, [violation.id])
     confirm(client, payment["id"], "pm_card_chargeDeclined")
     confirm(client, payment["id"], "pm_card_threeDSecure2Required")
-    current_gateway().authenticate(payment_row(payment["id"]).gateway_intent_id, approve=True)
+    gateway_named("sandbox").authenticate(payment_row(payment["id"]).gateway_intent_id, approve=True)
     assert client.get(f"/api/v1/payments/{payment['id']}").get_json()["status"] == "succeeded"
 
     entries = audit_entries(payment["id"])

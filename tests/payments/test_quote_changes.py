@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select, update
 
 from finepay.extensions import db
-from payments.gateways import GatewayError, current_gateway
+from payments.gateways import GatewayError, gateway_named
 from payments.models import Refund
 from tests.factories import csv_row
 from tests.payments.helpers import (
@@ -156,7 +156,7 @@ def test_a_row_whose_payment_cannot_be_cancelled_at_the_gateway_is_refused(
     def unreachable(*args, **kwargs):
         raise GatewayError("down", code="gateway_unavailable", retryable=True)
 
-    monkeypatch.setattr(current_gateway(), "cancel_intent", unreachable)
+    monkeypatch.setattr(gateway_named("sandbox"), "cancel_intent", unreachable)
     result = reimport(runner, tmp_path, fine="50000")
 
     assert result.exit_code == 1

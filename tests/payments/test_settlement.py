@@ -13,7 +13,7 @@ from finepay.dbtypes import utcnow
 from finepay.errors import ApiError
 from finepay.extensions import db
 from payments import services
-from payments.gateways import GatewayError, current_gateway
+from payments.gateways import GatewayError, gateway_named
 from payments.models import Refund
 from tests.payments.helpers import (
     audit_entries,
@@ -54,7 +54,7 @@ def refunds_of(payment_id):
 
 def transactions():
     now = utcnow()
-    return current_gateway().list_transactions(now - timedelta(hours=1), now + timedelta(hours=1))
+    return gateway_named("sandbox").list_transactions(now - timedelta(hours=1), now + timedelta(hours=1))
 
 
 def two_captures_for_one_violation(client, violation):
@@ -112,8 +112,8 @@ def test_double_capture_settles_once_and_refunds_the_surplus(client, order):
     assert actions[-1] == "payment.refunded"
 
     # Hearing about it again changes nothing and refunds nothing more.
-    services.apply_intent(loser["id"], current_gateway().retrieve_intent(lost.gateway_intent_id))
-    services.apply_intent(winner["id"], current_gateway().retrieve_intent(won.gateway_intent_id))
+    services.apply_intent(loser["id"], gateway_named("sandbox").retrieve_intent(lost.gateway_intent_id))
+    services.apply_intent(winner["id"], gateway_named("sandbox").retrieve_intent(won.gateway_intent_id))
     assert len(sandbox_refunds()) == 1
     assert len(refunds_of(loser["id"])) == 1
     assert payment_row(loser["id"]).status == "refunded"
@@ -163,7 +163,7 @@ def test_a_new_payment_that_finds_the_older_captured_settles_it(client):
     violation = overdue_violation()
     older = create_ok(client, [violation.id])
     assert confirm(client, older["id"], "pm_card_threeDSecure2Required").get_json()["status"] == "requires_action"
-    current_gateway().authenticate(payment_row(older["id"]).gateway_intent_id, approve=True)
+    gateway_named("sandbox").authenticate(payment_row(older["id"]).gateway_intent_id, approve=True)
 
     response = create(client, [violation.id])
 
@@ -345,7 +345,7 @@ def test_refund_outside_what_was_received_is_refused(app, client, amount):
 
 def test_a_refund_the_gateway_could_not_take_stays_pending_and_sync_retries_it(client, monkeypatch):
     _violation, payment = paid_payment(client)
-    gateway = current_gateway()
+    gateway = gateway_named("sandbox")
     real_refund = gateway.refund
 
     def unavailable(*args, **kwargs):

@@ -4,7 +4,7 @@ from decimal import Decimal
 import pytest
 
 from finepay.settings import SettingsError
-from payments.gateways import current_gateway
+from payments.gateways import gateway_named
 from tests.conftest import make_app
 
 UNSHAPED_KEY = "stripe-key-with-no-known-shape-42"  # masked by value only, not by a token pattern
@@ -23,7 +23,7 @@ def test_the_configured_adapter_reads_its_settings_from_the_environment(database
     assert app.config["STRIPE_LIST_CREATED_FILTER"] is False
     assert app.config["STRIPE_API_BASE"] == "https://api.stripe.com"
     with app.app_context():
-        assert current_gateway().timeout[1] == 7.5
+        assert gateway_named("stripe").timeout[1] == 7.5
     assert app.extensions["finepay.redactor"](f"key {UNSHAPED_KEY}") == "key [redacted]"
 
 

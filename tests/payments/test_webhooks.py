@@ -9,7 +9,7 @@ from sqlalchemy.exc import OperationalError
 from finepay.dbtypes import utcnow
 from finepay.extensions import db
 from payments import services
-from payments.gateways import CardTerminal, current_gateway
+from payments.gateways import CardTerminal, gateway_named
 from payments.gateways.sandbox import SandboxReaderAction
 from payments.models import WebhookEvent
 from tests.payments.helpers import (
@@ -249,7 +249,7 @@ def test_an_event_whose_fresh_look_changes_the_sandbox_is_applied_without_waitin
     violation = overdue_violation()
     payment = create_ok(client, [violation.id])
     intent_id = payment_row(payment["id"]).gateway_intent_id
-    current_gateway().start_reader_payment(intent_id, terminal=CardTerminal(id=1, name="hall-1"),
+    gateway_named("sandbox").start_reader_payment(intent_id, terminal=CardTerminal(id=1, name="hall-1"),
                                            idempotency_key="test:reader")
     db.session.execute(update(SandboxReaderAction).values(started_at=utcnow() - timedelta(minutes=5)))
     db.session.commit()

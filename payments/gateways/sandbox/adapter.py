@@ -12,6 +12,7 @@ import secrets
 import time
 from datetime import timedelta
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -101,6 +102,7 @@ class SandboxGateway(PaymentGateway):
     """A deterministic stand-in for a card gateway, for development, demos and tests."""
 
     name = "sandbox"
+    label = _l("Card (sandbox)")
     simulated = True
     intent_event_types = frozenset({
         "payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.canceled",
@@ -132,8 +134,11 @@ class SandboxGateway(PaymentGateway):
             return False
         return True
 
-    def create_intent(self, *, payment_id, amount, currency, idempotency_key, description=None):
-        """Create a sandbox intent (idempotent by key)."""
+    def create_intent(self, *, payment_id, amount, currency, idempotency_key, description=None, expires_at=None):
+        """Create a sandbox intent (idempotent by key).
+
+        Like a card PaymentIntent it does not expire by itself: FinePay cancels it when the quote runs out.
+        """
         with self._session() as session:
             seen = self._replay(session, idempotency_key)
             if seen:
@@ -240,6 +245,14 @@ class SandboxGateway(PaymentGateway):
                 refund = session.get(SandboxRefund, self._replay(session, idempotency_key))
             return GatewayRefund(refund.id, refund.intent_id, refund.amount, refund.currency, SUCCEEDED)
 
+    def retrieve_refund(self, intent_id, refund_id):
+        """A sandbox refund (they all succeed at once)."""
+        with self._session() as session:
+            refund = session.get(SandboxRefund, refund_id)
+            if refund is None or refund.intent_id != intent_id:
+                raise GatewayError("No such sandbox refund.", code="invalid_request", gateway_message=refund_id)
+            return GatewayRefund(refund.id, refund.intent_id, refund.amount, refund.currency, SUCCEEDED)
+
     def list_transactions(self, start, end):
         """Captured charges and refunds in [start, end)."""
         with self._session() as session:
@@ -308,6 +321,10 @@ class SandboxGateway(PaymentGateway):
         from .views import bp
 
         app.register_blueprint(bp)
+
+    def serves(self, payer):
+        """Any payer: test cards on a page, the simulated reader at a kiosk."""
+        return True
 
     def next_action(self, payment, payer):
         """Test cards on the pay page; the simulated reader, with its controls, at a kiosk."""

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 import requests
 from flask import Blueprint
+from flask_babel import lazy_gettext as _l
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from finepay import security
@@ -141,10 +142,13 @@ class StripeGateway(PaymentGateway):
     """PaymentIntents at Stripe (or at localstripe through STRIPE_API_BASE)."""
 
     name = "stripe"
+    label = _l("Bank card")
     intent_event_types = frozenset({
         "payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.canceled",
         "payment_intent.processing", "payment_intent.requires_action", "payment_intent.amount_capturable_updated",
     })
+    # A refund Stripe accepted as pending reports its outcome in these.
+    refund_event_types = frozenset({"refund.updated", "charge.refund.updated", "refund.failed"})
     #: Stripe's page size for list calls (its maximum).
     list_page_size = 100
     settings = (
@@ -187,11 +191,13 @@ class StripeGateway(PaymentGateway):
 
     # -- PaymentGateway ---------------------------------------------------------------------------
 
-    def create_intent(self, *, payment_id, amount, currency, idempotency_key, description=None) -> GatewayIntent:
+    def create_intent(self, *, payment_id, amount, currency, idempotency_key, description=None,
+                      expires_at=None) -> GatewayIntent:
         """Create a card PaymentIntent tagged with FinePay's payment id.
 
         ``description`` is not sent: localstripe rejects it, and the payment id in
-        the metadata already leads staff to the payment.
+        the metadata already leads staff to the payment. Nor is ``expires_at``: a
+        PaymentIntent does not expire, FinePay cancels it when the quote runs out.
         """
         if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
             raise ValueError(f"amount must be a positive integer of minor units, not {amount!r}")
@@ -249,6 +255,13 @@ class StripeGateway(PaymentGateway):
         if reason:
             params["metadata"] = {"reason": str(reason)[:500]}
         body = self._post("/v1/refunds", params, idempotency_key=idempotency_key)
+        return self._refund(body, intent_id, amount)
+
+    def retrieve_refund(self, intent_id, refund_id) -> GatewayRefund:
+        """The refund as Stripe knows it now (a pending one settles later)."""
+        return self._refund(self._get(f"/v1/refunds/{refund_id}"), intent_id)
+
+    def _refund(self, body, intent_id, amount=0):
         return GatewayRefund(
             id=body["id"],
             intent_id=_id_of(body.get("payment_intent")) or intent_id,
@@ -298,16 +311,18 @@ class StripeGateway(PaymentGateway):
         if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
             raise WebhookVerificationError("webhook body is not a Stripe event")
         obj = (event.get("data") or {}).get("object") if isinstance(event.get("data"), dict) else None
-        intent_id = payment_id = None
+        intent_id = payment_id = refund_id = None
         if isinstance(obj, dict):
             if obj.get("object") == "payment_intent":
                 intent_id = obj.get("id")
             elif obj.get("object") in ("charge", "refund"):
                 intent_id = _id_of(obj.get("payment_intent"))
                 payment_id = _metadata_payment_id(obj.get("payment_intent"))
+            if obj.get("object") == "refund":
+                refund_id = obj.get("id")
             payment_id = _metadata_payment_id(obj) or payment_id
         return GatewayEvent(id=event["id"], type=event["type"], intent_id=intent_id, payment_id=payment_id,
-                            data=event)
+                            refund_id=refund_id, data=event)
 
     def client_fields(self, intent) -> dict:
         """What Stripe.js needs on the payer's page."""
@@ -324,6 +339,10 @@ class StripeGateway(PaymentGateway):
         security.allow_sources(app, "frame-src", js_origin, HOOKS_ORIGIN)
         security.allow_sources(app, "connect-src",
                                security.origin(app.config.get("STRIPE_API_BASE")) or DEFAULT_API_BASE)
+
+    def serves(self, payer):
+        """A browser, with the publishable key Stripe.js needs; no card reader is set up."""
+        return payer.surface == SURFACE_BROWSER and bool(self.publishable_key)
 
     def next_action(self, payment, payer):
         """Card details in Stripe's own field (Stripe.js) on FinePay's pages; no card reader is set up."""

@@ -1,5 +1,5 @@
 """The sandbox's own pages: its test cards on the pay page, its bank's security check, its simulated reader."""
-from payments.gateways import READER_SIMULATIONS, SURFACE_KIOSK, Payer, current_gateway
+from payments.gateways import READER_SIMULATIONS, SURFACE_KIOSK, Payer, gateway_named
 from payments.gateways.sandbox.adapter import PAGE_CHOICES, READER_OUTCOMES, TEST_METHODS
 from tests.payments.helpers import create_ok, fresh_violation, payment_row
 
@@ -60,5 +60,5 @@ def test_the_security_check_page_of_an_unknown_intent_is_a_problem_page(client):
 
 def test_the_simulated_reader_understands_the_seams_words(app):
     assert set(READER_OUTCOMES) == set(READER_SIMULATIONS)
-    action = current_gateway().next_action(None, Payer(surface=SURFACE_KIOSK))
+    action = gateway_named("sandbox").next_action(None, Payer(surface=SURFACE_KIOSK))
     assert action.fragment == "sandbox/reader.html"
