@@ -40,6 +40,11 @@ class GatewayFetch:
     error: GatewayError | None = None  # the gateway failed (other than a bill not out yet)
 
 
+def label_of(gateway):
+    """What staff see for a gateway: its label, or its name for an adapter that has none."""
+    return gateway.label or gateway.name
+
+
 def store_transactions(gateway_name, transactions):
     """Upsert a gateway's transactions by (gateway, transaction id): fetching again refreshes, never duplicates."""
     now = utcnow()
@@ -74,14 +79,14 @@ def fetch_gateway(gateway, start, end, actor="system"):
     except BillNotReady:
         audit.record(BILL_NOT_READY_ACTION, "gateway", gateway.name, actor=actor, **window)
         db.session.commit()
-        return GatewayFetch(gateway.name, gateway.label, bill_not_ready=True)
+        return GatewayFetch(gateway.name, label_of(gateway), bill_not_ready=True)
     except GatewayError as error:
         db.session.rollback()
-        return GatewayFetch(gateway.name, gateway.label, error=error)
+        return GatewayFetch(gateway.name, label_of(gateway), error=error)
     count = store_transactions(gateway.name, transactions)
     audit.record(FETCH_ACTION, "gateway", gateway.name, actor=actor, transactions=count, **window)
     db.session.commit()
-    return GatewayFetch(gateway.name, gateway.label, transactions=count)
+    return GatewayFetch(gateway.name, label_of(gateway), transactions=count)
 
 
 def fetch_gateway_records(start, end, actor="system"):

@@ -14,7 +14,7 @@ from sqlalchemy.sql.expression import FunctionElement
 from finepay.dbtypes import UTCDateTime
 from finepay.extensions import db
 from payments.gateways import configured_gateways
-from payments.reconciliation.fetch import last_fetches
+from payments.reconciliation.fetch import label_of, last_fetches
 from payments.reconciliation.lines import (
     CLASSES,
     MATCHED,
@@ -293,7 +293,7 @@ def _sum_classes(class_tables):
 
 def _sections(currency, fetches, classes_by_gateway, refunds, gateway_rows, collected_by_gateway):
     """A GatewaySection for each configured gateway, in order, then for any other gateway the dates have lines of."""
-    labels = {gateway.name: gateway.label for gateway in configured_gateways()}
+    labels = {gateway.name: label_of(gateway) for gateway in configured_gateways()}
     seen = (set(classes_by_gateway) | {g for g, *_rest in gateway_rows} | set(collected_by_gateway)
             | {g for g, *_rest in refunds})
     names = list(labels) + sorted(seen - set(labels))

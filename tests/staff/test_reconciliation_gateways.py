@@ -408,3 +408,12 @@ def test_a_gateway_no_longer_configured_keeps_a_section_for_its_payments(seeded,
     sign_in_as(client, make_supervisor())
     page = client.get(f"/staff/reconciliation?start={DAY}&end={DAY}").get_data(as_text=True)
     assert "No longer configured" in page.split('id="gateway-retired"')[1].split("</section>")[0]
+
+
+def test_a_gateway_without_a_label_goes_by_its_name(seeded, monkeypatch):
+    monkeypatch.setattr(QrGateway, "label", "")
+
+    fetched = fetch()
+    report = reconcile(DAY, DAY)
+
+    assert fetched["qrpay"].label == section(report, "qrpay").label == "qrpay"
