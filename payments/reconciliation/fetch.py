@@ -7,6 +7,7 @@ the day's volume. A gateway whose bill for the window is not out yet
 (BillNotReady: WeChat Pay and Alipay publish theirs at about 10:00 the next
 day) is put on record as such, and the others are fetched all the same.
 """
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -21,6 +22,8 @@ from payments.gateways import BillNotReady, GatewayError, configured_gateways
 from payments.models import GatewayRecord
 from payments.reconciliation.lines import check_range
 from violations.fees import business_day_window
+
+log = logging.getLogger(__name__)
 
 FETCH_ACTION = "reconciliation.gateway_fetched"
 BILL_NOT_READY_ACTION = "reconciliation.bill_not_ready"
@@ -81,6 +84,7 @@ def fetch_gateway(gateway, start, end, actor="system"):
         db.session.commit()
         return GatewayFetch(gateway.name, label_of(gateway), bill_not_ready=True)
     except GatewayError as error:
+        log.warning("reconciliation: fetching %s failed: %s (%s)", gateway.name, error.message, error.code)
         db.session.rollback()
         return GatewayFetch(gateway.name, label_of(gateway), error=error)
     count = store_transactions(gateway.name, transactions)

@@ -315,7 +315,7 @@ def test_the_fetch_command_says_which_bill_is_not_out_and_fetches_the_rest(seede
     assert f"wallet: fetched 8 gateway transactions for {DAY}." in result.output
 
 
-def test_the_fetch_command_fails_when_a_gateway_does_not_answer_after_fetching_the_others(seeded, runner):
+def test_the_fetch_command_fails_when_a_gateway_does_not_answer_after_fetching_the_others(seeded, runner, caplog):
     WalletGateway.bill = DOWN
 
     result = runner.invoke(args=["staff", "fetch-gateway", "--date", DAY.isoformat()])
@@ -324,6 +324,7 @@ def test_the_fetch_command_fails_when_a_gateway_does_not_answer_after_fetching_t
     assert "wallet: the gateway did not answer: connection refused" in result.output
     assert f"qrpay: fetched 8 gateway transactions for {DAY}." in result.output
     assert audit_actions(action=FETCH_ACTION) == [FETCH_ACTION]
+    assert "fetching wallet failed: connection refused (gateway_unavailable)" in caplog.text
 
 
 def test_the_csv_has_each_lines_gateway_and_fees(seeded, client):
@@ -417,3 +418,17 @@ def test_a_gateway_without_a_label_goes_by_its_name(seeded, monkeypatch):
     report = reconcile(DAY, DAY)
 
     assert fetched["qrpay"].label == section(report, "qrpay").label == "qrpay"
+
+
+@in_both_languages
+def test_the_refresh_button_says_which_gateway_did_not_answer(app, seeded, client):
+    WalletGateway.bill = DOWN
+    sign_in_as(client, make_supervisor())
+
+    response = client.post("/staff/reconciliation/fetch", data={"start": DAY.isoformat(), "end": DAY.isoformat()})
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+
+    assert translated(app, "%(gateway)s did not answer; the report still shows what was fetched from it before. "
+                           "Try again shortly.", gateway="Wallet Pay") in page
+    assert translated_plural(app, "Fetched %(num)d transaction from %(gateway)s.",
+                             "Fetched %(num)d transactions from %(gateway)s.", 8, gateway="QR Pay") in page
