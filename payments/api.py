@@ -1,8 +1,10 @@
 """The public payments API: create, confirm, read; receipts."""
+from flask import request
 from flask.views import MethodView
 
 from finepay.restapi import Blueprint
 from payments import receipts, services
+from payments.gateways import Payer
 from payments.schemas import (
     ConfirmRequestSchema,
     IdempotencyHeaderSchema,
@@ -34,7 +36,8 @@ class Payments(MethodView):
     @blp.alt_response(502, description="Gateway error")
     def post(self, headers, body):
         """Create a payment for violations of one vehicle (amount computed by the server)."""
-        return services.start_proven_payment(idempotency_key=headers["idempotency_key"], **body)
+        payer = Payer(user_agent=request.user_agent.string)
+        return services.start_proven_payment(idempotency_key=headers["idempotency_key"], payer=payer, **body)
 
 
 @blp.route("/payments/<payment_id>")

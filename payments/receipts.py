@@ -47,6 +47,7 @@ def get_receipt(receipt_number):
         "currency": payment.currency,
         "plate": payment.plate,
         "channel": payment.channel,
+        "gateway": payment.gateway,
         "payment_id": payment.id,
         "items": receipt_lines(payment),
         "service_fee": payment.convenience_fee,

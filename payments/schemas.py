@@ -31,6 +31,11 @@ class PaymentRequestSchema(Schema):
     plate = NormalizedString(normalize_plate, required=True)
     vin_last6 = NormalizedString(normalize_vin_last6, required=True)
     violation_ids = violation_ids_field(required=True)
+    gateway = fields.String(
+        load_default=None, validate=validate.Length(min=1, max=40),
+        metadata={"description": "How to pay: a configured gateway's name that serves this payer (422 otherwise); "
+                                 "by default the first configured one that does", "example": "wechatpay"},
+    )
 
     altcha = altcha_field()
 
@@ -142,6 +147,7 @@ class ReceiptSchema(Schema):
     currency = fields.String()
     plate = fields.String()
     channel = fields.String()
+    gateway = fields.String(metadata={"description": "the gateway that took the payment"})
     payment_id = fields.String()
     items = fields.List(fields.Nested(ReceiptItemSchema))
     service_fee = fields.Integer(metadata={"description": "included in amount and shared across the lines"})

@@ -269,6 +269,39 @@ def start_payment(*, plate, vin_last6, violation_ids, idempotency_key, channel="
     return _ensure_intent(existing)
 
 
+# The payment states in which a driver may still pay, or pay another way.
+PAYABLE = (states.CREATED, states.FAILED, states.REQUIRES_ACTION)
+
+
+def switch_gateway(payment_id, gateway_name, payer):
+    """Pay another way: a new payment for the same violations at ``gateway_name``, superseding this one.
+
+    The new payment supersedes the old one as any new payment does
+    (_free_violations): the old order is closed at its own gateway before the
+    new one opens, and if it turns out paid the answer is 409 already_paid
+    and it settles. One new payment per payment and way (a double click gets
+    the same). A payment already paid is returned as it is.
+    """
+    payment = get_payment(payment_id)
+    if payment.status in states.CHARGED or payment.gateway == gateway_name:
+        return payment
+    key = f"switch-{payment.id}-{gateway_name}"[:100]
+    switched = db.session.execute(select(Payment).where(Payment.idempotency_key == key)).scalar_one_or_none()
+    if switched is not None:  # a double click, or the way back to this page: the payment it made
+        return switched
+    if payment.status == states.PROCESSING:
+        raise PaymentInProgress()
+    if payment.status not in PAYABLE:
+        raise ApiError(_("This payment is closed. Start again from your violations."),
+                       code="payment_closed", status=409)
+    return start_payment(
+        plate=payment.plate, vin_last6=payment.vin_last6,
+        violation_ids=sorted(item.violation_id for item in payment.items),
+        idempotency_key=key, channel=payment.channel,
+        terminal_id=payment.terminal_id, gateway=gateway_name, payer=payer,
+    )
+
+
 def _create_payment(plate, vin_last6, violation_ids, idempotency_key, request_fp, channel, terminal_id, gateway_name):
     """Create the payment under the violations' locks; returns an existing payment for a raced retry.
 
@@ -462,7 +495,7 @@ def start_attempt(payment_id, **details):
         # Create the intent first, with no lock held during the gateway call, then lock again.
         db.session.commit()
         payment = lock_payment(_ensure_intent(payment).id)
-    if payment.status not in (states.CREATED, states.REQUIRES_ACTION, states.FAILED):
+    if payment.status not in PAYABLE:
         db.session.commit()  # someone else moved it meanwhile
         return payment, None
     previous = payment.status
@@ -793,16 +826,24 @@ def _release_refunded_lines(payment, refund):
 
 
 def refresh_payment(payment_id):
-    """The payment, brought up to date from the gateway when its outcome is not final."""
+    """The payment, brought up to date from its gateway when its outcome is not final.
+
+    A payment still unpaid when its quote has run out is closed (at its
+    gateway first, so that an order the payer still holds cannot be paid),
+    so that the page says so instead of offering to pay.
+    """
     payment = get_payment(payment_id)
     if payment.status not in states.OPEN or not payment.gateway_intent_id:
         return payment
     try:
-        intent = gateway_for(payment).retrieve_intent(payment.gateway_intent_id)
+        payment = apply_intent(payment.id, gateway_for(payment).retrieve_intent(payment.gateway_intent_id))
+        if payment.status in PAYABLE and utcnow() >= payment.expires_at:
+            payment = expire_payment(payment.id)
     except GatewayError as error:
+        db.session.rollback()
         log.warning("could not refresh %s: %s", payment.id, error.code)
-        return payment
-    return apply_intent(payment.id, intent)
+        return get_payment(payment_id)
+    return payment
 
 
 def expire_payment(payment_id):

@@ -5,15 +5,32 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 
 from finepay.errors import ApiError
 from payments import receipts, services, states
-from payments.gateways import SCAN_QR, Payer, gateway_for
+from payments.gateways import SCAN_QR, GatewayError, Payer, gateway_for, gateway_named, gateways_serving
 from payments.messages import failure_message
 from payments.qr import qr_svg
 from violations.proof import sign_vehicle, vehicle_for
 from violations.services import lookup_vehicle
 
 bp = Blueprint("pay", __name__)
-# The payment states in which the page offers a way to pay.
-PAYABLE_STATES = (states.CREATED, states.FAILED, states.REQUIRES_ACTION)
+
+
+def this_payer():
+    """Where this page runs, for the gateways to say whether (and how) they can take a payment from here."""
+    return Payer(user_agent=request.user_agent.string)
+
+
+def chosen_gateway():
+    """The way of paying the driver pressed (a gateway's name), or None for the first that fits."""
+    name = request.form.get("gateway", "")
+    return name[:40] or None
+
+
+def gateway_label(name):
+    """What the driver calls a gateway (its label), or its name once it is no longer configured."""
+    try:
+        return gateway_named(name).label
+    except GatewayError:
+        return name
 
 
 def _selected_ids():
@@ -53,7 +70,7 @@ def review():
     price = services.quote(line.amount_due for line in lines)
     return render_template(
         "payments/review.html", statement=statement, lines=lines, subtotal=price.subtotal, fee=price.fee,
-        total=price.total, vehicle=sign_vehicle(plate, vin),
+        total=price.total, vehicle=sign_vehicle(plate, vin), ways=gateways_serving(this_payer()),
         # One key per review page: a double click or a resubmit returns the same payment.
         idempotency_key=uuid.uuid4().hex,
     )
@@ -67,8 +84,8 @@ def start():
     key = request.form.get("idempotency_key", "")
     if not (16 <= len(key) <= 64 and key.isalnum()):
         raise ApiError("restart", code="restart", status=400)
-    payment = services.start_payment(plate=plate, vin_last6=vin, violation_ids=ids,
-                                     idempotency_key="web-" + key, channel="web")
+    payment = services.start_payment(plate=plate, vin_last6=vin, violation_ids=ids, idempotency_key="web-" + key,
+                                     channel="web", gateway=chosen_gateway(), payer=this_payer())
     return redirect(url_for("pay.show", payment_id=payment.id), 303)
 
 
@@ -78,13 +95,26 @@ def show(payment_id):
     payment = services.refresh_payment(payment_id)
     if payment.status in states.CHARGED and payment.receipt_number:
         return redirect(url_for("pay.receipt", receipt_number=payment.receipt_number), 303)
-    payable = payment.status in PAYABLE_STATES
-    action = gateway_for(payment).next_action(payment, Payer(user_agent=request.user_agent.string)) if payable else None
+    payable = payment.status in services.PAYABLE
+    payer = this_payer()
+    action = gateway_for(payment).next_action(payment, payer) if payable else None
+    # The other ways of paying that fit this payer: choosing one replaces this payment (switch).
+    others = [gateway for gateway in gateways_serving(payer) if gateway.name != payment.gateway] if payable else []
     return render_template(
         "payments/pay.html", payment=payment, items=receipts.payment_lines(payment), states=states,
-        payable=payable, action=action, failure=failure_message(payment.failure_code),
+        payable=payable, action=action, failure=failure_message(payment.failure_code), others=others,
         qr=qr_svg(action.qr_payload) if action and action.kind == SCAN_QR else None,
     )
+
+
+@bp.post("/pay/<payment_id>/switch")
+def switch(payment_id):
+    """Pay another way: the same violations at the gateway chosen, this payment closed at its own first."""
+    name = chosen_gateway()
+    if name is None:
+        abort(400)
+    payment = services.switch_gateway(payment_id, name, this_payer())
+    return redirect(url_for("pay.show", payment_id=payment.id), 303)
 
 
 @bp.post("/pay/<payment_id>/confirm")
@@ -112,4 +142,5 @@ def receipt(receipt_number):
     """The printable receipt, with a QR code of its own address."""
     data = receipts.get_receipt(receipt_number)
     own_url = public_url("pay.receipt", receipt_number=data["receipt_number"])
-    return render_template("payments/receipt.html", receipt=data, qr=qr_svg(own_url), own_url=own_url)
+    return render_template("payments/receipt.html", receipt=data, qr=qr_svg(own_url), own_url=own_url,
+                           way=gateway_label(data["gateway"]))

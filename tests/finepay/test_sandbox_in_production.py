@@ -23,7 +23,7 @@ MARK = '<strong class="sandbox-mark" lang="en">SANDBOX</strong>'
 @pytest.fixture
 def production_env(monkeypatch, tmp_path):
     """FINEPAY_ENV=production with a proper secret key; nothing said about the gateway."""
-    for name in ("PAYMENT_GATEWAY", "ALLOW_SANDBOX_IN_PRODUCTION"):
+    for name in ("PAYMENT_GATEWAYS", "PAYMENT_GATEWAY", "ALLOW_SANDBOX_IN_PRODUCTION"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("FINEPAY_ENV", "production")
     monkeypatch.setenv("SECRET_KEY", "k" * 40)
@@ -40,6 +40,15 @@ def test_production_refuses_to_start_with_the_sandbox_named(production_env):
     production_env.setenv("PAYMENT_GATEWAY", "sandbox")
 
     with pytest.raises(SettingsError, match="ALLOW_SANDBOX_IN_PRODUCTION"):
+        create_app()
+
+
+def test_production_refuses_to_start_with_the_sandbox_among_several_gateways(production_env):
+    production_env.setenv("PAYMENT_GATEWAYS", "stripe,sandbox")
+    production_env.setenv("STRIPE_API_KEY", "sk_test_123")
+    production_env.setenv("STRIPE_PUBLISHABLE_KEY", "pk_test_123")
+
+    with pytest.raises(SettingsError, match="including sandbox"):
         create_app()
 
 

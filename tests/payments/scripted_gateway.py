@@ -10,7 +10,6 @@ import time
 from payments.gateways import GatewayError, load_gateway_class
 
 NAME = "scripted"
-ENTRY_POINTS = f"[finepay.gateways]\n{NAME} = tests.payments.scripted_gateway:ScriptedGateway\n"
 # What each scripted fault does; "ok" (or an empty script) passes the call through.
 FAULTS = ("ok", "slow", "down", "timeout_before", "timeout_after", "error500_before", "error500_after")
 
@@ -59,15 +58,18 @@ class ScriptedGateway(load_gateway_class("sandbox")):
         return self._call("confirm", lambda: super(ScriptedGateway, self).confirm_intent(intent_id, **kwargs))
 
 
-def install(tmp_path, monkeypatch):
-    """Install a distribution whose entry point registers the scripted adapter (as a pip install would).
+def install(tmp_path, monkeypatch, names=(NAME,)):
+    """Install a distribution whose entry points register the scripted adapter under ``names`` (as a pip install would).
 
-    Returns the app settings that run on it; the script starts empty and is emptied again after the test.
+    Several names make several gateways at once, each its own instance (sharing the sandbox's ledger).
+    Returns the app settings that run on them, in that order; the script starts empty and is emptied
+    again after the test.
     """
     dist = tmp_path / "site" / "finepay_scripted_gateway-1.0.dist-info"
     dist.mkdir(parents=True)
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: finepay-scripted-gateway\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text(ENTRY_POINTS)
+    (dist / "entry_points.txt").write_text(
+        "[finepay.gateways]\n" + "".join(f"{name} = tests.payments.scripted_gateway:ScriptedGateway\n" for name in names))
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     monkeypatch.setattr(ScriptedGateway, "script", {})
-    return {"PAYMENT_GATEWAY": NAME}
+    return {"PAYMENT_GATEWAYS": ",".join(names)}

@@ -213,6 +213,15 @@ def test_full_and_partial_refunds(gateway):
     assert (refund_part.intent_id, refund_part.amount, refund_part.status) == (partial.id, 3000, "succeeded")
 
 
+def test_a_refund_is_read_again_as_stripe_knows_it(gateway):
+    paid = paid_intent(gateway, "pay_reread", 6000)
+    made = gateway.refund(paid.id, amount=2500, idempotency_key="pay_reread:refund")
+
+    again = gateway.retrieve_refund(paid.id, made.id)
+
+    assert again == GatewayRefund(made.id, paid.id, 2500, "CNY", "succeeded")
+
+
 def test_refunding_an_unpaid_intent_is_refused(gateway):
     intent = create(gateway, "pay_unpaid")
 
@@ -370,6 +379,16 @@ def test_a_declined_payment_sends_a_verifiable_failure_webhook(gateway, webhook_
     event = gateway.parse_webhook(*delivery)
     assert (event.type, event.intent_id, event.payment_id) == (
         "payment_intent.payment_failed", intent.id, "pay_hook_declined")
+
+
+def test_a_refund_event_names_the_refund_to_read_again(gateway):
+    body = json.dumps({"id": "evt_refund_1", "type": "refund.updated", "data": {"object": {
+        "object": "refund", "id": "re_123", "payment_intent": "pi_123", "status": "succeeded"}}}).encode()
+
+    event = gateway.parse_webhook(body, {"Stripe-Signature": sign(body)})
+
+    assert event.type in gateway.refund_event_types
+    assert (event.refund_id, event.intent_id) == ("re_123", "pi_123")
 
 
 def test_webhook_headers_are_matched_whatever_their_case(gateway, delivered):
