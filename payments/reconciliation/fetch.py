@@ -8,6 +8,7 @@ the day's volume. A gateway whose bill for the window is not out yet
 day) is put on record as such, and the others are fetched all the same.
 """
 import logging
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -78,7 +79,7 @@ def fetch_gateway(gateway, start, end, actor="system"):
     """
     window = {"start": start.isoformat(), "end": end.isoformat()}
     try:
-        transactions = gateway.list_transactions(start - FETCH_MARGIN, end + FETCH_MARGIN)
+        transactions = _listed(gateway, start, end)
     except BillNotReady:
         audit.record(BILL_NOT_READY_ACTION, "gateway", gateway.name, actor=actor, **window)
         db.session.commit()
@@ -91,6 +92,21 @@ def fetch_gateway(gateway, start, end, actor="system"):
     audit.record(FETCH_ACTION, "gateway", gateway.name, actor=actor, transactions=count, **window)
     db.session.commit()
     return GatewayFetch(gateway.name, label_of(gateway), transactions=count)
+
+
+def _listed(gateway, start, end):
+    """The gateway's transactions of [start, end), and of FETCH_MARGIN either side where it has them already.
+
+    The margins are a nicety (a charge a second before midnight meets its
+    settlement just after): a daily bill of the day before or after that is
+    not out yet (the next day's, until the morning after it) holds back
+    nothing; only the window's own bills must be out.
+    """
+    transactions = list(gateway.list_transactions(start, end))
+    for margin in ((start - FETCH_MARGIN, start), (end, end + FETCH_MARGIN)):
+        with suppress(BillNotReady):
+            transactions += gateway.list_transactions(*margin)
+    return transactions
 
 
 def fetch_gateway_records(start, end, actor="system"):

@@ -23,7 +23,7 @@ from payments.reconciliation.lines import DUPLICATE, GATEWAY_ONLY, LEDGER_ONLY, 
 from payments.reconciliation.report import reconcile
 from tests.conftest import LOCALES, translated, translated_plural
 from tests.staff import bill_gateways
-from tests.staff.bill_gateways import DOWN, NOT_READY, SETTINGS, QrGateway, WalletGateway
+from tests.staff.bill_gateways import DOWN, SETTINGS, QrGateway, WalletGateway
 from tests.staff.helpers import audit_actions, last_audit, make_supervisor, sign_in_as
 from violations.fees import business_day_window
 
@@ -117,7 +117,14 @@ def seed(gateway_cls, scale, tag=""):
 
 @pytest.fixture
 def seeded(app):
+    """Both gateways seeded; DAY's bills are out, the next day's are not (as on the morning after)."""
+    WalletGateway.bills_out_through = QrGateway.bills_out_through = DAY
     return {"wallet": seed(WalletGateway, 1), "qrpay": seed(QrGateway, 2)}
+
+
+def bill_not_out(gateway_cls):
+    """DAY's bill of this gateway is not out yet."""
+    gateway_cls.bills_out_through = DAY - timedelta(days=1)
 
 
 def fetch():
@@ -195,6 +202,24 @@ def test_charges_refunds_fees_and_the_net_settlement_per_gateway(seeded):
     assert report.gateway_net == sum(s.net for s in report.gateways)
 
 
+def test_a_charge_just_before_midnight_meets_its_settlement_while_the_next_days_bill_is_not_out(seeded):
+    late = Payment(amount=3000, currency="CNY", plate="蒙B12345", vin_last6="A12345", gateway="wallet",
+                   gateway_intent_id="wallet-midnight", idempotency_key="wallet-midnight", request_fingerprint="f" * 64,
+                   status="succeeded", amount_received=3000, expires_at=at(1), paid_at=at(0) + timedelta(seconds=10),
+                   created_at=at(0) - timedelta(minutes=5))
+    db.session.add(late)
+    db.session.commit()
+    WalletGateway.bill = [*WalletGateway.bill, GatewayTransaction("wallet-ch-midnight", "charge", "wallet-midnight",
+                                                                  None, 3000, "CNY", at(0) - timedelta(seconds=10))]
+
+    fetched = fetch()
+    report = reconcile(DAY, DAY, limit=1000)
+
+    assert fetched["wallet"].transactions == 9 and not fetched["wallet"].bill_not_ready
+    assert ("charge", late.id) not in lines_of(report, "wallet")
+    assert section(report, "wallet").classes[MATCHED].count == EXPECTED_CLASSES[MATCHED] + 1
+
+
 def test_lines_belong_to_the_gateway_recorded_on_the_payment(seeded):
     # The second gateway's bill has a charge for an intent id that the first gateway's payment carries.
     QrGateway.bill = [*QrGateway.bill, GatewayTransaction("qrpay-ch-stray", "charge", "wallet-ledger_only", None,
@@ -208,7 +233,7 @@ def test_lines_belong_to_the_gateway_recorded_on_the_payment(seeded):
 
 
 def test_a_bill_not_out_yet_is_said_for_its_gateway_while_the_other_reconciles(seeded, client):
-    QrGateway.bill = NOT_READY
+    bill_not_out(QrGateway)
 
     fetched = fetch()
     report = reconcile(DAY, DAY, limit=1000)
@@ -270,10 +295,9 @@ def test_the_report_is_a_handful_of_statements_whatever_the_volume(seeded):
 
 
 def test_the_bill_once_out_replaces_the_notice(seeded):
-    bill = QrGateway.bill
-    QrGateway.bill = NOT_READY
+    bill_not_out(QrGateway)
     fetch()
-    QrGateway.bill = bill
+    QrGateway.bills_out_through = DAY
 
     fetch()
     report = reconcile(DAY, DAY, limit=1000)
@@ -306,7 +330,7 @@ def test_the_fetch_command_fetches_every_gateway(seeded, runner):
 
 
 def test_the_fetch_command_says_which_bill_is_not_out_and_fetches_the_rest(seeded, runner):
-    QrGateway.bill = NOT_READY
+    bill_not_out(QrGateway)
 
     result = runner.invoke(args=["staff", "fetch-gateway", "--date", DAY.isoformat()])
 
@@ -378,7 +402,7 @@ def test_the_gateway_link_lists_one_gateways_lines(seeded, client):
 
 @in_both_languages
 def test_the_refresh_button_says_what_each_gateway_gave(app, seeded, client):
-    QrGateway.bill = NOT_READY
+    bill_not_out(QrGateway)
     sign_in_as(client, make_supervisor())
 
     response = client.post("/staff/reconciliation/fetch", data={"start": DAY.isoformat(), "end": DAY.isoformat()})
