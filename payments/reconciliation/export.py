@@ -25,7 +25,7 @@ def _defused(column):
                 else_=column)
 
 
-def csv_query(start, end, awaiting_bill=()):
+def csv_query(start, end, awaiting_bill=None):
     """Every line of [start, end) in CSV_HEADER's columns (times still as timestamps), oldest first.
 
     ``gateway_net`` is what the gateway settles for the line: a charge's
@@ -56,7 +56,8 @@ def csv_lines(first_day, last_day, tz_name):
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerow(CSV_HEADER)
     yield buffer.getvalue()
-    awaiting_bill = [name for name, fetch in last_fetches(start, end).items() if fetch.bill_not_ready]
+    awaiting_bill = {name: fetch.waiting_from for name, fetch in last_fetches(start, end).items()
+                     if fetch.bill_not_ready}
     query = csv_query(start, end, awaiting_bill)
     if db.session.get_bind().dialect.name == "postgresql":
         yield from _copy_csv(query, tz_name)

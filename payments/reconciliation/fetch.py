@@ -3,15 +3,18 @@
 Copied through each configured adapter's ``list_transactions`` (the console's
 "Refresh from the gateways" button and ``flask --app wsgi staff
 fetch-gateway``), so that the report is a handful of SQL statements, whatever
-the day's volume. A gateway whose bill for the window is not out yet
-(BillNotReady: WeChat Pay and Alipay publish theirs at about 10:00 the next
-day) is put on record as such, and the others are fetched all the same.
+the day's volume. A gateway whose bill for a day of the window is not out
+yet (BillNotReady: WeChat Pay and Alipay publish theirs at about 10:00 the
+next day) is put on record as waiting from that day on, and the others are
+fetched all the same.
 """
 import logging
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
+from flask import current_app
 from sqlalchemy import or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -74,24 +77,56 @@ def store_transactions(gateway_name, transactions):
 def fetch_gateway(gateway, start, end, actor="system"):
     """Copy one gateway's charges and refunds created in [start, end) (plus a margin); a GatewayFetch.
 
-    A bill not out yet is put on record (the report says so for this
-    gateway); any other GatewayError is returned for the caller to show.
+    When a bill is not out yet, the days before it are fetched one by one,
+    and from that day on the window is put on record as waiting for its bill
+    (the report says so for this gateway). Any other GatewayError is returned
+    for the caller to show.
     """
-    window = {"start": start.isoformat(), "end": end.isoformat()}
     try:
-        transactions = _listed(gateway, start, end)
-    except BillNotReady:
-        audit.record(BILL_NOT_READY_ACTION, "gateway", gateway.name, actor=actor, **window)
-        db.session.commit()
-        return GatewayFetch(gateway.name, label_of(gateway), bill_not_ready=True)
+        try:
+            return GatewayFetch(gateway.name, label_of(gateway), transactions=_fetch_window(gateway, start, end, actor))
+        except BillNotReady:
+            days = business_days(start, end)
+            count, waiting_from = _fetch_day_by_day(gateway, days, actor) if len(days) > 1 else (0, start)
     except GatewayError as error:
         log.warning("reconciliation: fetching %s failed: %s (%s)", gateway.name, error.message, error.code)
         db.session.rollback()
         return GatewayFetch(gateway.name, label_of(gateway), error=error)
-    count = store_transactions(gateway.name, transactions)
-    audit.record(FETCH_ACTION, "gateway", gateway.name, actor=actor, transactions=count, **window)
+    if waiting_from is None:  # every day's bill came out meanwhile
+        return GatewayFetch(gateway.name, label_of(gateway), transactions=count)
+    audit.record(BILL_NOT_READY_ACTION, "gateway", gateway.name, actor=actor, start=waiting_from.isoformat(),
+                 end=end.isoformat())
     db.session.commit()
-    return GatewayFetch(gateway.name, label_of(gateway), transactions=count)
+    return GatewayFetch(gateway.name, label_of(gateway), transactions=count, bill_not_ready=True)
+
+
+def _fetch_window(gateway, start, end, actor):
+    count = store_transactions(gateway.name, _listed(gateway, start, end))
+    audit.record(FETCH_ACTION, "gateway", gateway.name, actor=actor, start=start.isoformat(), end=end.isoformat(),
+                 transactions=count)
+    db.session.commit()
+    return count
+
+
+def _fetch_day_by_day(gateway, days, actor):
+    """Fetch day after day until one's bill is not out: (transactions read, that day's start or None)."""
+    count = 0
+    for day_start, day_end in days:
+        try:
+            count += _fetch_window(gateway, day_start, day_end, actor)
+        except BillNotReady:
+            return count, day_start
+    return count, None
+
+
+def business_days(start, end):
+    """The business days that [start, end) covers, each as the part of it within the window, in order."""
+    day = start.astimezone(ZoneInfo(current_app.config["BUSINESS_TIMEZONE"])).date()
+    days = []
+    while (window := business_day_window(day))[0] < end:
+        days.append((max(window[0], start), min(window[1], end)))
+        day += timedelta(days=1)
+    return days
 
 
 def _listed(gateway, start, end):
@@ -122,30 +157,47 @@ def fetch_days(first_day, last_day, actor="system"):
 
 @dataclass(frozen=True)
 class LastFetch:
-    """The latest fetch of a gateway that covered a window: when, and whether its bill was out."""
+    """What the latest fetches of a gateway covering a window found."""
 
-    at: object
-    bill_not_ready: bool
+    at: object  # when (the oldest of the window's days), or None when a day of it was never fetched
+    waiting_from: object = None  # from when on its bill was not out yet (None: every day's was)
+
+    @property
+    def bill_not_ready(self):
+        """Whether a day of the window still waits for the gateway's bill."""
+        return self.waiting_from is not None
 
 
 def last_fetches(start, end):
-    """Per gateway name, the latest fetch (LastFetch) whose window covered [start, end); gateways never fetched are absent."""
+    """Per gateway name, what the latest fetch covering each business day of [start, end) found (a LastFetch).
+
+    Gateways never fetched for any of these days are absent.
+    """
+    days = business_days(start, end)
     entries = db.session.execute(
         select(AuditEntry.subject_id, AuditEntry.action, AuditEntry.at, AuditEntry.details)
         .where(AuditEntry.action.in_((FETCH_ACTION, BILL_NOT_READY_ACTION)), AuditEntry.subject_type == "gateway")
         .order_by(AuditEntry.id.desc()).limit(500)
     ).all()
-    latest = {}
+    latest = {}  # gateway -> per day, the newest (action, at) covering it
     for gateway, action, at, details in entries:
-        if gateway in latest:
-            continue
         try:
-            covers = details["start"] <= start.isoformat() and details["end"] >= end.isoformat()
+            covered = (details["start"], details["end"])
         except (KeyError, TypeError):
             continue
-        if covers:
-            latest[gateway] = LastFetch(at, action == BILL_NOT_READY_ACTION)
-    return latest
+        found = latest.setdefault(gateway, [None] * len(days))
+        for i, (day_start, day_end) in enumerate(days):
+            if found[i] is None and covered[0] <= day_start.isoformat() and covered[1] >= day_end.isoformat():
+                found[i] = (action, at)
+    fetches = {}
+    for gateway, found in latest.items():
+        known = [f for f in found if f is not None]
+        if not known:
+            continue
+        waiting = [day[0] for day, f in zip(days, found, strict=True) if f and f[0] == BILL_NOT_READY_ACTION]
+        fetches[gateway] = LastFetch(min(at for _a, at in known) if len(known) == len(days) else None,
+                                     waiting[0] if waiting else None)
+    return fetches
 
 
 def records_of(payment):

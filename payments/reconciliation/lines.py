@@ -291,11 +291,17 @@ def _with(sentence, **values):
     return result
 
 
-def explanation(line, start, end, awaiting_bill=()):
+def awaiting(line, awaiting_bill):
+    """SQL: the line falls when its gateway's bill is not out yet (``awaiting_bill``: gateway name -> from when)."""
+    when = func.coalesce(line.c.ledger_at, line.c.gateway_at)
+    return or_(false(), *(and_(line.c.gateway == name, when >= since) for name, since in awaiting_bill.items()))
+
+
+def explanation(line, start, end, awaiting_bill=None):
     """SQL for the sentence staff read on a line: why it is in its class, and whether a duplicate was refunded.
 
-    ``awaiting_bill`` names the gateways whose bill for the window is not out
-    yet: their ledger-only lines are only waiting for it, and say so.
+    ``awaiting_bill`` (gateway name -> from when) says where a gateway's bill
+    is not out yet: ledger-only lines there are only waiting for it, and say so.
     """
     c = line.c
     other_day = and_(c.ledger_at.is_not(None), or_(c.ledger_at < start, c.ledger_at >= end))
@@ -312,7 +318,7 @@ def explanation(line, start, end, awaiting_bill=()):
         else_=null(),
     )
     return case(
-        (and_(c.classification == LEDGER_ONLY, c.gateway.in_(awaiting_bill)), sql_text(bill_not_ready_note())),
+        (and_(c.classification == LEDGER_ONLY, awaiting(line, awaiting_bill or {})), sql_text(bill_not_ready_note())),
         (c.kind == "refund", refund_note),
         (c.classification == GATEWAY_ONLY, case(
             (and_(c.payment_id.is_(None), c.gateway_payment_ref.is_not(None)),
@@ -356,7 +362,7 @@ def terminals():
     return select(table.c.id, table.c.name).subquery("terminals")
 
 
-def explained_lines(start, end, awaiting_bill=()):
+def explained_lines(start, end, awaiting_bill=None):
     """The lines of [start, end), each with its explanation (``note``) and its kiosk's name (``terminal``)."""
     raw = lines_query(start, end).subquery("raw_lines")
     names = terminals()

@@ -7,7 +7,7 @@ taken through it.
 from dataclasses import dataclass, field
 
 from flask import current_app
-from sqlalchemy import Integer, func, literal, null, select, union_all
+from sqlalchemy import Integer, func, literal, not_, null, select, union_all
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
 
@@ -21,6 +21,7 @@ from payments.reconciliation.lines import (
     G,
     P,
     R,
+    awaiting,
     charged_within,
     check_range,
     explanation,
@@ -75,14 +76,20 @@ class GatewaySection:
     label: str
     configured: bool  # False: payments went through it, but it is no longer in PAYMENT_GATEWAYS (nothing to fetch)
     currency: str
-    fetched_at: object  # the latest fetch covering the dates (None: never fetched for them)
-    bill_not_ready: bool  # that fetch found the gateway's bill not out yet
+    fetched_at: object  # the latest fetch covering the dates (None: a day of them never fetched)
+    waiting_from: object  # from when on the gateway's bill is not out yet (None: it is out for every day)
+    partly_ready: bool  # its bill is out for the days before waiting_from, which are reconciled
     classes: dict  # class -> Totals
     charges: list  # (currency, Totals), per the gateway
     refunds: list  # (currency, Totals), per the gateway
     fees: int  # the gateway's fees on its charges and refunds (a refund may return some)
     collected: Totals  # per the ledger: payments taken through this gateway
     ledger_refunds: Totals
+
+    @property
+    def bill_not_ready(self):
+        """Whether a day of the dates still waits for the gateway's bill."""
+        return self.waiting_from is not None
 
     @property
     def charged(self):
@@ -133,7 +140,7 @@ class Report:
     refunds_pending: Totals
     gateway_charges: list  # (gateway, currency, Totals)
     gateway_refunds: list
-    classes: dict  # class -> Totals (count of lines, ledger amount), of the gateways whose bill is out
+    classes: dict  # class -> Totals (count of lines, ledger amount), where the gateways' bills are out
     discrepancies: list
     truncated: bool
     hourly: list = field(default_factory=list)  # 24 x (ledger Totals, gateway Totals)
@@ -206,20 +213,20 @@ def reconcile(first_day, last_day, *, limit=PAGE_LINES, only=None, gateway=None)
     """The report for business dates first_day..last_day (inclusive), in BUSINESS_TIMEZONE.
 
     ``only`` lists the lines of one class, ``gateway`` those of one gateway.
-    A gateway whose bill is not out yet has its section say so, and its
-    lines are neither listed nor counted as differences.
+    A gateway whose bill is not out yet for a day has its section say so,
+    and its lines from that day on are neither listed nor counted.
     """
     check_range(first_day, last_day)
     start, end = business_day_window((first_day, last_day))
     tune_for_reports()
     fetches = last_fetches(start, end)
-    awaiting_bill = [name for name, fetch in fetches.items() if fetch.bill_not_ready]
+    awaiting_bill = {name: fetch.waiting_from for name, fetch in fetches.items() if fetch.bill_not_ready}
     # The lines are computed once (PostgreSQL materializes a CTE used twice): their counts by gateway and
     # class, and the first few to show, which alone get explained.
     lines = lines_query(start, end).cte("lines")
     when = func.coalesce(lines.c.ledger_at, lines.c.gateway_at)
     wanted = [lines.c.classification != MATCHED if only is None else lines.c.classification == only,
-              lines.c.gateway.not_in(awaiting_bill)]
+              not_(awaiting(lines, awaiting_bill))]
     if gateway is not None:
         wanted.append(lines.c.gateway == gateway)
     shown = (select(lines).where(*wanted).order_by(when, lines.c.payment_id, lines.c.transaction_id)
@@ -235,7 +242,7 @@ def reconcile(first_day, last_day, *, limit=PAGE_LINES, only=None, gateway=None)
           for column in lines.c),
         null().label("note"), null().label("terminal"), func.count().label("class_count"),
         minor_units_sum(func.coalesce(lines.c.ledger_amount, lines.c.gateway_amount)).label("class_amount"),
-    ).group_by(lines.c.gateway, lines.c.classification)
+    ).where(not_(awaiting(lines, awaiting_bill))).group_by(lines.c.gateway, lines.c.classification)
     rows = db.session.execute(union_all(shown_rows, count_rows)).mappings().all()
     classes_by_gateway = {}
     for row in rows:
@@ -261,7 +268,7 @@ def reconcile(first_day, last_day, *, limit=PAGE_LINES, only=None, gateway=None)
     names = terminal_names({t for t in by_terminal if t is not None})
     collected = Totals(sum(t.count for _k, t in by_channel), sum(t.amount for _k, t in by_channel))
     currency = current_app.config["CURRENCY"]
-    sections = _sections(currency, fetches, classes_by_gateway, refunds, gateway_rows, dict(by_gateway))
+    sections = _sections(start, currency, fetches, classes_by_gateway, refunds, gateway_rows, dict(by_gateway))
     return Report(
         first_day=first_day, last_day=last_day, start=start, end=end, currency=currency, gateways=sections,
         collected=collected, by_channel=by_channel,
@@ -271,7 +278,7 @@ def reconcile(first_day, last_day, *, limit=PAGE_LINES, only=None, gateway=None)
         refunds=_status_totals(refunds, "succeeded"), refunds_pending=_status_totals(refunds, "pending"),
         gateway_charges=[(g, c, Totals(n, a)) for g, k, c, n, a, _f in gateway_rows if k == "charge"],
         gateway_refunds=[(g, c, Totals(n, a)) for g, k, c, n, a, _f in gateway_rows if k == "refund"],
-        classes=_sum_classes(section.classes for section in sections if not section.bill_not_ready),
+        classes=_sum_classes(section.classes for section in sections),
         discrepancies=discrepancies, truncated=len(rows) > limit,
         hourly=list(zip(ledger_hourly, _gateway_hourly(start, end), strict=True)),
     )
@@ -291,7 +298,7 @@ def _sum_classes(class_tables):
     return total
 
 
-def _sections(currency, fetches, classes_by_gateway, refunds, gateway_rows, collected_by_gateway):
+def _sections(start, currency, fetches, classes_by_gateway, refunds, gateway_rows, collected_by_gateway):
     """A GatewaySection for each configured gateway, in order, then for any other gateway the dates have lines of."""
     labels = {gateway.name: label_of(gateway) for gateway in configured_gateways()}
     seen = (set(classes_by_gateway) | {g for g, *_rest in gateway_rows} | set(collected_by_gateway)
@@ -303,7 +310,8 @@ def _sections(currency, fetches, classes_by_gateway, refunds, gateway_rows, coll
         rows = [(k, c, Totals(n, a), f) for g, k, c, n, a, f in gateway_rows if g == name]
         sections.append(GatewaySection(
             name=name, label=labels.get(name, name), configured=name in labels, currency=currency,
-            fetched_at=fetch.at if fetch else None, bill_not_ready=bool(fetch and fetch.bill_not_ready),
+            fetched_at=fetch.at if fetch else None, waiting_from=fetch.waiting_from if fetch else None,
+            partly_ready=bool(fetch and fetch.bill_not_ready and fetch.waiting_from > start),
             classes=classes_by_gateway.get(name, {cls: Totals() for cls in CLASSES}),
             charges=[(c, t) for k, c, t, _f in rows if k == "charge"],
             refunds=[(c, t) for k, c, t, _f in rows if k == "refund"],

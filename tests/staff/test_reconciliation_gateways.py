@@ -456,3 +456,34 @@ def test_the_refresh_button_says_which_gateway_did_not_answer(app, seeded, clien
                            "Try again shortly.", gateway="Wallet Pay") in page
     assert translated_plural(app, "Fetched %(num)d transaction from %(gateway)s.",
                              "Fetched %(num)d transactions from %(gateway)s.", 8, gateway="QR Pay") in page
+
+
+def test_a_range_reconciles_the_days_whose_bill_is_out_and_waits_for_the_rest(seeded, client):
+    next_day = DAY + timedelta(days=1)
+    waiting = Payment(amount=4500, currency="CNY", plate="蒙B12345", vin_last6="A12345", gateway="wallet",
+                      gateway_intent_id="wallet-next-day", idempotency_key="wallet-next-day",
+                      request_fingerprint="f" * 64, status="succeeded", amount_received=4500, expires_at=at(27),
+                      paid_at=at(26), created_at=at(26))
+    db.session.add(waiting)
+    db.session.commit()
+
+    fetched = {f.gateway: f for f in fetch_days(DAY, next_day, actor="test")}
+    report = reconcile(DAY, next_day, limit=1000)
+
+    assert (fetched["wallet"].transactions, fetched["wallet"].bill_not_ready) == (8, True)
+    wallet = section(report, "wallet")
+    assert wallet.bill_not_ready and wallet.partly_ready
+    assert wallet.waiting_from == business_day_window(next_day)[0]
+    assert {cls: t.count for cls, t in wallet.classes.items()} == EXPECTED_CLASSES  # the next day's is not a difference
+    assert ("charge", waiting.id) not in lines_of(report, "wallet")
+    day_alone = section(reconcile(DAY, DAY), "wallet")
+    assert not day_alone.bill_not_ready and day_alone.fetched_at is not None
+    sign_in_as(client, make_supervisor())
+    rows = list(csv.DictReader(io.StringIO(
+        client.get(f"/staff/reconciliation.csv?start={DAY}&end={next_day}").get_data(as_text=True))))
+    (row,) = [r for r in rows if r["payment_id"] == waiting.id]
+    assert (row["classification"], row["note"]) == (LEDGER_ONLY, NOT_READY_TEXT)
+    assert {r["note"] for r in rows if r["payment_id"] == seeded["wallet"].payments["ledger_only"]} != {NOT_READY_TEXT}
+    page = client.get(f"/staff/reconciliation?start={DAY}&end={next_day}").get_data(as_text=True)
+    wallet_part = page.split('id="gateway-wallet"')[1].split("</section>")[0]
+    assert NOT_READY_TEXT in wallet_part and 'data-figure="settlement"' in wallet_part
