@@ -33,6 +33,7 @@ from payments.services import (
 
 log = logging.getLogger(__name__)
 
+
 def card_present_gateway():
     """The first configured gateway that takes card-present payments (kiosks' readers), or None."""
     return next((gateway for gateway in configured_gateways() if gateway.supports_card_present), None)

@@ -20,6 +20,9 @@ The rules that keep money safe:
 * Webhooks, the confirm call, GET and ``payments sync`` all funnel into
   ``apply_intent``, which re-reads the gateway's truth and never moves a
   payment backwards.
+* Several gateways may run at once; a payment's own (``payments.gateway``,
+  ``gateway_for``) is the only one ever asked about it, so a payment, its
+  refunds and its notifications never meet another gateway's records.
 """
 import hashlib
 import json
@@ -227,11 +230,8 @@ def choose_gateway(name, payer):
         if not serving:
             raise ApiError(_("There is no way to pay here right now."), code="no_gateway", status=422)
         return serving[0]
-    try:
-        chosen = gateway_named(name)
-    except GatewayError:
-        chosen = None
-    if chosen is None or chosen not in serving:
+    chosen = next((gateway for gateway in serving if gateway.name == name), None)
+    if chosen is None:
         raise invalid_field("gateway", _("This way of paying is not available here."))
     return chosen
 
@@ -1060,16 +1060,6 @@ def sync_payments(now=None, recent=timedelta(days=2)):
         if refund.status == REFUND_FAILED:
             counts["refunds_failed"] += 1
     return counts
-
-
-def payment_for_intent(intent_id):
-    """The payment that owns a gateway intent, or a 404 ApiError."""
-    payment = db.session.execute(
-        select(Payment).where(Payment.gateway_intent_id == intent_id)
-    ).scalar_one_or_none() if isinstance(intent_id, str) and len(intent_id) <= 100 else None
-    if payment is None:
-        raise ApiError(_("No such payment."), code="not_found", status=404)
-    return payment
 
 
 def request_refund(payment_id, *, amount=None, item_ids=None, reason, actor, idempotency_key):

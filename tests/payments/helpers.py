@@ -129,7 +129,7 @@ def audit_entries(payment_id):
 def capture_at_sandbox(intent_id, method="pm_card_visa"):
     """Confirm an intent at the sandbox directly, behind FinePay's back."""
     return configured_gateways()[0].confirm_intent(intent_id, payment_method=method,
-                                            idempotency_key=f"test:{intent_id}:{new_key()}")
+                                                   idempotency_key=f"test:{intent_id}:{new_key()}")
 
 
 def signed_event(payload, timestamp=None):

@@ -138,6 +138,17 @@ def test_a_gateway_not_configured_or_not_serving_the_payer_is_a_422(client, name
     assert db.session.query(Payment).count() == 0
 
 
+def test_a_payer_no_gateway_serves_is_told_there_is_no_way_to_pay_here(client, monkeypatch):
+    monkeypatch.setattr(gateway_named("card"), "serves", lambda payer: False)
+    violation = fresh_violation()
+
+    response = create_from(client, violation, DESKTOP)
+    page = review_page(client, violation, DESKTOP)
+
+    assert (response.status_code, response.get_json()["code"]) == (422, "no_gateway")
+    assert 'id="no-way"' in page and 'name="gateway"' not in page
+
+
 def review_page(client, violation, user_agent):
     """The review page for one violation, as a browser with this User-Agent sees it."""
     results = client.post("/lookup", data={"plate": violation.plate, "proof": "vin",

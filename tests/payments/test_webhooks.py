@@ -250,7 +250,7 @@ def test_an_event_whose_fresh_look_changes_the_sandbox_is_applied_without_waitin
     payment = create_ok(client, [violation.id])
     intent_id = payment_row(payment["id"]).gateway_intent_id
     gateway_named("sandbox").start_reader_payment(intent_id, terminal=CardTerminal(id=1, name="hall-1"),
-                                           idempotency_key="test:reader")
+                                                  idempotency_key="test:reader")
     db.session.execute(update(SandboxReaderAction).values(started_at=utcnow() - timedelta(minutes=5)))
     db.session.commit()
 

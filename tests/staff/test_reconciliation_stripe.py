@@ -41,11 +41,12 @@ def test_stripe_charges_and_refunds_are_reconciled_against_the_ledger(app, clien
     # Captured at Stripe behind FinePay's back: FinePay still shows it as created.
     unsettled = start(5000)
     gateway_named("stripe").confirm_intent(unsettled.gateway_intent_id, payment_method="pm_card_visa",
-                                     idempotency_key=f"outside-{uuid.uuid4()}")
+                                           idempotency_key=f"outside-{uuid.uuid4()}")
     # A charge made in the Stripe account by something else altogether.
     ghost = gateway_named("stripe").create_intent(payment_id="not-finepay", amount=4400, currency="CNY",
-                                            idempotency_key=f"ghost-{uuid.uuid4()}")
-    gateway_named("stripe").confirm_intent(ghost.id, payment_method="pm_card_visa", idempotency_key=f"ghost-{uuid.uuid4()}")
+                                                  idempotency_key=f"ghost-{uuid.uuid4()}")
+    gateway_named("stripe").confirm_intent(ghost.id, payment_method="pm_card_visa",
+                                           idempotency_key=f"ghost-{uuid.uuid4()}")
     # Settled in the ledger with no money at Stripe.
     behind = start(6000)
     set_payment(behind.id, status="succeeded", amount_received=behind.amount, paid_at=utcnow())
