@@ -85,6 +85,10 @@ def fetch_gateway_command(day, last):
     for fetch in fetches:
         if fetch.error is not None:
             click.echo(f"{fetch.gateway}: the gateway did not answer: {fetch.error.message}", err=True)
+        elif fetch.bill_not_ready and fetch.transactions:
+            click.echo(f"{fetch.gateway}: fetched {fetch.transactions} gateway transactions of the days whose bill "
+                       f"is out; the rest of {dates} waits for its bill (usually after about 10:00 the next day); "
+                       "fetch again later.")
         elif fetch.bill_not_ready:
             click.echo(f"{fetch.gateway}: the bill for {dates} is not available yet "
                        "(usually after about 10:00 the next day); fetch again later.")

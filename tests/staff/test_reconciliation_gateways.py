@@ -339,6 +339,16 @@ def test_the_fetch_command_says_which_bill_is_not_out_and_fetches_the_rest(seede
     assert f"wallet: fetched 8 gateway transactions for {DAY}." in result.output
 
 
+def test_the_fetch_command_says_when_only_the_first_days_of_a_range_are_out(seeded, runner):
+    next_day = DAY + timedelta(days=1)
+
+    result = runner.invoke(args=["staff", "fetch-gateway", "--date", DAY.isoformat(), "--end", next_day.isoformat()])
+
+    assert result.exit_code == 0, result.output
+    assert (f"wallet: fetched 8 gateway transactions of the days whose bill is out; the rest of {DAY} to {next_day} "
+            "waits for its bill") in result.output
+
+
 def test_the_fetch_command_fails_when_a_gateway_does_not_answer_after_fetching_the_others(seeded, runner, caplog):
     WalletGateway.bill = DOWN
 
