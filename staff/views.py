@@ -363,12 +363,13 @@ def _flash_fetch(fetch):
     if fetch.error is not None:
         flash(_("%(gateway)s did not answer; the report still shows what was fetched from it before. "
                 "Try again shortly.", gateway=fetch.label), "warn")
-    elif fetch.bill_not_ready:
-        flash(_("%(gateway)s: the bill for these dates is not available yet (usually after about 10:00 the next "
-                "day). Refresh again later.", gateway=fetch.label), "warn")
-    else:
+        return
+    if fetch.transactions or not fetch.bill_not_ready:  # a range may be out for its first days only
         flash(ngettext("Fetched %(num)d transaction from %(gateway)s.", "Fetched %(num)d transactions from %(gateway)s.",
                        fetch.transactions, gateway=fetch.label), "ok")
+    if fetch.bill_not_ready:
+        flash(_("%(gateway)s: the bill for these dates is not available yet (usually after about 10:00 the next "
+                "day). Refresh again later.", gateway=fetch.label), "warn")
 
 
 @bp.post("/reconciliation/fetch")

@@ -494,6 +494,9 @@ def test_a_range_reconciles_the_days_whose_bill_is_out_and_waits_for_the_rest(se
     (row,) = [r for r in rows if r["payment_id"] == waiting.id]
     assert (row["classification"], row["note"]) == (LEDGER_ONLY, NOT_READY_TEXT)
     assert {r["note"] for r in rows if r["payment_id"] == seeded["wallet"].payments["ledger_only"]} != {NOT_READY_TEXT}
-    page = client.get(f"/staff/reconciliation?start={DAY}&end={next_day}").get_data(as_text=True)
+    response = client.post("/staff/reconciliation/fetch", data={"start": DAY.isoformat(), "end": next_day.isoformat()})
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
     wallet_part = page.split('id="gateway-wallet"')[1].split("</section>")[0]
     assert NOT_READY_TEXT in wallet_part and 'data-figure="settlement"' in wallet_part
+    assert "Fetched 8 transactions from Wallet Pay." in page
+    assert "Wallet Pay: the bill for these dates is not available yet" in page
