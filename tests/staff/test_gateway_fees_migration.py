@@ -8,7 +8,7 @@ from flask_migrate import downgrade, upgrade
 
 from finepay.extensions import db
 
-REVISION = "0010_gateway_fees"
+REVISION = "0012_gateway_fees"
 
 
 def _gateway_record_diffs():
@@ -26,7 +26,7 @@ def test_the_migration_matches_the_model_and_downgrades(app):
     assert _gateway_record_diffs() == []
     db.session.remove()
 
-    downgrade(revision="0007_audit")
+    downgrade(revision="0011_alipay")
     assert "fee" not in _columns()
     with db.engine.begin() as connection:  # a record fetched before the upgrade
         connection.execute(sa.text(

@@ -1,7 +1,7 @@
 """Gateway records carry the gateway's fee, for the net settlement per gateway
 
-Revision ID: 0010_gateway_fees
-Revises: 0007_audit
+Revision ID: 0012_gateway_fees
+Revises: 0011_alipay
 Create Date: 2026-11-30 12:00:00.000000
 
 Hand-written, the same on SQLite and PostgreSQL. gateway_records.fee: the
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0010_gateway_fees'
-down_revision = '0007_audit'
+revision = '0012_gateway_fees'
+down_revision = '0011_alipay'
 branch_labels = None
 depends_on = None
 
