@@ -73,7 +73,7 @@ def fetch_gateway_command(day, last):
     Alipay have published their bills; a bill not out yet is said, and the
     other gateways are fetched all the same); the report's "Refresh from the
     gateways" button does the same for the dates on screen. Exits 1 when a
-    gateway did not answer.
+    gateway did not answer or what it sent was refused.
     """
     first = _day(day) if day else business_today(current_app.config["BUSINESS_TIMEZONE"]) - timedelta(days=1)
     final = _day(last) if last else first
@@ -83,8 +83,10 @@ def fetch_gateway_command(day, last):
         raise click.ClickException(str(error)) from None
     dates = f"{first}" + (f" to {final}" if final != first else "")
     for fetch in fetches:
-        if fetch.error is not None:
+        if fetch.error is not None and fetch.error.retryable:
             click.echo(f"{fetch.gateway}: the gateway did not answer: {fetch.error.message}", err=True)
+        elif fetch.error is not None:  # it answered, but refused, or sent what failed a check (a bill's SHA1)
+            click.echo(f"{fetch.gateway}: nothing was recorded: {fetch.error.message}", err=True)
         elif fetch.bill_not_ready and fetch.transactions:
             click.echo(f"{fetch.gateway}: fetched {fetch.transactions} gateway transactions of the days whose bill "
                        f"is out; the rest of {dates} waits for its bill (usually after about 10:00 the next day); "

@@ -360,9 +360,14 @@ def reconciliation_csv():
 
 
 def _flash_fetch(fetch):
-    if fetch.error is not None:
+    if fetch.error is not None and fetch.error.retryable:
         flash(_("%(gateway)s did not answer; the report still shows what was fetched from it before. "
                 "Try again shortly.", gateway=fetch.label), "warn")
+        return
+    if fetch.error is not None:  # it answered, but refused, or sent what failed a check (a bill not matching its SHA1)
+        flash(_("Fetching from %(gateway)s failed (%(reason)s): nothing was recorded from it, and the report still "
+                "shows what was fetched from it before. Try again later; if it fails again, tell the technical staff.",
+                gateway=fetch.label, reason=fetch.error.message), "warn")
         return
     if fetch.transactions or not fetch.bill_not_ready:  # a range may be out for its first days only
         flash(ngettext("Fetched %(num)d transaction from %(gateway)s.", "Fetched %(num)d transactions from %(gateway)s.",
