@@ -29,9 +29,9 @@ from sqlalchemy import (
 )
 
 from finepay.extensions import db
-from finepay.i18n import N_
+from finepay.i18n import N_, status_label
 from payments.models import GatewayRecord, Payment, PaymentItem, Refund
-from payments.states import CHARGED
+from payments.states import CHARGED, STATUSES
 
 # The table naming the terminals that take payments (id, name), registered by the area that has them (the kiosk).
 TERMINALS = "finepay.reconciliation.terminals"
@@ -326,7 +326,7 @@ def explanation(line, start, end, awaiting_bill=None):
                    payment=c.gateway_payment_ref)),
             (c.payment_id.is_(None), sql_text(_("no payment in the ledger for this charge"))),
             else_=_with(_("the ledger's payment is %(status)s: money taken but the fines not marked paid"),
-                        status=c.ledger_status))),
+                        status=_status_words(c.ledger_status)))),
         (c.classification == LEDGER_ONLY, sql_text(_("no charge at the gateway for this settled payment"))),
         (c.classification == MISMATCH, case(
             (c.gateway_currency != c.ledger_currency,
@@ -346,6 +346,11 @@ def explanation(line, start, end, awaiting_bill=None):
         (other_day, sql_text(_("settled in the ledger on another day"))),
         else_=null(),
     )
+
+
+def _status_words(column):
+    """SQL: a payment status code as the word staff read for it (status_label), in the request's language."""
+    return case(*((column == code, sql_text(status_label(code))) for code in STATUSES), else_=column)
 
 
 def name_terminals(app, table):

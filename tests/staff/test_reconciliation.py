@@ -140,7 +140,7 @@ def test_explanations_are_whole_translated_sentences_with_their_values_in_place(
     assert notes[seeded["currency_off"]] == "币种：账目 CNY，支付渠道 USD"
     assert notes[seeded["dup_refunded"]] == "该违法记录已由更早的缴款结清；重复扣款已退款"
     assert notes[seeded["dup_unrefunded"]] == "该违法记录已由更早的缴款结清；重复扣款未退款"
-    assert notes[seeded["unsettled"]] == "账目中该缴款状态为 created：款项已扣，但罚款未标记为已缴"
+    assert notes[seeded["unsettled"]] == "账目中该缴款状态为“已创建”：款项已扣，但罚款未标记为已缴"
 
 
 def test_every_kind_of_difference_is_classified(seeded):

@@ -20,9 +20,11 @@ from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+from flask_babel import force_locale, gettext
 from sqlalchemy import func, select
 
 from finepay.extensions import db
+from finepay.i18n import status_label
 from payments.models import GatewayRecord, Payment, PaymentItem, Refund
 from payments.reconciliation.export import CSV_HEADER
 from payments.reconciliation.lines import DUPLICATE, GATEWAY_ONLY, LEDGER_ONLY, MATCHED, MISMATCH
@@ -262,7 +264,25 @@ def test_discrepancies_of_every_class_show_in_their_rails_section_and_the_csv(
             if cls != MATCHED:
                 assert f'data-classification="{cls}" data-payment="{payment_id}" data-gateway="{rail}"' in page
         assert f'id="gateway-{rail}"' in page
+    assert_a_clerk_reads_rails_by_name_and_an_unsettled_payment_by_its_status(
+        app, page, day, {rail: seeded[rail][GATEWAY_ONLY] for rail in RAILS})
     summary("seeded", {rail: records(rail) for rail in RAILS}, report)
+
+
+def assert_a_clerk_reads_rails_by_name_and_an_unsettled_payment_by_its_status(app, page, day, lost):
+    """The ledger's totals name each rail by its label; a payment taken at a rail but not settled in the ledger
+    says "not settled" and its status in the clerk's language, not the status's code."""
+    by_gateway = page.split('id="by-gateway"')[1].split("</table>")[0]
+    assert "WeChat Pay" in by_gateway and "Alipay" in by_gateway and "wechatpay" not in by_gateway
+    with app.test_request_context(), force_locale("zh_CN"):
+        notes = {line["payment_id"]: line["note"] for line in reconcile(day, day).discrepancies}
+        for rail, payment_id in lost.items():
+            status = status_label(db.session.get(Payment, payment_id).status)
+            assert notes[payment_id] == gettext(
+                "the ledger's payment is %(status)s: money taken but the fines not marked paid", status=status)
+            assert status != db.session.get(Payment, payment_id).status
+            row = page.split(f'data-payment="{payment_id}" data-gateway="{rail}"')[1].split("</tr>")[0]
+            assert "not settled" in row
 
 
 def test_a_wechat_pay_bill_that_does_not_match_its_sha1_is_refused_and_nothing_is_recorded(
