@@ -17,6 +17,7 @@ from finepay.extensions import db
 from payments.gateways.alipay.simulator.app import Simulator as AlipaySimulator
 from payments.gateways.wechatpay.simulator import Simulator as WeChatPaySimulator
 from tests.live import app_on_copy
+from tests.payments.gateways.rail_wire import alipay_settings, wechatpay_settings
 
 GATEWAYS = "wechatpay,alipay,sandbox"
 # Notification retries come within a second or two instead of minutes.
@@ -67,29 +68,6 @@ def _served(wsgi, name):
         server.shutdown()
         thread.join(timeout=10)
         server.server_close()
-
-
-def wechatpay_settings(config):
-    """The wechatpay adapter's settings from the simulator's --print-config (public-key mode, OAuth included)."""
-    return {
-        "WECHATPAY_MCHID": config["mchid"], "WECHATPAY_APPID": config["appid"],
-        "WECHATPAY_APP_SECRET": config["app_secret"],
-        "WECHATPAY_PRIVATE_KEY_FILE": config["merchant_private_key_path"],
-        "WECHATPAY_CERT_SERIAL": config["merchant_serial"], "WECHATPAY_APIV3_KEY": config["apiv3_key"],
-        "WECHATPAY_PUBLIC_KEY_FILE": config["platform_public_key_path"],
-        "WECHATPAY_PUBLIC_KEY_ID": config["platform_public_key_id"],
-        "WECHATPAY_BASE_URL": config["base_url"], "WECHATPAY_OAUTH_BASE_URL": config["base_url"],
-        "WECHATPAY_SIMULATED": True,
-    }
-
-
-def alipay_settings(config):
-    """The alipay adapter's settings from the simulator's --print-config."""
-    return {
-        "ALIPAY_APP_ID": config["app_id"], "ALIPAY_APP_PRIVATE_KEY_FILE": config["app_private_key_path"],
-        "ALIPAY_PUBLIC_KEY_FILE": config["alipay_public_key_path"], "ALIPAY_SELLER_ID": config["seller_id"],
-        "ALIPAY_GATEWAY_URL": config["gateway_url"], "ALIPAY_SIMULATED": True,
-    }
 
 
 @contextmanager

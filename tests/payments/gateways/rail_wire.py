@@ -22,8 +22,9 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
 
 # --- WeChat Pay ---------------------------------------------------------------------------------------------------
 
-def wechatpay_settings(config, notify_url):
-    """FinePay's settings for the wechatpay adapter, from the simulator's --print-config."""
+def wechatpay_settings(config, notify_url=None):
+    """FinePay's settings for the wechatpay adapter (simulated, public-key mode, OAuth included), from the simulator's
+    --print-config; ``notify_url`` None leaves the adapter's default (PUBLIC_BASE_URL + /webhooks/wechatpay)."""
     return {
         "WECHATPAY_MCHID": config["mchid"], "WECHATPAY_APPID": config["appid"],
         "WECHATPAY_APP_SECRET": config["app_secret"],
@@ -32,7 +33,7 @@ def wechatpay_settings(config, notify_url):
         "WECHATPAY_PUBLIC_KEY_FILE": config["platform_public_key_path"],
         "WECHATPAY_PUBLIC_KEY_ID": config["platform_public_key_id"],
         "WECHATPAY_BASE_URL": config["base_url"], "WECHATPAY_OAUTH_BASE_URL": config["base_url"],
-        "WECHATPAY_NOTIFY_URL": notify_url, "WECHATPAY_SIMULATED": True,
+        "WECHATPAY_SIMULATED": True, **({"WECHATPAY_NOTIFY_URL": notify_url} if notify_url else {}),
     }
 
 
@@ -96,12 +97,14 @@ def wechatpay_refund_state(state, refund_id):
 
 # --- Alipay -------------------------------------------------------------------------------------------------------
 
-def alipay_settings(config, notify_url):
-    """FinePay's settings for the alipay adapter, from the simulator's --print-config."""
+def alipay_settings(config, notify_url=None):
+    """FinePay's settings for the alipay adapter (simulated), from the simulator's --print-config; ``notify_url``
+    None leaves the adapter's default (PUBLIC_BASE_URL + /webhooks/alipay)."""
     return {
         "ALIPAY_APP_ID": config["app_id"], "ALIPAY_APP_PRIVATE_KEY_FILE": config["app_private_key_path"],
         "ALIPAY_PUBLIC_KEY_FILE": config["alipay_public_key_path"], "ALIPAY_SELLER_ID": config["seller_id"],
-        "ALIPAY_GATEWAY_URL": config["gateway_url"], "ALIPAY_NOTIFY_URL": notify_url, "ALIPAY_SIMULATED": True,
+        "ALIPAY_GATEWAY_URL": config["gateway_url"], "ALIPAY_SIMULATED": True,
+        **({"ALIPAY_NOTIFY_URL": notify_url} if notify_url else {}),
     }
 
 

@@ -45,6 +45,7 @@ from payments.gateways.alipay import AlipayGateway, AlipayTrade
 from payments.gateways.alipay.adapter import ALIPAY_TIME
 from payments.models import WebhookEvent
 from tests.conftest import make_app
+from tests.payments.gateways.rail_wire import alipay_settings
 from tests.payments.helpers import create_ok, overdue_violation, payment_row
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -136,11 +137,7 @@ def receiver():
 
 
 def adapter_config(simulator, receiver, **overrides):
-    config = simulator.config
-    return {"ALIPAY_APP_ID": config["app_id"], "ALIPAY_APP_PRIVATE_KEY_FILE": config["app_private_key_path"],
-            "ALIPAY_PUBLIC_KEY_FILE": config["alipay_public_key_path"], "ALIPAY_SELLER_ID": config["seller_id"],
-            "ALIPAY_GATEWAY_URL": config["gateway_url"], "ALIPAY_NOTIFY_URL": receiver.url,
-            "ALIPAY_SIMULATED": True, **overrides}
+    return {**alipay_settings(simulator.config, receiver.url), **overrides}
 
 
 @pytest.fixture

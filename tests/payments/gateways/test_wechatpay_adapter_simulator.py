@@ -44,6 +44,7 @@ from payments.gateways.wechatpay.views import OPENID_SESSION_KEY
 from payments.models import Payment, WebhookEvent
 from payments.services import sync_payments
 from tests.conftest import make_app
+from tests.payments.gateways.rail_wire import wechatpay_settings
 from tests.payments.helpers import create, overdue_violation
 
 DESKTOP = Payer(SURFACE_BROWSER, "Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0")
@@ -110,19 +111,8 @@ def fresh_switches(simulator):
 
 
 def adapter_settings(config, **overrides):
-    """The adapter's settings, simulated, as the simulator's --print-config (``config``) gives them."""
-    return {
-        "PAYMENT_GATEWAY": "wechatpay", "PAYMENT_GATEWAYS": "wechatpay",
-        "WECHATPAY_MCHID": config["mchid"], "WECHATPAY_APPID": config["appid"],
-        "WECHATPAY_APP_SECRET": config["app_secret"],
-        "WECHATPAY_PRIVATE_KEY_FILE": config["merchant_private_key_path"],
-        "WECHATPAY_CERT_SERIAL": config["merchant_serial"], "WECHATPAY_APIV3_KEY": config["apiv3_key"],
-        "WECHATPAY_PUBLIC_KEY_FILE": config["platform_public_key_path"],
-        "WECHATPAY_PUBLIC_KEY_ID": config["platform_public_key_id"],
-        "WECHATPAY_BASE_URL": config["base_url"], "WECHATPAY_OAUTH_BASE_URL": config["base_url"],
-        "WECHATPAY_SIMULATED": True,
-        **overrides,
-    }
+    """The adapter's settings, simulated, as the simulator's --print-config (``config``) gives them: its one gateway."""
+    return {"PAYMENT_GATEWAY": "wechatpay", "PAYMENT_GATEWAYS": "wechatpay", **wechatpay_settings(config), **overrides}
 
 
 def settings_for(simulator, **overrides):
