@@ -46,4 +46,5 @@ def test_the_printout_names_the_payee_the_method_the_gateways_number_the_lines_a
             assert format_money(item.fine) in printout and format_money(item.late_fee) in printout
             assert format_money(item.fine + item.late_fee) in printout
     assert printout.count(translated(app, "Net paid")) == len(ids)
-    assert translated(app, "Collected by %(authority)s through FinePay.", authority=AUTHORITY) in printout
+    assert translated(app, "Collected by %(authority)s through FinePay. Questions about this payment: call %(hotline)s.",
+                      authority=AUTHORITY, hotline="12122") in printout

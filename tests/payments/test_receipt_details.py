@@ -28,7 +28,8 @@ def test_the_receipt_names_the_payee_the_method_the_gateways_number_and_each_lin
 
     assert translated(app, "Payee") in facts and f'id="payee">{AUTHORITY}<' in facts
     assert translated(app, "Payment method") in facts
-    assert translated(app, "%(way)s, online", way=translated(app, "Card (sandbox)")) in facts
+    assert f'id="paid-by">{translated(app, "Card (sandbox)")}<' in facts
+    assert f'id="paid-through">{translated(app, "Online payment")}<' in facts
     assert translated(app, "Transaction number") in facts
     assert f'id="transaction-number" class="txn">{intent.charge_id}<' in facts
     notices = {first.id: first.notice_number, second.id: second.notice_number}
@@ -39,7 +40,8 @@ def test_the_receipt_names_the_payee_the_method_the_gateways_number_and_each_lin
             assert f'data-label="{translated(app, "Fine")}">{format_money(item.fine)}<' in row
             assert f'data-label="{translated(app, "Late fee")}">{format_money(item.late_fee)}<' in row
             assert f'data-label="{translated(app, "Net paid")}">{format_money(item.fine + item.late_fee)}<' in row
-    assert translated(app, "Collected by %(authority)s through FinePay.", authority=AUTHORITY) in html
+    assert translated(app, "Collected by %(authority)s through FinePay. Questions about this payment: call %(hotline)s.",
+                      authority=AUTHORITY, hotline="12122") in html
 
 
 def test_the_receipts_transaction_number_is_the_gateways_charge_else_its_intent(app, client):
