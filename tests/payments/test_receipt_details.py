@@ -1,6 +1,8 @@
 """What a receipt carries for reimbursement: the payee, the method in words, the gateway's number, each line's amounts."""
 from html import unescape
 
+import pytest
+
 from finepay.formatting import format_money
 from payments import receipts
 from payments.gateways import gateway_named
@@ -89,3 +91,13 @@ def test_the_sandbox_bank_asks_to_approve_a_payment_to_the_authority(app, client
     with in_app_language(app):
         amount = format_money(payment_row(payment["id"]).amount)
     assert translated(app, "Approve the payment of %(amount)s to %(payee)s?", amount=amount, payee=AUTHORITY) in html
+
+
+@pytest.mark.parametrize("app_config", [{"SERVICE_HOTLINE": ""}])
+def test_without_a_hotline_the_receipt_names_who_collected_and_no_number(app, client):
+    payment = paid(client, overdue_violation())
+
+    html = unescape(client.get(f"/receipts/{payment.receipt_number}").get_data(as_text=True))
+
+    assert translated(app, "Collected by %(authority)s through FinePay.", authority=AUTHORITY) in html
+    assert 'href="tel:' not in html
