@@ -8,7 +8,19 @@ import kiosk
 import payments
 import staff
 import violations
-from finepay import database, demo, errors, formatting, health, i18n, inputs, observability, security, settings
+from finepay import (
+    authority,
+    database,
+    demo,
+    errors,
+    formatting,
+    health,
+    i18n,
+    inputs,
+    observability,
+    security,
+    settings,
+)
 from finepay.extensions import babel, csrf, db, limiter, login_manager, migrate, rest_api
 from finepay.restapi import JSONProvider
 
@@ -43,6 +55,7 @@ def create_app(test_config=None):
     observability.init_app(app)  # request ids and metrics first: everything after is measured
     security.init_app(app)
     app.register_blueprint(health.bp)
+    authority.init_app(app)
     demo.init_app(app)
     for area in AREAS:
         area.init_app(app)

@@ -79,6 +79,27 @@ def read_settings(config, declared, env=None):
         config.setdefault(setting.name, setting.read(env))
 
 
+# Whose service this is, as a development copy shows it: a demo authority with invented registration numbers.
+# Production has no default name: a deployment must say whose service it is (check_production).
+DEMO_AUTHORITY = {
+    "AUTHORITY_NAME": "包头市公安局交通管理支队",
+    "AUTHORITY_EMBLEM": "img/emblem-demo.svg",
+    "SERVICE_HOTLINE": "12122",
+    "ICP_RECORD": "蒙ICP备00000000号-1",
+    "PSB_RECORD": "蒙公网安备15020000000000号",
+    "SERVICE_HALL_ADDRESS": "包头市昆都仑区钢铁大街00号 交通管理支队车驾管服务大厅",
+    "SERVICE_HALL_HOURS": "周一至周五 9:00–17:00",
+}
+
+
+def authority_settings(env, finepay_env):
+    """The collecting authority's identity shown on every page and receipt: the demo's in development, else none."""
+    return {
+        name: env_str(env, name, default if finepay_env == "development" else "").strip()
+        for name, default in DEMO_AUTHORITY.items()
+    }
+
+
 def from_env(instance_path, env=None):
     """Build the Flask config mapping from environment variables."""
     env = os.environ if env is None else env
@@ -162,6 +183,7 @@ def from_env(instance_path, env=None):
         "HSTS_MAX_AGE": env_int(env, "HSTS_MAX_AGE", 63072000),
         "MAX_FORM_MEMORY_SIZE": env_int(env, "MAX_FORM_MEMORY_SIZE", 512 * 1024),
         "MAX_FORM_PARTS": env_int(env, "MAX_FORM_PARTS", 1000),
+        **authority_settings(env, finepay_env),
     }
 
 
@@ -197,4 +219,9 @@ def check_production(config):
         raise SettingsError(
             "FINEPAY_ENV=production needs SECRET_KEY set to a random value of at "
             "least 32 characters, e.g. python -c 'import secrets; print(secrets.token_hex(32))'"
+        )
+    if not (config.get("AUTHORITY_NAME") or "").strip():
+        raise SettingsError(
+            "FINEPAY_ENV=production needs AUTHORITY_NAME: the collecting authority that drivers pay "
+            "(e.g. 包头市公安局交通管理支队), shown on every page and named as payee on every receipt"
         )

@@ -35,6 +35,8 @@ class Payment(db.Model):
     terminal_id: Mapped[int | None] = mapped_column(Integer)
     gateway: Mapped[str] = mapped_column(String(30), nullable=False)
     gateway_intent_id: Mapped[str | None] = mapped_column(String(100), unique=True)
+    # The gateway's own number for the money it took (its charge id), as the payer finds it in their app's bill.
+    gateway_charge_id: Mapped[str | None] = mapped_column(String(100))
     client_secret: Mapped[str | None] = mapped_column(String(200))
     next_action_url: Mapped[str | None] = mapped_column(String(500))
     idempotency_key: Mapped[str] = mapped_column(String(100), nullable=False, unique=True)

@@ -5,6 +5,7 @@ from sqlalchemy import select
 from finepay.errors import ApiError
 from finepay.extensions import db
 from payments import refunds
+from payments.gateways import GatewayError, gateway_named
 from payments.models import REFUND_SUCCEEDED, Payment
 from violations.models import Violation
 
@@ -48,6 +49,11 @@ def get_receipt(receipt_number):
         "plate": payment.plate,
         "channel": payment.channel,
         "gateway": payment.gateway,
+        "method": payment_method(payment.gateway),
+        # The gateway's number for the money taken, which the payer also finds in their app's bill;
+        # a payment settled before it was kept shows its intent id, which the gateway knows it by too.
+        "transaction_number": payment.gateway_charge_id or payment.gateway_intent_id,
+        "terminal_id": payment.terminal_id,
         "payment_id": payment.id,
         "items": receipt_lines(payment),
         "service_fee": payment.convenience_fee,
@@ -56,6 +62,14 @@ def get_receipt(receipt_number):
         "refunds": [r for r in payment.refunds if r.status == REFUND_SUCCEEDED],
         "status": payment.status,
     }
+
+
+def payment_method(gateway_name):
+    """How the driver paid, in words (the gateway's label: 微信支付, 支付宝, 银行卡), or its name once no longer configured."""
+    try:
+        return gateway_named(gateway_name).label
+    except GatewayError:
+        return gateway_name
 
 
 def receipt_lines(payment):

@@ -427,6 +427,11 @@ def _cancel_superseded_intent(payment_id, gateway_name, intent_id):
                        else "payment_in_progress", status=409, errors={"payment_id": payment_id})
 
 
+def order_description():
+    """What the payer's app shows for the order: the fine and the authority that collects it, never the software."""
+    return _("%(authority)s traffic fine", authority=current_app.config["AUTHORITY_NAME"])
+
+
 def _ensure_intent(payment):
     """Create the gateway intent if an earlier attempt did not get that far."""
     if payment.gateway_intent_id or not payment.is_open:
@@ -435,6 +440,7 @@ def _ensure_intent(payment):
         intent = gateway_for(payment).create_intent(
             payment_id=payment.id, amount=payment.amount, currency=payment.currency,
             idempotency_key=f"{payment.id}:create", expires_at=payment.expires_at,
+            description=order_description(),
         )
     except GatewayError as error:
         audit.record("payment.gateway_error", "payment", payment.id, operation="create", code=error.code)
@@ -606,6 +612,7 @@ def _settle(payment, intent, violations):
     payment.receipt_number = receipt_number
     set_committed_value(payment, "refunds", [])  # only a succeeded payment is ever refunded: it has none yet
     payment.amount_received = intent.amount_received
+    payment.gateway_charge_id = intent.charge_id
     payment.paid_at = now
     payment.failure_code = None
     payment.next_action_url = None

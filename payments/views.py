@@ -5,7 +5,7 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 
 from finepay.errors import ApiError
 from payments import receipts, services, states
-from payments.gateways import SCAN_QR, GatewayError, Payer, gateway_for, gateway_named, gateways_serving
+from payments.gateways import SCAN_QR, Payer, gateway_for, gateways_serving
 from payments.messages import failure_message
 from payments.qr import qr_svg
 from violations.proof import sign_vehicle, vehicle_for
@@ -23,14 +23,6 @@ def chosen_gateway():
     """The way of paying the driver pressed (a gateway's name), or None for the first that fits."""
     name = request.form.get("gateway", "")
     return name[:40] or None
-
-
-def gateway_label(name):
-    """What the driver calls a gateway (its label), or its name once it is no longer configured."""
-    try:
-        return gateway_named(name).label
-    except GatewayError:
-        return name
 
 
 def _selected_ids():
@@ -103,7 +95,7 @@ def show(payment_id):
     return render_template(
         "payments/pay.html", payment=payment, items=receipts.payment_lines(payment), states=states,
         payable=payable, action=action, failure=failure_message(payment.failure_code), others=others,
-        qr=qr_svg(action.qr_payload) if action and action.kind == SCAN_QR else None, way=gateway_label(payment.gateway),
+        qr=qr_svg(action.qr_payload) if action and action.kind == SCAN_QR else None, way=receipts.payment_method(payment.gateway),
     )
 
 
@@ -142,5 +134,4 @@ def receipt(receipt_number):
     """The printable receipt, with a QR code of its own address."""
     data = receipts.get_receipt(receipt_number)
     own_url = public_url("pay.receipt", receipt_number=data["receipt_number"])
-    return render_template("payments/receipt.html", receipt=data, qr=qr_svg(own_url), own_url=own_url,
-                           way=gateway_label(data["gateway"]))
+    return render_template("payments/receipt.html", receipt=data, qr=qr_svg(own_url), own_url=own_url)

@@ -352,6 +352,7 @@ def main():
     db_url = ADMIN_URL.rsplit("/", 1)[0] + "/" + DB_NAME
     env = {**os.environ, "DATABASE_URL": db_url.replace("postgresql://", "postgresql+psycopg://"),
            "FINEPAY_ENV": "production", "SECRET_KEY": secrets.token_hex(32), "PAYMENT_GATEWAY": "sandbox",
+           "AUTHORITY_NAME": "包头市公安局交通管理支队",
            "ALLOW_SANDBOX_IN_PRODUCTION": "1",  # measured like production, paid through the sandbox
            "LOOKUP_RATE_LIMIT": "100000000/minute", "PLATE_FAILURE_RATE_LIMIT": "100000000/hour",
            "RATELIMIT_STORAGE_URI": os.environ.get("BENCH_RATELIMIT_STORAGE_URI", "redis://127.0.0.1:6379/15")}

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import BROWSER_CONFIG, Kiosk
+from tests.browser.conftest import BROWSER_CONFIG, PHONE, SCREENSHOTS, Kiosk
 from tests.browser.helpers import (
     PAY_PAGE,
     RECEIPT_NUMBER,
@@ -87,9 +87,19 @@ def test_a_driver_switches_to_chinese_and_pays_to_a_receipt(phone, zh_server, sc
     number = phone.locator("#receipt-number").inner_text().strip()
     assert RECEIPT_NUMBER.match(number), number
     expect(phone.locator("main")).to_contain_text("¥257.50")
+    # The authority, not FinePay, heads the page and is the payee; the gateway's number is there to reimburse.
+    expect(phone.locator("#authority-name")).to_have_text("包头市公安局交通管理支队")
+    expect(phone.locator("#payee")).to_have_text("包头市公安局交通管理支队")
+    expect(phone.locator("#paid-by")).to_have_text("银行卡（沙箱）")
+    expect(phone.locator("#paid-through")).to_have_text("网上缴款")
+    expect(phone.locator("#transaction-number")).to_have_text(re.compile(r"^sch_[0-9a-f]+$"))
+    expect(phone.locator("#site-footer")).to_contain_text("12122")
     assert_fits(phone)
     screenshot(phone, "zh_CN-5-receipt")
     viewport_shot(phone, "zh_CN-5-receipt-top")
+    phone.set_viewport_size({"width": 1280, "height": 900})
+    screenshot(phone, "zh_CN-5-receipt-desktop")
+    phone.set_viewport_size(PHONE["viewport"])
 
     # No screen showed a URL with the plate or the VIN code, and every screen was Chinese.
     for url in phone.requested_urls:
@@ -177,5 +187,11 @@ def test_a_kiosk_in_the_default_language_takes_a_payment_to_the_printed_receipt_
     expect(screen.locator("#receipt-number")).to_have_text(receipt_number)
     expect(screen.locator("#receipt-total")).to_have_text("¥200.00")
     assert CHINESE.search(screen.locator("body").inner_text())
+    expect(screen.locator("#authority-name")).to_have_text("包头市公安局交通管理支队")
+    expect(screen.locator("#kiosk-receipt #paid-by")).to_have_text("银行卡（沙箱）")
+    expect(screen.locator("#kiosk-receipt #terminal-name")).to_have_text(f"zh-pay-{screen.orientation}")
     assert_kiosk_rules(screen)
     shot(screen, "zh_CN-receipt")
+    # What the printer gets: the receipt alone, on the 80 mm roll.
+    screen.emulate_media(media="print")
+    screen.locator("#kiosk-receipt").screenshot(path=str(SCREENSHOTS / f"kiosk-{screen.orientation}-zh_CN-printout.png"))

@@ -332,7 +332,7 @@ def test_security_check_approved(phone, pay_server, screenshot):
     phone.wait_for_url(re.compile(r"/sandbox/authenticate/[^/]+$"))
     expect(phone.get_by_role("heading", level=1)).to_have_text("Sandbox bank: security check")
     expect(phone.locator(".sandbox-bank")).to_contain_text("It is a simulation: no real money moves.")
-    expect(phone.locator(".sandbox-bank")).to_contain_text("Approve the payment of CN¥51.50 to FinePay?")
+    expect(phone.locator(".sandbox-bank")).to_contain_text("Approve the payment of CN¥51.50 to 包头市公安局交通管理支队?")
     assert payments_for(app, vehicle)[0][0] == "requires_action"
     assert_touch_targets(phone)
     assert_fits(phone)

@@ -24,6 +24,7 @@ def test_production_refuses_a_short_secret_key(monkeypatch):
 def test_production_starts_with_a_real_secret_key(monkeypatch, tmp_path):
     monkeypatch.setenv("FINEPAY_ENV", "production")
     monkeypatch.setenv("SECRET_KEY", "k" * 40)
+    monkeypatch.setenv("AUTHORITY_NAME", "包头市公安局交通管理支队")  # test_authority.py: refused without it
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/p.sqlite")
     monkeypatch.setenv("PAYMENT_GATEWAY", "stripe")  # production refuses the sandbox (test_sandbox_in_production.py)
     monkeypatch.setenv("STRIPE_API_KEY", "sk_test_123")

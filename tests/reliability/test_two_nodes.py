@@ -32,6 +32,7 @@ from tests.reliability.servers import ROOT, Gunicorn, Nginx, redis_database
 
 PRODUCTION = {
     "FINEPAY_ENV": "production",
+    "AUTHORITY_NAME": "包头市公安局交通管理支队",
     # The sandbox stands in for a real gateway; production refuses it unless told this is staging.
     "ALLOW_SANDBOX_IN_PRODUCTION": "1",
     "PAYMENT_GATEWAY": "sandbox",

@@ -70,7 +70,7 @@ TIMEOUT = (3.05, 15)  # connect, read (seconds)
 NOTIFICATION_TOLERANCE_SECONDS = 300
 CHINA = ZoneInfo("Asia/Shanghai")  # WeChat Pay's clock: time_expire, the bill's days and its times
 CURRENCY = "CNY"
-DEFAULT_DESCRIPTION = "FinePay 交通违法罚款"
+DEFAULT_DESCRIPTION = "交通违法罚款"
 DESCRIPTION_MAX = 127
 REASON_MAX = 80
 

@@ -689,6 +689,7 @@ def test_the_alipay_ledger_as_migrated_is_the_ledger_its_models_describe(app):
 def production_with_alipay(monkeypatch, tmp_path, keys):
     """FINEPAY_ENV=production with Alipay as its gateway and its keys, from the environment."""
     for name, value in {**alipay_config(keys), "FINEPAY_ENV": "production", "SECRET_KEY": "k" * 40,
+                        "AUTHORITY_NAME": "包头市公安局交通管理支队",
                         "DATABASE_URL": f"sqlite:///{tmp_path}/p.sqlite", "PAYMENT_GATEWAYS": "alipay"}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("ALIPAY_SIMULATED", raising=False)
