@@ -8,6 +8,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    g,
     redirect,
     render_template,
     request,
@@ -117,6 +118,15 @@ def security_headers(response):
 def console_globals():
     """What every console page needs (never reading the request body: it may be the one too large)."""
     return {"search_form": SearchForm(formdata=None)}
+
+
+@bp.app_template_global()
+def terminal_name(terminal_id):
+    """A kiosk as staff know it (hall-1), never by its number; the names are read once a request."""
+    names = g.get("terminal_names")
+    if names is None:
+        names = g.terminal_names = kiosk_services.terminal_names()
+    return names.get(int(terminal_id), terminal_id) if str(terminal_id).isdigit() else terminal_id
 
 
 @bp.errorhandler(ApiError)

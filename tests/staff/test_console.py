@@ -5,11 +5,22 @@ import re
 import pytest
 from sqlalchemy import select
 
+from finepay import audit
 from finepay.extensions import db
 from finepay.formatting import format_money
+from kiosk.models import Terminal
+from kiosk.services import enrol_terminal
 from payments.models import Refund
 from tests.conftest import both_languages, in_app_language, in_both_languages, translated, translated_plural
-from tests.payments.helpers import OTHER_PLATE, OTHER_VIN, create_ok, overdue_violation, payment_row, sandbox_refunds
+from tests.payments.helpers import (
+    OTHER_PLATE,
+    OTHER_VIN,
+    create_ok,
+    overdue_violation,
+    payment_row,
+    sandbox_refunds,
+    set_payment,
+)
 from tests.staff.helpers import audit_actions, last_audit, make_supervisor, make_user, paid_payment, sign_in_as
 from violations.models import Violation
 
@@ -397,3 +408,31 @@ def test_a_search_is_posted_so_no_plate_goes_into_a_url(supervisor):
     # The payment page's "more of this vehicle" is a posted form too, never a link with the plate in it.
     assert not any(payment.plate in href for href in re.findall(r'href="([^"]*)"', details))
     assert 'name="q" value="' + payment.plate + '"' in details
+
+
+# --- kiosks by name -------------------------------------------------------------------------------
+
+
+@in_both_languages
+def test_kiosks_are_shown_by_name_not_by_number_across_the_console(app, supervisor):
+    payment, _violation = paid_payment()
+    enrol_terminal("hall-7", "test")
+    terminal_id = db.session.execute(select(Terminal.id).where(Terminal.name == "hall-7")).scalar_one()
+    set_payment(payment.id, channel="kiosk", terminal_id=terminal_id)
+    audit.record("payment.created", "payment", payment.id, actor="kiosk", terminal_id=terminal_id)
+    db.session.commit()
+    named = translated(app, "(kiosk %(name)s)", name="hall-7")
+
+    pages = {
+        "payment": supervisor.get(f"/staff/payments/{payment.id}"),
+        "search": supervisor.post("/staff/search", data={"q": payment.plate}),
+        "dashboard": supervisor.get("/staff/"),
+    }
+
+    for name, response in pages.items():
+        page = response.get_data(as_text=True)
+        assert named in page, name
+        assert f"#{terminal_id}" not in page, name
+    audit_page = supervisor.get("/staff/audit").get_data(as_text=True)
+    assert "terminal:hall-7" in audit_page and f"terminal:{terminal_id}<" not in audit_page
+    assert ">terminal_id<" not in audit_page and "</span>=hall-7</span>" in audit_page
