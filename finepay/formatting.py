@@ -14,9 +14,26 @@ def format_money(minor, currency=None):
     return format_currency(amount, currency, locale=str(get_locale()))
 
 
+# One style of date per language, on every page: (a day, a day and a time). Chinese writes them as
+# 2026年11月30日 and 2026年11月30日 14:05; English as 30 Nov 2026 and 30 Nov 2026, 14:05.
+DATE_STYLES = {
+    "zh": ("yyyy年M月d日", "yyyy年M月d日 HH:mm"),
+    "en": ("d MMM yyyy", "d MMM yyyy, HH:mm"),
+}
+
+
+def _style(locale):
+    return DATE_STYLES.get(locale.language, DATE_STYLES["en"])
+
+
+def day(value):
+    """A date in the visitor's language: 2026年11月30日, 30 Nov 2026."""
+    return format_date(value, _style(get_locale())[0])
+
+
 def when(value):
-    """A date and time as drivers in China write them: 2026-11-21 08:15 (business time zone)."""
-    return format_datetime(value, "yyyy-MM-dd HH:mm")
+    """A date and time in the visitor's language, in the business time zone: 2026年11月30日 14:05."""
+    return format_datetime(value, _style(get_locale())[1])
 
 
 def one_of(items):
@@ -29,5 +46,5 @@ def init_app(app):
     app.add_template_filter(format_money, "money")
     # Flask-Babel shows datetimes in BABEL_DEFAULT_TIMEZONE, set to the business zone.
     app.add_template_filter(when, "when")
-    app.add_template_filter(format_date, "date")
+    app.add_template_filter(day, "date")
     app.add_template_filter(one_of)

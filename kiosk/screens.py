@@ -1,5 +1,6 @@
 """What the kiosk's pages and its JSON endpoints share: timings, security headers, the screens' context, language."""
 from flask import current_app, request, url_for
+from flask_babel import gettext as _
 
 from finepay.i18n import SUPPORTED_LOCALES
 from kiosk import keyboards, visits
@@ -19,6 +20,24 @@ CONTENT_SECURITY_POLICY = (
     "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
 API_PREFIX = "/kiosk/api/"
+
+
+# The steps a driver goes through, in order, and the screens of each: the counter on every one of them
+# says "Step n of" all of them, so the last it shows is the last the driver has to take. The welcome
+# screen comes before the steps; the result and the receipt come after them.
+STEPS = (
+    ("plate",),
+    ("vin",),  # the proof that the vehicle is theirs
+    ("violations",),
+    ("review",),
+    ("reader", "scan"),  # paying: by card at the reader, or by scanning the code with a phone
+)
+
+
+def step_of(screen):
+    """The step counter of a screen, e.g. "Step 5 of 5" on the scan-to-pay screen."""
+    number = next(n for n, screens in enumerate(STEPS, start=1) if screen in screens)
+    return _("Step %(step)d of %(steps)d", step=number, steps=len(STEPS))
 
 
 def timing(name):
@@ -43,6 +62,7 @@ def screen_context():
         "scan_methods": visits.scan_gateways(),
         "online_url": url_for("violations.home", _external=True),
         "timings": {name: timing(name) for name in DEFAULT_TIMINGS},
+        "step_of": step_of,
     }
 
 

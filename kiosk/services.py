@@ -254,6 +254,11 @@ def terminal_status(terminal, now=None):
     return ACTIVE
 
 
+def terminal_names():
+    """{terminal id: name} of every terminal ever enrolled (revoked ones too: old payments name them)."""
+    return dict(db.session.execute(select(Terminal.id, Terminal.name)).all())
+
+
 def list_terminals():
     """Every terminal, by name, with its status and last heartbeat."""
     now = utcnow()

@@ -676,21 +676,11 @@ def refund_payment(payment_id, amount=None, *, item_ids=None, beyond_due=None, r
     if refund is not None:
         db.session.commit()
         return refund
-    if payment.status != states.SUCCEEDED:
-        db.session.rollback()
-        message = _("Only a succeeded payment can be refunded (this one is %(status)s).", status=payment.status)
-        raise ApiError(message, code="invalid_refund", status=422, errors={"amount": [message]})
-    ledger = refunds.balance(payment)
     try:
-        parts, beyond = ledger.allocate(amount, item_ids, beyond_due)
-    except refunds.AllocationError:
+        parts, beyond = _allocate_refund(payment, amount, item_ids, beyond_due)
+    except ApiError:
         db.session.rollback()
-        chosen = ledger.refundable if item_ids is None else sum(
-            line.refundable for line in ledger.lines if line.item.id in set(item_ids))
-        message = _("The refund is larger than what is left to refund of what was chosen (%(amount)s).",
-                    amount=format_money(chosen, payment.currency))
-        raise ApiError(message, code="invalid_refund", status=422,
-                       errors={"amount" if amount is not None else "lines": [message]}) from None
+        raise
     refund = Refund(payment=payment, amount=sum(parts.values()) + beyond, currency=payment.currency, reason=reason,
                     automatic=automatic, idempotency_key=key, actor=actor,
                     lines=[RefundLine(payment_item_id=item_id, amount=part) for item_id, part in parts.items()])
@@ -708,6 +698,23 @@ def refund_payment(payment_id, amount=None, *, item_ids=None, beyond_due=None, r
             raise
         return refund
     return send_refund(refund.id)
+
+
+def _allocate_refund(payment, amount, item_ids, beyond_due=None):
+    """({item id: part}, part beyond the amount due) of a new refund; ApiError if it cannot be made."""
+    if payment.status != states.SUCCEEDED:
+        message = _("Only a succeeded payment can be refunded (this one is %(status)s).", status=payment.status)
+        raise ApiError(message, code="invalid_refund", status=422, errors={"amount": [message]})
+    ledger = refunds.balance(payment)
+    try:
+        return ledger.allocate(amount, item_ids, beyond_due)
+    except refunds.AllocationError:
+        chosen = ledger.refundable if item_ids is None else sum(
+            line.refundable for line in ledger.lines if line.item.id in set(item_ids))
+        message = _("The refund is larger than what is left to refund of what was chosen (%(amount)s).",
+                    amount=format_money(chosen, payment.currency))
+        raise ApiError(message, code="invalid_refund", status=422,
+                       errors={"amount" if amount is not None else "lines": [message]}) from None
 
 
 def _refund_by_key(key):
@@ -1101,6 +1108,24 @@ def request_refund(payment_id, *, amount=None, item_ids=None, reason, actor, ide
     The same ``idempotency_key`` gets the same refund instead of another.
     """
     payment = get_payment(payment_id)
+    reason = _checked_refund_request(reason, amount, item_ids)
+    return refund_payment(payment.id, amount, item_ids=item_ids or None, reason=reason, actor=actor,
+                          idempotency_key=idempotency_key)
+
+
+def preview_refund(payment_id, *, amount=None, item_ids=None, reason):
+    """What request_refund would refund now, without moving or recording anything: ({item id: part}, beyond due).
+
+    The staff console shows it on the screen that asks to confirm; the same
+    rules refuse the same requests here as there.
+    """
+    payment = get_payment(payment_id)
+    _checked_refund_request(reason, amount, item_ids)
+    return _allocate_refund(payment, amount, item_ids or None)
+
+
+def _checked_refund_request(reason, amount, item_ids):
+    """The reason, stripped; invalid_field if the request lacks a reason or an amount or lines."""
     reason = (reason or "").strip()
     if len(reason) < 5:
         raise invalid_field("reason", _("Say why, in a few words (at least 5 characters)."))
@@ -1108,5 +1133,4 @@ def request_refund(payment_id, *, amount=None, item_ids=None, reason, actor, ide
         raise invalid_field("amount", _("Tick the violations to refund, or enter an amount."))
     if amount is not None and (isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0):
         raise invalid_field("amount", _("Enter an amount above zero."))
-    return refund_payment(payment.id, amount, item_ids=item_ids or None, reason=reason, actor=actor,
-                          idempotency_key=idempotency_key)
+    return reason

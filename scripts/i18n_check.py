@@ -2,7 +2,8 @@
 
 Fails (exit 1) when a catalogue under translations/ has an untranslated or fuzzy entry, is out
 of date with the source (a fresh extraction has msgids it lacks, or it keeps msgids the source
-no longer has), has a placeholder that does not match its msgid, or does not compile.
+no longer has), has a placeholder that does not match its msgid, has half-width punctuation beside
+Chinese characters in a Chinese translation, or does not compile.
 
 ``--fill-source en`` (used by ``make i18n``) copies each empty msgstr of the source-language
 catalogue from its msgid: English is written in the code, so only Chinese needs a translator.
@@ -86,6 +87,26 @@ def format_problems(message):
     return problems
 
 
+# Chinese text takes full-width punctuation (，：；（）？！): a half-width one beside a Chinese character
+# (a space between them too) is a typo, e.g. "可成功支付的 Visa 卡: 缴款". Placeholders are left out of
+# the check, and so is a code or a format quoted in “…”, which keeps its own characters (“类型:编号”).
+CJK = "\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"
+HALF_WIDTH_BESIDE_CJK = re.compile(rf"[{CJK}] ?[,:;()?!]|[,:;()?!] ?[{CJK}]")
+QUOTED = re.compile(r"“[^”]*”")
+CHINESE_LOCALES = ("zh_Hans_CN",)
+
+
+def typography_problems(message):
+    """Half-width punctuation beside Chinese characters in a Chinese translation."""
+    problems = []
+    for msgstr in strings_of(message.string):
+        text = QUOTED.sub("X", BRACES.sub("X", PERCENT.sub("X", msgstr)))
+        found = HALF_WIDTH_BESIDE_CJK.search(text)
+        if found:
+            problems.append(f"half-width punctuation beside Chinese ({found.group(0)!r}; use ，：；（）？！): {msgstr!r}")
+    return problems
+
+
 def translated(message):
     """True if every form of the message has a translation."""
     strings = message.string if isinstance(message.string, (list, tuple)) else [message.string]
@@ -131,6 +152,8 @@ def check_catalog(path, locale, source_keys):
             problems.append(f"untranslated: {key[0]!r}")
         else:
             problems += [f"{key[0]!r}: {p}" for p in format_problems(message)]
+            if locale in CHINESE_LOCALES:
+                problems += [f"{key[0]!r}: {p}" for p in typography_problems(message)]
     for message, errors in catalog.check():
         for error in errors:
             problems.append(f"placeholder: {message_key(message)[0]!r}: {error}")

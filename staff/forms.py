@@ -94,6 +94,11 @@ def parse_amount(text, currency):
         raise ValueError(text) from None
 
 
+def amount_text(minor, currency):
+    """1250 minor units -> '12.50', as parse_amount reads it back."""
+    return str(Decimal(minor).scaleb(-get_currency_precision(currency)))
+
+
 class RefundForm(FlaskForm):
     """Refund violations in full, or an amount shared out over them in order, with a reason."""
 

@@ -378,6 +378,27 @@ def refund(payment_id, *, amount=None, item_ids=None, reason, form_key, actor_na
     )
 
 
+@dataclass
+class RefundPreview:
+    """What a refund would send back, line by line, shown to the supervisor before it is made."""
+
+    lines: list  # (refunds.Line, Violation, part, whether the violation would be owed again)
+    beyond_due: int  # the part from money captured beyond the amount due
+    total: int
+
+
+def refund_preview(detail, *, amount=None, item_ids=None, reason):
+    """The refund a supervisor asks for on a payment's page, as it would be made now; nothing moves.
+
+    ApiError (beside the field) for a refund the confirmation would refuse.
+    """
+    parts, beyond = payment_services.preview_refund(detail.payment.id, amount=amount, item_ids=item_ids,
+                                                    reason=reason)
+    lines = [(line, violation, parts[line.item.id], line.committed + parts[line.item.id] >= line.due)
+             for line, violation in detail.items if line.item.id in parts]
+    return RefundPreview(lines=lines, beyond_due=beyond, total=sum(parts.values()) + beyond)
+
+
 # --- violations -------------------------------------------------------------------
 
 

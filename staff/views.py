@@ -8,6 +8,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    g,
     redirect,
     render_template,
     request,
@@ -51,6 +52,7 @@ from staff.forms import (
     UserChangeForm,
     UserForm,
     VoidForm,
+    amount_text,
 )
 from violations.fees import business_day_window, business_today
 
@@ -115,6 +117,15 @@ def security_headers(response):
 def console_globals():
     """What every console page needs (never reading the request body: it may be the one too large)."""
     return {"search_form": SearchForm(formdata=None)}
+
+
+@bp.app_template_global()
+def terminal_name(terminal_id):
+    """A kiosk as staff know it (hall-1), never by its number; the names are read once a request."""
+    names = g.get("terminal_names")
+    if names is None:
+        names = g.terminal_names = kiosk_services.terminal_names()
+    return names.get(int(terminal_id), terminal_id) if str(terminal_id).isdigit() else terminal_id
 
 
 @bp.errorhandler(ApiError)
@@ -240,10 +251,29 @@ def payment(payment_id):
     return _payment_page(payment_id)
 
 
+@bp.post("/payments/<payment_id>/refund/review")
+@supervisor_required
+def refund_review(payment_id):
+    """The refund asked for, line by line, to confirm (supervisors): nothing moves until it is confirmed."""
+    form = RefundForm()
+    detail = services.payment_detail(payment_id)
+    if form.validate_on_submit():
+        try:
+            preview = services.refund_preview(detail, amount=form.amount.minor, item_ids=form.lines.data,
+                                              reason=form.reason.data)
+        except ApiError as error:
+            if not apply_errors(form, error):
+                raise
+        else:
+            return render_template("staff/refund_confirm.html", detail=detail, preview=preview, form=form,
+                                   amount=amount_text(preview.total, detail.payment.currency))
+    return _payment_page(payment_id, refund_form=form, status=422)
+
+
 @bp.post("/payments/<payment_id>/refund")
 @supervisor_required
 def refund(payment_id):
-    """Refund through the gateway (supervisors); a second click finds the same refund."""
+    """Refund through the gateway, as confirmed (supervisors); a second click finds the same refund."""
     form = RefundForm()
     if form.validate_on_submit():
         try:

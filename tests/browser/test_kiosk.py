@@ -99,6 +99,7 @@ def test_full_payment_from_welcome_to_printed_receipt(screen, kiosk_server, timi
     shot(screen, "violations-one-left-out")
 
     pay_on_reader(screen, shoot=True)
+    expect(screen.locator("[data-screen=reader] .kstep")).to_have_text("Step 5 of 5")  # paying is a step too
     expect(screen.locator("#reader-title")).to_have_text("Pay CN¥372.50 on the card reader")
     expect(screen.locator(".ksim h2")).to_have_text("Sandbox card reader simulation")
     assert_kiosk_rules(screen)
@@ -139,6 +140,27 @@ def test_full_payment_from_welcome_to_printed_receipt(screen, kiosk_server, timi
     traces, _found = private_traces(screen, vehicle, extra=[receipt_number])
     assert traces == {}
     assert screen.evaluate("history.length") == history
+
+
+def test_the_step_counter_counts_every_step_in_chinese_too(screen, kiosk_server):
+    vehicle = add_vehicle(kiosk_server.app, fines=(20000,))
+    enrol(kiosk_server, screen, f"steps-{screen.orientation}")
+    tap(screen, "[data-action=language][data-locale=zh_CN]")
+    expect(screen.locator("html")).to_have_attribute("lang", "zh-CN")
+
+    tap(screen, "#start")
+    expect(screen.locator("[data-screen=plate] .kstep")).to_have_text("第 1 步，共 5 步")
+    type_plate(screen, vehicle.plate)
+    tap(screen, "[data-action=submit-plate]")
+    expect(screen.locator("[data-screen=vin] .kstep")).to_have_text("第 2 步，共 5 步")
+    type_vin(screen, vehicle.vin)
+    tap(screen, "[data-action=submit-vin]")
+    expect(screen.locator("[data-screen=violations] .kstep")).to_have_text("第 3 步，共 5 步")
+    pay_on_reader(screen, waiting="等待刷卡…")
+
+    expect(screen.locator("[data-screen=reader] .kstep")).to_have_text("第 5 步，共 5 步")
+    assert_kiosk_rules(screen)
+    shot(screen, "zh_CN-step-reader")
 
 
 def test_decline_then_retry_pays(screen, kiosk_server):

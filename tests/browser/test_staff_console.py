@@ -175,6 +175,15 @@ def test_a_supervisor_refunds_a_payment_and_the_receipt_shows_it(console, desk, 
     desk.locator("#refund-lines input[type=checkbox]").first.check()
     desk.click("#refund-button")
 
+    # Nothing has moved yet: the confirm screen repeats the violation, the amount and the reason.
+    expect(desk.locator("h1")).to_have_text("Confirm the refund")
+    expect(desk.locator("#refund-confirm-lines tbody tr")).to_have_count(1)
+    expect(desk.locator("#refund-confirm-lines")).to_contain_text("owed again")
+    expect(desk.locator("#refund-confirm-amount")).to_contain_text("150.00")
+    expect(desk.locator("#refund-confirm-reason")).to_have_text("Decision withdrawn on appeal")
+    screenshot(desk, "staff-refund-confirm")
+    desk.click("#refund-confirm-button")
+
     expect(desk.locator(".flashes")).to_contain_text("1 violation is owed again.")
     expect(desk.locator("h1 .badge")).to_have_text("refunded")
     expect(desk.locator("#refunds tbody")).to_contain_text("staff:alice")
@@ -186,6 +195,29 @@ def test_a_supervisor_refunds_a_payment_and_the_receipt_shows_it(console, desk, 
     desk.click("#receipt-link")
     expect(desk.locator(".refund-row")).to_contain_text("150.00")
     expect(desk.locator("#receipt")).to_contain_text("Refunded: this fine is owed again")
+
+
+def test_a_refund_is_confirmed_in_chinese_and_cancelling_moves_nothing(console, desk, screenshot):
+    sign_in(desk, console.url)
+    desk.goto(f"{console.url}/staff/payments/{console.good[0]}")
+    desk.locator("nav.lang-switch a[lang=zh-CN]").click()
+    expect(desk.locator("html")).to_have_attribute("lang", "zh-CN")
+    expect(desk.locator("#amount")).to_have_value("")
+    expect(desk.locator("#refund-lines input[type=checkbox]:checked")).to_have_count(0)
+    desk.fill("#amount", "10.00")
+    desk.fill("#reason", "滞纳金减免（复议决定）")
+    desk.click("#refund-button")
+
+    expect(desk.locator("h1")).to_have_text("确认退款")
+    expect(desk.locator("#refund-confirm-summary")).to_contain_text("尚未退款")
+    expect(desk.locator("#refund-confirm-amount")).to_contain_text("10.00")
+    expect(desk.locator("#refund-confirm-lines")).to_contain_text("仍为已缴")
+    expect(desk.locator("#refund-confirm-reason")).to_have_text("滞纳金减免（复议决定）")
+    screenshot(desk, "zh_CN-staff-refund-confirm")
+    desk.click("#refund-cancel")
+
+    expect(desk.locator("#payment-refunded")).to_contain_text("0.00")
+    expect(desk.locator("#refunds tbody")).to_contain_text("无退款")
 
 
 def test_signing_out_ends_every_browser_and_every_saved_cookie(console, browser, desk, screenshot):

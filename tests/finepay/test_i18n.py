@@ -359,6 +359,38 @@ def test_the_check_reports_a_lone_percent_that_would_break_every_page(tmp_path):
     assert done.returncode == 1 and "Skip to content" in done.stdout and "% formatting fails" in done.stdout
 
 
+@pytest.mark.parametrize("wrong, right", [
+    ("可成功支付的 Visa 卡: 缴款 %(amount)s", "可成功支付的 Visa 卡：缴款 %(amount)s"),
+    ("缴款 %(amount)s (含服务费)", "缴款 %(amount)s（含服务费）"),
+    ("确定吗?", "确定吗？"),
+    ("已缴,谢谢!", "已缴，谢谢！"),
+    ("请注意;本页", "请注意；本页"),
+], ids=["colon", "brackets", "question", "comma_bang", "semicolon"])
+def test_the_check_reports_half_width_punctuation_beside_chinese(tmp_path, wrong, right):
+    msgid = "Kiosk %(name)s"
+
+    def set_to(text):
+        def change(catalog):
+            catalog[msgid].string = text.replace("%(amount)s", "%(name)s")
+        return change
+
+    done = check_a_changed_copy(tmp_path, "zh_Hans_CN", set_to(wrong), "--skip-source", "--locale", "zh_Hans_CN")
+    fixed = check_a_changed_copy(tmp_path / "fixed", "zh_Hans_CN", set_to(right), "--skip-source",
+                                 "--locale", "zh_Hans_CN")
+
+    assert done.returncode == 1 and "half-width punctuation beside Chinese" in done.stdout and msgid in done.stdout
+    assert fixed.returncode == 0, fixed.stdout
+
+
+def test_the_typography_check_leaves_placeholders_codes_and_times_alone(tmp_path):
+    def change(catalog):
+        catalog["Kiosk %(name)s"].string = "自助缴款机 %(name)s（例如 hall-1，时间 14:05，格式“类型:编号”，网址 https://x.cn）"
+
+    done = check_a_changed_copy(tmp_path, "zh_Hans_CN", change, "--skip-source", "--locale", "zh_Hans_CN")
+
+    assert done.returncode == 0, done.stdout
+
+
 def test_the_check_reports_a_renamed_brace_placeholder(tmp_path):
     def change(catalog):
         catalog["{name} contains control characters"].string = "{名称} 含有控制字符"

@@ -55,11 +55,31 @@ def test_a_driver_pays_at_a_kiosk_in_the_kiosks_language(app, kiosk, client):
 
     assert translated(app, "Enter your plate number") in plate["html"]
     assert translated(app, "Enter the last 6 characters of the VIN") in vin["html"]
-    assert translated(app, "Step 3 of 4") in listing["html"]
+    assert translated(app, "Step %(step)d of %(steps)d", step=3, steps=5) in listing["html"]
     assert translated(app, "Check and pay") in review_screen["html"]
     assert translated(app, "Waiting for your card…") in reader["html"]
     assert result["state"] == "succeeded" and translated(app, "Payment approved") in result["html"]
     assert translated(app, "Your receipt is printing") in receipt["html"]
+
+
+@in_both_languages
+def test_the_step_counter_counts_every_step_from_the_plate_to_paying(app, kiosk, client):
+    ids = vehicle()
+    headers = start_visit(client)
+
+    screens = [
+        client.get("/kiosk/api/screens/plate", headers=headers),
+        client.post("/kiosk/api/plate", json={"plate": PLATE}, headers=headers),
+        client.post("/kiosk/api/lookup", json={"vin_last6": VIN}, headers=headers),
+        client.post("/kiosk/api/review", json={"violation_ids": ids}, headers=headers),
+        pay(client, headers, ids),
+    ]
+    result = simulate(client, headers, "approve").get_json()
+
+    counters = [re.search(r'<p class="kstep">([^<]*)</p>', screen.get_json()["html"]).group(1) for screen in screens]
+    assert counters == [translated(app, "Step %(step)d of %(steps)d", step=n, steps=5) for n in range(1, 6)]
+    assert [screen.get_json()["screen"] for screen in screens] == ["plate", "vin", "violations", "review", "reader"]
+    assert 'class="kstep"' not in result["html"]  # the outcome comes after the steps
 
 
 @in_both_languages

@@ -294,3 +294,16 @@ def test_scan_to_pay_speaks_the_kiosks_language(app, kiosk, client):
     assert translated(app, "Waiting for your payment on the phone…") in body["html"]
     assert translated(app, "Point the phone's camera at the code on this screen.") in body["html"]
     assert translated(app, "Cancel and pay another way") in body["html"]
+
+
+@both_languages(PAYMENT_GATEWAYS=f"sandbox,{scan_gateway.NAME}")
+def test_the_scan_to_pay_screen_is_counted_as_the_last_step(app, kiosk, client):
+    ids = vehicle()
+    headers = start_visit(client)
+    prove(client, headers)
+    review_screen = client.post("/kiosk/api/review", json={"violation_ids": ids}, headers=headers).get_json()
+
+    body = pay_by_scan(client, headers, ids).get_json()
+
+    assert translated(app, "Step %(step)d of %(steps)d", step=4, steps=5) in review_screen["html"]
+    assert translated(app, "Step %(step)d of %(steps)d", step=5, steps=5) in body["html"]

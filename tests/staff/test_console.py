@@ -1,14 +1,26 @@
 """The console's pages and actions: dashboard, search, a payment's page, refunds and voids."""
+import html
 import re
 
 import pytest
 from sqlalchemy import select
 
+from finepay import audit
 from finepay.extensions import db
 from finepay.formatting import format_money
+from kiosk.models import Terminal
+from kiosk.services import enrol_terminal
 from payments.models import Refund
 from tests.conftest import both_languages, in_app_language, in_both_languages, translated, translated_plural
-from tests.payments.helpers import OTHER_PLATE, OTHER_VIN, create_ok, overdue_violation, payment_row, sandbox_refunds
+from tests.payments.helpers import (
+    OTHER_PLATE,
+    OTHER_VIN,
+    create_ok,
+    overdue_violation,
+    payment_row,
+    sandbox_refunds,
+    set_payment,
+)
 from tests.staff.helpers import audit_actions, last_audit, make_supervisor, make_user, paid_payment, sign_in_as
 from violations.models import Violation
 
@@ -150,15 +162,60 @@ def test_the_payment_page_shows_items_gateway_references_and_the_audit_trail(sup
 # --- refunds -------------------------------------------------------------------------------
 
 
+def confirm_form(page):
+    """The fields the confirm screen posts, as a browser would send them."""
+    form = page.split('id="refund-confirm-form"')[1].split("</form>")[0]
+    fields = {}
+    for name, value in re.findall(r'<input[^>]*\bname="([^"]+)"[^>]*\bvalue="([^"]*)"', form):
+        fields.setdefault(name, []).append(html.unescape(value))
+    return fields
+
+
+def test_the_refund_form_starts_empty_not_with_the_whole_payment(supervisor):
+    payment, _violation = paid_payment()
+
+    page = supervisor.get(f"/staff/payments/{payment.id}").get_data(as_text=True)
+
+    form = page.split('id="refund-form"')[1].split("</form>")[0]
+    assert 'type="checkbox"' in form and "checked" not in form
+    assert re.search(r'<input[^>]*name="amount"[^>]*value=""', form)
+
+
+@in_both_languages
+def test_reviewing_a_refund_moves_no_money_and_repeats_the_violations_amount_and_reason(app, supervisor):
+    payment, violation = paid_payment()
+    key = form_key(supervisor.get(f"/staff/payments/{payment.id}").get_data(as_text=True))
+
+    response = supervisor.post(f"/staff/payments/{payment.id}/refund/review", data={
+        "lines": [str(payment.items[0].id)], "reason": "Decision withdrawn on appeal", "form_key": key})
+
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert translated(app, "Confirm the refund") in page
+    lines = page.split('id="refund-confirm-lines"')[1].split("</table>")[0]
+    with in_app_language(app):
+        amount = format_money(23000)
+    assert violation.notice_number in lines and violation.description in lines
+    assert translated(app, "owed again") in lines
+    assert amount in page.split('id="refund-confirm-amount"')[1].split("</td>")[0]
+    assert "Decision withdrawn on appeal" in page.split('id="refund-confirm-reason"')[1].split("</dd>")[0]
+    assert translated(app, "Refund %(amount)s", amount=amount) in page
+    assert payment_row(payment.id).refunds == []
+    assert sandbox_refunds(payment.gateway_intent_id) == []
+    assert violation_row(violation.id).status == "paid"
+    assert "refund.created" not in audit_actions(subject_id=payment.id)
+
+
 @in_both_languages
 def test_a_supervisor_refunds_from_the_payment_page_in_their_language(app, supervisor):
     payment, _violation = paid_payment()
     page = supervisor.get(f"/staff/payments/{payment.id}").get_data(as_text=True)
-    assert translated(app, "Refund") in page
+    assert translated(app, "Review the refund") in page
+    review = supervisor.post(f"/staff/payments/{payment.id}/refund/review", data={
+        "amount": "230.00", "reason": "Decision withdrawn on appeal", "form_key": form_key(page)})
 
-    done = supervisor.post(f"/staff/payments/{payment.id}/refund", data={
-        "amount": "230.00", "reason": "Decision withdrawn on appeal", "form_key": form_key(page)},
-        follow_redirects=True)
+    done = supervisor.post(f"/staff/payments/{payment.id}/refund", data=confirm_form(review.get_data(as_text=True)),
+                           follow_redirects=True)
 
     with in_app_language(app):
         amount = format_money(23000)
@@ -189,6 +246,24 @@ def test_a_supervisor_refunds_and_the_fines_are_owed_again(supervisor, client):
     assert "Refunded on" in receipt and re.search(r"−\S*¥230\.00", receipt)
     assert "Refunded: this fine is owed again" in receipt and "Already paid before" not in receipt
     assert "refund.succeeded" in audit_actions(subject_id=payment.id)
+
+
+@in_both_languages
+def test_confirming_the_reviewed_refund_refunds_exactly_what_was_shown_once(app, supervisor):
+    payment, violation = paid_payment()
+    page = supervisor.get(f"/staff/payments/{payment.id}").get_data(as_text=True)
+    review = supervisor.post(f"/staff/payments/{payment.id}/refund/review", data={
+        "lines": [str(payment.items[0].id)], "amount": "30.00", "reason": "Late fee waived", "form_key": form_key(page)})
+    confirmed = confirm_form(review.get_data(as_text=True))
+
+    first = supervisor.post(f"/staff/payments/{payment.id}/refund", data=confirmed)
+    second = supervisor.post(f"/staff/payments/{payment.id}/refund", data=confirmed)
+
+    assert first.status_code == second.status_code == 303
+    (refund,) = payment_row(payment.id).refunds
+    assert (refund.amount, refund.reason, [line.amount for line in refund.lines]) == (3000, "Late fee waived", [3000])
+    assert [r.amount for r in sandbox_refunds(payment.gateway_intent_id)] == [3000]
+    assert violation_row(violation.id).status == "paid"
 
 
 def test_clicking_refund_twice_refunds_once(supervisor):
@@ -227,10 +302,11 @@ def test_a_partial_refund_leaves_the_rest_refundable(supervisor):
     ({"amount": "10.00", "reason": ""}, "reason", "Say why"),
     ({"amount": "10.00", "reason": "abc"}, "reason", "at least 5"),
 ])
-def test_a_bad_refund_is_explained_beside_the_field_and_nothing_moves(supervisor, data, field, message):
+@pytest.mark.parametrize("step", ["refund/review", "refund"])
+def test_a_bad_refund_is_explained_beside_the_field_and_nothing_moves(supervisor, data, field, message, step):
     payment, _violation = paid_payment()
 
-    response = supervisor.post(f"/staff/payments/{payment.id}/refund", data={**data, "form_key": "b" * 32})
+    response = supervisor.post(f"/staff/payments/{payment.id}/{step}", data={**data, "form_key": "b" * 32})
 
     assert response.status_code == 422
     page = response.get_data(as_text=True)
@@ -332,3 +408,31 @@ def test_a_search_is_posted_so_no_plate_goes_into_a_url(supervisor):
     # The payment page's "more of this vehicle" is a posted form too, never a link with the plate in it.
     assert not any(payment.plate in href for href in re.findall(r'href="([^"]*)"', details))
     assert 'name="q" value="' + payment.plate + '"' in details
+
+
+# --- kiosks by name -------------------------------------------------------------------------------
+
+
+@in_both_languages
+def test_kiosks_are_shown_by_name_not_by_number_across_the_console(app, supervisor):
+    payment, _violation = paid_payment()
+    enrol_terminal("hall-7", "test")
+    terminal_id = db.session.execute(select(Terminal.id).where(Terminal.name == "hall-7")).scalar_one()
+    set_payment(payment.id, channel="kiosk", terminal_id=terminal_id)
+    audit.record("payment.created", "payment", payment.id, actor="kiosk", terminal_id=terminal_id)
+    db.session.commit()
+    named = translated(app, "(kiosk %(name)s)", name="hall-7")
+
+    pages = {
+        "payment": supervisor.get(f"/staff/payments/{payment.id}"),
+        "search": supervisor.post("/staff/search", data={"q": payment.plate}),
+        "dashboard": supervisor.get("/staff/"),
+    }
+
+    for name, response in pages.items():
+        page = response.get_data(as_text=True)
+        assert named in page, name
+        assert f"#{terminal_id}" not in page, name
+    audit_page = supervisor.get("/staff/audit").get_data(as_text=True)
+    assert "terminal:hall-7" in audit_page and f"terminal:{terminal_id}<" not in audit_page
+    assert ">terminal_id<" not in audit_page and "</span>=hall-7</span>" in audit_page

@@ -43,6 +43,8 @@ ROUTES = [
     ("GET", "/staff/terminals", CLERK, None),
     ("GET", "/staff/audit", CLERK, None),
     ("GET", "/staff/audit?action=payment&subject=payment", CLERK, None),
+    ("POST", "/staff/payments/{payment}/refund/review", SUPERVISOR, {"amount": "1.00", "reason": "route walk review",
+                                                                   "form_key": "1" * 32}),
     ("POST", "/staff/payments/{payment}/refund", SUPERVISOR, {"amount": "1.00", "reason": "route walk refund",
                                                             "form_key": "0" * 32}),
     ("POST", "/staff/violations/{unpaid}/void", SUPERVISOR, {"reason": "route walk void"}),
