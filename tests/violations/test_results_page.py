@@ -3,10 +3,11 @@ from html import unescape
 
 import pytest
 
+from finepay.errors import wait_in_words
 from finepay.formatting import format_money
 from tests.conftest import both_languages, in_app_language, in_both_languages, translated, translated_plural
-from tests.payments.helpers import confirm, create_ok, fresh_violation, overdue_violation
 from tests.factories import make_violation
+from tests.payments.helpers import confirm, create_ok, fresh_violation, overdue_violation
 
 PLATE, VIN = "蒙B12345", "A12345"
 HALL = {"SERVICE_HALL_ADDRESS": "包头市昆都仑区钢铁大街 12 号车管所服务大厅", "SERVICE_HALL_HOURS": "周一至周五 9:00–17:00"}
@@ -125,3 +126,29 @@ def test_a_well_formed_unknown_plate_and_a_wrong_vin_get_the_same_answer(app, cl
         "B12345", "").replace(VIN, "")
     assert strip(unknown, "蒙B99999") == strip(wrong_vin, PLATE)
     assert translated(app, "Nothing found") in unknown.get_data(as_text=True)
+
+
+@both_languages(LOOKUP_RATE_LIMIT="1/minute", PLATE_FAILURE_RATE_LIMIT="1000/hour")
+def test_the_rate_limit_page_says_how_long_to_wait(app, client):
+    make_violation()
+    assert results(client)[0] == 200
+
+    response = client.post("/lookup", data={"proof": "vin", "plate": PLATE, "vin_last6": VIN})
+
+    assert response.status_code == 429
+    seconds = int(response.headers["Retry-After"])
+    wait = (translated_plural(app, "Please wait %(num)d second before trying again.",
+                              "Please wait %(num)d seconds before trying again.", seconds) if seconds < 60 else
+            translated_plural(app, "Please wait %(num)d minute before trying again.",
+                              "Please wait %(num)d minutes before trying again.", -(-seconds // 60)))
+    assert wait in unescape(response.get_data(as_text=True))
+
+
+@pytest.mark.parametrize("retry_after, minutes", [("60", 1), ("61", 2), ("3600", 60)])
+@in_both_languages
+def test_waits_of_a_minute_or_more_are_said_in_whole_minutes_rounded_up(app, retry_after, minutes):
+    with in_app_language(app):
+        said = wait_in_words(retry_after)
+
+    assert said == translated_plural(app, "Please wait %(num)d minute before trying again.",
+                                     "Please wait %(num)d minutes before trying again.", minutes)
