@@ -3,6 +3,7 @@ import logging
 
 from flask import current_app, render_template, request
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -83,13 +84,27 @@ def wants_json():
     return request.path.startswith(current_app.extensions.get(JSON_PATHS, BASE_JSON_PATHS))
 
 
+def wait_in_words(retry_after):
+    """How long to wait before trying again, from a Retry-After in seconds, as a person would say it; None without one."""
+    if not str(retry_after or "").isdigit():
+        return None
+    seconds = max(int(retry_after), 1)
+    if seconds < 60:
+        return ngettext("Please wait %(num)d second before trying again.",
+                        "Please wait %(num)d seconds before trying again.", seconds)
+    minutes = -(-seconds // 60)  # rounded up: trying again a little early only fails again
+    return ngettext("Please wait %(num)d minute before trying again.",
+                    "Please wait %(num)d minutes before trying again.", minutes)
+
+
 def error_response(status, code, message, errors=None, headers=None, extra=None):
     """Build the JSON body or the HTML page for an error."""
     errors = localize_errors(errors or {})
     if wants_json():
         body = {**(extra or {}), "code": code, "message": localize_message(message), "errors": errors}
         return body, status, headers or {}
-    page = render_template("error.html", status=status, message=localize_message(message), errors=errors)
+    wait = wait_in_words((headers or {}).get("Retry-After")) if status == 429 else None
+    page = render_template("error.html", status=status, message=localize_message(message), errors=errors, wait=wait)
     return page, status, headers or {}
 
 

@@ -209,7 +209,10 @@ LIBRARY_MESSAGES = (
 # code without a request raises in English; shown to people, they are translated here.
 APP_MESSAGES = (
     N_("Plate is empty."),
-    N_("Plate has characters a plate cannot have, or the wrong length."),
+    N_("Plate has characters a plate cannot have."),
+    N_("Plate must start with a province character such as 蒙 or 京."),
+    N_("Plate must have the city's letter after the province character."),
+    N_("Plate must have 5 letters and digits after the city's letter (6 on a new-energy plate)."),
     N_("VIN code must be the last 6 characters of the VIN: letters and digits, never I, O or Q."),
     N_("Notice number must be 6 to 32 letters and digits."),
     N_("Plate"),

@@ -19,6 +19,7 @@ from kiosk.messages import kiosk_failure_message, kiosk_scan_failure_message
 from kiosk.schemas import (
     EmptySchema,
     EndVisitSchema,
+    NoticeSchema,
     PaySchema,
     PlateSchema,
     SelectionQuerySchema,
@@ -120,6 +121,15 @@ def vin_screen():
     return screen("vin", plate=visit.plate)
 
 
+@bp.get("/screens/notice")
+def notice_screen():
+    """The notice-number keypad: the other proof, for a driver without the vehicle licence at hand."""
+    visit = _visit()
+    if visit.plate is None:
+        raise ApiError(_("Please go back a step."), code="out_of_order", status=409)
+    return screen("notice", plate=visit.plate)
+
+
 @bp.get("/screens/violations")
 @parser.use_args(SelectionQuerySchema(), location="query")
 def violations_screen(query):
@@ -146,6 +156,19 @@ def lookup(body):
     statement = visits.prove_vehicle(visit, body["vin_last6"], altcha=body.get("altcha"))
     if statement is None:
         raise ApiError(_("No violations were found for this plate and VIN code. Check both and try again."),
+                       code="no_match", status=404)
+    return screen("violations", statement=statement, selected=None)
+
+
+@bp.post("/lookup-notice")
+@limited
+@parser.use_args(NoticeSchema(), location="json")
+def lookup_by_notice(body):
+    """Plate and notice number together: the same answers as with the VIN code, one for every kind of mismatch."""
+    visit = _visit()
+    statement = visits.prove_vehicle(visit, notice_number=body["notice_number"], altcha=body.get("altcha"))
+    if statement is None:
+        raise ApiError(_("No violations were found for this plate and notice number. Check both and try again."),
                        code="no_match", status=404)
     return screen("violations", statement=statement, selected=None)
 

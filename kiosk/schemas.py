@@ -3,7 +3,7 @@ from marshmallow import Schema, fields, validate
 from webargs.fields import DelimitedList
 
 from payments.gateways import READER_SIMULATIONS
-from violations.plates import normalize_plate, normalize_vin_last6
+from violations.plates import normalize_notice_number, normalize_plate, normalize_vin_last6
 from violations.schemas import NormalizedString, altcha_field, violation_ids_field
 
 END_REASONS = ("start_over", "idle", "finished", "failure", "recovered")
@@ -23,6 +23,13 @@ class VinSchema(Schema):
     """The VIN code typed on the keypad."""
 
     vin_last6 = NormalizedString(normalize_vin_last6, required=True)
+    altcha = altcha_field()
+
+
+class NoticeSchema(Schema):
+    """A notice number typed on the keypad, the other proof of the vehicle (as on the web)."""
+
+    notice_number = NormalizedString(normalize_notice_number, required=True)
     altcha = altcha_field()
 
 

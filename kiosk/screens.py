@@ -27,7 +27,7 @@ API_PREFIX = "/kiosk/api/"
 # screen comes before the steps; the result and the receipt come after them.
 STEPS = (
     ("plate",),
-    ("vin",),  # the proof that the vehicle is theirs
+    ("vin", "notice"),  # the proof that the vehicle is theirs: the VIN code, or a notice number
     ("violations",),
     ("review",),
     ("reader", "scan"),  # paying: by card at the reader, or by scanning the code with a phone

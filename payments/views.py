@@ -131,7 +131,15 @@ def public_url(endpoint, **values):
 
 @bp.get("/receipts/<receipt_number>")
 def receipt(receipt_number):
-    """The printable receipt, with a QR code of its own address."""
-    data = receipts.get_receipt(receipt_number)
+    """The printable receipt, with a QR code of its own address; a number that names no receipt gets its own 404 page.
+
+    Not the payment problem page: nothing is being paid here, so "the payment cannot continue" would mislead.
+    """
+    try:
+        data = receipts.get_receipt(receipt_number)
+    except ApiError as missing:
+        if missing.status != 404:
+            raise
+        return render_template("payments/receipt_missing.html"), 404
     own_url = public_url("pay.receipt", receipt_number=data["receipt_number"])
     return render_template("payments/receipt.html", receipt=data, qr=qr_svg(own_url), own_url=own_url)

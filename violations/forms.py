@@ -4,6 +4,7 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField, StringField
 from wtforms.validators import AnyOf, InputRequired, Length, ValidationError
 
+from violations import plates
 from violations.plates import (
     InvalidIdentifier,
     normalize_notice_number,
@@ -24,6 +25,29 @@ def normalized(normalize, message):
     return check
 
 
+# The hint for a plate that cannot be a Chinese plate, by what is wrong with its shape.
+_PLATE_HINTS = {
+    plates.NO_PROVINCE: _l("A plate starts with the province character, such as 蒙 or 京, then the city's letter: "
+                           "e.g. 蒙B·12345."),
+    plates.NO_CITY_LETTER: _l("After the province character comes the city's letter (the B in 蒙B·12345)."),
+    plates.WRONG_LENGTH: _l("After the province character and the city's letter come 5 letters and digits, "
+                            "or 6 on a green new-energy plate: e.g. 蒙B·12345 or 蒙B·D12345."),
+}
+_NOT_A_PLATE = _l("This does not look like a plate number, e.g. 蒙B·12345.")
+
+
+def plate_with_hint(form, field):
+    """Normalise the plate; one that cannot be a Chinese plate gets a hint about the format.
+
+    The hint comes from the shape of what was typed only (violations.plates.plate_problem):
+    it says nothing about which plates are on record.
+    """
+    try:
+        field.normalized = normalize_plate(field.data or "")
+    except InvalidIdentifier as invalid:
+        raise ValidationError(_PLATE_HINTS.get(invalid.code, _NOT_A_PLATE)) from None
+
+
 class LookupForm(FlaskForm):
     """Plate plus one proof: the VIN code, or a notice number."""
 
@@ -32,7 +56,7 @@ class LookupForm(FlaskForm):
         _l("Plate number"),
         validators=[
             InputRequired(_l("Enter the plate number.")),
-            normalized(normalize_plate, _l("This does not look like a plate number, e.g. 蒙B·12345.")),
+            plate_with_hint,
         ],
     )
     vin_last6 = StringField(_l("Last 6 characters of the VIN"))

@@ -8,7 +8,18 @@ import unicodedata
 _SEPARATORS = re.compile(r"[ ·•・\-.]+")
 # ASCII letters and digits, plus CJK ideographs for province and suffix
 # characters (京, 蒙, 使, 领, 警, 学, 挂, ...).
-_PLATE = re.compile(r"[A-Z0-9\u4e00-\u9fff]{2,12}")
+_PLATE_CHARACTERS = re.compile(r"[A-Z0-9\u4e00-\u9fff]+")
+# The one-character abbreviations of the provinces and regions that start every civilian plate.
+PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼"
+# A civilian plate (GA 36): province, the letter of the issuing city, then 5 letters and digits
+# (6 on a new-energy plate), or 4 and a suffix (学 learner, 挂 trailer, 警 police, 港/澳 cross-border,
+# 领 consulate, 试 test, 超 oversize); or an embassy plate, 使 and 6 digits. Military and armed-police
+# vehicles are not fined through this service, so their plates are not plates here.
+_CHINESE_PLATE = re.compile(rf"[{PROVINCES}][A-Z](?:[A-Z0-9]{{5,6}}|[A-Z0-9]{{4}}[学挂警港澳领试超])|使[0-9]{{6}}")
+
+# What is wrong with the shape of something typed as a plate (plate_problem).
+EMPTY, BAD_CHARACTERS, NO_PROVINCE, NO_CITY_LETTER, WRONG_LENGTH = (
+    "empty", "bad_characters", "no_province", "no_city_letter", "wrong_length")
 # VINs never use I, O or Q (ISO 3779), so those are typing mistakes.
 _VIN6 = re.compile(r"[A-HJ-NPR-Z0-9]{6}")
 _NOTICE = re.compile(r"[A-Z0-9]{6,32}")
@@ -17,7 +28,11 @@ MAX_RAW_LENGTH = 32
 
 
 class InvalidIdentifier(ValueError):
-    """What a driver typed cannot be a plate, VIN code or notice number."""
+    """What a driver typed cannot be a plate, VIN code or notice number; ``code`` says why (plate_problem)."""
+
+    def __init__(self, message, code=None):
+        super().__init__(message)
+        self.code = code
 
 
 def _clean(raw, what):
@@ -30,13 +45,40 @@ def _clean(raw, what):
     return _SEPARATORS.sub("", unicodedata.normalize("NFKC", raw)).upper()
 
 
-def normalize_plate(raw):
-    """Return the canonical form of a plate: upper case, separators removed."""
-    plate = _clean(raw, "Plate")
+_PLATE_PROBLEMS = {
+    EMPTY: "Plate is empty.",
+    BAD_CHARACTERS: "Plate has characters a plate cannot have.",
+    NO_PROVINCE: "Plate must start with a province character such as 蒙 or 京.",
+    NO_CITY_LETTER: "Plate must have the city's letter after the province character.",
+    WRONG_LENGTH: "Plate must have 5 letters and digits after the city's letter (6 on a new-energy plate).",
+}
+
+
+def plate_problem(plate):
+    """What keeps an already cleaned text from being a Chinese plate, or None when it can be one.
+
+    Decided from the text's shape alone, never from which plates exist, so the
+    answer tells nobody whether a vehicle is on record.
+    """
     if not plate:
-        raise InvalidIdentifier("Plate is empty.")
-    if not _PLATE.fullmatch(plate):
-        raise InvalidIdentifier("Plate has characters a plate cannot have, or the wrong length.")
+        return EMPTY
+    if not _PLATE_CHARACTERS.fullmatch(plate):
+        return BAD_CHARACTERS
+    if _CHINESE_PLATE.fullmatch(plate):
+        return None
+    if plate[0] not in PROVINCES + "使":
+        return NO_PROVINCE
+    if plate[0] != "使" and not (len(plate) > 1 and "A" <= plate[1] <= "Z"):
+        return NO_CITY_LETTER
+    return WRONG_LENGTH
+
+
+def normalize_plate(raw):
+    """Return the canonical form of a Chinese plate: upper case, separators removed."""
+    plate = _clean(raw, "Plate")
+    problem = plate_problem(plate)
+    if problem is not None:
+        raise InvalidIdentifier(_PLATE_PROBLEMS[problem], code=problem)
     return plate
 
 

@@ -81,6 +81,16 @@ class VehicleStatement:
     violations: list
 
     @property
+    def in_person(self):
+        """The unpaid violations that cannot be paid online: each must be settled at a service hall."""
+        return [v for v in self.violations if v.status == UNPAID and not v.payable]
+
+    @property
+    def total_in_person(self):
+        """What the violations that must be settled in person come to today."""
+        return self.total_due - self.total_payable_online
+
+    @property
     def payable_ids(self):
         """Ids of the violations that can be paid online now."""
         return [v.id for v in self.violations if v.payable]

@@ -260,8 +260,13 @@
     } },
     vin: { max: 6, clean: function (value) {
       return value.normalize("NFKC").toUpperCase().replace(/[^A-HJ-NPR-Z0-9]/g, "");
+    } },
+    notice: { max: 32, clean: function (value) {
+      return value.normalize("NFKC").toUpperCase().replace(/[^A-Z0-9]/g, "");
     } }
   };
+  // The fewest characters each field needs before Next can be pressed.
+  var MIN_LENGTH = { plate: 2, vin: 6, notice: 6 };
 
   function field() { return screenEl.querySelector("[data-field]"); }
 
@@ -275,7 +280,7 @@
   function updateEntry(input) {
     var kind = input.getAttribute("data-field");
     var next = screenEl.querySelector(".kbtn-next");
-    if (next) { next.disabled = kind === "vin" ? input.value.length !== 6 : input.value.length < 2; }
+    if (next) { next.disabled = input.value.length < MIN_LENGTH[kind]; }
     if (kind === "plate") { showGrid(input.value.length > 0 ? "alnum" : "province"); }
   }
 
@@ -344,6 +349,7 @@
   var screens = {
     plate: initEntry,
     vin: initEntry,
+    notice: initEntry,
     violations: updateTotals,
     reader: function () { pollPayment("reader"); },
     scan: function () { pollPayment("scan"); },
@@ -420,6 +426,7 @@
     "goto": function (button) { go("GET", button.getAttribute("data-path")); },
     "submit-plate": function () { go("POST", "/plate", { plate: field().value }); },
     "submit-vin": function () { go("POST", "/lookup", { vin_last6: field().value }); },
+    "submit-notice": function () { go("POST", "/lookup-notice", { notice_number: field().value }); },
     "toggle": function (button) {
       button.setAttribute("aria-checked", button.getAttribute("aria-checked") === "true" ? "false" : "true");
       updateTotals(screenEl.firstElementChild);

@@ -217,6 +217,11 @@ def test_kiosk_screens_pass_axe(open_page, site, audit, lang):
 
     page.locator("[data-action=submit-plate]").click()
     expect(page.locator("[data-screen=vin]")).to_be_visible()
+    page.locator("[data-action=goto][data-path='/screens/notice']").click()
+    expect(page.locator("[data-screen=notice]")).to_be_visible()
+    audit(page, "notice")
+    page.locator("[data-action=goto][data-path='/screens/vin']").click()
+    expect(page.locator("[data-screen=vin]")).to_be_visible()
     type_vin(page, vehicle.vin)
     audit(page, "vin")
 

@@ -195,3 +195,44 @@ def test_a_kiosk_in_the_default_language_takes_a_payment_to_the_printed_receipt_
     # What the printer gets: the receipt alone, on the 80 mm roll.
     screen.emulate_media(media="print")
     screen.locator("#kiosk-receipt").screenshot(path=str(SCREENSHOTS / f"kiosk-{screen.orientation}-zh_CN-printout.png"))
+
+
+DEMO_HALL = {"SERVICE_HALL_ADDRESS": "包头市昆都仑区钢铁大街 61 号公安交管服务大厅", "SERVICE_HALL_HOURS": "周一至周五 9:00–17:00"}
+
+
+@pytest.fixture(scope="module")
+def zh_demo_server(sqlite_template, tmp_path_factory):
+    """FinePay in Chinese with the demo data and a service hall configured, as a city runs it."""
+    app = app_on_copy(sqlite_template, tmp_path_factory.mktemp("zh-demo"),
+                      **{**BROWSER_CONFIG, "DEFAULT_LOCALE": "zh_CN", **DEMO_HALL})
+    result = app.test_cli_runner().invoke(args=["demo", "seed"])
+    assert result.exit_code == 0, result.output
+    with serving(app) as url:
+        yield url
+
+
+SIZES = {"phone": {**PHONE, "locale": "zh-CN"}, "desktop": {"viewport": {"width": 1280, "height": 900}, "locale": "zh-CN"}}
+
+
+@pytest.mark.parametrize("size", sorted(SIZES))
+def test_the_demo_vehicles_results_in_chinese_count_each_violation_once(browser, zh_demo_server, screenshot, size):
+    context = browser.new_context(**SIZES[size])
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    page.goto(zh_demo_server + "/")
+    page.fill("#plate", "蒙B·12345")
+    page.fill("#vin_last6", "A12345")
+    page.locator("form.card").get_by_role("button", name="查看我的罚款").click()
+    page.wait_for_load_state()
+
+    expect(page.locator("#count-online")).to_have_text("5 条违法记录可在线缴款。")
+    expect(page.locator("#count-in-person")).to_have_text("1 条违法记录须到窗口办理（共 ¥2,300.00）。")
+    in_person = page.locator("#violation-150203202611000006")
+    expect(in_person.locator(".service-hall")).to_have_text(
+        f"服务大厅：{DEMO_HALL['SERVICE_HALL_ADDRESS']}。办公时间：{DEMO_HALL['SERVICE_HALL_HOURS']}。")
+    expect(in_person).not_to_contain_text("滞纳金将不再增加")
+    expect(page.locator("#violation-150203202611000001")).to_contain_text("昆都仑区钢铁大街与林荫路交叉口")
+    expect(page.locator("#violation-150203202611000007 a.receipt-link")).to_have_text(re.compile(r"^收据 FP-"))
+    assert_fits(page, SIZES[size]["viewport"]["width"])
+    screenshot(page, f"zh_CN-demo-results-{size}")
+    context.close()

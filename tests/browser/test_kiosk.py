@@ -336,3 +336,22 @@ def test_wrong_vin_says_so_without_telling_which_fact_is_wrong(screen, kiosk_ser
     shot(screen, "vin-no-match")
     tap(screen, "[data-action=goto][data-path='/screens/plate']")
     expect(screen.locator("#plate-input")).to_have_value(vehicle.plate)
+
+
+def test_a_notice_number_proves_the_vehicle_when_the_vehicle_licence_is_not_at_hand(screen, kiosk_server):
+    vehicle = add_vehicle(kiosk_server.app, fines=(10000,))
+    enrol(kiosk_server, screen, f"notice-{screen.orientation}")
+    tap(screen, "#start")
+    type_plate(screen, vehicle.plate)
+    tap(screen, "[data-action=submit-plate]")
+    tap(screen, "[data-action=goto][data-path='/screens/notice']")
+    expect(screen.locator("[data-screen=notice]")).to_be_visible()
+    expect(screen.locator("[data-action=submit-notice]")).to_be_disabled()
+    for char in vehicle.notices[0]:
+        tap(screen, f'[data-screen=notice] [data-key="{char}"]')
+    expect(screen.locator("#notice-input")).to_have_value(vehicle.notices[0])
+    assert_kiosk_rules(screen)
+    shot(screen, "notice")
+    tap(screen, "[data-action=submit-notice]")
+    expect(screen.locator("[data-screen=violations]")).to_be_visible()
+    expect(screen.locator("[data-screen=violations]")).to_contain_text(vehicle.descriptions[0])

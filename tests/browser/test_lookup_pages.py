@@ -19,17 +19,19 @@ NOTICE_PLATE, NOTICE = "京A D8888", "110105202611009999"
 
 # notice number -> (description, badge, late fee cell, amount due or None when paid)
 DEMO_VEHICLE = {
-    "150203202611000001": ("Speeding 20-50% over the limit", "Unpaid", "CN¥0.00", "CN¥200.00"),  # 3 days after decision
-    "150203202611000002": ("Running a red light", "Unpaid", "CN¥0.00", "CN¥100.00"),  # day 15: last day without a fee
-    "150203202611000003": ("Parking where prohibited", "Unpaid", "CN¥1.50 (1 day overdue)", "CN¥51.50"),
-    "150203202611000004": ("Speeding 10-20% over the limit", "Unpaid", "CN¥90.00 (15 days overdue)", "CN¥290.00"),
-    "150203202611000005": ("Driving in a bus lane", "Unpaid", "CN¥150.00 (45 days overdue)", "CN¥300.00"),  # capped
-    "150203202611000006": ("Drink driving (must be handled in person)", "Unpaid", "CN¥300.00 (5 days overdue)",
+    "150203202611000001": ("驾驶机动车违反道路交通信号灯通行的", "Unpaid", "CN¥0.00", "CN¥200.00"),  # 3 days after decision
+    "150203202611000002": ("机动车违反禁令标志指示的", "Unpaid", "CN¥0.00", "CN¥100.00"),  # day 15: last day without a fee
+    "150203202611000003": ("机动车违反规定停放、临时停车且驾驶人不在现场或驾驶人虽在现场拒绝立即驶离，妨碍其他车辆、行人通行的",
+                           "Unpaid", "CN¥1.50 (1 day overdue)", "CN¥51.50"),
+    "150203202611000004": ("机动车违反禁止标线指示的", "Unpaid", "CN¥90.00 (15 days overdue)", "CN¥290.00"),
+    "150203202611000005": ("机动车通过有灯控路口时，不按所需行进方向驶入导向车道的", "Unpaid", "CN¥150.00 (45 days overdue)",
+                           "CN¥300.00"),  # capped
+    "150203202611000006": ("驾驶中型以上载客载货汽车在高速公路、城市快速路以外的道路上行驶超过规定时速50%以上的", "Unpaid", "CN¥300.00 (5 days overdue)",
                            "CN¥2,300.00"),
-    "150203202611000007": ("Not wearing a seat belt", "Paid", "CN¥75.00", None),  # paid by the seed today, day 40
+    "150203202611000007": ("机动车不按方向指示信号灯通行的", "Paid", "CN¥75.00", None),  # paid by the seed today, day 40
 }
 DEMO_PAYABLE = "CN¥941.50"  # every unpaid amount above that can be paid online
-DEMO_IN_PERSON = "CN¥2,300.00"  # the drink-driving fine, settled only in person
+DEMO_IN_PERSON = "CN¥2,300.00"  # the 50 %-over-the-limit speeding (13036), settled only in person
 PRIVATE = re.compile(r"12345|D8888|A12345|110105202611009999|蒙|京", re.IGNORECASE)
 
 
@@ -82,8 +84,8 @@ def test_vin_lookup_shows_every_violation_with_fees(phone, live_server, screensh
     assert urlsplit(phone.url).path == "/lookup"
     expect(phone.get_by_role("heading", level=1)).to_have_text("Violations for 蒙B12345")
     expect(phone.locator("#total-payable")).to_have_text(DEMO_PAYABLE)
-    expect(phone.locator("#total-in-person")).to_contain_text(DEMO_IN_PERSON)
-    expect(phone.locator(".summary")).to_contain_text("6 unpaid violations")
+    expect(phone.locator("#count-online")).to_have_text("5 violations can be paid online.")
+    expect(phone.locator("#count-in-person")).to_have_text(f"1 violation must be handled in person ({DEMO_IN_PERSON}).")
     expect(phone.locator("li.violation")).to_have_count(len(DEMO_VEHICLE))
     for notice, (description, badge, late_fee, due) in DEMO_VEHICLE.items():
         item = phone.locator(f"#violation-{notice}")
@@ -102,10 +104,12 @@ def test_vin_lookup_shows_every_violation_with_fees(phone, live_server, screensh
     expect(phone.locator("#violation-150203202611000004 .due")).to_contain_text("stops the late fee from growing")
     expect(phone.locator("#violation-150203202611000005 .due")).to_contain_text("has reached its maximum")
     paid = phone.locator("#violation-150203202611000007")
-    expect(paid.locator(".paid-note")).to_contain_text(re.compile(r"Receipt number FP(-[0-9A-Z]{4}){4}"))
+    expect(paid.locator("a.receipt-link")).to_have_text(re.compile(r"^Receipt FP(-[0-9A-Z]{4}){4}$"))
+    expect(paid.locator("a.receipt-link")).to_have_attribute("href", re.compile(r"^/receipts/FP(-[0-9A-Z]{4}){4}$"))
     in_person = phone.locator("#violation-150203202611000006 .in-person")
     expect(in_person).to_contain_text("cannot be paid online")
-    expect(in_person).to_contain_text("handled in person")
+    expect(in_person).to_contain_text("traffic police service hall")
+    expect(phone.locator("#violation-150203202611000006")).not_to_contain_text("stops the late fee")
     expect(phone.locator(".in-person")).to_have_count(1)
     assert_phone_friendly(phone)
     screenshot(phone, "results-vin")
@@ -122,7 +126,7 @@ def test_notice_number_lookup_through_the_alternative(phone, live_server, screen
     expect(phone.get_by_role("heading", level=1)).to_have_text("Violations for 京AD8888")
     expect(phone.locator("li.violation")).to_have_count(1)
     item = phone.locator(f"#violation-{NOTICE}")
-    expect(item.get_by_role("heading")).to_have_text("Using a phone while driving")
+    expect(item.get_by_role("heading")).to_have_text("机动车违反禁止标线指示的")
     expect(item.locator(".amount-due")).to_have_text("CN¥50.00")  # decided 7 days ago: no late fee yet
     expect(item.locator(".due")).to_contain_text("to avoid a late fee")
     expect(phone.locator("#total-payable")).to_have_text("CN¥50.00")
@@ -184,7 +188,7 @@ def test_vin_lookup_by_keyboard_alone(phone, live_server):
     assert response.status == 200
     expect(phone.get_by_role("heading", level=1)).to_have_text("Violations for 蒙B12345")
     expect(phone.locator("#total-payable")).to_have_text(DEMO_PAYABLE)
-    expect(phone.locator("#total-in-person")).to_contain_text(DEMO_IN_PERSON)
+    expect(phone.locator("#count-in-person")).to_contain_text(DEMO_IN_PERSON)
     assert_phone_friendly(phone)
 
 

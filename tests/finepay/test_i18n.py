@@ -201,7 +201,14 @@ def test_a_plate_error_is_translated(client):
     response = client.post("/api/v1/lookups", json={"plate": "!!", "vin_last6": "A12345"},
                            headers={"Accept-Language": "zh-CN"})
 
-    assert response.get_json()["errors"]["plate"] == ["车牌号码含有不能出现在号牌上的字符，或长度不对。"]
+    assert response.get_json()["errors"]["plate"] == ["车牌号码含有号牌上不能出现的字符。"]
+
+
+def test_a_plate_format_error_is_translated(client):
+    response = client.post("/api/v1/lookups", json={"plate": "AB12345", "vin_last6": "A12345"},
+                           headers={"Accept-Language": "zh-CN"})
+
+    assert response.get_json()["errors"]["plate"] == ["车牌号码应以省份简称（如蒙、京）开头。"]
 
 
 def test_the_rate_limit_message_is_translated(app, client):

@@ -1,6 +1,7 @@
 """Normalising plates, VIN codes and notice numbers as people type them."""
 import pytest
 
+from violations import plates
 from violations.plates import (
     InvalidIdentifier,
     normalize_notice_number,
@@ -18,7 +19,7 @@ from violations.plates import (
     ("京a\u3000d8888", "京AD8888"),      # ideographic space
     ("粤B12345D", "粤B12345D"),          # new-energy plates have 6 characters after the letter
     ("使014578", "使014578"),
-    ("AB12CD", "AB12CD"),
+    ("蒙B1234学", "蒙B1234学"),         # learner plates end in 学
 ])
 def test_plate_is_upper_cased_and_separators_removed(raw, expected):
     assert normalize_plate(raw) == expected
@@ -36,6 +37,22 @@ def test_same_plate_typed_differently_normalises_equal():
 def test_impossible_plates_are_rejected_not_truncated(raw):
     with pytest.raises(InvalidIdentifier):
         normalize_plate(raw)
+
+
+@pytest.mark.parametrize("raw, problem", [
+    ("AB12CD", plates.NO_PROVINCE),      # no province character
+    ("12345", plates.NO_PROVINCE),
+    ("B12345", plates.NO_PROVINCE),
+    ("蒙112345", plates.NO_CITY_LETTER),   # no city letter (region code)
+    ("蒙B1234", plates.WRONG_LENGTH),
+    ("蒙B1234567", plates.WRONG_LENGTH),
+    ("使01457", plates.WRONG_LENGTH),
+    ("蒙B1234😀", plates.BAD_CHARACTERS),
+])
+def test_what_cannot_be_a_chinese_plate_says_why_from_its_shape(raw, problem):
+    with pytest.raises(InvalidIdentifier) as invalid:
+        normalize_plate(raw)
+    assert invalid.value.code == problem
 
 
 @pytest.mark.parametrize("raw, expected", [("a12345", "A12345"), (" 4f2c91 ", "4F2C91"), ("Ａ１２３４５", "A12345")])
