@@ -187,6 +187,8 @@ class GatewayRecord(db.Model):
     intent_id: Mapped[str | None] = mapped_column(String(100), index=True)
     payment_id: Mapped[str | None] = mapped_column(String(32), index=True)
     amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    # The gateway's fee on this line (a refund's may be negative: fee returned); the net settlement subtracts it.
+    fee: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0, server_default=text("0"))
     currency: Mapped[str] = mapped_column(String(3), nullable=False)
     status: Mapped[str] = mapped_column(String(20), nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)

@@ -71,21 +71,21 @@ def seed(url, n, day):
         """, {"n": n})
         # The gateway's side: a charge two seconds before each settlement, except for 1 in 500
         # (settled behind the gateway's back); 1 in 700 charged a different amount; 1 in 1000
-        # captured twice; plus charges the ledger never saw.
+        # captured twice; plus charges the ledger never saw. Each with a 0.6 % fee, as WeChat Pay's bill has.
         conn.execute("""
-            INSERT INTO gateway_records (gateway, transaction_id, kind, intent_id, payment_id, amount, currency, status,
-                                         created_at, fetched_at)
+            INSERT INTO gateway_records (gateway, transaction_id, kind, intent_id, payment_id, amount, fee, currency,
+                                         status, created_at, fetched_at)
             SELECT 'sandbox', 'sch_bench' || i, 'charge', 'si_bench' || i, 'pay_bench' || lpad(i::text, 15, '0'),
-                   10000 + (i %% 5) * 5000 - CASE WHEN i %% 700 = 0 THEN 100 ELSE 0 END, 'CNY', 'succeeded',
-                   %(start)s + (i * interval '1 second' * 86000 / %(n)s) - interval '2 seconds', now()
+                   10000 + (i %% 5) * 5000 - CASE WHEN i %% 700 = 0 THEN 100 ELSE 0 END, (10000 + (i %% 5) * 5000) * 6 / 1000,
+                   'CNY', 'succeeded', %(start)s + (i * interval '1 second' * 86000 / %(n)s) - interval '2 seconds', now()
             FROM generate_series(1, %(n)s) i WHERE i %% 500 <> 0
             UNION ALL
             SELECT 'sandbox', 'sch_bench_dup' || i, 'charge', 'si_bench' || i, 'pay_bench' || lpad(i::text, 15, '0'),
-                   10000 + (i %% 5) * 5000, 'CNY', 'succeeded',
+                   10000 + (i %% 5) * 5000, (10000 + (i %% 5) * 5000) * 6 / 1000, 'CNY', 'succeeded',
                    %(start)s + (i * interval '1 second' * 86000 / %(n)s) - interval '1 second', now()
             FROM generate_series(1, %(n)s) i WHERE i %% 1000 = 1
             UNION ALL
-            SELECT 'sandbox', 'sch_ghost' || g, 'charge', 'si_ghost' || g, NULL, 4200, 'CNY', 'succeeded',
+            SELECT 'sandbox', 'sch_ghost' || g, 'charge', 'si_ghost' || g, NULL, 4200, 25, 'CNY', 'succeeded',
                    %(start)s + g * interval '7 minutes', now()
             FROM generate_series(1, 150) g
         """, {"start": start, "n": n})
@@ -99,10 +99,10 @@ def seed(url, n, day):
             FROM generate_series(1, %(n)s) i WHERE i %% 100 = 3 AND i < %(n)s * 0.95
         """, {"start": start, "n": n})
         conn.execute("""
-            INSERT INTO gateway_records (gateway, transaction_id, kind, intent_id, payment_id, amount, currency, status,
-                                         created_at, fetched_at)
-            SELECT 'sandbox', r.gateway_refund_id, 'refund', p.gateway_intent_id, p.id, r.amount, r.currency,
-                   'succeeded', r.created_at + interval '1 second', now()
+            INSERT INTO gateway_records (gateway, transaction_id, kind, intent_id, payment_id, amount, fee, currency,
+                                         status, created_at, fetched_at)
+            SELECT 'sandbox', r.gateway_refund_id, 'refund', p.gateway_intent_id, p.id, r.amount, -r.amount * 6 / 1000,
+                   r.currency, 'succeeded', r.created_at + interval '1 second', now()
             FROM refunds r JOIN payments p ON p.id = r.payment_id
         """)
         conn.execute("ANALYZE")
@@ -123,6 +123,8 @@ def timed(label, request, runs=RUNS):
 
 def report_seconds(app, day, runs=RUNS):
     """Median seconds of the report page and of its CSV for one day, as a signed-in supervisor."""
+    from sqlalchemy import event
+
     from finepay.extensions import db
     from payments.reconciliation.report import reconcile
     from staff import services, sessions
@@ -138,9 +140,17 @@ def report_seconds(app, day, runs=RUNS):
         page = client.get(f"/staff/reconciliation?{query}")
         assert page.status_code == 200, page.status_code
         body = page.get_data(as_text=True)
+        sent = []
+
+        def count(conn, cursor, statement, *args):
+            sent.append(statement)
+
+        event.listen(db.engine, "before_cursor_execute", count)
         report = reconcile(day, day)
+        event.remove(db.engine, "before_cursor_execute", count)
         print("lines by class:", {cls: t.count for cls, t in report.classes.items()},
-              f"collected {report.collected.amount:,} fen, page {len(body) // 1024} KiB")
+              f"collected {report.collected.amount:,} fen, page {len(body) // 1024} KiB, "
+              f"{len(sent)} SQL statements for the report")
 
         def report_page():
             response = client.get(f"/staff/reconciliation?{query}")

@@ -10,7 +10,6 @@ from flask.cli import AppGroup
 from finepay.audit import seal, verify_chain
 from finepay.dbtypes import utcnow
 from finepay.errors import ApiError
-from payments.gateways import GatewayError
 from payments.reconciliation.fetch import fetch_days
 from staff import services, sessions
 from staff.models import ROLES
@@ -68,20 +67,37 @@ def _day(value):
 @click.option("--date", "day", help="Business date YYYY-MM-DD (default: yesterday).")
 @click.option("--end", "last", help="Fetch a range: the last business date, inclusive.")
 def fetch_gateway_command(day, last):
-    """Copy the gateway's charges and refunds for a business date into the reconciliation ledger.
+    """Copy each gateway's charges, refunds and fees for a business date into the reconciliation ledger.
 
-    Run it from cron after midnight for yesterday; the report's "Refresh from
-    gateway" button does the same for the dates on screen.
+    Run it from cron for yesterday, after about 10:00 (when WeChat Pay and
+    Alipay have published their bills; a bill not out yet is said, and the
+    other gateways are fetched all the same); the report's "Refresh from the
+    gateways" button does the same for the dates on screen. Exits 1 when a
+    gateway did not answer or what it sent was refused.
     """
     first = _day(day) if day else business_today(current_app.config["BUSINESS_TIMEZONE"]) - timedelta(days=1)
     final = _day(last) if last else first
     try:
-        count = fetch_days(first, final, actor=_actor())
+        fetches = fetch_days(first, final, actor=_actor())
     except ValueError as error:
         raise click.ClickException(str(error)) from None
-    except GatewayError as error:
-        raise click.ClickException(f"the gateway did not answer: {error.message}") from None
-    click.echo(f"Fetched {count} gateway transactions for {first}" + (f" to {final}" if final != first else "") + ".")
+    dates = f"{first}" + (f" to {final}" if final != first else "")
+    for fetch in fetches:
+        if fetch.error is not None and fetch.error.retryable:
+            click.echo(f"{fetch.gateway}: the gateway did not answer: {fetch.error.message}", err=True)
+        elif fetch.error is not None:  # it answered, but refused, or sent what failed a check (a bill's SHA1)
+            click.echo(f"{fetch.gateway}: nothing was recorded: {fetch.error.message}", err=True)
+        elif fetch.bill_not_ready and fetch.transactions:
+            click.echo(f"{fetch.gateway}: fetched {fetch.transactions} gateway transactions of the days whose bill "
+                       f"is out; the rest of {dates} waits for its bill (usually after about 10:00 the next day); "
+                       "fetch again later.")
+        elif fetch.bill_not_ready:
+            click.echo(f"{fetch.gateway}: the bill for {dates} is not available yet "
+                       "(usually after about 10:00 the next day); fetch again later.")
+        else:
+            click.echo(f"{fetch.gateway}: fetched {fetch.transactions} gateway transactions for {dates}.")
+    if any(fetch.error is not None for fetch in fetches):
+        sys.exit(1)
 
 
 @audit_cli.command("seal")

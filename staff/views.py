@@ -25,7 +25,6 @@ from finepay.extensions import csrf, limiter, login_manager
 from finepay.formatting import format_money
 from finepay.i18n import localize_message, status_label
 from kiosk import services as kiosk_services
-from payments.gateways import GatewayError
 from payments.reconciliation.export import csv_lines, record_export
 from payments.reconciliation.fetch import fetch_days
 from payments.reconciliation.lines import CLASSES, LABELS, check_range
@@ -325,11 +324,12 @@ def reconciliation_report():
     form = DateRangeForm(request.args)
     only = request.args.get("only")
     only = only if only in CLASSES else None
+    gateway = request.args.get("gateway") or None
     if not form.validate():
         return render_template("staff/reconciliation.html", form=form, report=None), 422
     first, last = _date_range(form)
     try:
-        report = reconcile(first, last, only=only)
+        report = reconcile(first, last, only=only, gateway=gateway)
     except ValueError as error:
         form.end.errors = list(form.end.errors) + [localize_message(str(error))]
         return render_template("staff/reconciliation.html", form=form, report=None), 422
@@ -337,7 +337,7 @@ def reconciliation_report():
     chart = hourly_chart(report.hourly, report.currency,
                          _("Settled and charged per hour, %(first)s to %(last)s", first=first.isoformat(), last=last.isoformat()))
     return render_template("staff/reconciliation.html", form=form, report=report, chart=chart, only=only,
-                           labels=LABELS, classes=CLASSES)
+                           gateway=gateway, labels=LABELS, classes=CLASSES)
 
 
 @bp.get("/reconciliation.csv")
@@ -359,23 +359,38 @@ def reconciliation_csv():
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
+def _flash_fetch(fetch):
+    if fetch.error is not None and fetch.error.retryable:
+        flash(_("%(gateway)s did not answer; the report still shows what was fetched from it before. "
+                "Try again shortly.", gateway=fetch.label), "warn")
+        return
+    if fetch.error is not None:  # it answered, but refused, or sent what failed a check (a bill not matching its SHA1)
+        flash(_("Fetching from %(gateway)s failed (%(reason)s): nothing was recorded from it, and the report still "
+                "shows what was fetched from it before. Try again later; if it fails again, tell the technical staff.",
+                gateway=fetch.label, reason=fetch.error.message), "warn")
+        return
+    if fetch.transactions or not fetch.bill_not_ready:  # a range may be out for its first days only
+        flash(ngettext("Fetched %(num)d transaction from %(gateway)s.", "Fetched %(num)d transactions from %(gateway)s.",
+                       fetch.transactions, gateway=fetch.label), "ok")
+    if fetch.bill_not_ready:
+        flash(_("%(gateway)s: the bill for these dates is not available yet (usually after about 10:00 the next "
+                "day). Refresh again later.", gateway=fetch.label), "warn")
+
+
 @bp.post("/reconciliation/fetch")
 def reconciliation_fetch():
-    """Refresh the gateway's side of the report from the gateway's listing."""
+    """Refresh the gateways' side of the report from each configured gateway's listing or bill."""
     form = DateRangeForm(request.form)  # the app-wide CSRF check has already passed
     if not form.validate():
         return render_template("staff/reconciliation.html", form=form, report=None), 422
     first, last = _date_range(form)
     try:
-        count = fetch_days(first, last, actor=me())
+        fetches = fetch_days(first, last, actor=me())
     except ValueError as error:
         form.end.errors = list(form.end.errors) + [localize_message(str(error))]
         return render_template("staff/reconciliation.html", form=form, report=None), 422
-    except GatewayError:
-        flash(_("The gateway did not answer; the report still shows what was fetched before. Try again shortly."),
-              "warn")
-    else:
-        flash(ngettext("Fetched %(num)d transaction from the gateway.", "Fetched %(num)d transactions from the gateway.", count), "ok")
+    for fetch in fetches:
+        _flash_fetch(fetch)
     return redirect(url_for("staff.reconciliation_report", start=first.isoformat(), end=last.isoformat()), 303)
 
 

@@ -7,6 +7,7 @@ from sqlalchemy import case, func, select, text
 
 from finepay import audit
 from finepay.extensions import db
+from payments.reconciliation.fetch import last_fetches
 from payments.reconciliation.lines import LABELS, check_range, explained_lines, sql_text, tune_for_reports
 from violations.fees import business_day_window
 
@@ -14,7 +15,7 @@ CHUNK_BYTES = 64 * 1024
 CSV_HEADER = (
     "classification", "description", "kind", "payment_id", "gateway", "intent_id", "transaction_id",
     "channel", "terminal", "ledger_status", "ledger_at", "ledger_amount", "ledger_currency", "gateway_at",
-    "gateway_amount", "gateway_currency", "gateway_charges", "refunded", "note",
+    "gateway_amount", "gateway_currency", "gateway_fee", "gateway_net", "gateway_charges", "refunded", "note",
 )
 
 
@@ -24,15 +25,21 @@ def _defused(column):
                 else_=column)
 
 
-def csv_query(start, end):
-    """Every line of [start, end) in CSV_HEADER's columns (times still as timestamps), oldest first."""
-    lines = explained_lines(start, end)
+def csv_query(start, end, awaiting_bill=None):
+    """Every line of [start, end) in CSV_HEADER's columns (times still as timestamps), oldest first.
+
+    ``gateway_net`` is what the gateway settles for the line: a charge's
+    amount less its fee, a refund's amount (negative) less its fee.
+    """
+    lines = explained_lines(start, end, awaiting_bill)
     label = case(*((lines.c.classification == cls, sql_text(text)) for cls, text in LABELS.items()))
+    signed = case((lines.c.kind == "refund", -lines.c.gateway_amount), else_=lines.c.gateway_amount)
     return select(
         lines.c.classification, label, lines.c.kind, lines.c.payment_id, lines.c.gateway,
         _defused(lines.c.intent_id), _defused(lines.c.transaction_id), lines.c.channel, lines.c.terminal,
         lines.c.ledger_status, lines.c.ledger_at, lines.c.ledger_amount, lines.c.ledger_currency, lines.c.gateway_at,
-        lines.c.gateway_amount, lines.c.gateway_currency, lines.c.gateway_count, lines.c.refunded, lines.c.note,
+        lines.c.gateway_amount, lines.c.gateway_currency, lines.c.gateway_fee, signed - lines.c.gateway_fee,
+        lines.c.gateway_count, lines.c.refunded, lines.c.note,
     ).order_by(func.coalesce(lines.c.ledger_at, lines.c.gateway_at), lines.c.payment_id, lines.c.transaction_id)
 
 
@@ -49,7 +56,9 @@ def csv_lines(first_day, last_day, tz_name):
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerow(CSV_HEADER)
     yield buffer.getvalue()
-    query = csv_query(start, end)
+    awaiting_bill = {name: fetch.waiting_from for name, fetch in last_fetches(start, end).items()
+                     if fetch.bill_not_ready}
+    query = csv_query(start, end, awaiting_bill)
     if db.session.get_bind().dialect.name == "postgresql":
         yield from _copy_csv(query, tz_name)
     else:

@@ -29,9 +29,9 @@ from sqlalchemy import (
 )
 
 from finepay.extensions import db
-from finepay.i18n import N_
+from finepay.i18n import N_, status_label
 from payments.models import GatewayRecord, Payment, PaymentItem, Refund
-from payments.states import CHARGED
+from payments.states import CHARGED, STATUSES
 
 # The table naming the terminals that take payments (id, name), registered by the area that has them (the kiosk).
 TERMINALS = "finepay.reconciliation.terminals"
@@ -109,6 +109,7 @@ def lines_query(start, end):
         return (
             select(G.c.gateway, G.c.intent_id, func.count().label("n"), minor_units_sum(G.c.amount).label("amount"),
                    func.min(G.c.currency).label("currency"), func.max(G.c.currency).label("currency_max"),
+                   minor_units_sum(G.c.fee).label("fee"),
                    func.min(G.c.created_at).label("first_at"), func.min(G.c.transaction_id).label("txn"),
                    func.max(G.c.payment_id).label("payment_ref"))
             .where(G.c.kind == "charge", G.c.intent_id.is_not(None), *where)
@@ -174,7 +175,8 @@ def lines_query(start, end):
             P.c.channel.label("channel"), P.c.terminal_id.label("terminal_id"), P.c.status.label("ledger_status"),
             P.c.paid_at.label("ledger_at"), expected.label("ledger_amount"), P.c.currency.label("ledger_currency"),
             charges.c.first_at.label("gateway_at"), charges.c.amount.label("gateway_amount"),
-            charges.c.currency.label("gateway_currency"), charges.c.n.label("gateway_count"),
+            charges.c.currency.label("gateway_currency"), charges.c.fee.label("gateway_fee"),
+            charges.c.n.label("gateway_count"),
             refunded.label("refunded"), duplicate.label("duplicate_amount"),
             func.coalesce(gateway_refunds.c.amount, ZERO).label("gateway_refunded"),
         ]
@@ -228,7 +230,7 @@ def lines_query(start, end):
         null().label("channel"), null().label("terminal_id"), null().label("ledger_status"),
         null().label("ledger_at"), null().label("ledger_amount"), null().label("ledger_currency"),
         G.c.created_at.label("gateway_at"), G.c.amount.label("gateway_amount"), G.c.currency.label("gateway_currency"),
-        ONE.label("gateway_count"), ZERO.label("refunded"), ZERO.label("duplicate_amount"),
+        G.c.fee.label("gateway_fee"), ONE.label("gateway_count"), ZERO.label("refunded"), ZERO.label("duplicate_amount"),
         ZERO.label("gateway_refunded"),
     ).where(G.c.kind == "charge", G.c.intent_id.is_(None), within(G.c.created_at, start, end))
 
@@ -244,7 +246,7 @@ def lines_query(start, end):
             RP.c.terminal_id.label("terminal_id"), R.c.status.label("ledger_status"), R.c.created_at.label("ledger_at"),
             R.c.amount.label("ledger_amount"), R.c.currency.label("ledger_currency"),
             GR.c.created_at.label("gateway_at"), GR.c.amount.label("gateway_amount"),
-            GR.c.currency.label("gateway_currency"),
+            GR.c.currency.label("gateway_currency"), GR.c.fee.label("gateway_fee"),
             case((GR.c.id.is_(None), ZERO), else_=ONE).label("gateway_count"),
             ZERO.label("refunded"), ZERO.label("duplicate_amount"), ZERO.label("gateway_refunded"),
         ]
@@ -276,6 +278,11 @@ def lines_query(start, end):
     return union_all(ledger_side, gateway_side, loose_charges, ledger_refund_lines, gateway_refund_lines)
 
 
+def bill_not_ready_note():
+    """What staff read for a gateway whose bill for the dates is not out yet (instead of every line ledger-only)."""
+    return _("the gateway's bill for this day is not available yet (usually after about 10:00 the next day)")
+
+
 def _with(sentence, **values):
     """SQL for a translated sentence with its named placeholders filled from columns, in the translator's order."""
     result = sql_text(sentence)
@@ -284,8 +291,18 @@ def _with(sentence, **values):
     return result
 
 
-def explanation(line, start, end):
-    """SQL for the sentence staff read on a line: why it is in its class, and whether a duplicate was refunded."""
+def awaiting(line, awaiting_bill):
+    """SQL: the line falls when its gateway's bill is not out yet (``awaiting_bill``: gateway name -> from when)."""
+    when = func.coalesce(line.c.ledger_at, line.c.gateway_at)
+    return or_(false(), *(and_(line.c.gateway == name, when >= since) for name, since in awaiting_bill.items()))
+
+
+def explanation(line, start, end, awaiting_bill=None):
+    """SQL for the sentence staff read on a line: why it is in its class, and whether a duplicate was refunded.
+
+    ``awaiting_bill`` (gateway name -> from when) says where a gateway's bill
+    is not out yet: ledger-only lines there are only waiting for it, and say so.
+    """
     c = line.c
     other_day = and_(c.ledger_at.is_not(None), or_(c.ledger_at < start, c.ledger_at >= end))
     surplus = c.gateway_amount - c.ledger_amount
@@ -301,6 +318,7 @@ def explanation(line, start, end):
         else_=null(),
     )
     return case(
+        (and_(c.classification == LEDGER_ONLY, awaiting(line, awaiting_bill or {})), sql_text(bill_not_ready_note())),
         (c.kind == "refund", refund_note),
         (c.classification == GATEWAY_ONLY, case(
             (and_(c.payment_id.is_(None), c.gateway_payment_ref.is_not(None)),
@@ -308,7 +326,7 @@ def explanation(line, start, end):
                    payment=c.gateway_payment_ref)),
             (c.payment_id.is_(None), sql_text(_("no payment in the ledger for this charge"))),
             else_=_with(_("the ledger's payment is %(status)s: money taken but the fines not marked paid"),
-                        status=c.ledger_status))),
+                        status=_status_words(c.ledger_status)))),
         (c.classification == LEDGER_ONLY, sql_text(_("no charge at the gateway for this settled payment"))),
         (c.classification == MISMATCH, case(
             (c.gateway_currency != c.ledger_currency,
@@ -330,6 +348,11 @@ def explanation(line, start, end):
     )
 
 
+def _status_words(column):
+    """SQL: a payment status code as the word staff read for it (status_label), in the request's language."""
+    return case(*((column == code, sql_text(status_label(code))) for code in STATUSES), else_=column)
+
+
 def name_terminals(app, table):
     """Where reconciliation finds the names of the terminals that took payments (a table with id and name)."""
     app.extensions[TERMINALS] = table
@@ -344,12 +367,12 @@ def terminals():
     return select(table.c.id, table.c.name).subquery("terminals")
 
 
-def explained_lines(start, end):
+def explained_lines(start, end, awaiting_bill=None):
     """The lines of [start, end), each with its explanation (``note``) and its kiosk's name (``terminal``)."""
     raw = lines_query(start, end).subquery("raw_lines")
     names = terminals()
     return (
-        select(raw, explanation(raw, start, end).label("note"), names.c.name.label("terminal"))
+        select(raw, explanation(raw, start, end, awaiting_bill).label("note"), names.c.name.label("terminal"))
         .outerjoin(names, names.c.id == raw.c.terminal_id)
         .subquery("lines")
     )

@@ -132,7 +132,7 @@ def test_yesterdays_report_explains_each_difference_and_exports_it(console, desk
 
     desk.click("#refresh-gateway")
 
-    expect(desk.locator(".flashes")).to_contain_text("Fetched 3 transactions from the gateway.")
+    expect(desk.locator(".flashes")).to_contain_text("Fetched 3 transactions from Card (sandbox).")
     expect(desk.locator("#classification h2")).to_have_text("2 differences to explain")
     expect(desk.locator("#count-matched td[data-count]")).to_have_text("2")
     behind = desk.locator(f'#discrepancies tr[data-payment="{console.behind}"]')

@@ -40,8 +40,10 @@ def window():
 
 
 def fetch():
+    """Fetch the window from the (one) configured gateway; the number of transactions read."""
     start, end = business_day_window(window())
-    return fetch_gateway_records(start, end, actor="test")
+    (fetched,) = fetch_gateway_records(start, end, actor="test")
+    return fetched.transactions
 
 
 def start(violation):
@@ -138,7 +140,7 @@ def test_explanations_are_whole_translated_sentences_with_their_values_in_place(
     assert notes[seeded["currency_off"]] == "币种：账目 CNY，支付渠道 USD"
     assert notes[seeded["dup_refunded"]] == "该违法记录已由更早的缴款结清；重复扣款已退款"
     assert notes[seeded["dup_unrefunded"]] == "该违法记录已由更早的缴款结清；重复扣款未退款"
-    assert notes[seeded["unsettled"]] == "账目中该缴款状态为 created：款项已扣，但罚款未标记为已缴"
+    assert notes[seeded["unsettled"]] == "账目中该缴款状态为“已创建”：款项已扣，但罚款未标记为已缴"
 
 
 def test_every_kind_of_difference_is_classified(seeded):
@@ -308,7 +310,7 @@ def test_the_refresh_button_fetches_the_dates_on_screen(app, client):
     assert response.status_code == 303
     assert response.headers["Location"] == f"/staff/reconciliation?start={first}&end={last}"
     assert db.session.execute(select(func.count()).select_from(GatewayRecord)).scalar_one() == 1
-    assert "Fetched 1 transaction from the gateway" in client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Fetched 1 transaction from Card (sandbox)." in client.get(response.headers["Location"]).get_data(as_text=True)
 
 
 def test_the_fetch_command_defaults_to_yesterday(app, runner):

@@ -53,10 +53,10 @@ def test_stripe_charges_and_refunds_are_reconciled_against_the_ledger(app, clien
 
     first, last = today() - timedelta(days=1), today()
     start_at, end_at = business_day_window((first, last))
-    fetched = fetch_gateway_records(start_at, end_at, actor="test")
+    (fetched,) = fetch_gateway_records(start_at, end_at, actor="test")
     report = reconcile(first, last, limit=100)
 
-    assert fetched == 4  # three charges and one refund
+    assert fetched.transactions == 4  # three charges and one refund
     lines = {(line["kind"], line["payment_id"] or line["intent_id"]): line for line in report.discrepancies}
     assert lines[("charge", unsettled.id)]["classification"] == GATEWAY_ONLY
     assert lines[("charge", ghost.id)]["classification"] == GATEWAY_ONLY

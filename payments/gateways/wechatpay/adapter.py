@@ -586,7 +586,10 @@ class WeChatPayGateway(PaymentGateway):
                   "currency": row[_BILL_CURRENCY] or CURRENCY, "created_at": created_at, "fee": fen(row[_FEE])}
         if row[_STATE] == "REFUND":
             status = _REFUND_STATUSES.get(row[_REFUND_STATUS], "pending")
-            return GatewayTransaction(id=row[_REFUND_ID], kind="refund", amount=fen(row[_REFUNDED]),
+            # Identified as refund() and retrieve_refund() identify it (out_refund_no), which is what the
+            # ledger keeps; WeChat Pay's own refund id only for a refund made elsewhere without one.
+            return GatewayTransaction(id=row[_OUT_REFUND_NO_COL] or row[_REFUND_ID], kind="refund",
+                                      amount=fen(row[_REFUNDED]),
                                       status=SUCCEEDED if status == "succeeded" else status, **common)
         if row[_STATE] == "SUCCESS":
             return GatewayTransaction(id=row[_TRANSACTION_ID], kind="charge", amount=fen(row[_SETTLED]), **common)

@@ -724,7 +724,7 @@ def test_the_trade_bill_gives_charges_and_refunds_with_their_fees(app, gateway, 
     assert (charge.kind, charge.id, charge.amount, charge.fee) == ("charge", "4200000001", 5000, 30)
     assert (charge.payment_id, charge.intent_id, charge.currency) == (payment.id, payment.gateway_intent_id, "CNY")
     assert charge.created_at == datetime(2026, 11, 30, 12, 15, tzinfo=UTC)
-    assert (refund.kind, refund.id, refund.amount, refund.fee, refund.status) == ("refund", "50300000001", 2000, -12, SUCCEEDED)
+    assert (refund.kind, refund.id, refund.amount, refund.fee, refund.status) == ("refund", "refund-1", 2000, -12, SUCCEEDED)
     assert stranger.payment_id is None and stranger.amount == 999
 
 

@@ -350,6 +350,7 @@ def test_the_trade_bill_gives_the_days_payments_and_refunds_with_fees(app, gatew
     charge, back = sorted(lines, key=lambda line: line.kind)
     assert (charge.kind, charge.amount, charge.fee, charge.intent_id) == ("charge", 5000, 30, payment.gateway_intent_id)
     assert (back.kind, back.amount, back.fee, back.status) == ("refund", 2000, -12, SUCCEEDED)
+    assert back.id == refund.id  # what FinePay's ledger keeps of the refund, so that reconciliation matches it
 
 
 def test_a_bill_not_out_yet_is_reported_as_such(app, gateway, simulator):

@@ -763,6 +763,21 @@ def test_the_not_enough_switch_refuses_a_refund(simulator):
     assert (status, body["code"]) == (403, "NOT_ENOUGH")
 
 
+def test_the_bill_hash_switch_answers_a_sha1_that_is_not_the_bills_once(simulator):
+    wxpay = client(simulator)
+    paid_order(simulator, wxpay)
+    today = simulator.clock.now()
+    simulator.clock.set((today + timedelta(days=1)).replace(hour=10, minute=1))
+    admin(simulator, "faults", {"kind": "bill_hash_mismatch", "count": 1, "path": "/v3/bill/"})
+
+    damaged, sound = (answer(wxpay.trade_bill(bill_date=today.date().isoformat()))[1] for _ in range(2))
+
+    raw = gzip.decompress(wxpay.download_bill(damaged["download_url"])[1])
+    assert damaged["hash_type"] == "SHA1" and len(damaged["hash_value"]) == 40
+    assert hashlib.sha1(raw).hexdigest() != damaged["hash_value"]
+    assert hashlib.sha1(raw).hexdigest() == sound["hash_value"]
+
+
 def test_an_unknown_switch_is_refused_by_the_admin_api(simulator):
     for path, body in (("faults", {"kind": "melt"}), ("notifications", {"mode": "shuffle"}),
                        ("settings", {"signing": "md5"}), ("clock", {"now": "tomorrow"})):

@@ -65,7 +65,7 @@ def state():
 
 @bp.post("/faults")
 def arm_fault():
-    """{"kind": SYSTEM_ERROR | FREQUENCY_LIMITED | NOT_ENOUGH | timeout, "count": N, "path": "/v3/...",
+    """{"kind": SYSTEM_ERROR | FREQUENCY_LIMITED | NOT_ENOUGH | timeout | bill_hash_mismatch, "count": N, "path": "/v3/...",
     "seconds": S (timeout), "after": true (do it, then answer the error)}."""
     data = payload()
     try:

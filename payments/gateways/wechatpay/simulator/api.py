@@ -1,4 +1,5 @@
 """The API v3 endpoints: every request's signature checked, every answer signed, errors in WeChat Pay's shape."""
+import hashlib
 import json
 import time
 
@@ -38,6 +39,8 @@ def faults_then_signature():
     fault = simulator().faults.take(request.path)
     if fault and fault["kind"] == "timeout":
         time.sleep(fault["seconds"])
+    elif fault and fault["kind"] == "bill_hash_mismatch":
+        g.bill_hash_mismatch = True
     elif fault and fault["after"]:
         g.fault_after = fault
     elif fault:
@@ -150,8 +153,10 @@ def certificates():
 def trade_bill():
     """Apply for a day's trade bill: where to download it and its SHA1."""
     args = request.args
-    return json_response(simulator().bills.apply(args.get("bill_date"), args.get("bill_type", "ALL"),
-                                                 args.get("tar_type")))
+    answer = simulator().bills.apply(args.get("bill_date"), args.get("bill_type", "ALL"), args.get("tar_type"))
+    if g.pop("bill_hash_mismatch", False):  # a SHA1 all the same, of other bytes than the bill's
+        answer["hash_value"] = hashlib.sha1(answer["hash_value"].encode()).hexdigest()
+    return json_response(answer)
 
 
 @bp.get("/billdownload/file")

@@ -3,7 +3,9 @@
 ``timeout`` holds the request for some seconds before answering normally, so
 a client with a shorter timeout does not know whether it happened;
 ``after`` runs the request and then answers the error, the other way for a
-client to lose an outcome.
+client to lose an outcome. ``bill_hash_mismatch`` answers a bill application
+with a SHA1 that is not the bill's (a file damaged on its way), which the
+merchant must refuse.
 """
 import threading
 
@@ -14,6 +16,7 @@ KINDS = {
     "FREQUENCY_LIMITED": errors.FREQUENCY_LIMITED,
     "NOT_ENOUGH": errors.NOT_ENOUGH,
     "timeout": None,
+    "bill_hash_mismatch": None,
 }
 
 
@@ -46,6 +49,6 @@ class Faults:
         return None
 
     def error(self, fault):
-        """The ApiError a fault answers with (None for a timeout)."""
+        """The ApiError a fault answers with (None for a timeout or a bill's wrong SHA1)."""
         make = KINDS[fault["kind"]]
         return make() if make else None
