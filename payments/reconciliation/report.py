@@ -189,6 +189,11 @@ class Report:
         return sum(t.count for cls, t in self.classes.items() if cls != MATCHED)
 
     @property
+    def line_count(self):
+        """Lines of every class: none when nothing was charged or refunded on either side."""
+        return sum(t.count for t in self.classes.values())
+
+    @property
     def gateway_charged(self):
         """Charged per the gateways, in the ledger's currency."""
         return sum(section.charged for section in self.gateways)

@@ -421,6 +421,8 @@ def test_an_empty_days_chart_reads_zero_to_a_round_amount(app, client):
     assert "nan" not in chart.lower() and "inf" not in chart.lower()
     assert chart.count('height="0.0"') == 48
     assert "Nothing settled or charged on these dates" in chart
+    assert page.count("No charges or refunds on these dates") == 2  # not "Everything matches": there is nothing
+    assert "Everything matches" not in page
 
 
 @pytest.mark.parametrize(("highest", "top"), [(0, 10000), (1, 10000), (20000, 20000), (20001, 40000),
