@@ -79,6 +79,12 @@ def _defused(column):
                 else_=column)
 
 
+def _kept_as_text(column):
+    """Excel and WPS show a long number as 1.50203E+17, losing digits: a tab before an identifier that starts
+    with a digit (a notice number, WeChat's and Alipay's transaction numbers) keeps it as text, as typed."""
+    return case((func.substr(column, 1, 1).between("0", "9"), sql_text("\t") + column), else_=column)
+
+
 def csv_query(start, end, awaiting_bill=None):
     """Every line of [start, end) in CSV_HEADER's columns (times still as timestamps), oldest first.
 
@@ -95,8 +101,9 @@ def csv_query(start, end, awaiting_bill=None):
                       .where(PI.c.payment_id == lines.c.payment_id).scalar_subquery())
     return select(
         lines.c.classification, label, lines.c.kind, lines.c.payment_id, P.c.receipt_number, P.c.plate,
-        notice_numbers, lines.c.gateway,
-        _defused(lines.c.intent_id), _defused(lines.c.transaction_id), lines.c.channel, lines.c.terminal,
+        _kept_as_text(notice_numbers), lines.c.gateway,
+        _kept_as_text(_defused(lines.c.intent_id)), _kept_as_text(_defused(lines.c.transaction_id)),
+        lines.c.channel, lines.c.terminal,
         lines.c.ledger_status, lines.c.ledger_at, yuan(lines.c.ledger_amount), lines.c.ledger_currency,
         lines.c.gateway_at, yuan(lines.c.gateway_amount), lines.c.gateway_currency, yuan(lines.c.gateway_fee),
         yuan(signed - lines.c.gateway_fee), lines.c.gateway_count, yuan(lines.c.refunded), lines.c.note,

@@ -85,9 +85,13 @@ def last_audit(action):
 
 
 def csv_rows(text):
-    """The reconciliation CSV's lines as dicts by column code (CSV_HEADER), past its BOM and headings."""
+    """The reconciliation CSV's lines as dicts by column code (CSV_HEADER), past its BOM and headings.
+
+    Values as a spreadsheet shows them: without the tab that keeps a long number as text.
+    """
     assert text.startswith(BOM)
-    return [dict(zip(CSV_HEADER, row, strict=True)) for row in list(csv.reader(io.StringIO(text[1:])))[1:]]
+    return [dict(zip(CSV_HEADER, (value.removeprefix("\t") for value in row), strict=True))
+            for row in list(csv.reader(io.StringIO(text[1:])))[1:]]
 
 
 def fen(yuan):

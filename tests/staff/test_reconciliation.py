@@ -16,7 +16,7 @@ from payments import services as payment_services
 from payments.gateways import GatewayError, gateway_named
 from payments.gateways.sandbox import SandboxIntent
 from payments.models import GatewayRecord
-from payments.reconciliation.export import BOM, COLUMNS, csv_lines
+from payments.reconciliation.export import BOM, COLUMNS, CSV_HEADER, csv_lines
 from payments.reconciliation.fetch import fetch_gateway_records
 from payments.reconciliation.lines import DUPLICATE, GATEWAY_ONLY, LEDGER_ONLY, MATCHED, MISMATCH
 from payments.reconciliation.report import reconcile
@@ -457,6 +457,9 @@ def test_the_csv_opens_in_excel_and_wps_with_the_consoles_headings_and_yuan(app,
     assert (refund["plate"], refund["receipt_number"], refund["ledger_amount"], refund["gateway_net"]) == (
         violation.plate, payment.receipt_number, "50.00", "-50.00")
     assert charge["description"] == translated(app, "Matched")
+    raw = dict(zip(CSV_HEADER, [row for row in rows if payment.id in row and "charge" in row][0], strict=True))
+    assert raw["notice_numbers"] == "\t" + violation.notice_number  # an 18-digit number stays text in Excel
+    assert raw["receipt_number"] == payment.receipt_number and raw["plate"] == violation.plate
 
 
 @pytest.mark.parametrize("app_config", [{"DEFAULT_LOCALE": "zh_CN"}])
