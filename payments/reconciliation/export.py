@@ -81,7 +81,7 @@ def _defused(column):
 
 def _kept_as_text(column):
     """Excel and WPS show a long number as 1.50203E+17, losing digits: a tab before an identifier that starts
-    with a digit (a notice number, WeChat's and Alipay's transaction numbers) keeps it as text, as typed."""
+    with a digit (WeChat's and Alipay's transaction numbers; notice numbers always have one) keeps it as text."""
     return case((func.substr(column, 1, 1).between("0", "9"), sql_text("\t") + column), else_=column)
 
 
@@ -101,7 +101,7 @@ def csv_query(start, end, awaiting_bill=None):
                       .where(PI.c.payment_id == lines.c.payment_id).scalar_subquery())
     return select(
         lines.c.classification, label, lines.c.kind, lines.c.payment_id, P.c.receipt_number, P.c.plate,
-        _kept_as_text(notice_numbers), lines.c.gateway,
+        sql_text("\t") + notice_numbers, lines.c.gateway,  # a line without a payment has none: NULL, empty
         _kept_as_text(_defused(lines.c.intent_id)), _kept_as_text(_defused(lines.c.transaction_id)),
         lines.c.channel, lines.c.terminal,
         lines.c.ledger_status, lines.c.ledger_at, yuan(lines.c.ledger_amount), lines.c.ledger_currency,
