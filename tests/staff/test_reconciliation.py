@@ -473,3 +473,17 @@ def test_a_console_in_english_gets_english_headings_where_chinese_is_the_default
     assert text.startswith(BOM + "Result code,Result,Kind,Payment ID,Receipt number,Plate,Notice numbers,Gateway,"
                                  "Gateway order,Gateway transaction number,")
     assert "车牌" not in text
+
+
+def test_a_long_transaction_number_stays_text_in_a_spreadsheet(app):
+    start_at, _end = business_day_window(today())
+    number = "4200001234202611301234567890"  # as WeChat Pay numbers its transactions: 28 digits
+    db.session.add(GatewayRecord(gateway="sandbox", transaction_id=number, kind="charge", intent_id=None,
+                                 amount=100, currency="CNY", status="succeeded", created_at=start_at + timedelta(hours=1)))
+    db.session.commit()
+
+    text = "".join(csv_lines(today(), today(), "Asia/Shanghai"))
+
+    (line,) = [row for row in csv.reader(io.StringIO(text)) if number in "".join(row)]
+    assert line[CSV_HEADER.index("transaction_id")] == "\t" + number
+    assert line[CSV_HEADER.index("gateway_amount")] == "1.00"
