@@ -9,15 +9,22 @@ LEFT, RIGHT, TOP, BOTTOM = 70, 10, 16, 40
 LEDGER_FILL, GATEWAY_FILL = "#0b5cad", "#e0a030"
 
 
-def _nice_ceiling(value):
-    """A round number at or above value, for the top of the axis."""
-    if value <= 0:
-        return 1
-    magnitude = 10 ** (len(str(int(value))) - 1)
-    for step in (1, 2, 2.5, 5, 10):
-        if value <= step * magnitude:
-            return int(step * magnitude)
-    return int(10 * magnitude)
+# The axis has four equal steps; each is one of these times a power of ten (minor units), and at least EMPTY_STEP,
+# so that an empty or nearly empty day still reads 0 to a round amount (¥100) rather than fractions of a fen.
+STEPS = (1, 2, 2.5, 5)
+GRIDLINES = 4
+EMPTY_STEP = 2500
+
+
+def axis_top(value):
+    """The top of the axis for bars up to ``value`` (minor units): four round steps, never zero."""
+    needed = max(value / GRIDLINES, EMPTY_STEP)
+    magnitude = 1
+    while True:
+        for step in STEPS:
+            if step * magnitude >= needed:
+                return int(step * magnitude * GRIDLINES)
+        magnitude *= 10
 
 
 def hourly_chart(hourly, currency, title):
@@ -27,7 +34,8 @@ def hourly_chart(hourly, currency, title):
     <title> (shown on hover and read by screen readers); the page also has the
     numbers as a table.
     """
-    top = _nice_ceiling(max([max(ledger.amount, gateway.amount) for ledger, gateway in hourly] + [0]))
+    highest = max([max(ledger.amount, gateway.amount) for ledger, gateway in hourly] + [0])
+    top = axis_top(highest)
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     slot = plot_w / 24
     bar = slot * 0.38
@@ -36,20 +44,21 @@ def hourly_chart(hourly, currency, title):
         f'aria-labelledby="chart-title" class="chart" id="hourly-chart">',
         f'<title id="chart-title">{escape(title)}</title>',
     ]
-    for i in range(5):  # gridlines and axis labels
-        value = top * i / 4
-        y = TOP + plot_h - plot_h * i / 4
+    for i in range(GRIDLINES + 1):  # gridlines and axis labels
+        value = top * i // GRIDLINES
+        y = TOP + plot_h - plot_h * i / GRIDLINES
         parts.append(f'<line x1="{LEFT}" y1="{y:.1f}" x2="{WIDTH - RIGHT}" y2="{y:.1f}" stroke="#c9d1db" '
                      f'stroke-width="1"/>')
         parts.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11" fill="#4a5360">'
-                     f'{escape(format_money(int(value), currency))}</text>')
+                     f'{escape(format_money(value, currency))}</text>')
     names = {"ledger": _("ledger"), "gateway": _("gateway")}
     # f-strings hide their calls from pybabel: the words are looked up here.
-    legend = {"ledger": _("Ledger (settled)"), "gateway": _("Gateway (charged)"), "hours": _("hour of the business day")}
+    legend = {"ledger": _("Ledger (settled)"), "gateway": _("Gateway (charged)"), "hours": _("hour of the business day"),
+              "empty": _("Nothing settled or charged on these dates")}
     for hour, (ledger, gateway) in enumerate(hourly):
         x = LEFT + hour * slot + slot * 0.1
         for offset, totals, fill, who in ((0, ledger, LEDGER_FILL, "ledger"), (bar, gateway, GATEWAY_FILL, "gateway")):
-            height = plot_h * totals.amount / top if top else 0
+            height = plot_h * totals.amount / top
             y = TOP + plot_h - height
             label = f"{hour:02d}:00 {names[who]}: {format_money(totals.amount, currency)} ({totals.count})"
             parts.append(
@@ -59,6 +68,9 @@ def hourly_chart(hourly, currency, title):
         if hour % 3 == 0:
             parts.append(f'<text x="{x + bar:.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" font-size="11" '
                          f'fill="#4a5360">{hour:02d}</text>')
+    if not highest:
+        parts.append(f'<text x="{LEFT + plot_w / 2:.1f}" y="{TOP + plot_h / 2:.1f}" text-anchor="middle" '
+                     f'font-size="14" fill="#4a5360" class="chart-empty">{escape(legend["empty"])}</text>')
     legend_y = HEIGHT - 8
     parts += [
         f'<rect x="{LEFT}" y="{legend_y - 10}" width="12" height="12" fill="{LEDGER_FILL}"/>',

@@ -372,7 +372,7 @@ def reconciliation_report():
 
 @bp.get("/reconciliation.csv")
 def reconciliation_csv():
-    """Every reconciliation line as CSV (amounts in minor units, times in the business time zone)."""
+    """Every reconciliation line as CSV for Excel and WPS (amounts in yuan, times in the business time zone)."""
     form = DateRangeForm(request.args)
     if not form.validate():
         return render_template("staff/reconciliation.html", form=form, report=None), 422

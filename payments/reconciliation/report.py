@@ -7,7 +7,7 @@ taken through it.
 from dataclasses import dataclass, field
 
 from flask import current_app
-from sqlalchemy import Integer, func, literal, not_, null, select, union_all
+from sqlalchemy import Integer, case, func, literal, not_, null, select, union_all
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
 
@@ -18,6 +18,7 @@ from payments.reconciliation.fetch import label_of, last_fetches
 from payments.reconciliation.lines import (
     CLASSES,
     MATCHED,
+    ZERO,
     G,
     P,
     R,
@@ -64,6 +65,20 @@ class Totals:
     amount: int = 0
 
 
+@dataclass
+class ClassTotals:
+    """A class of lines: how many, and what its charges and its refunds come to (minor units), kept apart."""
+
+    count: int = 0
+    charges: int = 0
+    refunds: int = 0
+
+    @property
+    def net(self):
+        """Charges less refunds: what the class moved in all."""
+        return self.charges - self.refunds
+
+
 def _in_currency(rows, currency):
     return sum(t.amount for c, t in rows if c == currency)
 
@@ -79,7 +94,7 @@ class GatewaySection:
     fetched_at: object  # the latest fetch covering the dates (None: a day of them never fetched)
     waiting_from: object  # from when on the gateway's bill is not out yet (None: it is out for every day)
     partly_ready: bool  # its bill is out for the days before waiting_from, which are reconciled
-    classes: dict  # class -> Totals
+    classes: dict  # class -> ClassTotals
     charges: list  # (currency, Totals), per the gateway
     refunds: list  # (currency, Totals), per the gateway
     fees: int  # the gateway's fees on its charges and refunds (a refund may return some)
@@ -140,7 +155,7 @@ class Report:
     refunds_pending: Totals
     gateway_charges: list  # (gateway, currency, Totals)
     gateway_refunds: list
-    classes: dict  # class -> Totals (count of lines, ledger amount), where the gateways' bills are out
+    classes: dict  # class -> ClassTotals (lines, ledger amounts of charges and of refunds), where the bills are out
     discrepancies: list
     truncated: bool
     hourly: list = field(default_factory=list)  # 24 x (ledger Totals, gateway Totals)
@@ -172,6 +187,31 @@ class Report:
     def discrepancy_count(self):
         """Lines that are not matched."""
         return sum(t.count for cls, t in self.classes.items() if cls != MATCHED)
+
+    @property
+    def line_count(self):
+        """Lines of every class: none when nothing was charged or refunded on either side."""
+        return sum(t.count for t in self.classes.values())
+
+    @property
+    def gateway_charged(self):
+        """Charged per the gateways, in the ledger's currency."""
+        return sum(section.charged for section in self.gateways)
+
+    @property
+    def gateway_refunded(self):
+        """Refunded per the gateways, in the ledger's currency."""
+        return sum(section.refunded for section in self.gateways)
+
+    @property
+    def gateway_fees(self):
+        """The gateways' fees, in the ledger's currency."""
+        return sum(section.fees for section in self.gateways)
+
+    @property
+    def gateway_settlement(self):
+        """What the gateways pay out in all: their net less their fees."""
+        return self.gateway_net - self.gateway_fees
 
     @property
     def net_difference(self):
@@ -234,21 +274,25 @@ def reconcile(first_day, last_day, *, limit=PAGE_LINES, only=None, gateway=None)
     names = terminals()
     shown_rows = (
         select(shown, explanation(shown, start, end).label("note"), names.c.name.label("terminal"),
-               null().label("class_count"), null().label("class_amount"))
+               null().label("class_count"), null().label("class_charges"), null().label("class_refunds"))
         .outerjoin(names, names.c.id == shown.c.terminal_id)
     )
+    # Charges and refunds are summed apart: one "matched" amount of both would mean nothing to finance.
+    amount = func.coalesce(lines.c.ledger_amount, lines.c.gateway_amount)
     count_rows = select(
         *(column if column.name in ("classification", "gateway") else null().label(column.name)
           for column in lines.c),
         null().label("note"), null().label("terminal"), func.count().label("class_count"),
-        minor_units_sum(func.coalesce(lines.c.ledger_amount, lines.c.gateway_amount)).label("class_amount"),
+        minor_units_sum(case((lines.c.kind == "charge", amount), else_=ZERO)).label("class_charges"),
+        minor_units_sum(case((lines.c.kind == "refund", amount), else_=ZERO)).label("class_refunds"),
     ).where(not_(awaiting(lines, awaiting_bill))).group_by(lines.c.gateway, lines.c.classification)
     rows = db.session.execute(union_all(shown_rows, count_rows)).mappings().all()
     classes_by_gateway = {}
     for row in rows:
         if row["class_count"] is not None:
-            classes = classes_by_gateway.setdefault(row["gateway"], {cls: Totals() for cls in CLASSES})
-            classes[row["classification"]] = Totals(row["class_count"], row["class_amount"] or 0)
+            classes = classes_by_gateway.setdefault(row["gateway"], {cls: ClassTotals() for cls in CLASSES})
+            classes[row["classification"]] = ClassTotals(row["class_count"], row["class_charges"] or 0,
+                                                         row["class_refunds"] or 0)
     rows = sorted((r for r in rows if r["class_count"] is None),
                   key=lambda r: (r["ledger_at"] or r["gateway_at"], r["payment_id"] or "", r["transaction_id"] or ""))
     discrepancies = [dict(r) for r in rows[:limit]]
@@ -291,10 +335,11 @@ def _status_totals(refunds, status, gateway=None):
 
 
 def _sum_classes(class_tables):
-    total = {cls: Totals() for cls in CLASSES}
+    total = {cls: ClassTotals() for cls in CLASSES}
     for classes in class_tables:
-        for cls, totals in classes.items():
-            total[cls] = Totals(total[cls].count + totals.count, total[cls].amount + totals.amount)
+        for cls, t in classes.items():
+            total[cls] = ClassTotals(total[cls].count + t.count, total[cls].charges + t.charges,
+                                     total[cls].refunds + t.refunds)
     return total
 
 
@@ -312,7 +357,7 @@ def _sections(start, currency, fetches, classes_by_gateway, refunds, gateway_row
             name=name, label=labels.get(name, name), configured=name in labels, currency=currency,
             fetched_at=fetch.at if fetch else None, waiting_from=fetch.waiting_from if fetch else None,
             partly_ready=bool(fetch and fetch.bill_not_ready and fetch.waiting_from > start),
-            classes=classes_by_gateway.get(name, {cls: Totals() for cls in CLASSES}),
+            classes=classes_by_gateway.get(name, {cls: ClassTotals() for cls in CLASSES}),
             charges=[(c, t) for k, c, t, _f in rows if k == "charge"],
             refunds=[(c, t) for k, c, t, _f in rows if k == "refund"],
             fees=sum(f for _k, c, _t, f in rows if c == currency),

@@ -4,8 +4,7 @@ the CSV download, a refund, signing out (every browser), and the lockout. CSRF i
 A supervisor is created with the CLI, as the README says; yesterday's ledger and sandbox ledger are
 seeded with one payment settled behind the gateway's back and one charge the ledger never saw.
 """
-import csv
-import io
+import re
 import uuid
 from datetime import timedelta
 from types import SimpleNamespace
@@ -23,6 +22,7 @@ from staff.models import LoginAttempt
 from tests.browser.helpers import PASSWORD, sign_in
 from tests.factories import make_violation
 from tests.live import app_on_copy, serving
+from tests.staff.helpers import csv_rows
 from violations.fees import business_day_window, business_today
 
 pytestmark = pytest.mark.browser
@@ -149,7 +149,7 @@ def test_yesterdays_report_explains_each_difference_and_exports_it(console, desk
         desk.click("#csv-link")
     download = info.value
     assert download.suggested_filename == f"reconciliation-{console.yesterday.isoformat()}.csv"
-    rows = list(csv.DictReader(io.StringIO(open(download.path(), encoding="utf-8").read())))
+    rows = csv_rows(open(download.path(), encoding="utf-8", newline="").read())
     assert sorted(r["classification"] for r in rows) == ["gateway_only", "ledger_only", "matched", "matched"]
     (behind_row,) = [r for r in rows if r["payment_id"] == console.behind]
     assert behind_row["classification"] == "ledger_only" and behind_row["gateway_amount"] == ""
@@ -248,6 +248,34 @@ def test_signing_out_ends_every_browser_and_every_saved_cookie(console, browser,
         replayed.close()
     finally:
         other_browser.close()
+
+
+def test_a_clerk_reads_charges_refunds_and_net_apart_in_chinese_and_an_empty_days_chart(console, browser, screenshot):
+    with console.app.app_context():
+        today = business_today("Asia/Shanghai")
+        paid = [_pay(20000), _pay(30000)]
+        payment_services.refund_payment(paid[1].id, 5000, reason="复议撤销", actor="test")
+    context = browser.new_context(**{**DESKTOP, "locale": "zh-CN"})
+    try:
+        page = context.new_page()
+        sign_in(page, console.url)
+        page.goto(f"{console.url}/staff/reconciliation?start={today}&end={today}")
+        page.click("#refresh-gateway")
+
+        figures = page.locator("#gateway-totals-row")
+        expect(figures.locator('[data-figure="refunds"]')).to_have_text(re.compile(r"^−¥[\d,]+\.\d\d$"))
+        expect(figures.locator('[data-figure="charges"]')).to_have_text(re.compile(r"^¥[\d,]+\.\d\d$"))
+        expect(page.locator("#classification thead")).to_contain_text("收款")
+        expect(page.locator("#classification thead")).to_contain_text("退款")
+        screenshot(page, "staff-reconciliation-zh")
+
+        empty = today - timedelta(days=20)
+        page.goto(f"{console.url}/staff/reconciliation?start={empty}&end={empty}")
+        expect(page.locator("#hourly-chart .chart-empty")).to_have_text("所选日期内没有入账或扣款")
+        expect(page.locator("#hourly-chart")).to_contain_text("¥100.00")
+        screenshot(page, "staff-reconciliation-empty-zh")
+    finally:
+        context.close()
 
 
 def test_after_five_failures_the_owner_signs_in_by_keyboard_once_the_check_is_done(console, desk, screenshot):

@@ -1,5 +1,8 @@
-"""Shared helpers for the staff tests: accounts, signing in, and paid payments to work on."""
+"""Shared helpers for the staff tests: accounts, signing in, paid payments to work on, the reconciliation CSV."""
+import csv
+import io
 import uuid
+from decimal import Decimal
 
 from sqlalchemy import select
 from werkzeug.security import generate_password_hash
@@ -8,6 +11,7 @@ from finepay import audit
 from finepay.audit import AuditEntry
 from finepay.extensions import db
 from payments import services as payment_services
+from payments.reconciliation.export import BOM, CSV_HEADER
 from staff import sessions
 from staff.auth import SESSION_KEY
 from staff.models import CLERK, SUPERVISOR, StaffUser
@@ -78,3 +82,18 @@ def last_audit(action):
     return db.session.execute(
         select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id.desc()).limit(1)
     ).scalar_one_or_none()
+
+
+def csv_rows(text):
+    """The reconciliation CSV's lines as dicts by column code (CSV_HEADER), past its BOM and headings.
+
+    Values as a spreadsheet shows them: without the tab that keeps a long number as text.
+    """
+    assert text.startswith(BOM)
+    return [dict(zip(CSV_HEADER, (value.removeprefix("\t") for value in row), strict=True))
+            for row in list(csv.reader(io.StringIO(text[1:])))[1:]]
+
+
+def fen(yuan):
+    """A CSV amount ("200.00") back in minor units (20000)."""
+    return int(Decimal(yuan) * 100)

@@ -10,15 +10,18 @@ from sqlalchemy import func, select, update
 
 from finepay.dbtypes import utcnow
 from finepay.extensions import db
+from finepay.formatting import format_money
 from kiosk.services import enrol_terminal
 from payments import services as payment_services
 from payments.gateways import GatewayError, gateway_named
 from payments.gateways.sandbox import SandboxIntent
 from payments.models import GatewayRecord
-from payments.reconciliation.export import CSV_HEADER, csv_lines
+from payments.reconciliation.export import BOM, COLUMNS, CSV_HEADER, csv_lines
 from payments.reconciliation.fetch import fetch_gateway_records
 from payments.reconciliation.lines import DUPLICATE, GATEWAY_ONLY, LEDGER_ONLY, MATCHED, MISMATCH
 from payments.reconciliation.report import reconcile
+from staff.charts import axis_top
+from tests.conftest import in_app_language, in_both_languages, translated
 from tests.payments.helpers import (
     PLATE,
     VIN,
@@ -30,7 +33,7 @@ from tests.payments.helpers import (
     set_payment,
     today,
 )
-from tests.staff.helpers import last_audit, make_supervisor, paid_payment, sign_in_as
+from tests.staff.helpers import csv_rows, fen, last_audit, make_supervisor, paid_payment, sign_in_as
 from violations.fees import business_day_window
 
 
@@ -224,15 +227,14 @@ def test_the_csv_has_every_line_classified(seeded, client):
     assert response.status_code == 200
     assert response.mimetype == "text/csv"
     assert response.headers["Content-Disposition"] == f'attachment; filename="reconciliation-{first}-to-{last}.csv"'
-    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
-    assert list(rows[0]) == list(CSV_HEADER)
+    rows = csv_rows(response.get_data(as_text=True))
     charges = {r["payment_id"]: r for r in rows if r["kind"] == "charge" and r["payment_id"]}
     assert charges[seeded["matched"]]["classification"] == MATCHED
     assert charges[seeded["unsettled"]]["classification"] == GATEWAY_ONLY
     assert charges[seeded["behind_back"]]["classification"] == LEDGER_ONLY
     assert charges[seeded["behind_back"]]["gateway_amount"] == ""
     assert charges[seeded["amount_off"]]["classification"] == MISMATCH
-    assert int(charges[seeded["amount_off"]]["ledger_amount"]) - int(charges[seeded["amount_off"]]["gateway_amount"]) == 100
+    assert fen(charges[seeded["amount_off"]]["ledger_amount"]) - fen(charges[seeded["amount_off"]]["gateway_amount"]) == 100
     assert charges[seeded["dup_refunded"]]["classification"] == DUPLICATE
     assert charges[seeded["dup_refunded"]]["description"] == "Duplicate charge for one violation"
     assert "NOT refunded" in charges[seeded["dup_unrefunded"]]["note"]
@@ -369,3 +371,119 @@ def test_a_spreadsheet_formula_from_the_gateway_is_defused(app):
 
     assert "'=HYPERLINK" in text
     assert ",=HYPERLINK" not in text
+
+
+def charge_and_refund():
+    """Two 200-yuan payments through the sandbox, 50 yuan of one refunded, fetched: (refunded payment, its violation)."""
+    payment, violation = paid_payment(fine=20000, decision_date=today())
+    paid_payment(fine=20000, decision_date=today())
+    payment_services.refund_payment(payment.id, 5000, reason="test", actor="test")
+    fetch()
+    return payment, violation
+
+
+@in_both_languages
+def test_charges_refunds_and_net_are_separate_figures_never_one_amount(app, client):
+    payment, _violation = charge_and_refund()
+    sign_in_as(client, make_supervisor())
+    first, last = window()
+
+    report = reconcile(first, last)
+    page = client.get(f"/staff/reconciliation?start={first}&end={last}").get_data(as_text=True)
+
+    matched = report.classes[MATCHED]
+    assert (matched.count, matched.charges, matched.refunds, matched.net) == (3, 40000, 5000, 35000)
+    (sandbox,) = report.gateways
+    assert (sandbox.charged, sandbox.refunded, sandbox.net) == (40000, 5000, 35000)
+    assert (report.gateway_charged, report.gateway_refunded, report.gateway_net) == (40000, 5000, 35000)
+    with in_app_language(app):
+        charges, refunds, net = format_money(40000), "−" + format_money(5000), format_money(35000)
+    headings = page.split('id="classification"')[1].split("</thead>")[0]
+    assert [translated(app, word) in headings for word in ("Charges", "Refunds", "Net")] == [True] * 3
+    for row in (page.split('id="count-matched"')[1].split("</tr>")[0],
+                page.split('id="gateway-totals-row"')[1].split("</tr>")[0],
+                page.split('id="gateway-sandbox"')[1].split('data-class="matched"')[1].split("</tr>")[0]):
+        assert f'data-figure="charges">{charges}<' in row
+        assert f'data-figure="refunds">{refunds}<' in row
+        assert f'data-figure="net">{net}<' in row
+
+
+def test_an_empty_days_chart_reads_zero_to_a_round_amount(app, client):
+    sign_in_as(client, make_supervisor())
+    first, last = window()
+
+    page = client.get(f"/staff/reconciliation?start={first}&end={last}").get_data(as_text=True)
+
+    chart = page.split('id="hourly-chart"')[1].split("</svg>")[0]
+    with app.test_request_context():
+        axis = [format_money(amount) for amount in (0, 2500, 5000, 7500, 10000)]
+    assert [f">{label}</text>" in chart for label in axis] == [True] * 5
+    assert "nan" not in chart.lower() and "inf" not in chart.lower()
+    assert chart.count('height="0.0"') == 48
+    assert "Nothing settled or charged on these dates" in chart
+    assert page.count("No charges or refunds on these dates") == 2  # not "Everything matches": there is nothing
+    assert "Everything matches" not in page
+
+
+@pytest.mark.parametrize(("highest", "top"), [(0, 10000), (1, 10000), (20000, 20000), (20001, 40000),
+                                             (95000, 100000), (1234567, 2000000)])
+def test_the_charts_axis_is_four_round_steps_above_the_highest_bar(highest, top):
+    assert axis_top(highest) == top
+    assert axis_top(highest) >= highest
+
+
+@in_both_languages
+def test_the_csv_opens_in_excel_and_wps_with_the_consoles_headings_and_yuan(app, client):
+    payment, violation = charge_and_refund()
+    sign_in_as(client, make_supervisor())
+    first, last = window()
+
+    body = client.get(f"/staff/reconciliation.csv?start={first}&end={last}").get_data()
+
+    assert body.startswith(b"\xef\xbb\xbf")
+    text = body.decode("utf-8")
+    assert text.count("\n") == text.count("\r\n") > 1
+    rows = list(csv.reader(io.StringIO(text.removeprefix(BOM))))
+    assert rows[0] == [translated(app, heading) for _code, heading in COLUMNS]
+    lines = csv_rows(text)
+    transaction = db.session.execute(select(GatewayRecord.transaction_id).where(
+        GatewayRecord.intent_id == payment.gateway_intent_id, GatewayRecord.kind == "charge")).scalar_one()
+    (charge,) = [line for line in lines if line["payment_id"] == payment.id and line["kind"] == "charge"]
+    assert (charge["plate"], charge["notice_numbers"], charge["receipt_number"], charge["transaction_id"]) == (
+        violation.plate, violation.notice_number, payment.receipt_number, transaction)
+    assert (charge["ledger_amount"], charge["gateway_amount"], charge["gateway_net"]) == ("200.00", "200.00", "200.00")
+    assert (charge["gateway"], charge["gateway_fee"], charge["refunded"]) == ("sandbox", "0.00", "50.00")
+    (refund,) = [line for line in lines if line["payment_id"] == payment.id and line["kind"] == "refund"]
+    assert (refund["plate"], refund["receipt_number"], refund["ledger_amount"], refund["gateway_net"]) == (
+        violation.plate, payment.receipt_number, "50.00", "-50.00")
+    assert charge["description"] == translated(app, "Matched")
+    raw = dict(zip(CSV_HEADER, [row for row in rows if payment.id in row and "charge" in row][0], strict=True))
+    assert raw["notice_numbers"] == "\t" + violation.notice_number  # an 18-digit number stays text in Excel
+    assert raw["receipt_number"] == payment.receipt_number and raw["plate"] == violation.plate
+
+
+@pytest.mark.parametrize("app_config", [{"DEFAULT_LOCALE": "zh_CN"}])
+def test_a_console_in_english_gets_english_headings_where_chinese_is_the_default(app, client):
+    sign_in_as(client, make_supervisor())
+    first, last = window()
+
+    text = client.get(f"/staff/reconciliation.csv?start={first}&end={last}",
+                      headers={"Accept-Language": "en"}).get_data(as_text=True)
+
+    assert text.startswith(BOM + "Result code,Result,Kind,Payment ID,Receipt number,Plate,Notice numbers,Gateway,"
+                                 "Gateway order,Gateway transaction number,")
+    assert "车牌" not in text
+
+
+def test_a_long_transaction_number_stays_text_in_a_spreadsheet(app):
+    start_at, _end = business_day_window(today())
+    number = "4200001234202611301234567890"  # as WeChat Pay numbers its transactions: 28 digits
+    db.session.add(GatewayRecord(gateway="sandbox", transaction_id=number, kind="charge", intent_id=None,
+                                 amount=100, currency="CNY", status="succeeded", created_at=start_at + timedelta(hours=1)))
+    db.session.commit()
+
+    text = "".join(csv_lines(today(), today(), "Asia/Shanghai"))
+
+    (line,) = [row for row in csv.reader(io.StringIO(text)) if number in "".join(row)]
+    assert line[CSV_HEADER.index("transaction_id")] == "\t" + number
+    assert line[CSV_HEADER.index("gateway_amount")] == "1.00"

@@ -1,6 +1,4 @@
 """The stripe adapter's listing, against a real localstripe, feeding the reconciliation report."""
-import csv
-import io
 import uuid
 from datetime import timedelta
 
@@ -16,7 +14,7 @@ from staff import services
 from tests.payments.conftest import localstripe, localstripe_server  # noqa: F401  (fixtures)
 from tests.payments.helpers import PLATE, VIN, overdue_violation, payment_row, set_payment, today
 from tests.payments.test_stripe_gateway import gateway_config
-from tests.staff.helpers import make_supervisor, sign_in_as
+from tests.staff.helpers import csv_rows, make_supervisor, sign_in_as
 from violations.fees import business_day_window
 
 
@@ -70,8 +68,7 @@ def test_stripe_charges_and_refunds_are_reconciled_against_the_ledger(app, clien
     assert sum(t.amount for _g, _c, t in report.gateway_charges) == refunded.amount_received + unsettled.amount + 4400
 
     sign_in_as(client, make_supervisor())
-    rows = list(csv.DictReader(io.StringIO(
-        client.get(f"/staff/reconciliation.csv?start={first}&end={last}").get_data(as_text=True))))
+    rows = csv_rows(client.get(f"/staff/reconciliation.csv?start={first}&end={last}").get_data(as_text=True))
     by_payment = {(r["kind"], r["payment_id"] or r["intent_id"]): r["classification"] for r in rows}
     assert by_payment == {
         ("charge", paid.id): MATCHED, ("refund", paid.id): MATCHED, ("charge", unsettled.id): GATEWAY_ONLY,
