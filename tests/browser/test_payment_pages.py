@@ -244,7 +244,7 @@ def test_pay_through_the_sandbox_to_a_receipt(phone, pay_server, screenshot):
     for notice in payable:
         item = phone.locator(f"#violation-{notice}")
         expect(item.locator(".badge")).to_have_text("Paid")
-        expect(item.locator(".paid-note")).to_contain_text(f"Receipt number {number}.")
+        expect(item.locator(".paid-note a.receipt-link")).to_have_text(f"Receipt {number}")
         expect(item.locator(".amount-due")).to_have_count(0)
     expect(phone.locator("#violation-150203202612000104 .badge")).to_have_text("Unpaid")
     expect(phone.locator("input.select")).to_have_count(0)
