@@ -2,22 +2,12 @@
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from flask import current_app
 from flask_migrate import downgrade, upgrade
 
 from finepay.extensions import db
+from tests.migrations import model_diffs, revision_below
 
 REVISION = "0012_gateway_fees"
-
-
-def _gateway_record_diffs():
-    with db.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        diffs = compare_metadata(context, db.metadata)
-    return [d for d in diffs if "gateway_records" in repr(d)]
 
 
 def _columns():
@@ -25,9 +15,8 @@ def _columns():
 
 
 def test_the_migration_matches_the_model_and_downgrades(app):
-    assert _gateway_record_diffs() == []
-    below = ScriptDirectory.from_config(current_app.extensions["migrate"].migrate.get_config()) \
-        .get_revision(REVISION).down_revision
+    assert model_diffs("gateway_records") == []
+    below = revision_below(REVISION)
     db.session.remove()
 
     downgrade(revision=below)
@@ -39,6 +28,6 @@ def test_the_migration_matches_the_model_and_downgrades(app):
             {"at": datetime(2026, 11, 2, tzinfo=UTC)})
     upgrade()  # back to the head, for the tests that share this database
 
-    assert _gateway_record_diffs() == []
+    assert model_diffs("gateway_records") == []
     with db.engine.connect() as connection:
         assert connection.execute(sa.text("SELECT fee FROM gateway_records")).scalar_one() == 0

@@ -1,21 +1,11 @@
 """The staff_sessions migration builds the table its model describes, and comes down again."""
 import sqlalchemy as sa
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from flask import current_app
 from flask_migrate import downgrade, upgrade
 
 from finepay.extensions import db
+from tests.migrations import model_diffs, revision_below
 
 REVISION = "0007_sessions"
-
-
-def _staff_session_diffs():
-    with db.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        diffs = compare_metadata(context, db.metadata)
-    return [d for d in diffs if "staff_sessions" in repr(d)]
 
 
 def _tables():
@@ -23,9 +13,8 @@ def _tables():
 
 
 def test_the_migration_matches_the_model_and_downgrades(app):
-    assert _staff_session_diffs() == []
-    below = ScriptDirectory.from_config(current_app.extensions["migrate"].migrate.get_config()) \
-        .get_revision(REVISION).down_revision
+    assert model_diffs("staff_sessions") == []
+    below = revision_below(REVISION)
     db.session.remove()
 
     downgrade(revision=below)
@@ -33,4 +22,4 @@ def test_the_migration_matches_the_model_and_downgrades(app):
     upgrade()
 
     assert "staff_sessions" in _tables()
-    assert _staff_session_diffs() == []
+    assert model_diffs("staff_sessions") == []

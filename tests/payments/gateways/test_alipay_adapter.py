@@ -15,14 +15,11 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 import requests
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from flask_babel import force_locale
 
 from finepay.app import create_app
-from finepay.extensions import db
 from finepay.settings import SettingsError
 from payments.gateways import (
     CANCELED,
@@ -40,6 +37,7 @@ from payments.gateways import (
 from payments.gateways.alipay import AlipayGateway
 from payments.gateways.alipay.adapter import out_request_no_for, out_trade_no_for, to_fen, to_yuan
 from tests.conftest import make_app
+from tests.migrations import model_diffs
 
 APP_ID = "2021000000000001"
 SELLER_ID = "2088000000000001"
@@ -678,11 +676,7 @@ def test_development_without_alipay_keys_does_not_offer_alipay(keys):
 
 
 def test_the_alipay_ledger_as_migrated_is_the_ledger_its_models_describe(app):
-    with db.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        diffs = compare_metadata(context, db.metadata)
-
-    assert [diff for diff in diffs if "alipay_" in repr(diff)] == []
+    assert model_diffs("alipay_") == []
 
 
 @pytest.fixture
