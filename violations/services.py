@@ -109,9 +109,15 @@ class VehicleStatement:
         An id that is not this vehicle's is among those that cannot.
         """
         wanted = set(violation_ids)
-        lines = [v for v in self.violations if v.id in wanted and v.payable]
+        lines = [v for v in self.violations if v.id in wanted and v.payable and v.plan is None]
         payable = {v.id for v in lines}
         return lines, [i for i in violation_ids if i not in payable]
+
+    def chosen_instalments(self, instalment_ids):
+        """[(violation line, its next unpaid instalment)] for the chosen instalments that are the next to pay."""
+        wanted = set(instalment_ids)
+        return [(v, v.plan.next) for v in self.violations
+                if v.payable and v.plan is not None and v.plan.next.id in wanted]
 
 
 # What a statement shows, and nothing else: plain rows, no ORM objects to build and track.
