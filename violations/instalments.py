@@ -11,9 +11,10 @@ The rules (docs/instalments.md says the same in words):
 * An instalment missed (unpaid after its due date, in the business time
   zone; or paid after it) breaks the plan for good: from the day after the
   first missed due date the late-fee policy's daily rate runs on every
-  instalment still unpaid (the unpaid remainder), each rounded half up, and
-  the late fee in all (at approval plus resumed) never exceeds the policy's
-  cap on the fine.
+  instalment still unpaid (the unpaid remainder), each rounded half up and
+  capped as the policy caps a fine (at the instalment's amount), and the late
+  fee in all (at approval plus resumed) never exceeds the policy's cap on the
+  fine.
 """
 import calendar
 from dataclasses import dataclass
@@ -133,7 +134,7 @@ def instalment_terms(plan, instalments, policy, today, tz):
         if i.status == PAID:
             fee = i.late_fee_paid or 0
         else:
-            fee = min(headroom, policy.daily_fee(i.amount, days))
+            fee = min(headroom, policy.daily_fee(i.amount, days), policy.cap(i.amount))
             headroom -= fee
         lines.append(InstalmentLine(
             id=i.id, number=i.number, count=len(instalments), amount=i.amount, due_date=i.due_date,
