@@ -293,10 +293,10 @@ def test_a_new_payment_meeting_a_settling_confirm_does_not_deadlock(app, client,
 
 def test_two_payments_for_one_instalment_charge_it_once(app, database_url):
     """Two tabs (or terminals) create and confirm a payment for the same instalment at once: one charge."""
+    from tests.payments.helpers import today
     from violations.instalments import monthly_due_dates
     from violations.models import Instalment
     from violations.services import approve_plan
-    from tests.payments.helpers import today
 
     violation = overdue_violation()
     plan = approve_plan(violation.id, due_dates=monthly_due_dates(3, today()), actor="supervisor")
