@@ -295,6 +295,11 @@ def void_violation(violation_id, *, reason, actor, open_holds):
         db.session.rollback()
         raise ApiError(_("A payment for this violation is in progress; try again when it has finished."),
                        code="payment_in_progress", status=409)
+    if db.session.execute(select(Instalment.id).join(InstalmentPlan, InstalmentPlan.id == Instalment.plan_id).where(
+            InstalmentPlan.violation_id == violation.id, Instalment.status == PAID).limit(1)).first() is not None:
+        db.session.rollback()  # the money paid on its instalments would be left without a fine to pay
+        raise ApiError(_("Instalments of this violation have been paid; refund them before voiding it."),
+                       code="not_voidable", status=409)
     changed = db.session.execute(
         update(Violation).where(Violation.id == violation.id, Violation.status == UNPAID)
         .values(status=VOID, updated_at=utcnow()).execution_options(synchronize_session=False)

@@ -207,3 +207,26 @@ def test_a_plan_has_two_to_six_instalments(app, count):
     with pytest.raises(Exception) as refused:
         plan_for(violation, count=count)
     assert refused.value.status == 422
+
+
+def test_a_violation_with_paid_instalments_cannot_be_voided(client):
+    from finepay.errors import ApiError
+    from violations.services import void_violation
+    violation = overdue_violation()
+    plan = plan_for(violation)
+    pay_instalment(client, plan.instalments[0].id)
+    with pytest.raises(ApiError) as refused:
+        void_violation(violation.id, reason="withdrawn on appeal", actor="boss", open_holds=services.open_holds)
+    assert (refused.value.status, refused.value.code) == (409, "not_voidable")
+    assert db.session.get(Violation, violation.id, populate_existing=True).status == "unpaid"
+
+
+def test_the_kiosk_does_not_offer_a_violation_with_a_plan(app, client):
+    from violations.services import lookup_vehicle
+    violation = overdue_violation()
+    plan = plan_for(violation)
+    statement = lookup_vehicle(violation.plate, vin_last6=violation.vin_last6)
+    lines, refused = statement.chosen([violation.id])
+    assert (lines, refused) == ([], [violation.id])  # the kiosk's selection refuses it: paid online, instalments
+    assert statement.payable_ids == [violation.id]  # ... its next instalment is payable online
+    assert statement.total_payable_online == plan.instalments[0].amount
