@@ -230,3 +230,28 @@ def test_the_kiosk_does_not_offer_a_violation_with_a_plan(app, client):
     assert (lines, refused) == ([], [violation.id])  # the kiosk's selection refuses it: paid online, instalments
     assert statement.payable_ids == [violation.id]  # ... its next instalment is payable online
     assert statement.total_payable_online == plan.instalments[0].amount
+
+
+def test_the_database_refuses_a_second_settling_line_for_one_instalment(client):
+    from sqlalchemy.exc import IntegrityError
+    violation = overdue_violation()
+    plan = plan_for(violation)
+    first = pay_instalment(client, plan.instalments[0].id)
+    second = create_ok(client, [], instalment_ids=[plan.instalments[1].id])
+    item = payment_row(second["id"]).items[0]
+    item.instalment_id, item.settled, item.holds = plan.instalments[0].id, True, None
+    with pytest.raises(IntegrityError):
+        db.session.commit()
+    db.session.rollback()
+    assert first["status"] == "succeeded"
+
+
+def test_the_openapi_document_describes_paying_an_instalment(client):
+    spec = client.get("/api/openapi.json").get_json()
+    schemas = spec["components"]["schemas"]
+    request = next(s for name, s in schemas.items() if name.startswith("PaymentRequest"))
+    assert "instalment_ids" in request["properties"]
+    assert "instalment" in schemas["PaymentItem"]["properties"]
+    assert "instalment" in schemas["ReceiptItem"]["properties"]
+    lookup_line = next(s for name, s in schemas.items() if name.startswith("ViolationLine"))
+    assert "instalment_plan" in lookup_line["properties"]
