@@ -118,6 +118,10 @@ def test_the_settlement_feed_says_which_instalment_a_line_pays(app, client):
     plan = services.approve_instalment_plan(violation.id, count=2, actor_name="boss")
     created = create_ok(client, [], instalment_ids=[plan.instalments[0].id])
     confirm(client, created["id"])
+    sign_in_as(client, make_supervisor())
+    label = translated(app, "Instalment %(number)d of %(count)d", number=1, count=2)
+    assert label in text(client.get(f"/staff/payments/{created['id']}"))
+    assert label in text(client.get(f"/staff/violations/{violation.id}"))
     key = services.create_api_key("authority system", "test")[1]
     events = client.get("/api/v1/settlements", headers={"X-API-Key": key}).get_json()["events"]
     assert [(e["event"], e["violation_id"], e["instalment"]) for e in events] == [
