@@ -127,3 +127,20 @@ def test_the_settlement_feed_says_which_instalment_a_line_pays(app, client):
     assert [(e["event"], e["violation_id"], e["instalment"]) for e in events] == [
         ("settled", violation.id, {"number": 1, "count": 2})]
     assert events[0]["amount"] == plan.instalments[0].amount
+
+
+def test_instalments_of_one_violation_reconcile_as_separate_matched_payments(app, client):
+    from payments.reconciliation.lines import MATCHED
+    from payments.reconciliation.report import reconcile
+    from tests.payments.helpers import confirm, create_ok
+    from tests.staff.test_reconciliation import fetch, window
+    violation = overdue_violation()
+    plan = services.approve_instalment_plan(violation.id, count=2, actor_name="boss")
+    for instalment in plan.instalments:
+        confirm(client, create_ok(client, [], instalment_ids=[instalment.id])["id"])
+    fetch()
+    report = reconcile(*window())
+    # Two payments for one violation, each for its own instalment: no duplicate, nothing to explain.
+    assert report.discrepancies == []
+    assert report.classes[MATCHED].count == 2
+    assert report.net == report.gateway_net == violation.fine + plan.late_fee
