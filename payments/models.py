@@ -8,6 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from finepay.dbtypes import BigId, UTCDateTime, utcnow
 from finepay.extensions import db
 from payments import states
+from violations.models import Instalment
 
 REFUND_PENDING, REFUND_SUCCEEDED, REFUND_FAILED = "pending", "succeeded", "failed"
 # Refunds that hold money back from being refunded again: sent, or about to be.
@@ -80,6 +81,9 @@ class PaymentItem(db.Model):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     payment_id: Mapped[str] = mapped_column(ForeignKey("payments.id"), nullable=False, index=True)
     violation_id: Mapped[int] = mapped_column(ForeignKey("violations.id"), nullable=False, index=True)
+    # Set when the item pays one instalment of an approved plan (fine is then the instalment's amount, late_fee the
+    # late fee on it after a missed instalment); NULL when it pays the whole violation.
+    instalment_id: Mapped[int | None] = mapped_column(ForeignKey("instalments.id"))
     fine: Mapped[int] = mapped_column(BigInteger, nullable=False)
     late_fee: Mapped[int] = mapped_column(BigInteger, nullable=False)
     # True while the payment is open; NULL afterwards. The partial unique index
@@ -92,11 +96,18 @@ class PaymentItem(db.Model):
     released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     payment: Mapped[Payment] = relationship(back_populates="items")
+    instalment: Mapped[Instalment | None] = relationship()
 
     __table_args__ = (
         Index(
             "uq_payment_items_open_violation", "violation_id", unique=True,
             sqlite_where=text("holds"), postgresql_where=text("holds"),
+        ),
+        # An instalment is settled by at most one payment at a time, enforced by the database as for violations
+        # (a refund in full sets settled to False and the instalment may be paid again).
+        Index(
+            "uq_payment_items_settled_instalment", "instalment_id", unique=True,
+            sqlite_where=text("settled"), postgresql_where=text("settled"),
         ),
         # The reconciliation looks for the rare items a payment did not settle (a duplicate).
         Index("ix_payment_items_unsettled", "payment_id",
@@ -107,6 +118,14 @@ class PaymentItem(db.Model):
     def amount(self):
         """Fine plus late fee, in minor units."""
         return self.fine + self.late_fee
+
+    @property
+    def instalment_ref(self):
+        """{"id", "number", "count"} of the instalment this line pays, or None when it pays the whole violation."""
+        if self.instalment_id is None:
+            return None
+        return {"id": self.instalment_id, "number": self.instalment.number,
+                "count": len(self.instalment.plan.instalments)}
 
 
 class Refund(db.Model):

@@ -24,6 +24,7 @@ def payment_lines(payment):
             "description": violations[item.violation_id].description,
             "occurred_at": violations[item.violation_id].occurred_at,
             "location": violations[item.violation_id].location,
+            "instalment": item.instalment_ref,
             "fine": item.fine,
             "late_fee": item.late_fee,
             "settled": bool(item.settled),

@@ -1,13 +1,13 @@
 """Marshmallow schemas for the payments API."""
 import re
 
-from marshmallow import EXCLUDE, Schema, fields, post_dump, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_dump, validate, validates_schema
 
 from finepay.restapi import SandboxFlag
 from payments.gateways import gateway_for
 from payments.messages import failure_message
 from violations.plates import normalize_plate, normalize_vin_last6
-from violations.schemas import NormalizedString, altcha_field, violation_ids_field
+from violations.schemas import MAX_CHOSEN, NormalizedString, altcha_field, violation_ids_field
 
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_\-:.]{8,100}\Z")
 
@@ -30,7 +30,11 @@ class PaymentRequestSchema(Schema):
 
     plate = NormalizedString(normalize_plate, required=True)
     vin_last6 = NormalizedString(normalize_vin_last6, required=True)
-    violation_ids = violation_ids_field(required=True)
+    violation_ids = violation_ids_field(min_count=0, load_default=list, metadata={
+        "description": "Violations paid whole (not those with an instalment plan: pay their instalments)"})
+    instalment_ids = violation_ids_field(min_count=0, load_default=list, metadata={
+        "description": "Instalments of approved plans, each the next unpaid one of its plan (the lookup's "
+                       "`instalments[].id`); the violation becomes paid with its last instalment"})
     gateway = fields.String(
         load_default=None, validate=validate.Length(min=1, max=40),
         metadata={"description": "How to pay: a configured gateway's name that serves this payer (422 otherwise); "
@@ -38,6 +42,16 @@ class PaymentRequestSchema(Schema):
     )
 
     altcha = altcha_field()
+
+    @validates_schema
+    def something_chosen(self, data, **kwargs):
+        """Require at least one violation or instalment, and no more than one payment can hold."""
+        chosen = len(data.get("violation_ids") or []) + len(data.get("instalment_ids") or [])
+        if not chosen:
+            raise ValidationError("Choose at least one violation or instalment.", "violation_ids")
+        if chosen > MAX_CHOSEN:
+            raise ValidationError(f"At most {MAX_CHOSEN} violations and instalments in one payment.",
+                                  "violation_ids")
 
 
 class ConfirmRequestSchema(Schema):
@@ -53,7 +67,9 @@ class PaymentItemSchema(Schema):
     """One violation in a payment, priced when the payment was created."""
 
     violation_id = fields.Integer()
-    fine = fields.Integer()
+    instalment = fields.Function(lambda item: item.instalment_ref, allow_none=True, metadata={
+        "description": "the instalment this line pays ({id, number, count}), or null for the whole violation"})
+    fine = fields.Integer(metadata={"description": "the fine, or the instalment's amount"})
     late_fee = fields.Integer()
     settled = fields.Boolean(allow_none=True, metadata={"description": "paid by this payment (false: refunded)"})
 
@@ -123,9 +139,12 @@ class ReceiptItemSchema(Schema):
     """A violation on a receipt."""
 
     violation_id = fields.Integer()
+    instalment = fields.Dict(allow_none=True, metadata={
+        "description": "the instalment this line pays ({id, number, count}: 第2期/共3期), or null for the whole "
+                       "violation"})
     notice_number = fields.String()
     description = fields.String()
-    fine = fields.Integer()
+    fine = fields.Integer(metadata={"description": "the fine, or the instalment's amount"})
     late_fee = fields.Integer()
     service_fee = fields.Integer(metadata={"description": "this line's share of the service fee, minor units"})
     paid = fields.Integer(metadata={"description": "fine + late_fee + service_fee: paid for this line"})

@@ -30,6 +30,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from flask import current_app
 from flask_babel import gettext as _
@@ -56,8 +57,9 @@ from payments.models import (
     RefundLine,
     WebhookEvent,
 )
+from violations import instalments
 from violations.fees import business_today, current_policy
-from violations.models import PAID, UNPAID, Violation
+from violations.models import PAID, UNPAID, Instalment, InstalmentPlan, Violation
 from violations.services import (
     ALREADY_PAID,
     IN_PERSON_ONLY,
@@ -76,6 +78,8 @@ STALE_CONFIRM = timedelta(seconds=60)
 # How many times a new payment re-checks the violations after cancelling older payments at the
 # gateway (others may have started payments meanwhile) before answering "in progress".
 SUPERSEDE_ROUNDS = 5
+# Why an instalment cannot be paid (codes the payments API answers with, 409).
+INSTALMENT_PLAN, INSTALMENT_NOT_NEXT = "instalment_plan", "instalment_not_next"
 
 
 def new_receipt_number():
@@ -207,17 +211,30 @@ def not_this_vehicles():
                     errors={"violation_ids": [_("Check the plate and VIN code, and look the vehicle up again.")]})
 
 
-def start_proven_payment(*, plate, vin_last6, violation_ids, idempotency_key, altcha=None, gateway=None,
-                         payer=None):
+def start_proven_payment(*, plate, vin_last6, violation_ids=(), instalment_ids=(), idempotency_key, altcha=None,
+                         gateway=None, payer=None):
     """The public API's create: plate + VIN code prove the vehicle as a lookup does (its limits), then start_payment.
 
     Nothing happens to the vehicle's violations, nor to a payment open for them,
-    unless the proof holds.
+    unless the proof holds. An instalment proves with its violation; an unknown
+    instalment id fails the proof as an unknown violation id does.
     """
-    if prove_vehicle(plate, vin_last6=vin_last6, violation_ids=violation_ids, altcha=altcha) is None:
+    proven_ids = list(violation_ids) + violations_of_instalments(instalment_ids, unknown=0)
+    if prove_vehicle(plate, vin_last6=vin_last6, violation_ids=proven_ids, altcha=altcha) is None:
         raise not_this_vehicles()
     return start_payment(plate=plate, vin_last6=vin_last6, violation_ids=violation_ids,
-                         idempotency_key=idempotency_key, gateway=gateway, payer=payer)
+                         instalment_ids=instalment_ids, idempotency_key=idempotency_key, gateway=gateway, payer=payer)
+
+
+def violations_of_instalments(instalment_ids, unknown=None):
+    """The violation ids of these instalments, in their order (``unknown`` in place of an id that names none)."""
+    if not instalment_ids:
+        return []
+    found = dict(db.session.execute(
+        select(Instalment.id, InstalmentPlan.violation_id).join(InstalmentPlan, InstalmentPlan.id == Instalment.plan_id)
+        .where(Instalment.id.in_(instalment_ids))
+    ).all())
+    return [found.get(i, unknown) for i in instalment_ids]
 
 
 def choose_gateway(name, payer):
@@ -237,7 +254,7 @@ def choose_gateway(name, payer):
 
 
 def start_payment(*, plate, vin_last6, violation_ids, idempotency_key, channel="web", terminal_id=None, gateway=None,
-                  payer=None):
+                  payer=None, instalment_ids=()):
     """Create (or return, for a repeated idempotency key) the payment for these violations.
 
     Arguments are already normalised and validated in shape, and the vehicle
@@ -245,16 +262,19 @@ def start_payment(*, plate, vin_last6, violation_ids, idempotency_key, channel="
     computed here from the violations and the late-fee policy, never taken
     from the client. ``gateway`` names the way of paying the driver chose
     (choose_gateway); ``payer`` says where they are (a kiosk's by default on
-    the kiosk channel).
+    the kiosk channel). ``instalment_ids`` are instalments of approved plans,
+    each the next unpaid one of its plan (a violation with a plan is paid only
+    through its instalments).
     """
     payer = payer or Payer(surface=SURFACE_KIOSK if channel == "kiosk" else gateways.SURFACE_BROWSER)
     gateway_name = choose_gateway(gateway, payer).name
+    asked = {"instalment_ids": sorted(instalment_ids)} if instalment_ids else {}
     request_fp = fingerprint(plate=plate, vin_last6=vin_last6, violation_ids=sorted(violation_ids),
-                             channel=channel, terminal_id=terminal_id, gateway=gateway_name)
+                             channel=channel, terminal_id=terminal_id, gateway=gateway_name, **asked)
     try:
         # Finds the payment of a repeated key under the violations' locks, or creates it.
         existing = _create_payment(plate, vin_last6, violation_ids, idempotency_key, request_fp, channel,
-                                   terminal_id, gateway_name)
+                                   terminal_id, gateway_name, list(instalment_ids))
     except IntegrityError:
         db.session.rollback()
         existing = db.session.execute(
@@ -298,13 +318,15 @@ def switch_gateway(payment_id, gateway_name, payer):
                        code="payment_closed", status=409)
     return start_payment(
         plate=payment.plate, vin_last6=payment.vin_last6,
-        violation_ids=sorted(item.violation_id for item in payment.items),
+        violation_ids=sorted(item.violation_id for item in payment.items if item.instalment_id is None),
+        instalment_ids=sorted(item.instalment_id for item in payment.items if item.instalment_id is not None),
         idempotency_key=key, channel=payment.channel,
         terminal_id=payment.terminal_id, gateway=gateway_name, payer=payer,
     )
 
 
-def _create_payment(plate, vin_last6, violation_ids, idempotency_key, request_fp, channel, terminal_id, gateway_name):
+def _create_payment(plate, vin_last6, violation_ids, idempotency_key, request_fp, channel, terminal_id, gateway_name,
+                    instalment_ids=()):
     """Create the payment under the violations' locks; returns an existing payment for a raced retry.
 
     Cancelling the older payments and creating this one happen in one
@@ -316,6 +338,9 @@ def _create_payment(plate, vin_last6, violation_ids, idempotency_key, request_fp
     lock it would hold), and the gateway's own answer decides who won.
     """
     canceled_at_gateway = set()
+    # The violations of the instalments count as chosen; each must be this vehicle's like any other.
+    instalment_violations = violations_of_instalments(instalment_ids, unknown=0)
+    whole_ids, violation_ids = list(violation_ids), sorted(set(violation_ids) | set(instalment_violations))
     for _round in range(SUPERSEDE_ROUNDS):
         violations = [v for v in _lock_violations(violation_ids) if v.plate == plate and v.vin_last6 == vin_last6]
         # A retry with the same key may have waited on these locks while the
@@ -327,6 +352,8 @@ def _create_payment(plate, vin_last6, violation_ids, idempotency_key, request_fp
             db.session.commit()
             return raced
         _check_payable(violations, violation_ids)
+        # Read under the violations' locks, which every payment of an instalment takes first.
+        plans = _check_instalments(whole_ids, instalment_ids, instalment_violations)
         to_cancel = _free_violations(violation_ids, canceled_at_gateway)
         if not to_cancel:
             break
@@ -349,6 +376,11 @@ def _create_payment(plate, vin_last6, violation_ids, idempotency_key, request_fp
         refunds=[],  # a new payment has none: nothing to load when it is shown
     )
     for v in violations:
+        if v.id in plans:  # one instalment: its amount, and the late fee on it once the plan is broken
+            line = plans[v.id]
+            payment.items.append(PaymentItem(violation_id=v.id, instalment_id=line.id, fine=line.amount,
+                                             late_fee=line.late_fee, holds=True))
+            continue
         payment.items.append(PaymentItem(
             violation_id=v.id, fine=v.fine, late_fee=policy.late_fee(v.fine, v.decision_date, today), holds=True,
         ))
@@ -357,7 +389,9 @@ def _create_payment(plate, vin_last6, violation_ids, idempotency_key, request_fp
     db.session.add(payment)
     db.session.flush()
     audit.record("payment.created", "payment", payment.id, actor=channel, amount=payment.amount,
-                 currency=payment.currency, violations=sorted(v.id for v in violations), terminal_id=terminal_id)
+                 currency=payment.currency, violations=sorted(v.id for v in violations), terminal_id=terminal_id,
+                 **({"instalments": {str(v): f"{line.number}/{line.count}" for v, line in plans.items()}}
+                    if plans else {}))
     # Written before the gateway hears of it: whatever happens next, we know.
     commit_keeping_objects(db.session)
     return payment
@@ -386,6 +420,43 @@ def _check_payable(violations, violation_ids):
         status = 409 if code in (ALREADY_PAID, NOT_PAYABLE) else 422
         raise ApiError(_("Some violations cannot be paid here."), code=code, status=status,
                        errors={"violation_ids": {k: [m] for k, (_c, m) in problems.items()}})
+
+
+def _check_instalments(whole_ids, instalment_ids, instalment_violations):
+    """{violation id: the InstalmentLine to pay} for the chosen instalments; refuses what the plans do not allow.
+
+    A violation with a plan is paid only through its next unpaid instalment: choosing it whole, an instalment
+    already paid, or one that is not the next, is refused. The caller holds the violations' locks.
+    """
+    config = current_app.config
+    tz_name = config["BUSINESS_TIMEZONE"]
+    plans = instalments.plans_of(db.session, set(whole_ids) | set(instalment_violations))
+    problems, chosen = {}, {}
+    for violation_id in whole_ids:
+        if violation_id in plans:
+            problems[str(violation_id)] = [INSTALMENT_PLAN, _("Paid in instalments: pay its next instalment.")]
+    policy, today = current_policy(), business_today(tz_name)
+    for instalment_id, violation_id in zip(instalment_ids, instalment_violations, strict=True):
+        if violation_id not in plans or violation_id in chosen:
+            raise not_this_vehicles()  # unknown, or two instalments of one violation at once
+        terms = instalments.instalment_terms(*plans[violation_id], policy, today, ZoneInfo(tz_name))
+        line = next((line for line in terms.instalments if line.id == instalment_id), None)
+        if line is None:
+            raise not_this_vehicles()
+        if line.status == PAID:
+            problems[str(violation_id)] = [ALREADY_PAID, _(
+                "Instalment %(number)d of %(count)d is already paid (receipt %(receipt)s).",
+                number=line.number, count=line.count, receipt=line.receipt_number)]
+        elif terms.next is not line:
+            problems[str(violation_id)] = [INSTALMENT_NOT_NEXT, _(
+                "Pay instalment %(number)d of %(count)d first.", number=terms.next.number, count=line.count)]
+        chosen[violation_id] = line
+    if problems:
+        codes = {code for code, _message in problems.values()}
+        code = ALREADY_PAID if codes == {ALREADY_PAID} else next(iter(sorted(codes)))
+        raise ApiError(_("Some violations cannot be paid here."), code=code, status=409,
+                       errors={"violation_ids": {k: [m] for k, (_c, m) in problems.items()}})
+    return chosen
 
 
 def _free_violations(violation_ids, canceled_at_gateway=frozenset()):
@@ -592,12 +663,20 @@ def _settle(payment, intent, violations):
         return
     now = utcnow()
     receipt_number = payment.receipt_number or new_receipt_number()
-    settled_ids, stale = [], {}
+    settled_ids, stale, settled_instalments = [], {}, {}
+    planned = set(db.session.execute(select(InstalmentPlan.violation_id).where(
+        InstalmentPlan.violation_id.in_([item.violation_id for item in payment.items]))).scalars())
     for item in payment.items:
-        reason = _stale_reason(item, violations.get(item.violation_id))
+        reason = _stale_reason(item, violations.get(item.violation_id), planned)
         if reason:
             item.settled = False
             stale[str(item.violation_id)] = reason
+            continue
+        if item.instalment_id is not None:
+            settled = _settle_instalment(item, now, receipt_number)
+            if settled:
+                settled_ids.append(item.violation_id)
+                settled_instalments[str(item.violation_id)] = settled
             continue
         won = db.session.execute(
             update(Violation)
@@ -619,16 +698,59 @@ def _settle(payment, intent, violations):
     if stale:
         audit.record("payment.items_not_settled", "payment", payment.id, violations=stale)
     change_status(payment, states.SUCCEEDED, amount=intent.amount_received, charge=intent.charge_id,
-                settled=settled_ids, receipt=payment.receipt_number)
+                settled=settled_ids, receipt=payment.receipt_number,
+                **({"instalments": settled_instalments} if settled_instalments else {}))
 
 
-def _stale_reason(item, violation):
-    """Why this item may not settle its violation at the quoted price now, or None."""
+def _settle_instalment(item, now, receipt_number):
+    """Mark an item's instalment paid if it is still unpaid at the quoted amount; the violation once all are paid.
+
+    A compare-and-set under the violation's lock (which the caller holds), as for a whole violation; the
+    partial unique index on payment_items (instalment_id where settled) refuses a second settling line even so.
+    Returns "number/count" when this item settled it, else None.
+    """
+    won = db.session.execute(
+        update(Instalment)
+        .where(Instalment.id == item.instalment_id, Instalment.status == UNPAID, Instalment.amount == item.fine)
+        .values(status=PAID, late_fee_paid=item.late_fee, paid_at=now, receipt_number=receipt_number)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    item.settled = bool(won)
+    if not won:
+        return None
+    plan = db.session.execute(
+        select(InstalmentPlan).where(InstalmentPlan.violation_id == item.violation_id)
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+    lines = db.session.execute(
+        select(Instalment.id, Instalment.number, Instalment.status, Instalment.late_fee_paid)
+        .where(Instalment.plan_id == plan.id)
+    ).all()
+    if all(line.status == PAID for line in lines):
+        db.session.execute(
+            update(Violation).where(Violation.id == item.violation_id, Violation.status == UNPAID)
+            .values(status=PAID, late_fee_paid=plan.late_fee + sum(line.late_fee_paid or 0 for line in lines),
+                    paid_at=now, receipt_number=receipt_number, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    number = next(line.number for line in lines if line.id == item.instalment_id)
+    return f"{number}/{len(lines)}"
+
+
+def _stale_reason(item, violation, planned=frozenset()):
+    """Why this item may not settle its violation (or instalment) at the quoted price now, or None.
+
+    ``planned``: the ids of the violations with an instalment plan, which only their instalments can settle.
+    """
     if violation is None:
         return "not_found"
     reason = why_not_payable(violation)
     if reason:
         return reason
+    if item.instalment_id is not None:
+        return None  # the instalment's own compare-and-set decides (_settle_instalment)
+    if violation.id in planned:
+        return INSTALMENT_PLAN
     if violation.fine != item.fine:
         return "fine_changed"
     return None
@@ -831,6 +953,12 @@ def _release_refunded_lines(payment, refund):
         if not line.refunded_in_full:
             audit.record("violation.partly_refunded", "violation", item.violation_id, actor=refund.actor, **details)
             continue
+        if item.instalment_id is not None:
+            _release_instalment(payment, item, now)
+            item.settled, item.released_at = False, now
+            audit.record("violation.unpaid", "violation", item.violation_id, actor=refund.actor,
+                         instalment=item.instalment_id, **details)
+            continue
         db.session.execute(
             update(Violation).where(Violation.id == item.violation_id,
                                     Violation.receipt_number == payment.receipt_number)
@@ -839,6 +967,21 @@ def _release_refunded_lines(payment, refund):
         )
         item.settled, item.released_at = False, now
         audit.record("violation.unpaid", "violation", item.violation_id, actor=refund.actor, **details)
+
+
+def _release_instalment(payment, item, now):
+    """An instalment whose whole line was refunded is owed again, and so is its violation if all had been paid."""
+    db.session.execute(
+        update(Instalment).where(Instalment.id == item.instalment_id,
+                                 Instalment.receipt_number == payment.receipt_number)
+        .values(status=UNPAID, late_fee_paid=None, paid_at=None, receipt_number=None)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.execute(
+        update(Violation).where(Violation.id == item.violation_id, Violation.status == PAID)
+        .values(status=UNPAID, late_fee_paid=None, paid_at=None, receipt_number=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def refresh_payment(payment_id):

@@ -25,16 +25,18 @@ def chosen_gateway():
     return name[:40] or None
 
 
-def _selected_ids():
+def _selected_ids(name="violation_id"):
     ids = []
-    for raw in request.form.getlist("violation_id")[:50]:
+    for raw in request.form.getlist(name)[:50]:
         if raw.isdigit() and len(raw) < 19:
             ids.append(int(raw))
     return sorted(set(ids))
 
 
-def _vehicle_or_restart(ids):
-    vehicle = vehicle_for(request.form.get("vehicle"), ids)
+def _vehicle_or_restart(ids, instalment_ids=()):
+    # An instalment's violation must be the vehicle's too; one that names none fails the proof.
+    vehicle = vehicle_for(request.form.get("vehicle"),
+                          ids + services.violations_of_instalments(instalment_ids, unknown=0))
     if vehicle is None:
         raise ApiError("restart", code="restart", status=400)
     return vehicle
@@ -48,20 +50,29 @@ def payment_problem(error):
 bp.register_error_handler(ApiError, payment_problem)
 
 
+def instalment_item(line, instalment):
+    """One instalment as the review table shows it: the violation's words, the instalment's amounts."""
+    return {"description": line.description, "notice_number": line.notice_number, "fine": instalment.amount,
+            "late_fee": instalment.late_fee, "instalment": {"number": instalment.number, "count": instalment.count}}
+
+
 @bp.post("/pay/review")
 def review():
     """Step 2: the chosen violations, their late fees and the total, before anything is created."""
-    ids = _selected_ids()
-    if not ids:
+    ids, instalment_ids = _selected_ids(), _selected_ids("instalment_id")
+    if not ids and not instalment_ids:
         return render_template("payments/problem.html", error=None, nothing_selected=True), 422
-    plate, vin = _vehicle_or_restart(ids)
+    plate, vin = _vehicle_or_restart(ids, instalment_ids)
     statement = lookup_vehicle(plate, vin_last6=vin)
-    lines, _not_payable = statement.chosen(ids)
+    whole, _not_payable = statement.chosen(ids)
+    instalments = statement.chosen_instalments(instalment_ids)
+    lines = whole + [instalment_item(line, instalment) for line, instalment in instalments]
     if not lines:
         return render_template("payments/problem.html", error=None, nothing_selected=True), 422
-    price = services.quote(line.amount_due for line in lines)
+    price = services.quote([line.amount_due for line in whole] + [i.amount_due for _line, i in instalments])
     return render_template(
         "payments/review.html", statement=statement, lines=lines, subtotal=price.subtotal, fee=price.fee,
+        whole_ids=[line.id for line in whole], instalment_ids=[i.id for _line, i in instalments],
         total=price.total, vehicle=sign_vehicle(plate, vin), ways=gateways_serving(this_payer()),
         # One key per review page: a double click or a resubmit returns the same payment.
         idempotency_key=uuid.uuid4().hex,
@@ -71,13 +82,14 @@ def review():
 @bp.post("/pay")
 def start():
     """Step 3: create the payment (amount from the server) and go to its page."""
-    ids = _selected_ids()
-    plate, vin = _vehicle_or_restart(ids)
+    ids, instalment_ids = _selected_ids(), _selected_ids("instalment_id")
+    plate, vin = _vehicle_or_restart(ids, instalment_ids)
     key = request.form.get("idempotency_key", "")
     if not (16 <= len(key) <= 64 and key.isalnum()):
         raise ApiError("restart", code="restart", status=400)
-    payment = services.start_payment(plate=plate, vin_last6=vin, violation_ids=ids, idempotency_key="web-" + key,
-                                     channel="web", gateway=chosen_gateway(), payer=this_payer())
+    payment = services.start_payment(plate=plate, vin_last6=vin, violation_ids=ids, instalment_ids=instalment_ids,
+                                     idempotency_key="web-" + key, channel="web", gateway=chosen_gateway(),
+                                     payer=this_payer())
     return redirect(url_for("pay.show", payment_id=payment.id), 303)
 
 

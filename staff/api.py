@@ -45,7 +45,10 @@ class SettlementEventSchema(Schema):
     payment_id = fields.String()
     receipt_number = fields.String(allow_none=True)
     channel = fields.String()
-    fine = fields.Integer(metadata={"description": "minor units"})
+    instalment = fields.Dict(allow_none=True, metadata={
+        "description": "the instalment of an approved plan this line pays ({number, count}: 第2期/共3期), or null "
+                       "for the whole violation; the violation is paid once every instalment is settled"})
+    fine = fields.Integer(metadata={"description": "minor units (for an instalment, its amount)"})
     late_fee = fields.Integer(metadata={"description": "minor units"})
     amount = fields.Integer(metadata={"description": "fine + late_fee, minor units"})
     service_fee = fields.Integer(metadata={"description": "this violation's share of the service fee, minor units"})

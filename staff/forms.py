@@ -1,5 +1,6 @@
 """The staff console's forms. Every one carries a CSRF token (Flask-WTF) and validates its fields."""
 import re
+from datetime import date
 from decimal import Decimal, InvalidOperation
 
 from babel.numbers import get_currency_precision
@@ -22,6 +23,7 @@ from wtforms.validators import InputRequired, Length, Optional, Regexp, Validati
 
 from finepay.inputs import EARLIEST_DATE, LATEST_DATE, is_business_date, is_id_text
 from staff.models import CLERK, SUPERVISOR
+from violations.instalments import MAX_INSTALMENTS, MIN_INSTALMENTS
 
 ROLE_CHOICES = [SelectChoice(CLERK, _l("clerk")), SelectChoice(SUPERVISOR, _l("supervisor"))]
 
@@ -128,6 +130,34 @@ class VoidForm(FlaskForm):
 
     reason = TextAreaField(_l("Reason (kept in the audit log)"),
                            validators=[InputRequired(_l("Say why this violation is voided.")), REASON_LENGTH])
+
+
+INSTALMENT_COUNTS = [SelectChoice(str(n), str(n)) for n in range(MIN_INSTALMENTS, MAX_INSTALMENTS + 1)]
+DATE_LIST = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+class InstalmentPlanForm(FlaskForm):
+    """Approve paying a violation in instalments: how many, and when each is due (monthly unless listed)."""
+
+    count = SelectField(_l("Number of instalments"), choices=INSTALMENT_COUNTS, default="3")
+    due_dates = StringField(_l("Due dates (optional)"), validators=[Optional(), Length(max=200)])
+
+    def validate_due_dates(self, field):
+        """Dates as YYYY-MM-DD, one per instalment, separated by spaces or commas."""
+        raw = [part for part in re.split(r"[\s,，、]+", field.data or "") if part]
+        try:
+            dates = [date.fromisoformat(part) for part in raw if DATE_LIST.fullmatch(part)]
+        except ValueError:
+            dates = []
+        if len(dates) != len(raw) or any(not is_business_date(day) for day in dates):
+            raise ValidationError(_l("Write each date as YYYY-MM-DD, e.g. 2027-01-15."))
+        if dates and len(dates) != int(self.count.data):
+            raise ValidationError(_l("Give one date per instalment, or leave this empty for monthly dates."))
+        self.parsed_dates = dates
+
+    def chosen_due_dates(self):
+        """The dates listed (checked by validate), or None for the default monthly dates."""
+        return getattr(self, "parsed_dates", None) or None
 
 
 class ImportForm(FlaskForm):

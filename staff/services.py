@@ -15,6 +15,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from finepay import audit, challenge
@@ -31,8 +32,9 @@ from payments.reconciliation import fetch as gateway_records
 from staff import sessions
 from staff.models import ROLES, ApiKey, LoginAttempt, StaffUser
 from violations import services as violation_services
-from violations.fees import business_day_window
-from violations.models import Violation
+from violations.fees import business_day_window, business_today
+from violations.instalments import monthly_due_dates
+from violations.models import Instalment, Violation
 from violations.plates import InvalidIdentifier, normalize_notice_number, normalize_plate
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,59}\Z")
@@ -410,6 +412,7 @@ class ViolationDetail:
     payments: list  # (PaymentItem, Payment)
     audit: list
     held: bool
+    plan: object = None  # its instalment plan priced today (violations.instalments.PlanTerms), or None
 
 
 
@@ -425,7 +428,21 @@ def violation_detail(violation_id):
         .order_by(AuditEntry.id)
     ).scalars().all()
     held = any(item.holds for item, _p in payments)
-    return ViolationDetail(violation=violation, payments=payments, audit=trail, held=held)
+    return ViolationDetail(violation=violation, payments=payments, audit=trail, held=held,
+                           plan=violation_services.plan_terms(violation.id))
+
+
+def approve_instalment_plan(violation_id, *, count, due_dates=None, actor_name):
+    """Approve an instalment plan (supervisors): ``count`` instalments due on ``due_dates``, or monthly from today.
+
+    Refused while a payment for the whole violation is in progress (it could otherwise still settle it).
+    """
+    if payment_services.open_holds([violation_id]):
+        raise ApiError(_("A payment for this violation is in progress; try again when it has finished."),
+                       code="payment_in_progress", status=409)
+    today = business_today(current_app.config["BUSINESS_TIMEZONE"])
+    return violation_services.approve_plan(
+        violation_id, due_dates=due_dates or monthly_due_dates(count, today), actor=actor_name)
 
 
 def void_violation(violation_id, *, reason, actor_name):
@@ -576,6 +593,8 @@ def settlement_feed(after=0, limit=100):
             "payment_id": payment_id, "receipt_number": row.receipt_number, "channel": row.channel,
             "fine": row.fine, "late_fee": row.late_fee, "amount": row.fine + row.late_fee,
             "service_fee": service_fee, "currency": row.currency,
+            "instalment": ({"number": row.instalment_number, "count": row.instalment_count}
+                           if row.instalment_number is not None else None),
             # Refunds recorded before they were allocated to violations carry no amounts.
             "refund_amount": 0 if settled else details.get("amount"),
             "refunded": 0 if settled else details.get("refunded"),
@@ -584,16 +603,23 @@ def settlement_feed(after=0, limit=100):
     return events, str(next_cursor), len(entries) == limit
 
 
+PlanInstalment = aliased(Instalment)
+
+
 def _feed_facts(payment_ids):
     """{(payment id, violation id): (row, the line's share of the service fee)} for these payments."""
     if not payment_ids:
         return {}
+    plan_size = (select(func.count(PlanInstalment.id)).where(PlanInstalment.plan_id == Instalment.plan_id)
+                 .scalar_subquery())
     rows = db.session.execute(
         select(PaymentItem.payment_id, PaymentItem.violation_id, PaymentItem.fine, PaymentItem.late_fee,
                Payment.receipt_number, Payment.currency, Payment.plate, Payment.channel, Payment.convenience_fee,
-               Violation.notice_number)
+               Violation.notice_number, Instalment.number.label("instalment_number"),
+               plan_size.label("instalment_count"))
         .join(Payment, Payment.id == PaymentItem.payment_id)
         .join(Violation, Violation.id == PaymentItem.violation_id)
+        .outerjoin(Instalment, Instalment.id == PaymentItem.instalment_id)
         .where(PaymentItem.payment_id.in_(payment_ids)).order_by(PaymentItem.payment_id, PaymentItem.id)
     ).all()
     by_payment = {}

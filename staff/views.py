@@ -45,6 +45,7 @@ from staff.forms import (
     AuditFilterForm,
     DateRangeForm,
     ImportForm,
+    InstalmentPlanForm,
     RefundForm,
     SearchForm,
     SignInForm,
@@ -305,10 +306,11 @@ def _refund_outcome(done):
              amount=amount), "ok"
 
 
-def _violation_page(violation_id, void_form=None, status=200):
+def _violation_page(violation_id, void_form=None, status=200, plan_form=None):
     detail = services.violation_detail(violation_id)
     return render_template("staff/violation.html", detail=detail,
-                           void_form=void_form or VoidForm(formdata=None)), status
+                           void_form=void_form or VoidForm(formdata=None),
+                           plan_form=plan_form or InstalmentPlanForm(formdata=None)), status
 
 
 @bp.get("/violations/<int:violation_id>")
@@ -336,6 +338,29 @@ def void(violation_id):
             flash(_("The violation is void: it is no longer owed."), "ok")
             return redirect(url_for("staff.violation", violation_id=violation_id), 303)
     return _violation_page(violation_id, void_form=form, status=422 if request.method == "POST" else 200)
+
+
+@bp.post("/violations/<int:violation_id>/instalments")
+@supervisor_required
+def approve_instalments(violation_id):
+    """Approve paying an unpaid violation in instalments (supervisors): how many, and their due dates."""
+    form = InstalmentPlanForm()
+    if form.validate_on_submit():
+        try:
+            plan = services.approve_instalment_plan(violation_id, count=int(form.count.data),
+                                                    due_dates=form.chosen_due_dates(), actor_name=me())
+        except ApiError as error:
+            if not error.errors:  # paid, held by a payment, a plan already: say so on the violation's page
+                if error.status == 404:
+                    raise
+                flash(_("No plan approved: %(reason)s", reason=error.message), "warn")
+                return redirect(url_for("staff.violation", violation_id=violation_id), 303)
+            apply_errors(form, error)
+        else:
+            flash(ngettext("Approved: %(num)d instalment.", "Approved: %(num)d instalments.",
+                           len(plan.instalments)), "ok")
+            return redirect(url_for("staff.violation", violation_id=violation_id), 303)
+    return _violation_page(violation_id, plan_form=form, status=422)
 
 
 # --- reconciliation ------------------------------------------------------------------------------------

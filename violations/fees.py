@@ -40,10 +40,15 @@ class PrcLateFeePolicy:
 
     def late_fee(self, fine: int, decision_date: date, on: date) -> int:
         """The late fee in minor units owed on the given local date."""
-        days = self.days_overdue(decision_date, on)
-        fee = (Decimal(fine) * self.daily_rate * days).quantize(Decimal(1), rounding=ROUND_HALF_UP)
-        cap = (Decimal(fine) * self.cap_ratio).quantize(Decimal(1), rounding=ROUND_HALF_UP)
-        return int(min(fee, cap))
+        return min(self.daily_fee(fine, self.days_overdue(decision_date, on)), self.cap(fine))
+
+    def daily_fee(self, base: int, days: int) -> int:
+        """The daily rate on ``base`` for ``days`` days, rounded half up to the minor unit (before the cap)."""
+        return int((Decimal(base) * self.daily_rate * days).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+    def cap(self, fine: int) -> int:
+        """The most late fee a fine can ever carry, in minor units."""
+        return int((Decimal(fine) * self.cap_ratio).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 POLICIES = {"prc": PrcLateFeePolicy}

@@ -12,7 +12,7 @@ from sqlalchemy import bindparam, insert, select, text, update
 from finepay import audit
 from finepay.dbtypes import utcnow
 from finepay.extensions import db
-from violations.models import PAID, UNPAID, Violation
+from violations.models import PAID, UNPAID, InstalmentPlan, Violation
 from violations.plates import (
     InvalidIdentifier,
     normalize_notice_number,
@@ -197,6 +197,30 @@ def register_hold_keeper(app, keeper):
     app.extensions[HOLD_KEEPER] = keeper
 
 
+def _keep_plans(batch, reject):
+    """Refuse rows that would change what an instalment plan was approved for (its fine, vehicle, payability).
+
+    The plan split the fine as it was when approved; a changed fine needs a decision, not an import.
+    Plans are few: they are read whole, not looked up per row.
+    """
+    table, plans = Violation.__table__, InstalmentPlan.__table__
+    planned = {row.notice_number: row for row in db.session.execute(
+        select(table.c.notice_number, *(table.c[c] for c in QUOTED))
+        .select_from(plans.join(table, table.c.id == plans.c.violation_id)).where(table.c.status != PAID)
+    )}
+    if not planned:
+        return batch
+    keep = []
+    for line, values in batch:
+        current = planned.get(values["notice_number"])
+        if current is not None and any(getattr(current, c) != values[c] for c in QUOTED):
+            reject(line, "this violation is being paid in instalments: its fine, vehicle, decision date and "
+                         "payability cannot change by import")
+            continue
+        keep.append((line, values))
+    return keep
+
+
 def _free_held(batch, report, reject):
     """Rows that change what an open payment quotes: cancel that payment first, or refuse the row.
 
@@ -207,6 +231,7 @@ def _free_held(batch, report, reject):
     payment started after this check, before the batch is written, is caught
     at capture: it never settles a price that no longer holds.
     """
+    batch = _keep_plans(batch, reject)
     payments = current_app.extensions[HOLD_KEEPER]
     holds = payments.open_holds()
     if not holds:

@@ -1,8 +1,18 @@
 """Violations recorded against vehicles."""
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, Date, Index, SmallInteger, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    SmallInteger,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from finepay.dbtypes import BigId, UTCDateTime, utcnow
 from finepay.extensions import db
@@ -49,3 +59,61 @@ class Violation(db.Model):
         return f"<Violation {self.notice_number} {self.plate} {self.status}>"
 
 
+
+
+class InstalmentPlan(db.Model):
+    """A supervisor's approval to pay one violation in instalments: the amount split, the late fee frozen at approval.
+
+    The rules (split, due dates, the late fee while kept and once broken) live in violations.instalments.
+    """
+
+    __tablename__ = "instalment_plans"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # One plan per violation: approving a second one is refused.
+    violation_id: Mapped[int] = mapped_column(ForeignKey("violations.id"), nullable=False, unique=True)
+    fine: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    # The late fee accrued on the approval date: part of the amount split, and all there is while the plan is kept.
+    late_fee: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    approved_on: Mapped[date] = mapped_column(Date, nullable=False)
+    approved_by: Mapped[str] = mapped_column(String(100), nullable=False)
+    approved_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+    instalments: Mapped[list["Instalment"]] = relationship(
+        back_populates="plan", order_by="Instalment.number", cascade="all, delete-orphan"
+    )
+
+    __table_args__ = (
+        CheckConstraint("fine > 0", name="plan_fine_positive"),
+        CheckConstraint("late_fee >= 0", name="plan_late_fee_not_negative"),
+    )
+
+    @property
+    def total(self):
+        """What the instalments add up to: the fine plus the late fee at approval, in minor units."""
+        return self.fine + self.late_fee
+
+
+class Instalment(db.Model):
+    """One instalment of a plan: its share of the amount, its due date, and whether (and by which receipt) it is paid."""
+
+    __tablename__ = "instalments"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("instalment_plans.id"), nullable=False)
+    number: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    due_date: Mapped[date] = mapped_column(Date, nullable=False)
+    status: Mapped[str] = mapped_column(String(8), nullable=False, default=UNPAID)
+    # Settlement facts, written once when the instalment is paid (the late fee after a missed instalment).
+    late_fee_paid: Mapped[int | None] = mapped_column(BigInteger)
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    receipt_number: Mapped[str | None] = mapped_column(String(32))
+
+    plan: Mapped[InstalmentPlan] = relationship(back_populates="instalments")
+
+    __table_args__ = (
+        UniqueConstraint("plan_id", "number", name="uq_instalments_plan_number"),
+        CheckConstraint("status IN ('unpaid', 'paid')", name="instalment_status"),
+        CheckConstraint("amount > 0", name="instalment_amount_positive"),
+    )

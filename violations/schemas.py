@@ -42,11 +42,11 @@ def _each_once(ids):
         raise ValidationError("Each violation may appear only once.")
 
 
-def violation_ids_field(**kwargs):
-    """The violations a driver chose to pay: 1 to 50 ids, each once."""
+def violation_ids_field(min_count=1, **kwargs):
+    """The violations (or instalments) a driver chose to pay: 1 (or ``min_count``) to 50 ids, each once."""
     return fields.List(
         fields.Integer(strict=True, validate=validate.Range(min=1, max=2**62)),
-        validate=[validate.Length(min=1, max=MAX_CHOSEN), _each_once], **kwargs,
+        validate=[validate.Length(min=min_count, max=MAX_CHOSEN), _each_once], **kwargs,
     )
 
 
@@ -63,6 +63,33 @@ class LookupRequestSchema(Schema):
         """Require one proof of the vehicle, not both and not none."""
         if ("vin_last6" in data) == ("notice_number" in data):
             raise ValidationError("Give either vin_last6 or notice_number.", "_schema")
+
+
+class InstalmentSchema(Schema):
+    """One instalment of an approved plan, priced today."""
+
+    id = fields.Integer(metadata={"description": "what POST /api/v1/payments takes in instalment_ids"})
+    number = fields.Integer(metadata={"description": "1 to count"})
+    count = fields.Integer()
+    amount = fields.Integer(metadata={"description": "minor units: this instalment's share of the plan"})
+    late_fee = fields.Integer(metadata={"description": "minor units: 0 while the plan is kept; after a missed "
+                                                       "instalment, the late fee on this one (paid or owed)"})
+    amount_due = fields.Integer(metadata={"description": "amount + late_fee while unpaid; 0 once paid"})
+    due_date = fields.Date()
+    status = fields.String(metadata={"enum": ["unpaid", "paid"]})
+    missed = fields.Boolean(metadata={"description": "unpaid after its due date"})
+    receipt_number = fields.String(allow_none=True)
+
+
+class InstalmentPlanSchema(Schema):
+    """An approved instalment plan: the late fee is suspended while it is kept."""
+
+    kept = fields.Boolean(metadata={"description": "false once an instalment was missed: the late fee resumed"})
+    broken_on = fields.Date(allow_none=True, metadata={"description": "the first missed due date"})
+    late_fee_at_approval = fields.Integer(metadata={"description": "minor units, included in the instalments"})
+    next_instalment_id = fields.Function(lambda plan: plan.next.id if plan.next else None, allow_none=True,
+                                         metadata={"description": "the only instalment that can be paid now"})
+    instalments = fields.List(fields.Nested(InstalmentSchema))
 
 
 class ViolationLineSchema(Schema):
@@ -82,6 +109,9 @@ class ViolationLineSchema(Schema):
     status = fields.String(metadata={"enum": ["unpaid", "paid", "void"]})
     payable_online = fields.Boolean()
     receipt_number = fields.String(allow_none=True)
+    instalment_plan = fields.Nested(InstalmentPlanSchema, attribute="plan", allow_none=True, metadata={
+        "description": "the approved instalment plan, or null; with one, amount_due is what the unpaid "
+                       "instalments come to and only its next instalment can be paid"})
 
 
 class VehicleStatementSchema(Schema):
@@ -92,7 +122,8 @@ class VehicleStatementSchema(Schema):
     as_of = fields.DateTime()
     total_due = fields.Integer(metadata={"description": "minor units owed on unpaid violations"})
     total_payable_online = fields.Integer(
-        metadata={"description": "minor units of total_due that can be paid online (the rest only in person)"}
+        metadata={"description": "minor units of total_due that can be paid online now (the rest only in "
+                                 "person; for a violation with an instalment plan, its next instalment)"}
     )
     violations = fields.List(fields.Nested(ViolationLineSchema))
 

@@ -3,6 +3,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from babel.numbers import get_currency_precision
 from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import bindparam, select, update
@@ -11,9 +12,9 @@ from finepay import audit, challenge
 from finepay.dbtypes import utcnow
 from finepay.errors import ApiError, invalid_field
 from finepay.extensions import db
-from violations import limits
-from violations.fees import current_policy
-from violations.models import PAID, UNPAID, VOID, Violation
+from violations import instalments, limits
+from violations.fees import business_today, current_policy
+from violations.models import PAID, UNPAID, VOID, Instalment, InstalmentPlan, Violation
 
 # Why a violation cannot be paid online (codes the payments API answers with).
 ALREADY_PAID, NOT_PAYABLE, NOTHING_TO_PAY, IN_PERSON_ONLY = "already_paid", "not_payable", "nothing_to_pay", \
@@ -61,11 +62,18 @@ class ViolationLine:
     payable_online: bool
     receipt_number: str | None
     paid_at: datetime | None
+    # The approved instalment plan, priced today (violations.instalments.PlanTerms), or None.
+    plan: instalments.PlanTerms | None = None
 
     @property
     def payable(self):
-        """Whether the driver can pay this line online now."""
-        return is_payable(self)
+        """Whether the driver can pay this line online now (with a plan: its next instalment)."""
+        return is_payable(self) and (self.plan is None or self.plan.next is not None)
+
+    @property
+    def pay_now(self):
+        """What paying this line now costs: the amount due, or with a plan only its next instalment's."""
+        return self.plan.next.amount_due if self.plan is not None else self.amount_due
 
 
 @dataclass
@@ -88,7 +96,7 @@ class VehicleStatement:
     @property
     def total_in_person(self):
         """What the violations that must be settled in person come to today."""
-        return self.total_due - self.total_payable_online
+        return sum(line.amount_due for line in self.in_person)
 
     @property
     def payable_ids(self):
@@ -101,18 +109,28 @@ class VehicleStatement:
         An id that is not this vehicle's is among those that cannot.
         """
         wanted = set(violation_ids)
-        lines = [v for v in self.violations if v.id in wanted and v.payable]
+        lines = [v for v in self.violations if v.id in wanted and v.payable and v.plan is None]
         payable = {v.id for v in lines}
         return lines, [i for i in violation_ids if i not in payable]
+
+    def chosen_instalments(self, instalment_ids):
+        """[(violation line, its next unpaid instalment)] for the chosen instalments that are the next to pay."""
+        wanted = set(instalment_ids)
+        return [(v, v.plan.next) for v in self.violations
+                if v.payable and v.plan is not None and v.plan.next.id in wanted]
 
 
 # What a statement shows, and nothing else: plain rows, no ORM objects to build and track.
 # Both queries are built once: a lookup only binds its parameters.
 _violations = Violation.__table__
+_plans = InstalmentPlan.__table__
 _STATEMENT = select(*(_violations.c[name] for name in (
     "id", "notice_number", "plate", "vin_last6", "occurred_at", "location", "offense_code", "description",
     "points", "fine", "decision_date", "status", "payable_online", "late_fee_paid", "paid_at", "receipt_number",
-)))
+)), _plans.c.id.label("plan_id")).select_from(
+    # Whether it has an instalment plan comes with the row: only a vehicle with one reads the plans.
+    _violations.outerjoin(_plans, _plans.c.violation_id == _violations.c.id)
+)
 BY_VIN = _STATEMENT.where(_violations.c.plate == bindparam("plate"), _violations.c.vin_last6 == bindparam("vin_last6"))
 # The notice proves the vehicle: the same plate with the same VIN code,
 # so a plate later issued to another car does not show its fines.
@@ -124,8 +142,11 @@ BY_NOTICE = _STATEMENT.where(
 )
 
 
-def price(violation, policy, today, tz):
-    """The driver's view of one violation on a given local date."""
+def price(violation, policy, today, tz, plan=None):
+    """The driver's view of one violation on a given local date.
+
+    ``plan`` is the violation's approved instalment plan (plan row, instalment rows), if it has one.
+    """
     due = policy.due_date(violation.decision_date)
     if violation.status == PAID:
         late_fee, amount_due, overdue = violation.late_fee_paid or 0, 0, 0
@@ -135,6 +156,10 @@ def price(violation, policy, today, tz):
         overdue = policy.days_overdue(violation.decision_date, today)
     else:
         late_fee, amount_due, overdue = 0, 0, 0
+    # An instalment plan suspends the late fee while it is kept (violations.instalments).
+    terms = instalments.instalment_terms(*plan, policy, today, tz) if plan is not None else None
+    if terms is not None and violation.status == UNPAID:
+        late_fee, amount_due, overdue, due = terms.late_fee, terms.amount_due, terms.days_overdue, terms.due_date
     return ViolationLine(
         id=violation.id,
         notice_number=violation.notice_number,
@@ -152,6 +177,7 @@ def price(violation, policy, today, tz):
         payable_online=violation.payable_online,
         receipt_number=violation.receipt_number,
         paid_at=violation.paid_at.astimezone(tz) if violation.paid_at else None,
+        plan=terms,
     )
 
 
@@ -167,6 +193,12 @@ def _read(query, params):
         return db.session.execute(query, params).all()
     with db.engine.connect() as connection:
         return connection.execution_options(isolation_level="AUTOCOMMIT").execute(query, params).all()
+
+
+def _plans_of(rows):
+    """{violation id: (plan row, instalment rows)} for the rows that have an instalment plan (no query if none)."""
+    ids = [row.id for row in rows if row.plan_id is not None]
+    return instalments.group_plans(_read(instalments.PLANS_OF, {"violation_ids": ids})) if ids else {}
 
 
 def lookup_vehicle(plate, vin_last6=None, notice_number=None, now=None):
@@ -186,8 +218,9 @@ def lookup_vehicle(plate, vin_last6=None, notice_number=None, now=None):
     tz = ZoneInfo(current_app.config["BUSINESS_TIMEZONE"])
     now = (now or utcnow()).astimezone(tz)
     policy = current_policy()
+    plans = _plans_of(rows)
     lines = sorted(
-        (price(v, policy, now.date(), tz) for v in rows),
+        (price(v, policy, now.date(), tz, plans.get(v.id)) for v in rows),
         # Owed and payable first, then owed in person, then settled; newest first within each.
         key=lambda line: (line.status != UNPAID, not line.payable, -line.occurred_at.timestamp()),
     )
@@ -197,7 +230,7 @@ def lookup_vehicle(plate, vin_last6=None, notice_number=None, now=None):
         currency=current_app.config["CURRENCY"],
         as_of=now,
         total_due=sum(line.amount_due for line in lines if line.status == UNPAID),
-        total_payable_online=sum(line.amount_due for line in lines if line.payable),
+        total_payable_online=sum(line.pay_now for line in lines if line.payable),
         violations=lines,
     )
 
@@ -262,6 +295,11 @@ def void_violation(violation_id, *, reason, actor, open_holds):
         db.session.rollback()
         raise ApiError(_("A payment for this violation is in progress; try again when it has finished."),
                        code="payment_in_progress", status=409)
+    if db.session.execute(select(Instalment.id).join(InstalmentPlan, InstalmentPlan.id == Instalment.plan_id).where(
+            InstalmentPlan.violation_id == violation.id, Instalment.status == PAID).limit(1)).first() is not None:
+        db.session.rollback()  # the money paid on its instalments would be left without a fine to pay
+        raise ApiError(_("Instalments of this violation have been paid; refund them before voiding it."),
+                       code="not_voidable", status=409)
     changed = db.session.execute(
         update(Violation).where(Violation.id == violation.id, Violation.status == UNPAID)
         .values(status=VOID, updated_at=utcnow()).execution_options(synchronize_session=False)
@@ -274,3 +312,61 @@ def void_violation(violation_id, *, reason, actor, open_holds):
     db.session.commit()
     db.session.refresh(violation)
     return violation
+
+
+def approve_plan(violation_id, *, due_dates, actor, today=None):
+    """Approve paying an unpaid violation in instalments due on ``due_dates`` (2 to 6, in order); returns the plan.
+
+    The fine plus the late fee accrued today is split (violations.instalments.split_amount); from now on the late
+    fee is what violations.instalments says. A violation already paid, void, payable in person only, or with a
+    plan already is refused (409). A payment already open for the whole violation cannot settle it any more
+    (payments refunds it as not settled), so callers should withdraw it first (staff.services does).
+    """
+    due_dates = list(due_dates)
+    today = today or business_today(current_app.config["BUSINESS_TIMEZONE"])
+    problem = instalments.due_dates_problem(due_dates, today)
+    if problem:
+        raise invalid_field("due_dates", {
+            "count": _("An instalment plan has %(min)d to %(max)d instalments.", min=instalments.MIN_INSTALMENTS,
+                       max=instalments.MAX_INSTALMENTS),
+            "past": _("The first instalment cannot be due before today."),
+            "order": _("Each instalment must be due on a different day, in order."),
+            "too_far": _("The last instalment must be due within two years."),
+        }[problem])
+    violation = db.session.execute(
+        select(Violation).where(Violation.id == violation_id).with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if violation is None:
+        db.session.rollback()
+        raise ApiError(_("No such violation."), code="not_found", status=404)
+    if why_not_payable(violation) or db.session.execute(
+            select(InstalmentPlan.id).where(InstalmentPlan.violation_id == violation.id)).first() is not None:
+        db.session.rollback()
+        raise ApiError(_("Only an unpaid violation that can be paid online and has no plan yet can be paid in "
+                         "instalments."), code="not_plannable", status=409)
+    late_fee = current_policy().late_fee(violation.fine, violation.decision_date, today)
+    unit = 10 ** get_currency_precision(current_app.config["CURRENCY"])
+    amounts = instalments.split_amount(violation.fine + late_fee, len(due_dates), unit)
+    plan = InstalmentPlan(violation_id=violation.id, fine=violation.fine, late_fee=late_fee, approved_on=today,
+                          approved_by=actor, instalments=[
+                              Instalment(number=n, amount=amount, due_date=due, status=UNPAID)
+                              for n, (amount, due) in enumerate(zip(amounts, due_dates, strict=True), start=1)])
+    db.session.add(plan)
+    db.session.flush()
+    audit.record("instalment_plan.approved", "violation", violation.id, actor=actor, plan=plan.id,
+                 notice_number=violation.notice_number, fine=violation.fine, late_fee=late_fee,
+                 amounts=amounts, due_dates=[due.isoformat() for due in due_dates])
+    db.session.commit()
+    return plan
+
+
+def plan_terms(violation_id, today=None):
+    """The violation's instalment plan priced today (violations.instalments.PlanTerms), or None when it has none."""
+    plan = instalments.plans_of(db.session, [violation_id]).get(violation_id)
+    if plan is None:
+        return None
+    config = current_app.config
+    tz = ZoneInfo(config["BUSINESS_TIMEZONE"])
+    return instalments.instalment_terms(*plan, current_policy(), today or business_today(config["BUSINESS_TIMEZONE"]),
+                                        tz)

@@ -11,7 +11,7 @@ import io
 from zoneinfo import ZoneInfo
 
 from flask_babel import gettext as _
-from sqlalchemy import String, case, func, select, text
+from sqlalchemy import String, case, cast, func, select, text
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
 
@@ -22,7 +22,7 @@ from payments.models import PaymentItem
 from payments.reconciliation.fetch import last_fetches
 from payments.reconciliation.lines import LABELS, P, check_range, explained_lines, sql_text, tune_for_reports
 from violations.fees import business_day_window
-from violations.models import Violation
+from violations.models import Instalment, Violation
 
 CHUNK_BYTES = 64 * 1024
 BOM = "\ufeff"
@@ -44,6 +44,7 @@ CSV_HEADER = tuple(code for code, _heading in COLUMNS)
 TIMES = (CSV_HEADER.index("ledger_at"), CSV_HEADER.index("gateway_at"))
 PI = PaymentItem.__table__
 V = Violation.__table__
+INST = Instalment.__table__
 
 
 class yuan(FunctionElement):
@@ -85,6 +86,28 @@ def _kept_as_text(column):
     return case((func.substr(column, 1, 1).between("0", "9"), sql_text("\t") + column), else_=column)
 
 
+def instalment_label():
+    """SQL for " 第2期/共3期" (in the console's language) after an instalment line's notice number; "" otherwise.
+
+    The translated sentence is cut where its number and count go, so that any word order a language needs is kept.
+    """
+    marks = {"number": 987654321, "count": 123456789}
+    words = _("Instalment %(number)d of %(count)d", **marks)
+    columns = {"number": INST.c.number, "count": instalment_count()}
+    label, at = sql_text(" "), 0
+    for index, name in sorted((words.index(str(value)), name) for name, value in marks.items()):
+        label = label + sql_text(words[at:index]) + cast(columns[name], String)
+        at = index + len(str(marks[name]))
+    label = label + sql_text(words[at:])
+    return case((PI.c.instalment_id.is_not(None), label), else_=sql_text(""))
+
+
+def instalment_count():
+    """SQL for how many instalments the plan of the instalment joined as INST has."""
+    others = INST.alias("plan_instalments")
+    return select(func.count()).where(others.c.plan_id == INST.c.plan_id).scalar_subquery()
+
+
 def csv_query(start, end, awaiting_bill=None):
     """Every line of [start, end) in CSV_HEADER's columns (times still as timestamps), oldest first.
 
@@ -96,8 +119,9 @@ def csv_query(start, end, awaiting_bill=None):
     lines = explained_lines(start, end, awaiting_bill)
     label = case(*((lines.c.classification == cls, sql_text(_(text))) for cls, text in LABELS.items()))
     signed = case((lines.c.kind == "refund", -lines.c.gateway_amount), else_=lines.c.gateway_amount)
-    notice_numbers = (select(func.aggregate_strings(V.c.notice_number, " "))
-                      .select_from(PI.join(V, V.c.id == PI.c.violation_id))
+    notice_numbers = (select(func.aggregate_strings(V.c.notice_number + instalment_label(), " "))
+                      .select_from(PI.join(V, V.c.id == PI.c.violation_id)
+                                   .outerjoin(INST, INST.c.id == PI.c.instalment_id))
                       .where(PI.c.payment_id == lines.c.payment_id).scalar_subquery())
     return select(
         lines.c.classification, label, lines.c.kind, lines.c.payment_id, P.c.receipt_number, P.c.plate,

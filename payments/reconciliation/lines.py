@@ -141,6 +141,8 @@ def lines_query(start, end):
                select(earlier_item.c.id)
                .select_from(earlier_item.join(earlier, earlier.c.id == earlier_item.c.payment_id))
                .where(earlier_item.c.violation_id == PI.c.violation_id,
+                      # the same instalment, for a line that pays one (another instalment is no duplicate)
+                      earlier_item.c.instalment_id.is_not_distinct_from(PI.c.instalment_id),
                       earlier_item.c.payment_id != PI.c.payment_id,
                       earlier.c.status.in_(CHARGED), earlier.c.paid_at <= P.c.paid_at)
                .exists())

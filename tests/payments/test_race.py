@@ -289,3 +289,62 @@ def test_a_new_payment_meeting_a_settling_confirm_does_not_deadlock(app, client,
     assert captured == 1, message
     assert stored.status == "succeeded", message
     assert db.session.get(Violation, violation_id).receipt_number == stored.receipt_number, message
+
+
+def test_two_payments_for_one_instalment_charge_it_once(app, database_url):
+    """For each instalment of a plan in turn, two tabs (or terminals) create and confirm a payment for it at once.
+
+    Every race charges that instalment exactly once; after the third the violation is paid.
+    """
+    from tests.payments.helpers import today
+    from violations.instalments import monthly_due_dates
+    from violations.models import Instalment
+    from violations.services import approve_plan
+
+    violation = overdue_violation()
+    plan = approve_plan(violation.id, due_dates=monthly_due_dates(3, today()), actor="supervisor")
+    instalment_ids, violation_id, plan_id = [i.id for i in plan.instalments], violation.id, plan.id
+    db.session.remove()
+
+    def paying(instalment_id):
+        def pay(client):
+            created = create(client, [], key=new_key(), instalment_ids=[instalment_id])
+            result = {"create": created.status_code, "create_code": _json(created).get("code")}
+            if created.status_code == 201:
+                confirmed = confirm(client, _json(created)["id"])
+                body = _json(confirmed)
+                result.update(confirm=confirmed.status_code, status=body.get("status"),
+                              confirm_code=body.get("code"))
+            return result
+        return pay
+
+    def count_captures():
+        captured = db.session.execute(
+            select(func.count()).select_from(SandboxIntent).where(SandboxIntent.status == "succeeded")
+        ).scalar_one()
+        db.session.rollback()
+        return captured
+
+    for number, instalment_id in enumerate(instalment_ids, start=1):
+        for _attempt in range(3):  # a race in which both were superseded charges nothing: race again
+            results = run_together(database_url, 2, paying(instalment_id))
+            seen = figures(results)
+            exceptions = [r["exception"] for r in results if "exception" in r]
+            assert not exceptions, "\n".join(exceptions)
+            for r in results:
+                assert r["create"] in (201, 409), seen
+            if any(r.get("status") == "succeeded" for r in results):
+                break
+        print(f"\n2 payers for instalment {number} of 3: {seen}")
+        message = f"instalment {number}: responses {seen}"
+        assert count_captures() == number, message  # never two charges for one instalment
+        settled = db.session.execute(
+            select(func.count()).select_from(PaymentItem).where(PaymentItem.instalment_id == instalment_id,
+                                                               PaymentItem.settled.is_(True))
+        ).scalar_one()
+        assert settled == 1, message
+
+    db.session.expire_all()
+    statuses = db.session.execute(select(Instalment.status).where(Instalment.plan_id == plan_id)).scalars().all()
+    assert statuses == ["paid"] * 3
+    assert db.session.get(Violation, violation_id).status == "paid"

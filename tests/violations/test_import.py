@@ -460,3 +460,26 @@ def test_import_of_12000_rows_spans_three_batches_with_correct_counts(app, tmp_p
     assert {k: entry.details[k] for k in ("inserted", "updated", "skipped_paid", "rejected")} == {
         "inserted": total - 2, "updated": 1, "skipped_paid": 1, "rejected": 2,
     }
+
+
+def test_an_import_cannot_change_the_fine_a_plan_was_approved_for(app):
+    from datetime import timedelta
+
+    from violations.fees import business_today
+    from violations.services import approve_plan
+    today = business_today(app.config["BUSINESS_TIMEZONE"])
+    planned = make_violation(notice_number="150203202611000123", fine=20000, decision_date=today)
+    approve_plan(planned.id, due_dates=[today + timedelta(days=30), today + timedelta(days=60)], actor="boss")
+    rows = read_csv([CSV_HEADER, csv_row(notice="150203202611000123", fine="30000", decision=today.isoformat()),
+                     csv_row(notice="150203202611000124", fine="5000")])
+
+    report = import_rows(rows)
+
+    assert (report.inserted, report.updated) == (1, 0)
+    assert [line for line, _reason in report.rejected] == [2]
+    assert "instalments" in report.rejected[0][1]
+    assert table()["150203202611000123"]["fine"] == 20000
+    # The same row with nothing the plan depends on changed is imported as usual.
+    same = import_rows(read_csv([CSV_HEADER, csv_row(notice="150203202611000123", fine="20000",
+                                                     decision=today.isoformat(), location="New Road")]))
+    assert (same.updated, same.rejected) == (1, [])

@@ -29,8 +29,9 @@ def test_lookup_by_plate_and_vin_lists_the_vehicles_violations(client):
     first = body["violations"][0]
     assert set(first) == {
         "id", "notice_number", "occurred_at", "location", "offense_code", "description", "points", "fine",
-        "late_fee", "amount_due", "due_date", "status", "payable_online", "receipt_number",
+        "late_fee", "amount_due", "due_date", "status", "payable_online", "receipt_number", "instalment_plan",
     }
+    assert first["instalment_plan"] is None  # none approved (docs/instalments.md)
     assert body["total_due"] == sum(v["amount_due"] for v in body["violations"])
     assert response.headers["Cache-Control"] == "no-store"
 
