@@ -82,6 +82,8 @@ class ViolationLineSchema(Schema):
     status = fields.String(metadata={"enum": ["unpaid", "paid", "void"]})
     payable_online = fields.Boolean()
     receipt_number = fields.String(allow_none=True)
+    contest_case = fields.String(allow_none=True, metadata={
+        "description": "the case number of the open contest holding it: not payable, late fee stopped, until decided"})
 
 
 class VehicleStatementSchema(Schema):
