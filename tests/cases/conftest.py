@@ -11,11 +11,15 @@ def evidence_dir(tmp_path):
     return tmp_path / "evidence"
 
 
-@pytest.fixture
-def app_config(evidence_dir):
-    """Evidence under the test's temporary folder; small limits so "too large" is quick to reach."""
-    return {"EVIDENCE_DIR": str(evidence_dir), "EVIDENCE_PHOTO_MAX_BYTES": 64 * 1024,
-            "EVIDENCE_VIDEO_MAX_BYTES": 256 * 1024}
+@pytest.fixture(autouse=True)
+def _evidence_settings(app, evidence_dir):
+    """Evidence under the test's temporary folder; small limits so "too large" is quick to reach.
+
+    Set on the app rather than through app_config, which the language parametrisation replaces; the cases
+    area reads these settings on each request.
+    """
+    app.config.update(EVIDENCE_DIR=str(evidence_dir), EVIDENCE_PHOTO_MAX_BYTES=64 * 1024,
+                      EVIDENCE_VIDEO_MAX_BYTES=256 * 1024)
 
 
 @pytest.fixture(autouse=True)
