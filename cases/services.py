@@ -31,6 +31,7 @@ from finepay import audit
 from finepay.dbtypes import utcnow
 from finepay.errors import ApiError, invalid_field
 from finepay.extensions import db
+from finepay.formatting import day as format_day
 from payments import services as payments
 from violations import limits
 from violations.fees import business_today, current_policy
@@ -277,7 +278,7 @@ def decide_case(number, *, outcome, reason, actor, new_due_date=None):
         if new_due_date is None or not decided_on < new_due_date <= latest:
             db.session.rollback()
             raise invalid_field("new_due_date", _("Choose a new due date after today and no later than %(date)s.",
-                                                  date=latest.isoformat()))
+                                                  date=format_day(latest)))
         case.new_due_date = violation.due_on = new_due_date
     case.status, case.decision_reason, case.decided_by, case.decided_at = outcome, reason, actor, utcnow()
     audit.record("case.decided", "case", case.id, actor=actor, number=case.number, kind=case.kind, outcome=outcome,

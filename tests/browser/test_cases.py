@@ -115,7 +115,7 @@ def test_contest_with_a_photo_upheld_then_another_cancelled(pages, site, tmp_pat
     screenshot(driver, f"cases-{site.code}-upheld")
     look_up(driver, site)
     expect(driver.locator(f"#select-{first}")).to_be_visible()  # payable again
-    expect(driver.locator(f"#violation-660100000001 .due")).to_contain_text(due)
+    expect(driver.locator("#violation-660100000001 .due")).to_contain_text(due)
 
     other = contest(driver, site, second)
     decide(staff, site, other, "cancelled", "Signal was out of order that day.")

@@ -13,8 +13,16 @@ from finepay.extensions import db
 from payments import services as payments
 from tests.cases.conftest import stored_files
 from tests.cases.helpers import STATEMENT, jpeg_bytes, mp4_bytes, png_bytes, upload
-from tests.payments.helpers import OTHER_PLATE, OTHER_VIN, PLATE, VIN, capture_at_sandbox, lookup, overdue_violation, \
-    today
+from tests.payments.helpers import (
+    OTHER_PLATE,
+    OTHER_VIN,
+    PLATE,
+    VIN,
+    capture_at_sandbox,
+    lookup,
+    overdue_violation,
+    today,
+)
 from violations.models import Violation
 from violations.services import UNDER_CONTEST, lookup_vehicle, why_not_payable
 
