@@ -87,3 +87,22 @@ def test_openapi_documents_filing_as_one_multipart_body_and_checking(client):
     schema = spec["components"]["schemas"][body["multipart/form-data"]["schema"]["$ref"].rsplit("/", 1)[1]]
     assert {"plate", "vin_last6", "violation_id", "kind", "reason", "statement", "evidence"} <= set(schema["properties"])
     assert "/api/v1/cases/check" in spec["paths"]
+
+
+def test_checking_spends_the_plates_failure_budget_then_asks_for_the_challenge(app, client):
+    app.config["PLATE_FAILURE_RATE_LIMIT"] = "2/hour"
+    number = file_case(client, overdue_violation()).get_json()["case_number"]
+    for _i in range(2):
+        assert check(client, "ABCDEFGHJK12").status_code == 404  # the vehicle is proven, the number is not its own
+    asked = check(client, number)
+    assert asked.status_code == 429 and asked.get_json()["code"] == "challenge_required"
+
+
+def test_filing_and_checking_count_against_the_clients_lookup_limit(app, client):
+    app.config["LOOKUP_RATE_LIMIT"] = "3/minute"
+    violation = overdue_violation()
+    answers = [file_case(client, violation, statement="short").status_code,
+               check(client, "ABCDEFGHJK12").status_code,
+               client.post("/api/v1/lookups", json={"plate": PLATE, "vin_last6": VIN}).status_code,
+               check(client, "ABCDEFGHJK12").status_code]
+    assert answers == [422, 404, 200, 429]

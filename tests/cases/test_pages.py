@@ -128,6 +128,8 @@ def test_instalment_application_offers_refuse_and_set_up_the_plan(client):
     sign_in_as(client, make_supervisor())
     page = client.get(f"/staff/cases/{case.number}").get_data(as_text=True)
     assert f'href="/staff/violations/{violation.id}" id="set-up-plan"' in page
+    assert f'href="/staff/cases/{case.number}"' in client.get(f"/staff/violations/{violation.id}").get_data(
+        as_text=True)  # where the plan is set up, the application is in sight
 
 
 def test_evidence_is_served_to_signed_in_staff_only_and_never_cached(client):
