@@ -136,6 +136,8 @@ def evidence_dir():
 
 def store(files):
     """Write checked files under random names; returns [(stored name, Evidence)]. All or nothing."""
+    if not files:
+        return []
     folder = evidence_dir()
     written = []
     try:

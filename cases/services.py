@@ -42,6 +42,7 @@ NUMBER_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, 
 NUMBER_LENGTH = 12  # 60 random bits: a number cannot be guessed, nor told from the one filed before it
 NUMBER_PATTERN = re.compile(r"^[0-9A-HJKMNP-TV-Z]{12}$")
 REASON_MIN = 5
+WITHDRAW_ROUNDS = 3  # how often a contest withdraws payments started while it was being filed
 
 
 def new_case_number():
@@ -121,17 +122,22 @@ def file_case(*, violation_id, kind, reason, statement, uploads=(), actor, chann
     """
     statement = check_filing(kind, reason, statement)
     files = evidence.check_files(uploads)
-    if kind == CONTEST:
-        _withdraw_open_payments(violation_id, actor)
-    violation = _lock_violation(violation_id)
-    if violation.status != UNPAID:
-        _refuse(_("Only an unpaid violation can be contested or deferred; this one is already settled or "
-                  "cancelled."), "not_open")
-    if pending_case_of(violation.id) is not None:
-        _refuse(_("A case for this violation is already open. Check it with its case number."), "case_open")
-    if kind == CONTEST and payments.open_holds([violation.id]):
-        _refuse(_("A payment for this violation is being processed. Wait for its result, then try again."),
-                "payment_in_progress")
+    for _attempt in range(WITHDRAW_ROUNDS):
+        if kind == CONTEST:
+            _withdraw_open_payments(violation_id, actor)
+        violation = _lock_violation(violation_id)
+        if violation.status != UNPAID:
+            _refuse(_("Only an unpaid violation can be contested or deferred; this one is already settled or "
+                      "cancelled."), "not_open")
+        if pending_case_of(violation.id) is not None:
+            _refuse(_("A case for this violation is already open. Check it with its case number."), "case_open")
+        if kind != CONTEST or not payments.open_holds([violation.id]):
+            break
+        # A payment was started between the withdrawal and the lock: withdraw that one too, a few times at most.
+        db.session.rollback()
+    else:
+        raise ApiError(_("A payment for this violation is being processed. Wait for its result, then try again."),
+                       code="payment_in_progress", status=409)
     written = evidence.store(files)
     try:
         case = Case(number=new_case_number(), kind=kind, violation_id=violation.id, reason=reason,
