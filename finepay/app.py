@@ -4,6 +4,7 @@ import os
 from flask import Flask, has_request_context, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+import cases
 import kiosk
 import payments
 import staff
@@ -27,7 +28,7 @@ from finepay.restapi import JSONProvider
 # The checkout: templates/, static/ and migrations/ sit beside the packages.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # In the order they register: an area may build on the ones before it (payments' demo pays a violation's).
-AREAS = (violations, payments, kiosk, staff)
+AREAS = (violations, payments, cases, kiosk, staff)
 
 
 def create_app(test_config=None):

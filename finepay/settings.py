@@ -146,6 +146,12 @@ def from_env(instance_path, env=None):
         "STAFF_LOCKOUT_ATTEMPTS": env_int(env, "STAFF_LOCKOUT_ATTEMPTS", 5),
         "STAFF_LOCKOUT_MINUTES": env_int(env, "STAFF_LOCKOUT_MINUTES", 15),
         "STAFF_IMPORT_MAX_BYTES": env_int(env, "STAFF_IMPORT_MAX_BYTES", 20 * 1024 * 1024),
+        # Cases (cases/): where evidence files are kept (outside the database, never served publicly),
+        # how large one photo or the one video may be, and the furthest a deferral may move a due date.
+        "EVIDENCE_DIR": env.get("EVIDENCE_DIR") or os.path.join(instance_path, "evidence"),
+        "EVIDENCE_PHOTO_MAX_BYTES": env_int(env, "EVIDENCE_PHOTO_MAX_BYTES", 5 * 1024 * 1024),
+        "EVIDENCE_VIDEO_MAX_BYTES": env_int(env, "EVIDENCE_VIDEO_MAX_BYTES", 20 * 1024 * 1024),
+        "DEFERRAL_MAX_DAYS": env_int(env, "DEFERRAL_MAX_DAYS", 180),
         "CURRENCY": env.get("CURRENCY", "CNY").upper(),
         "BUSINESS_TIMEZONE": env.get("BUSINESS_TIMEZONE", "Asia/Shanghai"),
         "LATE_FEE_POLICY": env.get("LATE_FEE_POLICY", "prc"),

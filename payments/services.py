@@ -65,6 +65,7 @@ from violations.services import (
     IN_PERSON_ONLY,
     NOT_PAYABLE,
     NOTHING_TO_PAY,
+    UNDER_CONTEST,
     prove_vehicle,
     why_not_payable,
 )
@@ -414,10 +415,15 @@ def _check_payable(violations, violation_ids):
             problems[str(v.id)] = [NOT_PAYABLE, _("No fine is due: nothing to pay.")]
         elif reason == IN_PERSON_ONLY:
             problems[str(v.id)] = [IN_PERSON_ONLY, _("Must be handled in person.")]
+        elif reason == UNDER_CONTEST:
+            problems[str(v.id)] = [UNDER_CONTEST, _("Under review (case %(case)s): it cannot be paid until the case "
+                                                    "is decided.", case=v.contest_case)]
+        elif reason:
+            problems[str(v.id)] = [NOT_PAYABLE, _("Cannot be paid online now.")]
     if problems:
         codes = {code for code, _message in problems.values()}
         code = ALREADY_PAID if codes == {ALREADY_PAID} else next(iter(sorted(codes)))
-        status = 409 if code in (ALREADY_PAID, NOT_PAYABLE) else 422
+        status = 409 if code in (ALREADY_PAID, NOT_PAYABLE, UNDER_CONTEST) else 422
         raise ApiError(_("Some violations cannot be paid here."), code=code, status=status,
                        errors={"violation_ids": {k: [m] for k, (_c, m) in problems.items()}})
 

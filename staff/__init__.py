@@ -5,7 +5,7 @@ def init_app(app):
     """Plug the staff area into the app: the console (CSRF on every form), the settlement feed (API key), CLI."""
     from finepay import i18n
     from finepay.extensions import csrf, rest_api
-    from staff import api, auth, commands, models, views  # noqa: F401  (auth: Flask-Login's user loader)
+    from staff import api, auth, case_views, commands, models, views  # noqa: F401  (auth: Flask-Login's user loader)
 
     app.register_blueprint(views.bp)
     rest_api.register_blueprint(api.blp)

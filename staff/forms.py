@@ -224,3 +224,22 @@ class AuditFilterForm(FlaskForm):
     start = DateField(_l("From"), validators=[Optional(), business_date])
     end = DateField(_l("To (inclusive)"), validators=[Optional(), business_date])
     before = HiddenField(validators=[Optional(), id_text])
+
+
+class PrepareCaseForm(FlaskForm):
+    """A clerk's preparation of a case: the outcome they recommend, and why."""
+
+    recommendation = SelectField(_l("Recommendation"), choices=[], validate_choice=False)
+    note = TextAreaField(_l("Note for the supervisor (kept in the audit log)"),
+                         validators=[InputRequired(_l("Say why you recommend it.")),
+                                     Length(min=5, max=1000, message=_l("Say why in 5 to 1000 characters."))])
+
+
+class DecideCaseForm(FlaskForm):
+    """A supervisor's decision on a case, with the reason the driver is given."""
+
+    outcome = SelectField(_l("Decision"), choices=[], validate_choice=False)
+    reason = TextAreaField(_l("Reason (shown to the driver and kept in the audit log)"),
+                           validators=[InputRequired(_l("Say why.")),
+                                       Length(min=5, max=1000, message=_l("Say why in 5 to 1000 characters."))])
+    new_due_date = DateField(_l("New due date (deferral only)"), validators=[Optional()])

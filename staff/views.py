@@ -21,6 +21,7 @@ from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from cases.services import cases_of_violation
 from finepay.errors import ApiError
 from finepay.extensions import csrf, limiter, login_manager
 from finepay.formatting import format_money
@@ -308,7 +309,7 @@ def _refund_outcome(done):
 
 def _violation_page(violation_id, void_form=None, status=200, plan_form=None):
     detail = services.violation_detail(violation_id)
-    return render_template("staff/violation.html", detail=detail,
+    return render_template("staff/violation.html", detail=detail, cases=cases_of_violation(violation_id),
                            void_form=void_form or VoidForm(formdata=None),
                            plan_form=plan_form or InstalmentPlanForm(formdata=None)), status
 

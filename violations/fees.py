@@ -36,11 +36,20 @@ class PrcLateFeePolicy:
 
     def days_overdue(self, decision_date: date, on: date) -> int:
         """Whole days past the due date on the given local date."""
-        return max(0, (on - self.due_date(decision_date)).days)
+        return self.days_past(self.due_date(decision_date), on)
 
     def late_fee(self, fine: int, decision_date: date, on: date) -> int:
         """The late fee in minor units owed on the given local date."""
-        return min(self.daily_fee(fine, self.days_overdue(decision_date, on)), self.cap(fine))
+        return self.late_fee_after(fine, self.due_date(decision_date), on)
+
+    @staticmethod
+    def days_past(due: date, on: date) -> int:
+        """Whole days past a given due date on the given local date."""
+        return max(0, (on - due).days)
+
+    def late_fee_after(self, fine: int, due: date, on: date) -> int:
+        """The late fee in minor units owed on the given local date for a fine due on ``due``."""
+        return min(self.daily_fee(fine, self.days_past(due, on)), self.cap(fine))
 
     def daily_fee(self, base: int, days: int) -> int:
         """The daily rate on ``base`` for ``days`` days, rounded half up to the minor unit (before the cap)."""

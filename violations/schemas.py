@@ -112,6 +112,8 @@ class ViolationLineSchema(Schema):
     instalment_plan = fields.Nested(InstalmentPlanSchema, attribute="plan", allow_none=True, metadata={
         "description": "the approved instalment plan, or null; with one, amount_due is what the unpaid "
                        "instalments come to and only its next instalment can be paid"})
+    contest_case = fields.String(allow_none=True, metadata={
+        "description": "the case number of the open contest holding it: not payable, late fee stopped, until decided"})
 
 
 class VehicleStatementSchema(Schema):

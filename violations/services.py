@@ -19,6 +19,7 @@ from violations.models import PAID, UNPAID, VOID, Instalment, InstalmentPlan, Vi
 # Why a violation cannot be paid online (codes the payments API answers with).
 ALREADY_PAID, NOT_PAYABLE, NOTHING_TO_PAY, IN_PERSON_ONLY = "already_paid", "not_payable", "nothing_to_pay", \
     "not_payable_online"
+UNDER_CONTEST = "under_contest"
 
 
 def why_not_payable(violation):
@@ -30,6 +31,8 @@ def why_not_payable(violation):
         return ALREADY_PAID
     if violation.status != UNPAID:
         return NOT_PAYABLE
+    if violation.contest_case:
+        return UNDER_CONTEST
     if violation.fine <= 0:
         return NOTHING_TO_PAY
     if not violation.payable_online:
@@ -64,6 +67,8 @@ class ViolationLine:
     paid_at: datetime | None
     # The approved instalment plan, priced today (violations.instalments.PlanTerms), or None.
     plan: instalments.PlanTerms | None = None
+    contest_case: str | None = None
+    fee_stopped_on: date | None = None
 
     @property
     def payable(self):
@@ -74,6 +79,11 @@ class ViolationLine:
     def pay_now(self):
         """What paying this line now costs: the amount due, or with a plan only its next instalment's."""
         return self.plan.next.amount_due if self.plan is not None else self.amount_due
+
+    @property
+    def under_contest(self):
+        """Whether an open contest holds this line (cases/): neither payable nor to be settled in person meanwhile."""
+        return self.status == UNPAID and bool(self.contest_case)
 
 
 @dataclass
@@ -91,7 +101,7 @@ class VehicleStatement:
     @property
     def in_person(self):
         """The unpaid violations that cannot be paid online: each must be settled at a service hall."""
-        return [v for v in self.violations if v.status == UNPAID and not v.payable]
+        return [v for v in self.violations if v.status == UNPAID and not v.payable and not v.under_contest]
 
     @property
     def total_in_person(self):
@@ -127,6 +137,7 @@ _plans = InstalmentPlan.__table__
 _STATEMENT = select(*(_violations.c[name] for name in (
     "id", "notice_number", "plate", "vin_last6", "occurred_at", "location", "offense_code", "description",
     "points", "fine", "decision_date", "status", "payable_online", "late_fee_paid", "paid_at", "receipt_number",
+    "contest_case", "fee_stopped_on", "due_on",
 )), _plans.c.id.label("plan_id")).select_from(
     # Whether it has an instalment plan comes with the row: only a vehicle with one reads the plans.
     _violations.outerjoin(_plans, _plans.c.violation_id == _violations.c.id)
@@ -142,18 +153,32 @@ BY_NOTICE = _STATEMENT.where(
 )
 
 
+def late_fee_dates(violation, policy, today):
+    """(due date, the local date the late fee is counted to) of an unpaid violation.
+
+    The one hook where a case changes the late fee (cases/services.py sets the
+    columns it reads): a decision's new due date replaces the policy's (an
+    upheld contest restarts the grace period, an approved deferral moves it),
+    and an open contest counts no day after the one it was filed on.
+    """
+    due = violation.due_on or policy.due_date(violation.decision_date)
+    counted_to = min(today, violation.fee_stopped_on) if violation.fee_stopped_on else today
+    return due, counted_to
+
+
 def price(violation, policy, today, tz, plan=None):
     """The driver's view of one violation on a given local date.
 
     ``plan`` is the violation's approved instalment plan (plan row, instalment rows), if it has one.
     """
-    due = policy.due_date(violation.decision_date)
+    due = violation.due_on or policy.due_date(violation.decision_date)
     if violation.status == PAID:
         late_fee, amount_due, overdue = violation.late_fee_paid or 0, 0, 0
     elif violation.status == UNPAID:
-        late_fee = policy.late_fee(violation.fine, violation.decision_date, today)
+        due, counted_to = late_fee_dates(violation, policy, today)
+        late_fee = policy.late_fee_after(violation.fine, due, counted_to)
         amount_due = violation.fine + late_fee
-        overdue = policy.days_overdue(violation.decision_date, today)
+        overdue = policy.days_past(due, counted_to)
     else:
         late_fee, amount_due, overdue = 0, 0, 0
     # An instalment plan suspends the late fee while it is kept (violations.instalments).
@@ -178,6 +203,8 @@ def price(violation, policy, today, tz, plan=None):
         receipt_number=violation.receipt_number,
         paid_at=violation.paid_at.astimezone(tz) if violation.paid_at else None,
         plan=terms,
+        contest_case=violation.contest_case if violation.status == UNPAID else None,
+        fee_stopped_on=violation.fee_stopped_on,
     )
 
 

@@ -3,7 +3,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = ["finepay", "violations", "payments", "kiosk", "staff"]
+SOURCES = ["finepay", "violations", "payments", "cases", "kiosk", "staff"]
 # How settings are read: settings.py's helpers and env.get, os.environ anywhere (gunicorn.conf.py included),
 # and the Setting declarations of the gateway adapters.
 # A request's WSGI environ (request.environ) is not the process environment: its keys are no settings.
