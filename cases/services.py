@@ -36,7 +36,7 @@ from payments import services as payments
 from violations import limits
 from violations.fees import business_today, current_policy
 from violations.models import UNPAID, Violation
-from violations.services import prove_vehicle, void_violation
+from violations.services import late_fee_of, prove_vehicle, void_violation
 
 NUMBER_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 NUMBER_LENGTH = 12  # 60 random bits: a number cannot be guessed, nor told from the one filed before it
@@ -271,11 +271,14 @@ def decide_case(number, *, outcome, reason, actor, new_due_date=None):
         _refuse(_("An instalment application is approved by setting up the plan on the violation's page."),
                 "set_up_plan")
     decided_on = today()
+    # What the violation owed when its due date moves (counted to the filing day for a contest) stays owed.
+    owed = late_fee_of(violation, current_policy(), decided_on)
     if case.kind == CONTEST:
         violation.contest_case = None
         violation.fee_stopped_on = None
         if outcome == UPHELD:
             case.new_due_date = violation.due_on = current_policy().due_date(decided_on)
+            violation.fee_carried = owed
     elif case.kind == DEFERRAL and outcome == APPROVED:
         if violation.status != UNPAID:
             _refuse(_("The violation is no longer unpaid, so there is nothing to defer: refuse the application "
@@ -286,6 +289,7 @@ def decide_case(number, *, outcome, reason, actor, new_due_date=None):
             raise invalid_field("new_due_date", _("Choose a new due date after today and no later than %(date)s.",
                                                   date=format_day(latest)))
         case.new_due_date = violation.due_on = new_due_date
+        violation.fee_carried = owed
     case.status, case.decision_reason, case.decided_by, case.decided_at = outcome, reason, actor, utcnow()
     audit.record("case.decided", "case", case.id, actor=actor, number=case.number, kind=case.kind, outcome=outcome,
                  reason=reason, violation=violation.id,

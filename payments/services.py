@@ -66,6 +66,7 @@ from violations.services import (
     NOT_PAYABLE,
     NOTHING_TO_PAY,
     UNDER_CONTEST,
+    late_fee_of,
     prove_vehicle,
     why_not_payable,
 )
@@ -383,7 +384,7 @@ def _create_payment(plate, vin_last6, violation_ids, idempotency_key, request_fp
                                              late_fee=line.late_fee, holds=True))
             continue
         payment.items.append(PaymentItem(
-            violation_id=v.id, fine=v.fine, late_fee=policy.late_fee(v.fine, v.decision_date, today), holds=True,
+            violation_id=v.id, fine=v.fine, late_fee=late_fee_of(v, policy, today), holds=True,
         ))
     price = quote(item.amount for item in payment.items)
     payment.convenience_fee, payment.amount = price.fee, price.total

@@ -46,10 +46,12 @@ class Violation(db.Model):
     receipt_number: Mapped[str | None] = mapped_column(String(32))
     # Set by the cases area (cases/services.py): the open contest holding this violation (its case number;
     # not payable meanwhile) and the business date it was filed on (the late fee counts no day after it);
-    # and a due date a decision set (an upheld contest, an approved deferral) in place of the policy's.
+    # and a due date a decision set (an upheld contest, an approved deferral) in place of the policy's, with
+    # the late fee already owed when it was set (minor units), which the new due date does not wipe out.
     contest_case: Mapped[str | None] = mapped_column(String(16))
     fee_stopped_on: Mapped[date | None] = mapped_column(Date)
     due_on: Mapped[date | None] = mapped_column(Date)
+    fee_carried: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow)
 

@@ -137,7 +137,7 @@ _plans = InstalmentPlan.__table__
 _STATEMENT = select(*(_violations.c[name] for name in (
     "id", "notice_number", "plate", "vin_last6", "occurred_at", "location", "offense_code", "description",
     "points", "fine", "decision_date", "status", "payable_online", "late_fee_paid", "paid_at", "receipt_number",
-    "contest_case", "fee_stopped_on", "due_on",
+    "contest_case", "fee_stopped_on", "due_on", "fee_carried",
 )), _plans.c.id.label("plan_id")).select_from(
     # Whether it has an instalment plan comes with the row: only a vehicle with one reads the plans.
     _violations.outerjoin(_plans, _plans.c.violation_id == _violations.c.id)
@@ -166,6 +166,18 @@ def late_fee_dates(violation, policy, today):
     return due, counted_to
 
 
+def late_fee_of(violation, policy, today):
+    """The late fee an unpaid violation (without an instalment plan) owes on a local date.
+
+    What a decision carried over (the fee owed when it moved the due date)
+    plus the days past the current due date (late_fee_dates), capped as the
+    policy caps any late fee. Every price and every payment takes it from here.
+    """
+    due, counted_to = late_fee_dates(violation, policy, today)
+    carried = violation.fee_carried or 0
+    return min(carried + policy.late_fee_after(violation.fine, due, counted_to), policy.cap(violation.fine))
+
+
 def price(violation, policy, today, tz, plan=None):
     """The driver's view of one violation on a given local date.
 
@@ -176,7 +188,7 @@ def price(violation, policy, today, tz, plan=None):
         late_fee, amount_due, overdue = violation.late_fee_paid or 0, 0, 0
     elif violation.status == UNPAID:
         due, counted_to = late_fee_dates(violation, policy, today)
-        late_fee = policy.late_fee_after(violation.fine, due, counted_to)
+        late_fee = late_fee_of(violation, policy, today)
         amount_due = violation.fine + late_fee
         overdue = policy.days_past(due, counted_to)
     else:
@@ -372,7 +384,7 @@ def approve_plan(violation_id, *, due_dates, actor, today=None):
         db.session.rollback()
         raise ApiError(_("Only an unpaid violation that can be paid online and has no plan yet can be paid in "
                          "instalments."), code="not_plannable", status=409)
-    late_fee = current_policy().late_fee(violation.fine, violation.decision_date, today)
+    late_fee = late_fee_of(violation, current_policy(), today)
     unit = 10 ** get_currency_precision(current_app.config["CURRENCY"])
     amounts = instalments.split_amount(violation.fine + late_fee, len(due_dates), unit)
     plan = InstalmentPlan(violation_id=violation.id, fine=violation.fine, late_fee=late_fee, approved_on=today,

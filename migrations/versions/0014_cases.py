@@ -26,6 +26,7 @@ def upgrade():
         batch.add_column(sa.Column('contest_case', sa.String(length=16), nullable=True))
         batch.add_column(sa.Column('fee_stopped_on', sa.Date(), nullable=True))
         batch.add_column(sa.Column('due_on', sa.Date(), nullable=True))
+        batch.add_column(sa.Column('fee_carried', sa.BigInteger(), nullable=True))
     op.create_table(
         'cases',
         sa.Column('id', BigId, nullable=False),
@@ -78,6 +79,7 @@ def downgrade():
     op.drop_index('ix_cases_violation_id', table_name='cases')
     op.drop_table('cases')
     with op.batch_alter_table('violations') as batch:
+        batch.drop_column('fee_carried')
         batch.drop_column('due_on')
         batch.drop_column('fee_stopped_on')
         batch.drop_column('contest_case')

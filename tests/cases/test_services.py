@@ -170,6 +170,7 @@ def test_five_photos_or_one_video_are_kept(app, evidence_dir):
 
 def test_upholding_restarts_the_grace_period_from_the_decision(app):
     violation = overdue_violation()
+    owed = line_of(violation).late_fee
     case = contest(violation)
     services.prepare_case(case.number, recommendation="upheld", note="Camera photo is clear.", actor="staff:clerk")
     services.decide_case(case.number, outcome="upheld", reason="The camera photo shows the car.",
@@ -178,9 +179,9 @@ def test_upholding_restarts_the_grace_period_from_the_decision(app):
     grace = app.config["LATE_FEE_GRACE_DAYS"]
     assert violation.contest_case is None and violation.due_on == today() + timedelta(days=grace)
     line = line_of(violation)
-    assert line.payable and line.late_fee == 0 and line.due_date == violation.due_on
+    assert line.payable and line.late_fee == owed and line.due_date == violation.due_on  # no day added meanwhile
     after = line_of(violation, now=services.utcnow() + timedelta(days=grace + 2))
-    assert after.late_fee == round(violation.fine * 0.03 * 2)
+    assert after.late_fee == min(violation.fine, owed + round(violation.fine * 0.03 * 2))
     assert audit_actions("case", case.id) == ["case.filed", "case.prepared", "case.decided"]
 
 
@@ -223,6 +224,7 @@ def test_approving_a_deferral_sets_the_new_due_date(app):
     case = services.file_case(violation_id=violation.id, kind="deferral", reason="income_loss",
                               statement=STATEMENT, actor="driver")
     assert line_of(violation).payable  # an application does not hold the violation
+    owed = line_of(violation).late_fee
     new_due = today() + timedelta(days=60)
     with pytest.raises(ApiError) as too_far:
         services.decide_case(case.number, outcome="approved", reason="Lost job, proven.", actor="staff:boss",
@@ -232,7 +234,8 @@ def test_approving_a_deferral_sets_the_new_due_date(app):
                          new_due_date=new_due)
     db.session.refresh(violation)
     assert violation.due_on == new_due
-    assert line_of(violation).late_fee == 0 and line_of(violation).due_date == new_due
+    # What was owed stays owed; no day is added until the new due date has passed.
+    assert line_of(violation).late_fee == owed and line_of(violation).due_date == new_due
 
 
 def test_instalments_are_approved_by_the_plan_hook_not_by_deciding(app):
@@ -287,3 +290,40 @@ def test_lookup_shows_the_contest_and_keeps_it_out_of_the_totals_payable(client)
     row = lookup(client)[violation.id]
     assert row["status"] == "unpaid" and row["contest_case"] == case.number and body["total_payable_online"] == 0
     assert db.session.get(Violation, violation.id).contest_case == case.number
+
+
+def _start_payment(violation):
+    return payments.start_payment(plate=violation.plate, vin_last6=violation.vin_last6,
+                                  violation_ids=[violation.id], idempotency_key=str(uuid.uuid4()))
+
+
+def test_an_upheld_contest_keeps_the_fee_owed_at_filing_and_the_payment_charges_what_the_driver_sees(app):
+    violation = overdue_violation()
+    owed_at_filing = line_of(violation).late_fee
+    assert owed_at_filing > 0
+    case = contest(violation)
+    services.decide_case(case.number, outcome="upheld", reason="The camera photo shows the car.",
+                         actor="staff:boss")
+    db.session.refresh(violation)
+    line = line_of(violation)
+    # The late fee stopped while the case was open and resumes after the new grace period; what was owed stays.
+    assert line.late_fee == owed_at_filing and line.amount_due == violation.fine + owed_at_filing
+    payment = _start_payment(violation)
+    assert payment.amount == line.amount_due + payments.convenience_fee(line.amount_due)
+    grace = app.config["LATE_FEE_GRACE_DAYS"]
+    later = line_of(violation, now=services.utcnow() + timedelta(days=grace + 2))
+    assert later.late_fee == min(violation.fine, owed_at_filing + round(violation.fine * 0.03 * 2))
+
+
+def test_a_deferral_keeps_the_fee_owed_when_approved_and_adds_none_until_the_new_due_date(app):
+    violation = overdue_violation()
+    owed = line_of(violation).late_fee
+    case = services.file_case(violation_id=violation.id, kind="deferral", reason="income_loss",
+                              statement=STATEMENT, actor="driver")
+    new_due = today() + timedelta(days=60)
+    services.decide_case(case.number, outcome="approved", reason="Lost job, proven.", actor="staff:boss",
+                         new_due_date=new_due)
+    db.session.refresh(violation)
+    assert line_of(violation, now=services.utcnow() + timedelta(days=59)).late_fee == owed
+    payment = _start_payment(violation)
+    assert sum(item.late_fee for item in payment.items) == owed
