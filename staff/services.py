@@ -24,6 +24,7 @@ from finepay.challenge import ChallengeRequired
 from finepay.dbtypes import utcnow
 from finepay.errors import ApiError, invalid_field
 from finepay.extensions import db
+from cases import services as case_services
 from payments import refunds as payment_refunds
 from payments import services as payment_services
 from payments import states
@@ -442,7 +443,8 @@ def approve_instalment_plan(violation_id, *, count, due_dates=None, actor_name):
                        code="payment_in_progress", status=409)
     today = business_today(current_app.config["BUSINESS_TIMEZONE"])
     return violation_services.approve_plan(
-        violation_id, due_dates=due_dates or monthly_due_dates(count, today), actor=actor_name)
+        violation_id, due_dates=due_dates or monthly_due_dates(count, today), actor=actor_name,
+        on_approved=case_services.on_plan_created)  # a pending instalment application is approved with it
 
 
 def void_violation(violation_id, *, reason, actor_name):

@@ -353,13 +353,15 @@ def void_violation(violation_id, *, reason, actor, open_holds):
     return violation
 
 
-def approve_plan(violation_id, *, due_dates, actor, today=None):
+def approve_plan(violation_id, *, due_dates, actor, today=None, on_approved=None):
     """Approve paying an unpaid violation in instalments due on ``due_dates`` (2 to 6, in order); returns the plan.
 
     The fine plus the late fee accrued today is split (violations.instalments.split_amount); from now on the late
     fee is what violations.instalments says. A violation already paid, void, payable in person only, or with a
     plan already is refused (409). A payment already open for the whole violation cannot settle it any more
     (payments refunds it as not settled), so callers should withdraw it first (staff.services does).
+    ``on_approved(violation_id, actor)`` joins the plan's transaction (the cases area approves a pending
+    instalment application with it).
     """
     due_dates = list(due_dates)
     today = today or business_today(current_app.config["BUSINESS_TIMEZONE"])
@@ -396,6 +398,8 @@ def approve_plan(violation_id, *, due_dates, actor, today=None):
     audit.record("instalment_plan.approved", "violation", violation.id, actor=actor, plan=plan.id,
                  notice_number=violation.notice_number, fine=violation.fine, late_fee=late_fee,
                  amounts=amounts, due_dates=[due.isoformat() for due in due_dates])
+    if on_approved is not None:
+        on_approved(violation.id, actor)
     db.session.commit()
     return plan
 

@@ -144,3 +144,19 @@ def test_instalments_of_one_violation_reconcile_as_separate_matched_payments(app
     assert report.discrepancies == []
     assert report.classes[MATCHED].count == 2
     assert report.net == report.gateway_net == violation.fine + plan.late_fee
+
+
+def test_setting_up_a_plan_approves_the_drivers_pending_instalment_application(app, client):
+    from cases import services as cases
+    from cases.models import Case
+    from tests.cases.helpers import STATEMENT
+
+    violation = overdue_violation()
+    case = cases.file_case(violation_id=violation.id, kind="instalments", reason="illness", statement=STATEMENT,
+                           actor="driver")
+    sign_in_as(client, make_supervisor())
+    assert approve(client, violation.id).status_code == 303
+    db.session.expire_all()
+    decided = db.session.get(Case, case.id)
+    assert decided.status == "approved" and decided.decided_by is not None
+    assert plan_of(violation.id) is not None
