@@ -18,13 +18,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from cases import services as case_services
 from finepay import audit, challenge
 from finepay.audit import AuditEntry
 from finepay.challenge import ChallengeRequired
 from finepay.dbtypes import utcnow
 from finepay.errors import ApiError, invalid_field
 from finepay.extensions import db
-from cases import services as case_services
 from payments import refunds as payment_refunds
 from payments import services as payment_services
 from payments import states
