@@ -39,7 +39,6 @@ from payments.ereceipts import (
     BLUE,
     ITEM_FINE,
     ITEM_LATE_FEE,
-    RED,
     EReceipt,
     EReceiptError,
     EReceiptItem,
@@ -257,16 +256,30 @@ def issue_after_commit(payment_id):
         log.exception("e-receipt requests of %s not asked for; payments sync retries them", payment_id)
 
 
-def waiting_payments():
-    """Payments whose e-receipt is still being asked for: (payment, request) of each one's oldest waiting request."""
-    oldest = (select(EReceiptRequest).where(EReceiptRequest.status == EREQUEST_PENDING)
-              .order_by(EReceiptRequest.id))
-    seen, result = set(), []
-    for request in db.session.execute(oldest).scalars():
-        if request.payment_id not in seen:
-            seen.add(request.payment_id)
-            result.append(request)
-    return result
+WAITING_LISTED = 200
+
+
+def waiting_payments(limit=WAITING_LISTED):
+    """Payments still without their official e-receipt, oldest first: (request, payment) of each one's oldest request.
+
+    A payment appears once, with the request that holds the others back (its
+    attempts, last error and next try); at most ``limit`` of them.
+    """
+    older = aliased(EReceiptRequest)
+    return db.session.execute(
+        select(EReceiptRequest, Payment).join(Payment, Payment.id == EReceiptRequest.payment_id)
+        .where(EReceiptRequest.status == EREQUEST_PENDING,
+               ~exists().where(older.payment_id == EReceiptRequest.payment_id, older.status == EREQUEST_PENDING,
+                               older.id < EReceiptRequest.id))
+        .order_by(EReceiptRequest.id).limit(limit)
+    ).all()
+
+
+def oldest_waiting(payment_id):
+    """The payment's oldest e-receipt request still waiting (its attempts, error and next try), or None."""
+    return db.session.execute(select(EReceiptRequest).where(
+        EReceiptRequest.payment_id == payment_id, EReceiptRequest.status == EREQUEST_PENDING)
+        .order_by(EReceiptRequest.id).limit(1)).scalar_one_or_none()
 
 
 def ereceipts_of(payment_id):

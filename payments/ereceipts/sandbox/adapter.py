@@ -7,7 +7,6 @@ every call fail, to see FinePay queue and retry (docs/ereceipts.md).
 """
 import hashlib
 import hmac
-
 from urllib.parse import urlencode
 
 from flask import current_app, has_request_context, request
@@ -21,12 +20,12 @@ from finepay.settings import Setting, SettingsError, env_bool
 from payments.ereceipts import BLUE, RED, EReceipt, EReceiptError, EReceiptIssuer, EReceiptItem
 
 from .models import SandboxEReceipt
+from .views import VERIFY_PATH, bp
 
 # 票据代码: region (2) + category (2) + kind (2) + year (2). The region is the deployment's province; the
 # category and kind are the sandbox's own (a province's platform assigns real ones with the e-receipt stock).
 SANDBOX_CATEGORY_KIND = "0601"
 NUMBER_RETRIES = 5
-VERIFY_PATH = "/ereceipts/sandbox/verify"  # views.py serves it
 
 
 def code_for(region, year):
@@ -85,8 +84,6 @@ class SandboxIssuer(EReceiptIssuer):
         region = app.config["ERECEIPT_SANDBOX_REGION"]
         if not (isinstance(region, str) and len(region) == 2 and region.isdigit()):
             raise SettingsError(f"ERECEIPT_SANDBOX_REGION must be two digits, got {region!r}")
-        from .views import bp
-
         app.register_blueprint(bp)
 
     def _session(self):

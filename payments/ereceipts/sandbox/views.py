@@ -4,9 +4,8 @@ from flask import Blueprint, render_template, request
 from finepay.extensions import limiter
 from payments.ereceipts import CHECK_CODE_PATTERN, CODE_PATTERN, NUMBER_PATTERN, current_issuer
 
-from .adapter import VERIFY_PATH
-
 bp = Blueprint("ereceipts_sandbox", __name__, template_folder="templates")
+VERIFY_PATH = "/ereceipts/sandbox/verify"
 
 
 @bp.get(VERIFY_PATH)
