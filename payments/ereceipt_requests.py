@@ -59,7 +59,8 @@ LONGEST_RETRY = timedelta(hours=1)
 
 def retry_delay(attempts):
     """How long a request waits after its ``attempts``-th failed try: a minute, doubling, at most an hour."""
-    return min(FIRST_RETRY * 2 ** max(attempts - 1, 0), LONGEST_RETRY)
+    # The exponent stops growing once the delay has reached the cap (2**6 minutes is past an hour).
+    return min(FIRST_RETRY * 2 ** min(max(attempts - 1, 0), 6), LONGEST_RETRY)
 
 
 def request_ereceipt(payment, refund=None):
