@@ -6,7 +6,16 @@ from types import SimpleNamespace
 import pytest
 
 from payments.ereceipt_requests import fiscal_items, retry_delay, split_refunded
-from payments.ereceipts import BLUE, ITEM_FINE, ITEM_LATE_FEE, RED, EReceipt, EReceiptError, EReceiptItem, check_ereceipt
+from payments.ereceipts import (
+    BLUE,
+    ITEM_FINE,
+    ITEM_LATE_FEE,
+    RED,
+    EReceipt,
+    EReceiptError,
+    EReceiptItem,
+    check_ereceipt,
+)
 from payments.ereceipts.sandbox.adapter import check_code_for, code_for
 from payments.refunds import Line, balance
 
