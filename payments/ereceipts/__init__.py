@@ -164,30 +164,47 @@ def load_issuer_class(name):
     return cls
 
 
-SETTINGS = (Setting("ERECEIPT_ISSUER", "sandbox"),)
+NO_ISSUER = "none"
+
+
+def issuer_setting(config):
+    """ERECEIPT_ISSUER: ``sandbox`` by default in development; in production no default (``none``: no e-receipts)."""
+    return Setting("ERECEIPT_ISSUER", "sandbox" if config["FINEPAY_ENV"] == "development" else NO_ISSUER)
 
 
 def init_app(app):
-    """Load every shipped adapter (their tables are in the schema), read the configured one's settings, build it once."""
+    """Load every shipped adapter (their tables are in the schema), read the configured one's settings, build it once.
+
+    ``ERECEIPT_ISSUER=none`` (production's default until the province's
+    platform is configured) runs without an issuer: no e-receipt is asked
+    for, and the pages show none. Production refuses the sandbox issuer
+    unless ALLOW_SANDBOX_IN_PRODUCTION, as it refuses the sandbox gateway.
+    """
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.module.startswith(__name__ + "."):
             ep.load()
-    read_settings(app.config, SETTINGS)
-    name = (app.config["ERECEIPT_ISSUER"] or "").strip()
+    read_settings(app.config, (issuer_setting(app.config),))
+    name = (app.config["ERECEIPT_ISSUER"] or "").strip() or NO_ISSUER
+    app.config["ERECEIPT_ISSUER"] = name
+    if name == NO_ISSUER:
+        app.extensions[REGISTRY] = None
+        if app.config["FINEPAY_ENV"] == "production":
+            app.logger.warning("ERECEIPT_ISSUER is not set: no official e-receipts are issued (docs/ereceipts.md)")
+        return
     cls = load_issuer_class(name)
     read_settings(app.config, cls.settings)
     for setting in cls.settings:
         if setting.secret:
             observability.add_secret_setting(app, setting.name)
+    if cls.simulated and app.config["FINEPAY_ENV"] == "production" and not app.config["ALLOW_SANDBOX_IN_PRODUCTION"]:
+        raise SettingsError(f"FINEPAY_ENV=production with ERECEIPT_ISSUER={name}, whose e-receipts are not official: "
+                            "configure the province's platform, or ALLOW_SANDBOX_IN_PRODUCTION=1 for a staging copy")
     cls.init_app(app)
     issuer = cls(app.config)
     issuer.name = name
-    if issuer.simulated and app.config["FINEPAY_ENV"] == "production" and not app.config["ALLOW_SANDBOX_IN_PRODUCTION"]:
-        raise SettingsError(f"FINEPAY_ENV=production with ERECEIPT_ISSUER={name}, whose e-receipts are not official: "
-                            "configure the province's platform, or ALLOW_SANDBOX_IN_PRODUCTION=1 for a staging copy")
     app.extensions[REGISTRY] = issuer
 
 
-def current_issuer() -> EReceiptIssuer:
-    """The running app's e-receipt adapter."""
+def current_issuer() -> EReceiptIssuer | None:
+    """The running app's e-receipt adapter; None when ERECEIPT_ISSUER is ``none``."""
     return current_app.extensions[REGISTRY]
