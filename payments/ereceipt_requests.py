@@ -147,11 +147,11 @@ def _claim(request_id, now):
     return bool(won)
 
 
-def _record(request, payment, ereceipt, flushes_id=None):
+def _record(request_id, payment_id, ereceipt, flushes_id=None):
     """Keep what the issuer returned; a second worker's copy of the same answer is the same row."""
     issuer = current_issuer()
     row = IssuedEReceipt(
-        payment_id=payment.id, request_id=request.id, kind=ereceipt.kind, issuer=issuer.name, code=ereceipt.code,
+        payment_id=payment_id, request_id=request_id, kind=ereceipt.kind, issuer=issuer.name, code=ereceipt.code,
         number=ereceipt.number, check_code=ereceipt.check_code, issued_at=ereceipt.issued_at,
         amount=ereceipt.amount, currency=ereceipt.currency, payer=ereceipt.payer, authority=ereceipt.authority,
         items=[[item.kind, item.reference, item.amount] for item in ereceipt.items],
@@ -163,9 +163,9 @@ def _record(request, payment, ereceipt, flushes_id=None):
     except IntegrityError:
         db.session.rollback()
         row = db.session.execute(select(IssuedEReceipt).where(
-            IssuedEReceipt.request_id == request.id, IssuedEReceipt.kind == ereceipt.kind)).scalar_one()
-    audit.record(f"ereceipt.{'issued' if ereceipt.kind == BLUE else 'red_flushed'}", "payment", payment.id,
-                 code=row.code, number=row.number, amount=row.amount, request=request.id)
+            IssuedEReceipt.request_id == request_id, IssuedEReceipt.kind == ereceipt.kind)).scalar_one()
+    audit.record(f"ereceipt.{'issued' if ereceipt.kind == BLUE else 'red_flushed'}", "payment", payment_id,
+                 code=row.code, number=row.number, amount=row.amount, request=request_id)
     db.session.commit()
     return row
 
@@ -177,7 +177,12 @@ def _as_ereceipt(row):
 
 
 def _bring_in_line(request):
-    """Red-flush and issue as the payment's lines now require; raises EReceiptError if the issuer fails."""
+    """Red-flush and issue as the payment's lines now require; raises EReceiptError if the issuer fails.
+
+    Everything the issuer is sent is read first, and the transaction ended:
+    nothing is held (on SQLite, no read lock either) while it is asked.
+    """
+    request_id, key = request.id, request.idempotency_key
     payment = db.session.get(Payment, request.payment_id, populate_existing=True)
     db.session.refresh(payment)
     notice_numbers = dict(db.session.execute(
@@ -186,22 +191,23 @@ def _bring_in_line(request):
     wanted = fiscal_items(refunds.balance(payment), notice_numbers) if payment.status in states.CHARGED else ()
     current = current_ereceipt(payment.id)
     if current is not None and _same(_items_of(current), wanted):
+        db.session.commit()
         return "unchanged"
+    in_force = (current.id, _as_ereceipt(current)) if current is not None else None
+    asked = IssueRequest(idempotency_key=f"{key}:blue", payer=payment.plate,
+                         authority=current_app.config["AUTHORITY_NAME"], currency=payment.currency, items=wanted,
+                         payment_id=payment.id, receipt_number=payment.receipt_number)
     issuer = current_issuer()
-    authority = current_app.config["AUTHORITY_NAME"]
     db.session.commit()  # nothing is held while the issuer is asked
     outcome = "unchanged"
-    if current is not None:
-        changed = sorted({item.reference for item in set(_items_of(current)) ^ set(wanted)})
-        red = check_ereceipt(issuer.red_flush(_as_ereceipt(current), changed, reason="refund",
-                                              idempotency_key=f"{request.idempotency_key}:red"))
-        _record(request, payment, red, flushes_id=current.id)
+    if in_force is not None:
+        flushed_id, flushed = in_force
+        changed = sorted({item.reference for item in set(flushed.items) ^ set(wanted)})
+        red = check_ereceipt(issuer.red_flush(flushed, changed, reason="refund", idempotency_key=f"{key}:red"))
+        _record(request_id, asked.payment_id, red, flushes_id=flushed_id)
         outcome = "red_flushed"
     if wanted:
-        blue = check_ereceipt(issuer.issue(IssueRequest(
-            idempotency_key=f"{request.idempotency_key}:blue", payer=payment.plate, authority=authority,
-            currency=payment.currency, items=wanted, payment_id=payment.id, receipt_number=payment.receipt_number)))
-        _record(request, payment, blue)
+        _record(request_id, asked.payment_id, check_ereceipt(issuer.issue(asked)))
         outcome = "issued"
     return outcome
 

@@ -55,3 +55,15 @@ def test_without_an_issuer_a_payment_asks_for_no_ereceipt_and_the_receipt_shows_
     receipt = client.get(f"/api/v1/receipts/{paid['receipt_number']}").get_json()
     assert receipt["ereceipts"] == [] and receipt["ereceipt"] is None and receipt["ereceipt_pending"] is False
     assert 'id="ereceipts"' not in client.get(f"/receipts/{paid['receipt_number']}").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_openapi_document_describes_the_receipts_ereceipts(client):
+    schemas = client.get("/api/openapi.json").get_json()["components"]["schemas"]
+
+    receipt = schemas["Receipt"]["properties"]
+    assert {"ereceipts", "ereceipt", "ereceipt_pending"} <= set(receipt)
+    ereceipt = schemas["EReceipt"]["properties"]
+    assert {"code", "number", "check_code", "issued_at", "payer", "authority", "items", "verification_url",
+            "red_flushed", "flushes"} <= set(ereceipt)
+    assert "8 digits" in ereceipt["code"]["description"] and "10 digits" in ereceipt["number"]["description"]
