@@ -14,6 +14,8 @@ from tests.live import app_on_copy, serving
 
 pytestmark = pytest.mark.browser
 
+RECEIPT_WIDTH = 302  # 80 mm thermal paper at 96 px per inch
+
 
 @pytest.fixture(scope="module", params=["zh_CN", "en"])
 def server(request, sqlite_template, tmp_path_factory):
@@ -64,7 +66,8 @@ def test_the_receipt_shows_its_ereceipt_the_red_flush_and_verifies(phone_in_lang
     expect(phone.locator("#ereceipt-check-code")).to_have_text(re.compile(r"^[0-9a-f]{6}$"))
     expect(phone.locator("#ereceipt-total")).to_contain_text("200.00")
     expect(section.locator(".ereceipt-qr svg")).to_be_visible()
-    history = phone.locator("#ereceipt-history tbody tr")
+    expect(phone.locator("#receipt .qr svg")).to_have_count(1)  # the receipt's own QR code stays one of its own
+    history = phone.locator("#ereceipt-history li")
     expect(history).to_have_count(3)  # the first e-receipt, its red-flush, the new one
     expect(history.nth(0)).to_contain_text(translated(app, "Cancelled by a red-flush"))
     expect(history.nth(1)).to_have_attribute("data-kind", "red")
@@ -73,6 +76,13 @@ def test_the_receipt_shows_its_ereceipt_the_red_flush_and_verifies(phone_in_lang
     expect(phone.locator("#ereceipt-pending")).to_have_count(0)
     assert_fits(phone)
     screenshot(phone, f"{locale}-ereceipt-receipt")
+    phone.set_viewport_size({"width": RECEIPT_WIDTH, "height": 900})
+    phone.emulate_media(media="print")
+    expect(phone.locator("#ereceipt-number")).to_be_visible()
+    expect(section.locator(".ereceipt-qr svg")).to_be_visible()
+    assert_fits(phone, RECEIPT_WIDTH)  # on an 80 mm roll too
+    screenshot(phone, f"{locale}-ereceipt-receipt-print-80mm")
+    phone.emulate_media(media="screen")
 
     phone.goto(phone.locator(".ereceipt-qr .url").inner_text())
 
