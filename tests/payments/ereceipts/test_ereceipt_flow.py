@@ -10,8 +10,8 @@ from sqlalchemy import func, select, update
 
 from finepay.dbtypes import utcnow
 from finepay.extensions import db
-from payments import ereceipt_requests
-from payments.ereceipts import current_issuer
+from payments import ereceipt_requests, services
+from payments.ereceipts import EReceiptItem, IssueRequest, current_issuer
 from payments.ereceipts.sandbox import SandboxEReceipt
 from payments.models import EREQUEST_DONE, EREQUEST_PENDING, EReceiptRequest, IssuedEReceipt
 from tests.conftest import translated
@@ -154,8 +154,6 @@ def test_refunding_one_line_red_flushes_the_ereceipt_and_issues_one_for_what_rem
 
 def test_refunding_the_whole_payment_red_flushes_it_and_issues_nothing_new(app, client):
     paid = pay(client, fresh_violation(fine=20000))
-    from payments import services
-
     services.refund_payment(paid["id"], amount=20000, reason="appeal upheld", actor="staff:x")
 
     receipt = receipt_json(client, paid["receipt_number"])
@@ -212,8 +210,6 @@ def test_an_issuer_that_breaks_unexpectedly_never_fails_the_payment(app, client,
 
 
 def test_a_refund_waits_behind_an_ereceipt_not_yet_issued_and_then_one_ereceipt_covers_what_remains(app, client):
-    from payments import services
-
     app.config["ERECEIPT_SANDBOX_DOWN"] = True
     kept, returned = fresh_violation(fine=20000), fresh_violation(fine=5000)
     paid = pay(client, kept, returned)
@@ -253,9 +249,9 @@ def test_a_worker_that_lost_its_lease_gets_the_issuers_first_answer_not_a_second
     app.config["ERECEIPT_SANDBOX_DOWN"] = False
     (request,) = requests_of(paid["id"])
     # A worker asked the issuer and died before recording the answer: the issuer has it under the request's key.
-    first = current_issuer().issue(ereceipt_requests.IssueRequest(
+    first = current_issuer().issue(IssueRequest(
         idempotency_key=f"{request.idempotency_key}:blue", payer="蒙B12345", authority="x", currency="CNY",
-        items=(ereceipt_requests.EReceiptItem("fine", "N", 20000),), payment_id=paid["id"], receipt_number="R"))
+        items=(EReceiptItem("fine", "N", 20000),), payment_id=paid["id"], receipt_number="R"))
     make_due()
 
     assert ereceipt_requests.issue_pending()["done"] == 1
