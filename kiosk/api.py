@@ -271,7 +271,8 @@ def _receipt_screen(visit):
         raise ApiError(_("There is no receipt for this visit yet."), code="out_of_order", status=409)
     data = receipts.get_receipt(payment.receipt_number)
     online = url_for("pay.receipt", receipt_number=data["receipt_number"], _external=True)
-    return screen("receipt", receipt=data, qr=qr_svg(online), online_url=online, terminal=g.kiosk_terminal)
+    return screen("receipt", receipt=data, qr=qr_svg(online), online_url=online, terminal=g.kiosk_terminal,
+                  ereceipt_qr=receipts.ereceipt_qr(data))
 
 
 @bp.post("/sandbox/reader")

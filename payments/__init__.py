@@ -2,10 +2,10 @@
 
 
 def init_app(app):
-    """Plug the payments area into the app: its gateway, pages, API, webhooks, metrics, CLI and demo payment."""
+    """Plug the payments area into the app: its gateway, e-receipt issuer, pages, API, webhooks, metrics, CLI and demo payment."""
     from finepay import demo, errors
     from finepay.extensions import csrf, rest_api
-    from payments import api, commands, gateways, metrics, models, services, views, webhooks  # noqa: F401
+    from payments import api, commands, ereceipts, gateways, metrics, models, services, views, webhooks  # noqa: F401
     from payments import demo as demo_data
     from violations.importer import register_hold_keeper
 
@@ -13,6 +13,7 @@ def init_app(app):
     for name in gateways.available_gateways():
         gateways.load_gateway_class(name)
     gateways.init_app(app)  # sets SANDBOX from the adapter
+    ereceipts.init_app(app)  # the official e-receipt issuer (ERECEIPT_ISSUER)
     register_hold_keeper(app, services)  # an import cancels the open payments it changes
     # An adapter's own page (the sandbox's security check) changed an intent: settle or fail its payment.
     gateways.listen_for_intents(app, lambda intent: services.apply_intent(intent.payment_id, intent))
@@ -25,4 +26,5 @@ def init_app(app):
     csrf.exempt(webhooks.bp)
     errors.answer_json_under(app, "/webhooks/")
     app.cli.add_command(commands.payments_cli)
+    app.cli.add_command(commands.ereceipts_cli)
     demo.add_seeder(app, demo_data.seed_paid_violation)

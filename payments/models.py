@@ -1,8 +1,8 @@
-"""Payments, the violations they cover, refunds, received webhook events, and the gateway's ledger."""
+"""Payments, the violations they cover, refunds, received webhook events, the gateway's ledger, and e-receipts."""
 import secrets
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, text
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from finepay.dbtypes import BigId, UTCDateTime, utcnow
@@ -216,3 +216,64 @@ class GatewayRecord(db.Model):
     fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
 
     __table_args__ = (UniqueConstraint("gateway", "transaction_id", name="uq_gateway_records_gateway_transaction"),)
+
+
+EREQUEST_PENDING, EREQUEST_DONE = "pending", "done"
+
+
+class EReceiptRequest(db.Model):
+    """FinePay's request for the official e-receipt of a payment: made when it settles, and after each refund.
+
+    Recorded in the transaction that settles the payment (or records the
+    refund); the issuer is asked after commit, and asked again with backoff
+    (``next_try_at``) while it is down. ``claimed_until`` is the lease of the
+    one worker that may ask for it now (payments.ereceipt_requests).
+    """
+
+    __tablename__ = "ereceipt_requests"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    payment_id: Mapped[str] = mapped_column(ForeignKey("payments.id"), nullable=False, index=True)
+    refund_id: Mapped[int | None] = mapped_column(ForeignKey("refunds.id"))
+    idempotency_key: Mapped[str] = mapped_column(String(100), nullable=False, unique=True)
+    status: Mapped[str] = mapped_column(String(10), nullable=False, default=EREQUEST_PENDING, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    next_try_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class IssuedEReceipt(db.Model):
+    """An official e-receipt (blue) or the red-flush (red) that cancelled one, as the issuer returned it.
+
+    At most one of each kind per request, and one row per issuer's code and
+    number: two workers recording the same answer keep one.
+    """
+
+    __tablename__ = "ereceipts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    payment_id: Mapped[str] = mapped_column(ForeignKey("payments.id"), nullable=False, index=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("ereceipt_requests.id"), nullable=False)
+    kind: Mapped[str] = mapped_column(String(4), nullable=False)  # blue | red
+    issuer: Mapped[str] = mapped_column(String(30), nullable=False)
+    code: Mapped[str] = mapped_column(String(8), nullable=False)
+    number: Mapped[str] = mapped_column(String(10), nullable=False)
+    check_code: Mapped[str] = mapped_column(String(6), nullable=False)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    amount: Mapped[int] = mapped_column(BigInteger, nullable=False)  # negative on a red-flush
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    payer: Mapped[str] = mapped_column(String(32), nullable=False)
+    authority: Mapped[str] = mapped_column(String(200), nullable=False)
+    items: Mapped[list] = mapped_column(JSON, nullable=False)  # [[kind, notice number, amount], ...]
+    verification_url: Mapped[str] = mapped_column(String(500), nullable=False)
+    # A red-flush names the e-receipt it cancels.
+    flushes_id: Mapped[int | None] = mapped_column(ForeignKey("ereceipts.id"))
+    simulated: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+
+    __table_args__ = (
+        UniqueConstraint("request_id", "kind", name="uq_ereceipts_request_kind"),
+        UniqueConstraint("issuer", "code", "number", name="uq_ereceipts_issuer_code_number"),
+    )

@@ -1,12 +1,17 @@
 """Receipts: what a driver can show as proof of payment."""
+from urllib.parse import urljoin
+
+from flask import has_request_context, request
 from flask_babel import gettext as _
 from sqlalchemy import select
 
 from finepay.errors import ApiError
 from finepay.extensions import db
-from payments import refunds
+from payments import ereceipt_requests, refunds
+from payments.ereceipts import BLUE, RED
 from payments.gateways import GatewayError, gateway_named
 from payments.models import REFUND_SUCCEEDED, Payment
+from payments.qr import qr_svg
 from violations.models import Violation
 
 
@@ -62,7 +67,40 @@ def get_receipt(receipt_number):
         "net_amount": payment.amount_received - payment.refunded_amount,
         "refunds": [r for r in payment.refunds if r.status == REFUND_SUCCEEDED],
         "status": payment.status,
+        **official_receipts(payment),
     }
+
+
+def official_receipts(payment):
+    """The payment's official e-receipts (财政电子票据) and red-flushes, oldest first, and whether one is on its way.
+
+    ``ereceipt`` is the one in force (the latest blue one no red-flush
+    cancelled), None while it is being asked for or after a full refund.
+    """
+    rows, pending = ereceipt_requests.ereceipts_of(payment.id)
+    flushed = {row.flushes_id for row in rows if row.kind == RED}
+    by_id = {row.id: row for row in rows}
+    listed = []
+    for row in rows:
+        original = by_id.get(row.flushes_id)
+        listed.append({
+            "kind": row.kind, "code": row.code, "number": row.number, "check_code": row.check_code,
+            "issued_at": row.issued_at, "amount": row.amount, "currency": row.currency, "payer": row.payer,
+            "authority": row.authority,
+            "items": [{"kind": kind, "notice_number": reference, "amount": amount}
+                      for kind, reference, amount in row.items],
+            "verification_url": _absolute(row.verification_url),
+            "red_flushed": row.id in flushed,
+            "flushes": {"code": original.code, "number": original.number} if original else None,
+            "sandbox": row.simulated,
+        })
+    in_force = next((e for e in reversed(listed) if e["kind"] == BLUE and not e["red_flushed"]), None)
+    return {"ereceipts": listed, "ereceipt": in_force, "ereceipt_pending": pending}
+
+
+def _absolute(url):
+    """An issuer's verification address, absolute (one recorded from the command line may be a path)."""
+    return urljoin(request.host_url, url) if has_request_context() else url
 
 
 def payment_method(gateway_name):
@@ -93,3 +131,8 @@ def receipt_lines(payment):
         line.update(service_fee=balance.fee_share, paid=balance.due, refunded=balance.refunded, net=balance.net,
                     state=state)
     return lines
+
+
+def ereceipt_qr(official):
+    """A QR code of the verification address of the e-receipt in force, or None (pages draw it beside it)."""
+    return qr_svg(official["ereceipt"]["verification_url"]) if official["ereceipt"] else None

@@ -157,6 +157,43 @@ class ReceiptItemSchema(Schema):
                        "it stays paid; not_settled: it was paid or cancelled before this payment settled it"})
 
 
+class EReceiptItemSchema(Schema):
+    """A line of an official e-receipt (项目)."""
+
+    kind = fields.String(metadata={"enum": ["fine", "late_fee"],
+                                   "description": "the violation's fine, or its late fee (加处罚款)"})
+    notice_number = fields.String()
+    amount = fields.Integer(metadata={"description": "minor units; negative on a red-flush"})
+
+
+class EReceiptReferenceSchema(Schema):
+    """The e-receipt a red-flush cancels."""
+
+    code = fields.String()
+    number = fields.String()
+
+
+class EReceiptSchema(Schema):
+    """An official fiscal e-receipt (财政电子票据), or the red-flush (冲红) that cancelled one."""
+
+    kind = fields.String(metadata={"enum": ["blue", "red"],
+                                   "description": "blue: an e-receipt; red: the red-flush that cancels one in full"})
+    code = fields.String(metadata={"description": "票据代码, 8 digits"})
+    number = fields.String(metadata={"description": "票据号码, 10 digits"})
+    check_code = fields.String(metadata={"description": "校验码, 6 characters"})
+    issued_at = fields.DateTime(metadata={"description": "开票日期"})
+    amount = fields.Integer(metadata={"description": "minor units; negative on a red-flush"})
+    currency = fields.String()
+    payer = fields.String(metadata={"description": "交款人: the vehicle's plate"})
+    authority = fields.String(metadata={"description": "收款单位: the collecting authority"})
+    items = fields.List(fields.Nested(EReceiptItemSchema))
+    verification_url = fields.String(metadata={"description": "where anyone can check it (its QR code)"})
+    red_flushed = fields.Boolean(metadata={"description": "a red-flush cancelled this e-receipt"})
+    flushes = fields.Nested(EReceiptReferenceSchema, allow_none=True,
+                            metadata={"description": "on a red-flush: the e-receipt it cancels"})
+    sandbox = fields.Boolean(metadata={"description": "issued by the sandbox issuer: not an official receipt"})
+
+
 class ReceiptSchema(Schema):
     """Proof of payment."""
 
@@ -174,4 +211,11 @@ class ReceiptSchema(Schema):
     net_amount = fields.Integer(metadata={"description": "amount - refunded_amount"})
     refunds = fields.List(fields.Nested(RefundSchema))
     status = fields.String()
+    ereceipts = fields.List(fields.Nested(EReceiptSchema), metadata={
+        "description": "the official e-receipts and red-flushes, oldest first: a refund red-flushes the one in "
+                       "force and a new one is issued for what remains"})
+    ereceipt = fields.Nested(EReceiptSchema, allow_none=True, metadata={
+        "description": "the e-receipt in force; null while it is on its way, or after a full refund"})
+    ereceipt_pending = fields.Boolean(metadata={
+        "description": "true while FinePay is still asking the e-receipt service (it retries while that is down)"})
     sandbox = SandboxFlag()

@@ -45,7 +45,7 @@ from finepay.dbtypes import utcnow
 from finepay.errors import ApiError, invalid_field
 from finepay.extensions import db
 from finepay.formatting import format_money
-from payments import gateways, refunds, states
+from payments import ereceipt_requests, gateways, refunds, states
 from payments.gateways import SURFACE_KIOSK, GatewayError, Payer, gateway_for, gateway_named, gateways_serving
 from payments.models import (
     REFUND_FAILED,
@@ -649,6 +649,9 @@ def apply_intent(payment_id, intent):
             change_status(payment, states.FAILED, failure_code="not_completed")
     commit_keeping_objects(db.session)  # read under the locks just released: what the caller shows
     _refund_surplus(payment)
+    if payment.status in states.CHARGED:
+        # The payment stands; only now is the e-receipt issuer asked (a failure leaves the request queued).
+        ereceipt_requests.issue_after_commit(payment.id)
     return payment
 
 
@@ -707,6 +710,7 @@ def _settle(payment, intent, violations):
     change_status(payment, states.SUCCEEDED, amount=intent.amount_received, charge=intent.charge_id,
                 settled=settled_ids, receipt=payment.receipt_number,
                 **({"instalments": settled_instalments} if settled_instalments else {}))
+    ereceipt_requests.request_ereceipt(payment)  # in this transaction; the issuer is asked after commit
 
 
 def _settle_instalment(item, now, receipt_number):
@@ -905,11 +909,14 @@ def _record_refund_answer(payment_id, refund_id, result, failure=None):
         _release_refunded_lines(payment, refund)
         if payment.status == states.SUCCEEDED and payment.refunded_amount >= payment.amount_received:
             change_status(payment, states.REFUNDED, actor=actor)
+        ereceipt_requests.request_ereceipt(payment, refund)  # red-flush and reissue, after commit
     elif refund.gateway_refund_id != result.id:  # accepted, still processing at the gateway: said once
         refund.gateway_refund_id = result.id
         audit.record("refund.pending", "payment", payment.id, actor=actor, amount=refund.amount,
                      gateway_refund=result.id, refund=refund.id)
     db.session.commit()
+    if refund.status == REFUND_SUCCEEDED:
+        ereceipt_requests.issue_after_commit(payment_id)
     return refund
 
 
@@ -1201,7 +1208,8 @@ def sync_payments(now=None, recent=timedelta(days=2)):
 
     Each payment is asked about at its own gateway (gateway_for); refunds
     never sent are sent again, and refunds the gateway is still processing
-    are read again (check_refund).
+    are read again (check_refund); e-receipt requests whose next try is due
+    are asked for again (payments.ereceipt_requests).
     """
     now = now or utcnow()
     counts = {"checked": 0, "changed": 0, "expired": 0, "refunds_retried": 0, "refunds_checked": 0,
@@ -1245,6 +1253,9 @@ def sync_payments(now=None, recent=timedelta(days=2)):
             refund = send_refund(refund_id)
         if refund.status == REFUND_FAILED:
             counts["refunds_failed"] += 1
+    # E-receipts the issuer could not make yet (it was down): asked again when their next try is due.
+    ereceipts = ereceipt_requests.issue_pending(now=now)
+    counts["ereceipts_issued"], counts["ereceipts_failed"] = ereceipts["done"], ereceipts["failed"]
     return counts
 
 

@@ -154,4 +154,5 @@ def receipt(receipt_number):
             raise
         return render_template("payments/receipt_missing.html"), 404
     own_url = public_url("pay.receipt", receipt_number=data["receipt_number"])
-    return render_template("payments/receipt.html", receipt=data, qr=qr_svg(own_url), own_url=own_url)
+    return render_template("payments/receipt.html", receipt=data, qr=qr_svg(own_url), own_url=own_url,
+                           ereceipt_qr=receipts.ereceipt_qr(data))

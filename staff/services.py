@@ -25,9 +25,10 @@ from finepay.challenge import ChallengeRequired
 from finepay.dbtypes import utcnow
 from finepay.errors import ApiError, invalid_field
 from finepay.extensions import db
+from payments import ereceipt_requests, states
+from payments import receipts as payment_receipts
 from payments import refunds as payment_refunds
 from payments import services as payment_services
-from payments import states
 from payments.models import Payment, PaymentItem
 from payments.reconciliation import fetch as gateway_records
 from staff import sessions
@@ -344,6 +345,8 @@ class PaymentDetail:
     audit: list
     refundable: int
     beyond_due: int  # captured beyond the amount due and not yet refunded
+    ereceipts: dict = field(default_factory=dict)  # payments.receipts.official_receipts
+    ereceipt_request: object = None  # the oldest e-receipt request still waiting, with its attempts and error
 
 
 def payment_detail(payment_id):
@@ -365,7 +368,9 @@ def payment_detail(payment_id):
     ).scalars().all()
     refundable, beyond_due = payment_refunds.open_to_refund(payment, ledger)
     return PaymentDetail(payment=payment, items=items, gateway_records=records, audit=trail,
-                         refundable=refundable, beyond_due=beyond_due)
+                         refundable=refundable, beyond_due=beyond_due,
+                         ereceipts=payment_receipts.official_receipts(payment),
+                         ereceipt_request=ereceipt_requests.oldest_waiting(payment.id))
 
 
 def refund(payment_id, *, amount=None, item_ids=None, reason, form_key, actor_name):

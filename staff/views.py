@@ -27,6 +27,7 @@ from finepay.extensions import csrf, limiter, login_manager
 from finepay.formatting import format_money
 from finepay.i18n import localize_message, status_label
 from kiosk import services as kiosk_services
+from payments import receipts as payment_receipts
 from payments.reconciliation.export import csv_lines, record_export
 from payments.reconciliation.fetch import fetch_days
 from payments.reconciliation.lines import CLASSES, LABELS, check_range
@@ -244,7 +245,8 @@ def _payment_page(payment_id, refund_form=None, status=200):
     if refund_form is None:
         refund_form = RefundForm(formdata=None)
         refund_form.form_key.data = uuid.uuid4().hex
-    return render_template("staff/payment.html", detail=detail, refund_form=refund_form), status
+    return render_template("staff/payment.html", detail=detail, refund_form=refund_form,
+                           ereceipt_qr=payment_receipts.ereceipt_qr(detail.ereceipts)), status
 
 
 @bp.get("/payments/<payment_id>")

@@ -13,6 +13,7 @@ from sqlalchemy.sql.expression import FunctionElement
 
 from finepay.dbtypes import UTCDateTime
 from finepay.extensions import db
+from payments.ereceipt_requests import waiting_payments
 from payments.gateways import configured_gateways
 from payments.reconciliation.fetch import label_of, last_fetches
 from payments.reconciliation.lines import (
@@ -159,6 +160,8 @@ class Report:
     discrepancies: list
     truncated: bool
     hourly: list = field(default_factory=list)  # 24 x (ledger Totals, gateway Totals)
+    #: Payments (of any date) still without their official e-receipt: each one's oldest waiting request.
+    without_ereceipt: list = field(default_factory=list)
 
     @property
     def gateway_labels(self):
@@ -314,6 +317,7 @@ def reconcile(first_day, last_day, *, limit=PAGE_LINES, only=None, gateway=None)
     currency = current_app.config["CURRENCY"]
     sections = _sections(start, currency, fetches, classes_by_gateway, refunds, gateway_rows, dict(by_gateway))
     return Report(
+        without_ereceipt=waiting_payments(),
         first_day=first_day, last_day=last_day, start=start, end=end, currency=currency, gateways=sections,
         collected=collected, by_channel=by_channel,
         by_terminal=sorted(((names.get(t, f"#{t}"), totals) for t, totals in by_terminal.items() if t is not None),
