@@ -3,7 +3,6 @@ red-flushes it and issues one for what remains, and an e-receipt service that is
 import re
 from html import unescape
 
-import pytest
 from flask import current_app
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import func, select, update
