@@ -2,13 +2,14 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, RadioField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, ValidationError
 
 from notices import rules
 from violations.forms import normalized, plate_with_hint
 from violations.plates import normalize_vin_last6
 
-LANGUAGES = [("zh_CN", "中文"), ("en", "English")]
+LANGUAGES = [SelectChoice("zh_CN", "中文"), SelectChoice("en", "English")]
 
 
 def mobile(form, field):

@@ -253,8 +253,8 @@ def stop_by_reply(raw_phone, reply, *, via="reply", actor="sms", now=None):
 
 def _insert(values):
     insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    return db.session.execute(insert(Message.__table__).values(**values).on_conflict_do_nothing(
-        index_elements=["subscription_id", "violation_id", "kind"])).rowcount
+    return len(db.session.execute(insert(Message.__table__).values(**values).on_conflict_do_nothing(
+        index_elements=["subscription_id", "violation_id", "kind"]).returning(Message.__table__.c.id)).all())
 
 
 def plan(now=None):
