@@ -3,7 +3,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("finepay", "violations", "payments", "kiosk", "staff")
+PACKAGES = ("finepay", "violations", "notices", "payments", "kiosk", "staff")
 
 
 def module_name(path):

@@ -11,8 +11,8 @@ from finepay.extensions import db
 from notices import services
 from notices.models import ACTIVE, CODE, PENDING, STOPPED, Message, Subscription
 from tests.conftest import both_languages, translated
-from tests.notices.helpers import PHONE, VIN, last_code, local, reminders, subscribe, today, vehicle
 from tests.factories import make_violation
+from tests.notices.helpers import PHONE, VIN, last_code, local, reminders, subscribe, today, vehicle
 from tests.payments.helpers import end_session_after_each_request
 from tests.staff.helpers import make_supervisor, make_user, sign_in_as
 
