@@ -53,7 +53,8 @@ def reminder_text(kind, *, plate, vin_tail, amount, on, locale):
                      "%(amount)s is owed today.", **facts)
         else:
             raise ValueError(f"not a reminder kind: {kind}")
-        body += " " + _("A real notice never contains a link. Reply TD to stop.")
+        # Chinese sentences follow one another without a space; English ones with one.
+        body += ("" if locale.startswith("zh") else " ") + _("A real notice never contains a link. Reply TD to stop.")
     major = f"{amount / 100:.2f}" if current_app.config["CURRENCY"] == "CNY" else str(amount)
     return body, (plate, vin_tail, major, on.isoformat())
 
