@@ -12,7 +12,18 @@ from notices import services
 from notices.models import ACTIVE, CODE, PENDING, STOPPED, Message, Subscription
 from tests.conftest import both_languages, translated
 from tests.factories import make_violation
-from tests.notices.helpers import PHONE, VIN, last_code, local, reminders, subscribe, today, vehicle
+from tests.notices.helpers import (
+    PHONE,
+    VIN,
+    ScriptedNotifier,
+    last_code,
+    local,
+    reminders,
+    subscribe,
+    today,
+    use_sender,
+    vehicle,
+)
 from tests.payments.helpers import end_session_after_each_request
 from tests.staff.helpers import make_supervisor, make_user, sign_in_as
 
@@ -186,6 +197,33 @@ class TestConsole:
         assert reminders()[0].status == "canceled"
         actions = db.session.execute(select(AuditEntry.action)).scalars().all()
         assert "notice.stopped" in actions
+
+
+    def test_a_supervisor_sends_a_failed_message_again(self, app, client):
+        vehicle()
+        subscribe(client)
+        make_violation(decision_date=today())
+        use_sender(app, ScriptedNotifier(script=["refuse"]))
+        services.send_due(local(today(), 9))
+        [failed] = reminders()
+        assert failed.status == "failed"
+        sign_in_as(client, make_supervisor())
+        assert "failed" in client.get("/staff/notices").text
+
+        assert client.post(f"/staff/notices/{failed.id}/retry").status_code == 303
+
+        assert reminders()[0].status == "retrying"
+        assert services.send_due(local(today() + timedelta(days=1), 9)).sent == 1  # the next run, out of quiet hours
+        assert reminders()[0].status == "sent"
+
+
+def test_replies_go_only_to_the_configured_sender(app, client):
+    vehicle()
+    subscribe(client)
+    assert client.post("/notices/replies/tencent/anything-at-all-here", json={"mobile": PHONE, "text": "TD"}
+                       ).status_code == 404
+    assert client.post("/notices/replies/outbox/anything", json={"mobile": PHONE, "text": "TD"}).status_code == 400
+    assert subscription().status == ACTIVE
 
 
 def test_code_messages_never_count_against_the_daily_cap(app, client):
