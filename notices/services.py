@@ -29,6 +29,7 @@ from limits import parse
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 
 from finepay import audit
 from finepay.dbtypes import utcnow
@@ -87,20 +88,23 @@ def _serializer():
     return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="finepay.notice-confirm")
 
 
-def confirm_token(subscription):
-    """What the confirm form carries (never the number or the plate in clear)."""
-    return _serializer().dumps(subscription.id)
+def confirm_token(subscription, locale):
+    """What the confirm form carries: the subscription and the language asked for (never the number or the plate)."""
+    return _serializer().dumps([subscription.id, locale])
 
 
 def subscription_for_token(token):
-    """The subscription a confirm form is for, or None when the token is forged or stale."""
+    """(the subscription a confirm form is for, the language asked for), or None when the token is forged or stale."""
     if not isinstance(token, str) or len(token) > 200:
         return None
     try:
-        subscription_id = _serializer().loads(token, max_age=(_config("NOTICE_CODE_MINUTES") + 5) * 60)
+        subscription_id, locale = _serializer().loads(token, max_age=(_config("NOTICE_CODE_MINUTES") + 5) * 60)
     except (BadSignature, ValueError, TypeError):
         return None
-    return db.session.get(Subscription, subscription_id) if isinstance(subscription_id, int) else None
+    if not isinstance(subscription_id, int) or locale not in texts.LOCALES:
+        return None
+    subscription = db.session.get(Subscription, subscription_id)
+    return (subscription, locale) if subscription is not None else None
 
 
 def _code_budget_spent(phone):
@@ -109,6 +113,23 @@ def _code_budget_spent(phone):
         return not limiter.limiter.hit(parse(_config("NOTICE_CODE_RATE_LIMIT")), CODE_SCOPE, key)
     except Exception:  # noqa: BLE001 - as the lookup limits: never fail over the storage
         return False
+
+
+def _subscription_row(plate, vin_last6, phone):
+    """The (locked) row of this vehicle and number, created when there is none (one row each: a unique key)."""
+    query = select(Subscription).where(Subscription.plate == plate, Subscription.vin_last6 == vin_last6,
+                                       Subscription.phone == phone).with_for_update()
+    subscription = db.session.execute(query).scalar_one_or_none()
+    if subscription is not None:
+        return subscription
+    try:
+        with db.session.begin_nested():
+            subscription = Subscription(plate=plate, vin_last6=vin_last6, phone=phone, status=PENDING,
+                                        code_attempts=0, locale="zh_CN")
+            db.session.add(subscription)
+    except IntegrityError:  # the same driver's other tab created it meanwhile
+        subscription = db.session.execute(query.execution_options(populate_existing=True)).scalar_one()
+    return subscription
 
 
 @dataclass
@@ -132,19 +153,12 @@ def subscribe_start(*, plate, vin_last6, phone, locale, altcha=None, now=None):
     if _code_budget_spent(phone):
         raise ApiError(_("Too many codes were sent to this number recently. Please try again in an hour."),
                        code="too_many_codes", status=429)
-    subscription = db.session.execute(
-        select(Subscription).where(Subscription.plate == plate, Subscription.vin_last6 == vin_last6,
-                                   Subscription.phone == phone).with_for_update()
-    ).scalar_one_or_none()
-    if subscription is None:
-        subscription = Subscription(plate=plate, vin_last6=vin_last6, phone=phone, status=PENDING, code_attempts=0)
-        db.session.add(subscription)
-        db.session.flush()
+    subscription = _subscription_row(plate, vin_last6, phone)
     code = f"{secrets.randbelow(10 ** 6):06d}"
     minutes = _config("NOTICE_CODE_MINUTES")
-    subscription.locale = locale
     if subscription.status != ACTIVE:
-        subscription.status = PENDING
+        # An active subscription keeps its language until the code confirms the new one (it travels in the token).
+        subscription.status, subscription.locale = PENDING, locale
     subscription.code_hash = _code_hash(subscription.id, code)
     subscription.code_expires_at = now + timedelta(minutes=minutes)
     subscription.code_attempts = 0
@@ -177,8 +191,8 @@ def subscribe_start(*, plate, vin_last6, phone, locale, altcha=None, now=None):
 CONFIRMED, WRONG_CODE, CODE_EXPIRED = "confirmed", "wrong_code", "code_expired"
 
 
-def subscribe_confirm(subscription_id, code, now=None):
-    """Check the one-time code: CONFIRMED (the subscription is active), WRONG_CODE or CODE_EXPIRED."""
+def subscribe_confirm(subscription_id, code, locale=None, now=None):
+    """Check the one-time code: CONFIRMED (the subscription is active, in ``locale``), WRONG_CODE or CODE_EXPIRED."""
     now = now or utcnow()
     subscription = db.session.execute(
         select(Subscription).where(Subscription.id == subscription_id).with_for_update()
@@ -197,6 +211,7 @@ def subscribe_confirm(subscription_id, code, now=None):
     if subscription.status != ACTIVE:
         subscription.confirmed_at = now
     subscription.status, subscription.code_hash, subscription.code_expires_at = ACTIVE, None, None
+    subscription.locale = locale or subscription.locale
     subscription.stopped_at = subscription.stopped_by = None
     audit.record("notice.subscribed", "notice_subscription", subscription.id, actor="driver",
                  phone=rules.mask_mobile(subscription.phone), locale=subscription.locale)

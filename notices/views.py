@@ -44,7 +44,7 @@ def subscribe():
         return _page(form, status=404, no_match=True)
     if not started.code_sent:
         return _page(form, status=503, not_sent=True)
-    confirm = ConfirmForm(formdata=None, token=services.confirm_token(started.subscription))
+    confirm = ConfirmForm(formdata=None, token=services.confirm_token(started.subscription, form.language.data))
     return render_template("notices/confirm.html", form=confirm, phone=form.phone.normalized)
 
 
@@ -52,12 +52,13 @@ def subscribe():
 def confirm():
     """Check the code: the subscription starts, or the page says the code is wrong or spent."""
     form = ConfirmForm(formdata=request.form)
-    subscription = services.subscription_for_token(form.token.data)
-    if subscription is None:
+    found = services.subscription_for_token(form.token.data)
+    if found is None:
         return _page(status=400, expired=True)
+    subscription, locale = found
     if not form.validate_on_submit():
         return render_template("notices/confirm.html", form=form, phone=subscription.phone), 422
-    outcome = services.subscribe_confirm(subscription.id, form.code.data)
+    outcome = services.subscribe_confirm(subscription.id, form.code.data, locale)
     if outcome == services.CODE_EXPIRED:
         return _page(status=400, expired=True)
     if outcome == services.WRONG_CODE:

@@ -146,6 +146,15 @@ def test_stop_from_the_page_says_the_same_whether_or_not_subscribed(app, client)
     assert client.post("/notices/stop", data={**form, "vin_last6": "B99999"}).status_code == 404
 
 
+def test_an_active_subscription_changes_language_only_with_the_code(app, client):
+    vehicle()
+    subscribe(client, language="zh_CN")
+    start(client, phone=PHONE, language="en")  # anyone with the plate and VIN code could start this
+    assert (subscription().status, subscription().locale) == (ACTIVE, "zh_CN")
+    subscribe(client, language="en")  # the number's owner confirms it with the code
+    assert (subscription().status, subscription().locale) == (ACTIVE, "en")
+
+
 def test_subscribing_again_after_stopping(app, client):
     vehicle()
     subscribe(client)
