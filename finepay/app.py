@@ -6,6 +6,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 import cases
 import kiosk
+import notices
 import payments
 import staff
 import violations
@@ -28,7 +29,7 @@ from finepay.restapi import JSONProvider
 # The checkout: templates/, static/ and migrations/ sit beside the packages.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # In the order they register: an area may build on the ones before it (payments' demo pays a violation's).
-AREAS = (violations, payments, cases, kiosk, staff)
+AREAS = (violations, notices, payments, cases, kiosk, staff)
 
 
 def create_app(test_config=None):

@@ -27,6 +27,9 @@ from finepay.extensions import csrf, limiter, login_manager
 from finepay.formatting import format_money
 from finepay.i18n import localize_message, status_label
 from kiosk import services as kiosk_services
+from notices import services as notice_services
+from notices import texts as notice_texts
+from notices.notifiers import current_notifier
 from payments import receipts as payment_receipts
 from payments.reconciliation.export import csv_lines, record_export
 from payments.reconciliation.fetch import fetch_days
@@ -364,6 +367,36 @@ def approve_instalments(violation_id):
                            len(plan.instalments)), "ok")
             return redirect(url_for("staff.violation", violation_id=violation_id), 303)
     return _violation_page(violation_id, plan_form=form, status=422)
+# --- reminders -----------------------------------------------------------------------------------------
+
+
+@bp.get("/notices")
+def notices():
+    """The reminders' outbox: messages that need a look (held, retrying, unknown, failed) and the latest ones."""
+    return render_template("staff/notices.html", outbox=notice_services.outbox(), sender=current_notifier(),
+                           labels=notice_texts.LABELS, form=ActionForm(formdata=None))
+
+
+@bp.post("/notices/<int:message_id>/stop")
+@supervisor_required
+def notice_stop(message_id):
+    """Record a stop reply from a message's number (the outbox sender has no reply callback)."""
+    if ActionForm().validate_on_submit():
+        stopped = notice_services.staff_stop(message_id, me())
+        flash(ngettext("%(num)d subscription stopped.", "%(num)d subscriptions stopped.", stopped), "ok")
+    return redirect(url_for("staff.notices"), 303)
+
+
+@bp.post("/notices/<int:message_id>/retry")
+@supervisor_required
+def notice_retry(message_id):
+    """Send a failed or unknown message again on the next run (after checking with the provider)."""
+    if ActionForm().validate_on_submit():
+        if notice_services.retry_now(message_id, me()):
+            flash(_("The message goes out on the next run of the sender."), "ok")
+        else:
+            flash(_("Only a failed message, or one whose outcome is unknown, can be sent again."), "warn")
+    return redirect(url_for("staff.notices"), 303)
 
 
 # --- reconciliation ------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("finepay", "violations", "payments", "cases", "kiosk", "staff")
+PACKAGES = ("finepay", "violations", "notices", "payments", "cases", "kiosk", "staff")
 
 
 def module_name(path):
