@@ -1,13 +1,13 @@
 """Marshmallow schemas for the payments API."""
 import re
 
-from marshmallow import EXCLUDE, Schema, fields, post_dump, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_dump, validate, validates_schema
 
 from finepay.restapi import SandboxFlag
 from payments.gateways import gateway_for
 from payments.messages import failure_message
 from violations.plates import normalize_plate, normalize_vin_last6
-from violations.schemas import NormalizedString, altcha_field, violation_ids_field
+from violations.schemas import NormalizedString, altcha_field, payment_code_field, violation_ids_field
 
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_\-:.]{8,100}\Z")
 
@@ -26,10 +26,11 @@ class IdempotencyHeaderSchema(Schema):
 
 
 class PaymentRequestSchema(Schema):
-    """Pay these violations of the vehicle proven by plate + VIN code. The amount is the server's."""
+    """Pay these violations of the vehicle proven by plate + VIN code or plate + payment code. The amount is the server's."""
 
     plate = NormalizedString(normalize_plate, required=True)
-    vin_last6 = NormalizedString(normalize_vin_last6, required=True)
+    vin_last6 = NormalizedString(normalize_vin_last6)
+    payment_code = payment_code_field()
     violation_ids = violation_ids_field(required=True)
     gateway = fields.String(
         load_default=None, validate=validate.Length(min=1, max=40),
@@ -38,6 +39,12 @@ class PaymentRequestSchema(Schema):
     )
 
     altcha = altcha_field()
+
+    @validates_schema
+    def exactly_one_proof(self, data, **kwargs):
+        """Require one proof of the vehicle: the VIN code or a payment code."""
+        if ("vin_last6" in data) == ("payment_code" in data):
+            raise ValidationError("Give either vin_last6 or payment_code.", "_schema")
 
 
 class ConfirmRequestSchema(Schema):
@@ -124,6 +131,8 @@ class ReceiptItemSchema(Schema):
 
     violation_id = fields.Integer()
     notice_number = fields.String()
+    payment_code = fields.String(allow_none=True, metadata={
+        "description": "the finance bureau's 20-digit payment code (缴款码), null when the notice had none"})
     description = fields.String()
     fine = fields.Integer()
     late_fee = fields.Integer()

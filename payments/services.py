@@ -207,16 +207,19 @@ def not_this_vehicles():
                     errors={"violation_ids": [_("Check the plate and VIN code, and look the vehicle up again.")]})
 
 
-def start_proven_payment(*, plate, vin_last6, violation_ids, idempotency_key, altcha=None, gateway=None,
-                         payer=None):
-    """The public API's create: plate + VIN code prove the vehicle as a lookup does (its limits), then start_payment.
+def start_proven_payment(*, plate, violation_ids, idempotency_key, vin_last6=None, payment_code=None, altcha=None,
+                         gateway=None, payer=None):
+    """The public API's create: plate + VIN code (or payment code) prove the vehicle as a lookup does, then start_payment.
 
     Nothing happens to the vehicle's violations, nor to a payment open for them,
-    unless the proof holds.
+    unless the proof holds. A payment code proves the vehicle as a VIN code does,
+    so the payment is the vehicle's (plate + the VIN code it proved).
     """
-    if prove_vehicle(plate, vin_last6=vin_last6, violation_ids=violation_ids, altcha=altcha) is None:
+    statement = prove_vehicle(plate, vin_last6=vin_last6, payment_code=payment_code, violation_ids=violation_ids,
+                              altcha=altcha)
+    if statement is None:
         raise not_this_vehicles()
-    return start_payment(plate=plate, vin_last6=vin_last6, violation_ids=violation_ids,
+    return start_payment(plate=plate, vin_last6=statement.vin_last6, violation_ids=violation_ids,
                          idempotency_key=idempotency_key, gateway=gateway, payer=payer)
 
 

@@ -572,7 +572,8 @@ def settlement_feed(after=0, limit=100):
         settled = kind == "settled"
         events.append({
             "cursor": str(entry.seal_seq), "event": kind, "at": entry.at,
-            "violation_id": violation_id, "notice_number": row.notice_number, "plate": row.plate,
+            "violation_id": violation_id, "notice_number": row.notice_number, "payment_code": row.payment_code,
+            "plate": row.plate,
             "payment_id": payment_id, "receipt_number": row.receipt_number, "channel": row.channel,
             "fine": row.fine, "late_fee": row.late_fee, "amount": row.fine + row.late_fee,
             "service_fee": service_fee, "currency": row.currency,
@@ -591,7 +592,7 @@ def _feed_facts(payment_ids):
     rows = db.session.execute(
         select(PaymentItem.payment_id, PaymentItem.violation_id, PaymentItem.fine, PaymentItem.late_fee,
                Payment.receipt_number, Payment.currency, Payment.plate, Payment.channel, Payment.convenience_fee,
-               Violation.notice_number)
+               Violation.notice_number, Violation.payment_code)
         .join(Payment, Payment.id == PaymentItem.payment_id)
         .join(Violation, Violation.id == PaymentItem.violation_id)
         .where(PaymentItem.payment_id.in_(payment_ids)).order_by(PaymentItem.payment_id, PaymentItem.id)
