@@ -29,7 +29,7 @@ def test_lookup_by_plate_and_vin_lists_the_vehicles_violations(client):
     first = body["violations"][0]
     assert set(first) == {
         "id", "notice_number", "occurred_at", "location", "offense_code", "description", "points", "fine",
-        "late_fee", "amount_due", "due_date", "status", "payable_online", "receipt_number",
+        "late_fee", "amount_due", "due_date", "status", "payable_online", "receipt_number", "payment_code",
     }
     assert body["total_due"] == sum(v["amount_due"] for v in body["violations"])
     assert response.headers["Cache-Control"] == "no-store"
