@@ -2,6 +2,8 @@
 
 Integration tests run on SQLite and on PostgreSQL (the client fixture).
 """
+from html import unescape
+
 import pytest
 import sqlalchemy as sa
 
@@ -9,8 +11,10 @@ from finepay.extensions import db
 from finepay.settings import SettingsError, from_env
 from payments.models import Payment
 from staff import services as staff_services
+from tests.conftest import in_both_languages, translated
 from tests.factories import CSV_HEADER, csv_row, make_violation
 from tests.payments.helpers import PLATE, VIN, confirm, new_key, overdue_violation
+from tests.staff.helpers import make_supervisor, sign_in_as
 from violations.importer import import_rows, read_csv
 from violations.models import Violation
 from violations.plates import InvalidIdentifier, in_regions, normalize_local_payment_code, normalize_payment_code
@@ -236,3 +240,53 @@ def test_the_openapi_document_describes_the_payment_code(client):
     assert "payment_code" in schemas["ViolationLine"]["properties"]
     assert "payment_code" in schemas["ReceiptItem"]["properties"]
     assert "payment_code" in schemas["SettlementEvent"]["properties"]
+
+
+# --- the pages --------------------------------------------------------------------------------------------
+
+
+@in_both_languages
+def test_the_lookup_page_offers_the_payment_code_and_the_results_show_it(app, client):
+    make_violation(description="Parking where prohibited", payment_code=CODE)
+
+    home = client.get("/").get_data(as_text=True)
+    response = client.post("/lookup", data={"proof": "payment", "plate": "蒙B 12345",
+                                            "payment_code": "1502 0326 1100 0000 0123"})
+
+    assert 'name="proof" value="payment"' in home and 'name="payment_code"' in home
+    assert response.status_code == 200
+    page = unescape(response.get_data(as_text=True))
+    assert "Parking where prohibited" in page
+    assert f'{translated(app, "Payment code (缴款码)")} <span class="nowrap payment-code">{CODE}</span>' in page
+
+
+@in_both_languages
+def test_the_lookup_page_explains_a_miss_and_a_code_of_another_region(app, client):
+    make_violation(payment_code=CODE)
+
+    miss = client.post("/lookup", data={"proof": "payment", "plate": "蒙B12345", "payment_code": "15020326110000009999"})
+    elsewhere = client.post("/lookup", data={"proof": "payment", "plate": "蒙B12345",
+                                             "payment_code": "11010526110000000789"})
+    both = client.post("/lookup", data={"proof": "payment", "plate": "蒙B12345", "payment_code": CODE,
+                                        "vin_last6": "A12345"})
+
+    assert miss.status_code == 404
+    assert translated(app, "No violations match this plate and payment code. Check both and try again: the payment "
+                           "code (缴款码) is the 20-digit number on the finance bureau's payment notice.") in unescape(
+        miss.get_data(as_text=True))
+    assert elsewhere.status_code == 422
+    assert translated(app, "This payment code is from another region's finance bureau: this service takes only the "
+                           "codes on this city's notices.") in unescape(elsewhere.get_data(as_text=True))
+    assert both.status_code == 422
+    assert translated(app, "Give one of the VIN code, a notice number or a payment code, not several.") in unescape(
+        both.get_data(as_text=True))
+
+
+def test_the_staff_violation_page_shows_the_code(client):
+    violation = make_violation(payment_code=CODE)
+    without = make_violation()
+    staff = sign_in_as(client, make_supervisor("clerk"))
+
+    assert f'id="payment-code" class="mono">{CODE}<' in staff.get(f"/staff/violations/{violation.id}").get_data(
+        as_text=True)
+    assert CODE not in staff.get(f"/staff/violations/{without.id}").get_data(as_text=True)
