@@ -33,7 +33,7 @@ from staff.models import ROLES, ApiKey, LoginAttempt, StaffUser
 from violations import services as violation_services
 from violations.fees import business_day_window
 from violations.models import Violation
-from violations.plates import InvalidIdentifier, normalize_notice_number, normalize_plate
+from violations.plates import InvalidIdentifier, normalize_notice_number, normalize_payment_code, normalize_plate
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,59}\Z")
 MIN_PASSWORD = 12
@@ -224,10 +224,11 @@ def authenticate(username, password, remote_addr, altcha=None):
 
 
 # What a search query was understood as: codes to compare, labels to show.
-PAYMENT_ID, RECEIPT_NUMBER, NOTICE_NUMBER, PLATE = "payment_id", "receipt_number", "notice_number", "plate"
+PAYMENT_ID, RECEIPT_NUMBER, NOTICE_NUMBER, PAYMENT_CODE, PLATE = (
+    "payment_id", "receipt_number", "notice_number", "payment_code", "plate")
 SEARCH_KIND_LABELS = {
     PAYMENT_ID: _l("payment id"), RECEIPT_NUMBER: _l("receipt number"),
-    NOTICE_NUMBER: _l("notice number"), PLATE: _l("plate"),
+    NOTICE_NUMBER: _l("notice number"), PAYMENT_CODE: _l("payment code"), PLATE: _l("plate"),
 }
 
 
@@ -246,7 +247,7 @@ class SearchResult:
 
 
 def search(query, actor_name, limit=100):
-    """Find payments and violations by plate, notice number, receipt number or payment id."""
+    """Find payments and violations by plate, notice number, payment code, receipt number or payment id."""
     query = (query or "").strip()[:64]
     result = SearchResult(query=query)
     if not query:
@@ -274,6 +275,18 @@ def search(query, actor_name, limit=100):
         payment_filters.append(Payment.id.in_(
             select(PaymentItem.payment_id).join(Violation, Violation.id == PaymentItem.violation_id)
             .where(Violation.notice_number == notice)
+        ))
+    try:
+        # Any region's: staff may look for a code the import refused.
+        code = None if special else normalize_payment_code(compact)
+    except InvalidIdentifier:
+        code = None
+    if code:
+        result.understood_as.append(PAYMENT_CODE)
+        violation_filters.append(Violation.payment_code == code)
+        payment_filters.append(Payment.id.in_(
+            select(PaymentItem.payment_id).join(Violation, Violation.id == PaymentItem.violation_id)
+            .where(Violation.payment_code == code)
         ))
     if not special:
         try:

@@ -14,7 +14,7 @@ from staff import services as staff_services
 from tests.conftest import in_both_languages, translated
 from tests.factories import CSV_HEADER, csv_row, make_violation
 from tests.payments.helpers import PLATE, VIN, confirm, new_key, overdue_violation
-from tests.staff.helpers import make_supervisor, sign_in_as
+from tests.staff.helpers import make_supervisor, paid_payment, sign_in_as
 from violations.importer import import_rows, read_csv
 from violations.models import Violation
 from violations.plates import InvalidIdentifier, in_regions, normalize_local_payment_code, normalize_payment_code
@@ -290,3 +290,14 @@ def test_the_staff_violation_page_shows_the_code(client):
     assert f'id="payment-code" class="mono">{CODE}<' in staff.get(f"/staff/violations/{violation.id}").get_data(
         as_text=True)
     assert CODE not in staff.get(f"/staff/violations/{without.id}").get_data(as_text=True)
+
+
+def test_staff_find_a_violation_and_its_payment_by_payment_code(client):
+    payment, violation = paid_payment(payment_code=CODE)
+    paid_payment(plate="京A00001", vin_last6="B22222", notice_number="110105202611000001")
+    staff = sign_in_as(client, make_supervisor("finder"))
+
+    page = staff.post("/staff/search", data={"q": "1502 0326 1100 0000 0123"}).get_data(as_text=True)
+
+    assert payment.id in page and violation.notice_number in page
+    assert "京A00001" not in page
