@@ -301,3 +301,21 @@ def test_staff_find_a_violation_and_its_payment_by_payment_code(client):
 
     assert payment.id in page and violation.notice_number in page
     assert "京A00001" not in page
+
+
+@pytest.mark.parametrize("value", [
+    15020326110000000123, None, [CODE], {"code": CODE}, True, "", "1502032026%", "' OR 1=1 --", "A" * 10_240,
+    CODE[:10] + "\x00" + CODE[10:], "\u202e" + CODE, CODE + "\r\n",
+])
+def test_a_hostile_payment_code_is_a_422_on_every_route(client, value):
+    make_violation(payment_code=CODE)
+
+    lookup_answer = lookup(client, plate="蒙B12345", payment_code=value)
+    payment_answer = client.post("/api/v1/payments", headers={"Idempotency-Key": new_key()},
+                                 json={"plate": "蒙B12345", "payment_code": value, "violation_ids": [1]})
+
+    assert lookup_answer.status_code == payment_answer.status_code == 422
+    assert "payment_code" in lookup_answer.get_json()["errors"]
+    if isinstance(value, str):  # what a form can carry
+        page = client.post("/lookup", data={"proof": "payment", "plate": "蒙B12345", "payment_code": value})
+        assert page.status_code in (400, 422)  # a NUL byte in a form is refused before it is read
