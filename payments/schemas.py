@@ -42,9 +42,12 @@ class PaymentRequestSchema(Schema):
 
     @validates_schema
     def exactly_one_proof(self, data, **kwargs):
-        """Require one proof of the vehicle: the VIN code or a payment code."""
-        if ("vin_last6" in data) == ("payment_code" in data):
-            raise ValidationError("Give either vin_last6 or payment_code.", "_schema")
+        """Require one proof of the vehicle: the VIN code or a payment code (a missing one is named on both)."""
+        if "vin_last6" in data and "payment_code" in data:
+            raise ValidationError("Give either vin_last6 or payment_code, not both.", "_schema")
+        if "vin_last6" not in data and "payment_code" not in data:
+            message = ["Missing data: give vin_last6 or payment_code."]
+            raise ValidationError({"vin_last6": message, "payment_code": message})
 
 
 class ConfirmRequestSchema(Schema):
