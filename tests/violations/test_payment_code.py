@@ -15,9 +15,17 @@ from tests.conftest import in_both_languages, translated
 from tests.factories import CSV_HEADER, csv_row, make_violation
 from tests.payments.helpers import PLATE, VIN, confirm, new_key, overdue_violation
 from tests.staff.helpers import make_supervisor, paid_payment, sign_in_as
+from violations.demo import DEMO_PAYMENT_CODE, DEMO_PLATE
 from violations.importer import import_rows, read_csv
 from violations.models import Violation
-from violations.plates import InvalidIdentifier, in_regions, normalize_local_payment_code, normalize_payment_code
+from violations.plates import (
+    InvalidIdentifier,
+    in_regions,
+    normalize_local_payment_code,
+    normalize_payment_code,
+    normalize_plate,
+)
+from violations.services import lookup_vehicle
 
 CODE = "15020326110000000123"  # 昆都仑区 (150203), within 包头市 (150200)
 OTHER_CODE = "15020726110000000456"  # 九原区 (150207), also 包头市
@@ -319,3 +327,24 @@ def test_a_hostile_payment_code_is_a_422_on_every_route(client, value):
     if isinstance(value, str):  # what a form can carry
         page = client.post("/lookup", data={"proof": "payment", "plate": "蒙B12345", "payment_code": value})
         assert page.status_code in (400, 422)  # a NUL byte in a form is refused before it is read
+
+
+def test_the_demo_vehicles_notices_carry_payment_codes_and_the_seed_says_how_to_use_one(app, runner):
+    result = runner.invoke(args=["demo", "seed"])
+
+    assert f"plate {DEMO_PLATE} with {DEMO_PAYMENT_CODE}" in result.output
+    statement = lookup_vehicle(normalize_plate(DEMO_PLATE), payment_code=DEMO_PAYMENT_CODE)
+    assert len(statement.violations) == 7
+    assert all(line.payment_code and in_regions(line.payment_code, ("150200",)) for line in statement.violations)
+    assert codes()["110105202611009999"] is None  # the Beijing notice: not a 包头 finance bureau's code
+
+
+def test_a_deployment_of_another_region_seeds_the_demo_without_codes(app, runner):
+    app.config["PAYMENT_CODE_REGIONS"] = ("110000",)
+
+    result = runner.invoke(args=["demo", "seed"])
+
+    assert result.exit_code == 0
+    assert DEMO_PAYMENT_CODE not in result.output
+    seeded = codes()
+    assert len(seeded) == 8 and set(seeded.values()) == {None}  # every notice imported, none with a code
