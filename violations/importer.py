@@ -17,6 +17,7 @@ from violations.plates import (
     InvalidIdentifier,
     normalize_local_payment_code,
     normalize_notice_number,
+    normalize_payment_code,
     normalize_plate,
     normalize_vin_last6,
 )
@@ -121,7 +122,7 @@ def _payment_code(row):
         if exc.code != "other_region":
             raise RowError(f"payment_code: {exc}") from None
         regions = ", ".join(current_app.config["PAYMENT_CODE_REGIONS"]) or "none"
-        raise RowError(f"payment_code starts with region {raw[:6]}, not one this service takes "
+        raise RowError(f"payment_code starts with region {normalize_payment_code(raw)[:6]}, not one this service takes "
                        f"(PAYMENT_CODE_REGIONS: {regions})") from None
 
 

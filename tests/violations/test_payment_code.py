@@ -107,7 +107,7 @@ def test_the_import_stores_a_good_payment_code_and_refuses_bad_ones_with_the_rea
         with_code("", notice="150203202611000003"),  # none: fine
         with_code("1502032611000000012", notice="150203202611000004"),
         with_code("1502032611000000012X", notice="150203202611000005"),
-        with_code("11010526110000000789", notice="150203202611000006"),
+        with_code("1101 0526 1100 0000 0789", notice="150203202611000006"),
         with_code(CODE, notice="150203202611000007"),  # the same code twice in one file
     )
 
