@@ -2,6 +2,7 @@
 
 Integration tests run on SQLite and on PostgreSQL (the client fixture).
 """
+import re
 from html import unescape
 
 import pytest
@@ -348,3 +349,18 @@ def test_a_deployment_of_another_region_seeds_the_demo_without_codes(app, runner
     assert DEMO_PAYMENT_CODE not in result.output
     seeded = codes()
     assert len(seeded) == 8 and set(seeded.values()) == {None}  # every notice imported, none with a code
+
+
+def test_the_web_pages_pay_after_a_payment_code_lookup_as_after_a_vin(client):
+    violation = overdue_violation(payment_code=CODE)
+
+    results = client.post("/lookup", data={"proof": "payment", "plate": PLATE, "payment_code": CODE})
+    token = re.search(r'name="vehicle" value="([^"]+)"', results.get_data(as_text=True)).group(1)
+    review = client.post("/pay/review", data={"vehicle": token, "violation_id": str(violation.id)})
+    started = client.post("/pay", data={"vehicle": token, "violation_id": str(violation.id),
+                                        "idempotency_key": "a" * 32})
+
+    assert review.status_code == 200 and violation.notice_number in review.get_data(as_text=True)
+    assert started.status_code == 303
+    payment = db.session.execute(sa.select(Payment)).scalar_one()
+    assert (payment.plate, payment.vin_last6) == (PLATE, VIN)
