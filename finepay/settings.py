@@ -54,6 +54,16 @@ def env_bool(env, name, default):
     raise SettingsError(f"{name} must be true or false, got {raw!r}")
 
 
+def env_region_codes(env, name, default):
+    """The setting as a tuple of 6-digit region codes ("150200,150100"), ``default`` when unset."""
+    raw = env.get(name, default)
+    codes = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for code in codes:
+        if len(code) != 6 or not code.isascii() or not code.isdigit() or code[0] == "0":
+            raise SettingsError(f"{name} must list 6-digit region codes such as 150200, got {code!r}")
+    return codes
+
+
 @dataclass(frozen=True)
 class Setting:
     """A setting a gateway adapter reads from the environment: its name, default and parser (one of env_*)."""
@@ -90,6 +100,10 @@ DEMO_AUTHORITY = {
     "SERVICE_HALL_ADDRESS": "包头市昆都仑区钢铁大街00号 交通管理支队车驾管服务大厅",
     "SERVICE_HALL_HOURS": "周一至周五 9:00–17:00",
 }
+
+
+# The demo authority's region (包头市), whose finance bureau's payment codes the demo violations carry.
+DEMO_PAYMENT_CODE_REGIONS = "150200"
 
 
 def authority_settings(env, finepay_env):
@@ -153,6 +167,10 @@ def from_env(instance_path, env=None):
         "EVIDENCE_VIDEO_MAX_BYTES": env_int(env, "EVIDENCE_VIDEO_MAX_BYTES", 20 * 1024 * 1024),
         "DEFERRAL_MAX_DAYS": env_int(env, "DEFERRAL_MAX_DAYS", 180),
         "CURRENCY": env.get("CURRENCY", "CNY").upper(),
+        # The regions whose finance bureaus' payment codes (缴款码) this deployment takes: 6-digit division
+        # codes, comma-separated; a city's (150200) covers its districts. The demo's is 包头市 in development.
+        "PAYMENT_CODE_REGIONS": env_region_codes(
+            env, "PAYMENT_CODE_REGIONS", DEMO_PAYMENT_CODE_REGIONS if finepay_env == "development" else ""),
         "BUSINESS_TIMEZONE": env.get("BUSINESS_TIMEZONE", "Asia/Shanghai"),
         "LATE_FEE_POLICY": env.get("LATE_FEE_POLICY", "prc"),
         "LATE_FEE_GRACE_DAYS": env_int(env, "LATE_FEE_GRACE_DAYS", 15),

@@ -20,6 +20,7 @@ from kiosk.schemas import (
     EmptySchema,
     EndVisitSchema,
     NoticeSchema,
+    PaymentCodeSchema,
     PaySchema,
     PlateSchema,
     SelectionQuerySchema,
@@ -130,6 +131,15 @@ def notice_screen():
     return screen("notice", plate=visit.plate)
 
 
+@bp.get("/screens/payment")
+def payment_code_screen():
+    """The payment-code keypad: a third proof, from the finance bureau's payment notice."""
+    visit = _visit()
+    if visit.plate is None:
+        raise ApiError(_("Please go back a step."), code="out_of_order", status=409)
+    return screen("payment", plate=visit.plate)
+
+
 @bp.get("/screens/violations")
 @parser.use_args(SelectionQuerySchema(), location="query")
 def violations_screen(query):
@@ -169,6 +179,19 @@ def lookup_by_notice(body):
     statement = visits.prove_vehicle(visit, notice_number=body["notice_number"], altcha=body.get("altcha"))
     if statement is None:
         raise ApiError(_("No violations were found for this plate and notice number. Check both and try again."),
+                       code="no_match", status=404)
+    return screen("violations", statement=statement, selected=None)
+
+
+@bp.post("/lookup-payment-code")
+@limited
+@parser.use_args(PaymentCodeSchema(), location="json")
+def lookup_by_payment_code(body):
+    """Plate and payment code together: the same answers as with the VIN code, one for every kind of mismatch."""
+    visit = _visit()
+    statement = visits.prove_vehicle(visit, payment_code=body["payment_code"], altcha=body.get("altcha"))
+    if statement is None:
+        raise ApiError(_("No violations were found for this plate and payment code. Check both and try again."),
                        code="no_match", status=404)
     return screen("violations", statement=statement, selected=None)
 

@@ -4,7 +4,7 @@ from webargs.fields import DelimitedList
 
 from payments.gateways import READER_SIMULATIONS
 from violations.plates import normalize_notice_number, normalize_plate, normalize_vin_last6
-from violations.schemas import NormalizedString, altcha_field, violation_ids_field
+from violations.schemas import NormalizedString, altcha_field, payment_code_field, violation_ids_field
 
 END_REASONS = ("start_over", "idle", "finished", "failure", "recovered")
 
@@ -30,6 +30,13 @@ class NoticeSchema(Schema):
     """A notice number typed on the keypad, the other proof of the vehicle (as on the web)."""
 
     notice_number = NormalizedString(normalize_notice_number, required=True)
+    altcha = altcha_field()
+
+
+class PaymentCodeSchema(Schema):
+    """The finance bureau's payment code typed on the keypad, a third proof of the vehicle (as on the web)."""
+
+    payment_code = payment_code_field(required=True)
     altcha = altcha_field()
 
 

@@ -27,7 +27,7 @@ API_PREFIX = "/kiosk/api/"
 # screen comes before the steps; the result and the receipt come after them.
 STEPS = (
     ("plate",),
-    ("vin", "notice"),  # the proof that the vehicle is theirs: the VIN code, or a notice number
+    ("vin", "notice", "payment"),  # the proof that the vehicle is theirs: the VIN code, a notice number or a payment code
     ("violations",),
     ("review",),
     ("reader", "scan"),  # paying: by card at the reader, or by scanning the code with a phone

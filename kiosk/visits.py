@@ -78,16 +78,16 @@ def remember_plate(visit, terminal, plate):
     db.session.commit()
 
 
-def prove_vehicle(visit, vin_last6=None, altcha=None, notice_number=None):
-    """Prove the vehicle with the VIN code or a notice number (as online, under the plate's budget).
+def prove_vehicle(visit, vin_last6=None, altcha=None, notice_number=None, payment_code=None):
+    """Prove the vehicle with the VIN code, a notice number or a payment code (as online, under the plate's budget).
 
     Its VehicleStatement or None. Either way the visit keeps the proven VIN
-    code (a notice proves it too), so the later screens read as after a VIN.
+    code (a notice or payment code proves it too), so the later screens read as after a VIN.
     """
     if visit.plate is None:
         raise _out_of_order()
     statement = vehicle_services.prove_vehicle(visit.plate, vin_last6=vin_last6, notice_number=notice_number,
-                                               altcha=altcha)
+                                               payment_code=payment_code, altcha=altcha)
     visit.vin_last6 = statement.vin_last6 if statement is not None else None
     db.session.commit()
     return statement

@@ -22,7 +22,7 @@ blp = Blueprint("payments", __name__, url_prefix="/api/v1", description="Pay vio
 class Payments(MethodView):
     """Start a payment."""
 
-    # Plate + VIN code prove the vehicle here just as in a lookup: the same limits, the same counters.
+    # Plate + VIN code (or payment code) prove the vehicle here just as in a lookup: the same limits, the same counters.
     decorators = [limited]
 
     @blp.arguments(IdempotencyHeaderSchema, location="headers")
@@ -30,7 +30,7 @@ class Payments(MethodView):
     @blp.response(201, PaymentSchema)
     @blp.alt_response(409, description="Already paid, another payment in progress, or key reused")
     @blp.alt_response(422, description="Invalid input, or not payable online; `unknown_violation` (one body "
-                                       "for a wrong VIN code and for an id not of this vehicle) counts as a "
+                                       "for a wrong VIN or payment code and for an id not of this vehicle) counts as a "
                                        "failed lookup of the plate")
     @blp.alt_response(429, schema=ChallengeRequiredSchema, description=ChallengeRequiredSchema.DESCRIPTION)
     @blp.alt_response(502, description="Gateway error")

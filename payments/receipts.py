@@ -26,6 +26,7 @@ def payment_lines(payment):
         {
             "violation_id": item.violation_id,
             "notice_number": violations[item.violation_id].notice_number,
+            "payment_code": violations[item.violation_id].payment_code,
             "description": violations[item.violation_id].description,
             "occurred_at": violations[item.violation_id].occurred_at,
             "location": violations[item.violation_id].location,

@@ -7,7 +7,7 @@ from finepay.restapi import SandboxFlag
 from payments.gateways import gateway_for
 from payments.messages import failure_message
 from violations.plates import normalize_plate, normalize_vin_last6
-from violations.schemas import MAX_CHOSEN, NormalizedString, altcha_field, violation_ids_field
+from violations.schemas import MAX_CHOSEN, NormalizedString, altcha_field, payment_code_field, violation_ids_field
 
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_\-:.]{8,100}\Z")
 
@@ -26,10 +26,11 @@ class IdempotencyHeaderSchema(Schema):
 
 
 class PaymentRequestSchema(Schema):
-    """Pay these violations of the vehicle proven by plate + VIN code. The amount is the server's."""
+    """Pay these violations of the vehicle proven by plate + VIN code or plate + payment code. The amount is the server's."""
 
     plate = NormalizedString(normalize_plate, required=True)
-    vin_last6 = NormalizedString(normalize_vin_last6, required=True)
+    vin_last6 = NormalizedString(normalize_vin_last6)
+    payment_code = payment_code_field()
     violation_ids = violation_ids_field(min_count=0, load_default=list, metadata={
         "description": "Violations paid whole (not those with an instalment plan: pay their instalments)"})
     instalment_ids = violation_ids_field(min_count=0, load_default=list, metadata={
@@ -52,6 +53,15 @@ class PaymentRequestSchema(Schema):
         if chosen > MAX_CHOSEN:
             raise ValidationError(f"At most {MAX_CHOSEN} violations and instalments in one payment.",
                                   "violation_ids")
+
+    @validates_schema
+    def exactly_one_proof(self, data, **kwargs):
+        """Require one proof of the vehicle: the VIN code or a payment code (a missing one is named on both)."""
+        if "vin_last6" in data and "payment_code" in data:
+            raise ValidationError("Give either vin_last6 or payment_code, not both.", "_schema")
+        if "vin_last6" not in data and "payment_code" not in data:
+            message = ["Missing data: give vin_last6 or payment_code."]
+            raise ValidationError({"vin_last6": message, "payment_code": message})
 
 
 class ConfirmRequestSchema(Schema):
@@ -143,6 +153,8 @@ class ReceiptItemSchema(Schema):
         "description": "the instalment this line pays ({id, number, count}: 第2期/共3期), or null for the whole "
                        "violation"})
     notice_number = fields.String()
+    payment_code = fields.String(allow_none=True, metadata={
+        "description": "the finance bureau's 20-digit payment code (缴款码), null when the notice had none"})
     description = fields.String()
     fine = fields.Integer(metadata={"description": "the fine, or the instalment's amount"})
     late_fee = fields.Integer()

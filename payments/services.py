@@ -213,18 +213,22 @@ def not_this_vehicles():
                     errors={"violation_ids": [_("Check the plate and VIN code, and look the vehicle up again.")]})
 
 
-def start_proven_payment(*, plate, vin_last6, violation_ids=(), instalment_ids=(), idempotency_key, altcha=None,
-                         gateway=None, payer=None):
-    """The public API's create: plate + VIN code prove the vehicle as a lookup does (its limits), then start_payment.
+def start_proven_payment(*, plate, idempotency_key, violation_ids=(), instalment_ids=(), vin_last6=None,
+                         payment_code=None, altcha=None, gateway=None, payer=None):
+    """The public API's create: plate + VIN code (or payment code) prove the vehicle as a lookup does, then start_payment.
 
     Nothing happens to the vehicle's violations, nor to a payment open for them,
-    unless the proof holds. An instalment proves with its violation; an unknown
-    instalment id fails the proof as an unknown violation id does.
+    unless the proof holds. A payment code proves the vehicle as a VIN code does,
+    so the payment is the vehicle's (plate + the VIN code it proved). An
+    instalment proves with its violation; an unknown instalment id fails the
+    proof as an unknown violation id does.
     """
     proven_ids = list(violation_ids) + violations_of_instalments(instalment_ids, unknown=0)
-    if prove_vehicle(plate, vin_last6=vin_last6, violation_ids=proven_ids, altcha=altcha) is None:
+    statement = prove_vehicle(plate, vin_last6=vin_last6, payment_code=payment_code, violation_ids=proven_ids,
+                              altcha=altcha)
+    if statement is None:
         raise not_this_vehicles()
-    return start_payment(plate=plate, vin_last6=vin_last6, violation_ids=violation_ids,
+    return start_payment(plate=plate, vin_last6=statement.vin_last6, violation_ids=violation_ids,
                          instalment_ids=instalment_ids, idempotency_key=idempotency_key, gateway=gateway, payer=payer)
 
 

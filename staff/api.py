@@ -41,6 +41,8 @@ class SettlementEventSchema(Schema):
     at = fields.DateTime()
     violation_id = fields.Integer()
     notice_number = fields.String()
+    payment_code = fields.String(allow_none=True, metadata={
+        "description": "the finance bureau's 20-digit payment code (缴款码) the violation was imported with, or null"})
     plate = fields.String()
     payment_id = fields.String()
     receipt_number = fields.String(allow_none=True)

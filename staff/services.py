@@ -37,7 +37,7 @@ from violations import services as violation_services
 from violations.fees import business_day_window, business_today
 from violations.instalments import monthly_due_dates
 from violations.models import Instalment, Violation
-from violations.plates import InvalidIdentifier, normalize_notice_number, normalize_plate
+from violations.plates import InvalidIdentifier, normalize_notice_number, normalize_payment_code, normalize_plate
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,59}\Z")
 MIN_PASSWORD = 12
@@ -228,10 +228,11 @@ def authenticate(username, password, remote_addr, altcha=None):
 
 
 # What a search query was understood as: codes to compare, labels to show.
-PAYMENT_ID, RECEIPT_NUMBER, NOTICE_NUMBER, PLATE = "payment_id", "receipt_number", "notice_number", "plate"
+PAYMENT_ID, RECEIPT_NUMBER, NOTICE_NUMBER, PAYMENT_CODE, PLATE = (
+    "payment_id", "receipt_number", "notice_number", "payment_code", "plate")
 SEARCH_KIND_LABELS = {
     PAYMENT_ID: _l("payment id"), RECEIPT_NUMBER: _l("receipt number"),
-    NOTICE_NUMBER: _l("notice number"), PLATE: _l("plate"),
+    NOTICE_NUMBER: _l("notice number"), PAYMENT_CODE: _l("payment code"), PLATE: _l("plate"),
 }
 
 
@@ -250,7 +251,7 @@ class SearchResult:
 
 
 def search(query, actor_name, limit=100):
-    """Find payments and violations by plate, notice number, receipt number or payment id."""
+    """Find payments and violations by plate, notice number, payment code, receipt number or payment id."""
     query = (query or "").strip()[:64]
     result = SearchResult(query=query)
     if not query:
@@ -278,6 +279,18 @@ def search(query, actor_name, limit=100):
         payment_filters.append(Payment.id.in_(
             select(PaymentItem.payment_id).join(Violation, Violation.id == PaymentItem.violation_id)
             .where(Violation.notice_number == notice)
+        ))
+    try:
+        # Any region's: staff may look for a code the import refused.
+        code = None if special else normalize_payment_code(compact)
+    except InvalidIdentifier:
+        code = None
+    if code:
+        result.understood_as.append(PAYMENT_CODE)
+        violation_filters.append(Violation.payment_code == code)
+        payment_filters.append(Payment.id.in_(
+            select(PaymentItem.payment_id).join(Violation, Violation.id == PaymentItem.violation_id)
+            .where(Violation.payment_code == code)
         ))
     if not special:
         try:
@@ -596,7 +609,8 @@ def settlement_feed(after=0, limit=100):
         settled = kind == "settled"
         events.append({
             "cursor": str(entry.seal_seq), "event": kind, "at": entry.at,
-            "violation_id": violation_id, "notice_number": row.notice_number, "plate": row.plate,
+            "violation_id": violation_id, "notice_number": row.notice_number, "payment_code": row.payment_code,
+            "plate": row.plate,
             "payment_id": payment_id, "receipt_number": row.receipt_number, "channel": row.channel,
             "fine": row.fine, "late_fee": row.late_fee, "amount": row.fine + row.late_fee,
             "service_fee": service_fee, "currency": row.currency,
@@ -622,7 +636,7 @@ def _feed_facts(payment_ids):
     rows = db.session.execute(
         select(PaymentItem.payment_id, PaymentItem.violation_id, PaymentItem.fine, PaymentItem.late_fee,
                Payment.receipt_number, Payment.currency, Payment.plate, Payment.channel, Payment.convenience_fee,
-               Violation.notice_number, Instalment.number.label("instalment_number"),
+               Violation.notice_number, Violation.payment_code, Instalment.number.label("instalment_number"),
                plan_size.label("instalment_count"))
         .join(Payment, Payment.id == PaymentItem.payment_id)
         .join(Violation, Violation.id == PaymentItem.violation_id)

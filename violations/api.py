@@ -31,7 +31,10 @@ class Lookups(MethodView):
     @blp.alt_response(404, description="No match (the same body for an unknown plate and a wrong code)")
     @blp.alt_response(429, schema=ChallengeRequiredSchema, description=ChallengeRequiredSchema.DESCRIPTION)
     def post(self, proof):
-        """Violations of a vehicle proven by plate + VIN code or plate + notice number."""
+        """Violations of a vehicle proven by plate + VIN code, plate + notice number or plate + payment code.
+
+        A notice number or payment code proves the vehicle, so the answer lists all its violations.
+        """
         statement = prove_vehicle(**proof)
         if statement is None:
             raise no_match()

@@ -6,10 +6,15 @@ from flask import current_app
 
 from violations.fees import business_today
 from violations.importer import import_rows
+from violations.plates import in_regions
 
 DEMO_PLATE, DEMO_VIN = "蒙B·12345", "A12345"
 OTHER_PLATE, OTHER_VIN = "京A·D8888", "4F2C91"
 PAID_NOTICE = "150203202611000007"
+# The finance bureau's payment codes (缴款码) of the demo vehicle's notices: 昆都仑区's finance bureau (150203),
+# within 包头市 (150200, the demo's PAYMENT_CODE_REGIONS), the year, then a serial number.
+PAYMENT_CODE_PREFIX = "1502032026110000"
+DEMO_PAYMENT_CODE = PAYMENT_CODE_PREFIX + "0001"
 
 # (notice suffix, days since decision, fine in minor units, points, offense code, its official description,
 #  where, online): one line per case a driver meets. Codes and descriptions as the traffic police's
@@ -32,8 +37,11 @@ _DEMO = [
 ]
 
 
-def demo_rows(today):
-    """CSV-shaped rows, dated relative to today so every fee stage is always shown."""
+def demo_rows(today, regions=("150200",)):
+    """CSV-shaped rows, dated relative to today so every fee stage is always shown.
+
+    The demo vehicle's notices carry payment codes when ``regions`` (PAYMENT_CODE_REGIONS) takes 包头市's.
+    """
     rows = []
     for i, (suffix, days, fine, points, code, text, place, online) in enumerate(_DEMO):
         decided = today - timedelta(days=days)
@@ -43,6 +51,7 @@ def demo_rows(today):
             "occurred_at": occurred.isoformat(), "location": place,
             "offense_code": code, "description": text, "fine": str(fine), "points": str(points),
             "decision_date": decided.isoformat(), "payable_online": "true" if online else "false",
+            "payment_code": PAYMENT_CODE_PREFIX + suffix if in_regions(PAYMENT_CODE_PREFIX, regions) else "",
         })
     rows.append({
         "notice_number": "110105202611009999", "plate": OTHER_PLATE, "vin_last6": OTHER_VIN,
@@ -58,9 +67,13 @@ def demo_rows(today):
 def seed_violations():
     """Load (or refresh) the demo vehicles; the lines that say what to type."""
     today = business_today(current_app.config["BUSINESS_TIMEZONE"])
-    report = import_rows(enumerate(demo_rows(today), start=2), source="demo seed", actor="demo")
-    return [
+    regions = current_app.config["PAYMENT_CODE_REGIONS"]
+    report = import_rows(enumerate(demo_rows(today, regions), start=2), source="demo seed", actor="demo")
+    lines = [
         f"Demo data: {report.inserted} new, {report.updated} refreshed.",
         f"Try plate {DEMO_PLATE} with VIN code {DEMO_VIN}"
         f" (or plate {OTHER_PLATE} with notice number 110105202611009999).",
     ]
+    if in_regions(DEMO_PAYMENT_CODE, regions):
+        lines.append(f"Or pay by the finance bureau's payment code: plate {DEMO_PLATE} with {DEMO_PAYMENT_CODE}.")
+    return lines

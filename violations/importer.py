@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy import bindparam, func, insert, select, text, update
 
 from finepay import audit
 from finepay.dbtypes import utcnow
@@ -15,7 +15,9 @@ from finepay.extensions import db
 from violations.models import PAID, UNPAID, InstalmentPlan, Violation
 from violations.plates import (
     InvalidIdentifier,
+    normalize_local_payment_code,
     normalize_notice_number,
+    normalize_payment_code,
     normalize_plate,
     normalize_vin_last6,
 )
@@ -24,6 +26,10 @@ COLUMNS = (
     "notice_number", "plate", "vin_last6", "occurred_at", "location", "offense_code",
     "description", "fine", "points", "decision_date", "payable_online",
 )
+# Columns a file may have or not. The finance bureau's payment code: a row that gives one sets it; an empty
+# cell (or a file without the column) keeps the one on record, so an older export never wipes codes.
+OPTIONAL = ("payment_code",)
+STORED = COLUMNS + OPTIONAL
 # Fields an import may change on an unpaid or void violation (status never changes).
 UPDATABLE = tuple(c for c in COLUMNS if c != "notice_number")
 # What an open payment's quote rests on: who may pay, how much, and whether online at all.
@@ -106,6 +112,20 @@ def _identifier(row, name, normalize):
         raise RowError(f"{name}: {exc}") from None
 
 
+def _payment_code(row):
+    raw = (row.get("payment_code") or "").strip()
+    if not raw:
+        return None
+    try:
+        return normalize_local_payment_code(raw)
+    except InvalidIdentifier as exc:
+        if exc.code != "other_region":
+            raise RowError(f"payment_code: {exc}") from None
+        regions = ", ".join(current_app.config["PAYMENT_CODE_REGIONS"]) or "none"
+        raise RowError(f"payment_code starts with region {normalize_payment_code(raw)[:6]}, not one this service takes "
+                       f"(PAYMENT_CODE_REGIONS: {regions})") from None
+
+
 def parse_row(row, now=None):
     """Validate one CSV row (a dict of strings) and return the column values to store."""
     now = now or utcnow()
@@ -148,6 +168,7 @@ def parse_row(row, now=None):
         "points": _integer(row, "points", 0, 100),
         "decision_date": decision_date,
         "payable_online": _BOOLEANS[online],
+        "payment_code": _payment_code(row),
     }
 
 
@@ -268,8 +289,27 @@ def _free_held(batch, report, reject):
     return keep
 
 
+def _drop_taken_codes(batch, reject):
+    """Refuse the rows whose payment code is on record for another notice (each code names one violation)."""
+    codes = [values["payment_code"] for _line, values in batch if values["payment_code"]]
+    if not codes:
+        return batch
+    table = Violation.__table__
+    owners = dict(db.session.execute(
+        select(table.c.payment_code, table.c.notice_number).where(table.c.payment_code.in_(codes))
+    ).all())
+    keep = []
+    for line, values in batch:
+        owner = owners.get(values["payment_code"])
+        if owner is not None and owner != values["notice_number"]:
+            reject(line, f"payment_code is already that of notice {owner}")
+        else:
+            keep.append((line, values))
+    return keep
+
+
 def _apply_batch(batch, report, reject):
-    batch = _free_held(batch, report, reject)
+    batch = _free_held(_drop_taken_codes(batch, reject), report, reject)
     table = Violation.__table__
     numbers = [r["notice_number"] for r in batch]
     existing = dict(db.session.execute(
@@ -297,7 +337,10 @@ def _apply_batch(batch, report, reject):
             update(table)
             # A payment may have settled the row since the select: never touch it then.
             .where(table.c.notice_number == bindparam("b_notice_number"), table.c.status != PAID)
-            .values({c: bindparam("b_" + c) for c in UPDATABLE} | {"updated_at": bindparam("b_now")})
+            .values({c: bindparam("b_" + c) for c in UPDATABLE} | {
+                "payment_code": func.coalesce(bindparam("b_payment_code"), table.c.payment_code),
+                "updated_at": bindparam("b_now"),
+            })
         )
         db.session.execute(stmt.execution_options(synchronize_session=False), updates)
         report.updated += len(updates)
@@ -311,18 +354,19 @@ def _copy_batch(batch, report, reject):
     never touched (the WHERE of the ON CONFLICT clause), and RETURNING tells
     inserted rows (xmax = 0) from updated ones.
     """
-    batch = _free_held(batch, report, reject)
+    batch = _free_held(_drop_taken_codes(batch, reject), report, reject)
     if not batch:
         return
-    cols = ", ".join(COLUMNS)
+    cols = ", ".join(STORED)
     db.session.execute(text(
         f"CREATE TEMP TABLE import_batch ON COMMIT DROP AS SELECT {cols} FROM violations WITH NO DATA"
     ))
     raw = db.session.connection().connection.driver_connection
     with raw.cursor() as cursor, cursor.copy(f"COPY import_batch ({cols}) FROM STDIN") as copy:
         for values in batch:
-            copy.write_row([values[c] for c in COLUMNS])
+            copy.write_row([values[c] for c in STORED])
     assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in UPDATABLE)
+    assignments += ", payment_code = COALESCE(EXCLUDED.payment_code, violations.payment_code)"
     inserted, updated = db.session.execute(text(f"""
         WITH upserted AS (
             INSERT INTO violations ({cols}, status, created_at, updated_at)
@@ -343,8 +387,9 @@ def import_rows(rows, *, source="upload", actor="system", dry_run=False, on_erro
     """Import (line number, row) pairs in batches; return an ImportReport.
 
     Rows are validated one by one; a bad row is reported and skipped, the
-    good rows are kept. A notice number repeated in the same file is
-    rejected after its first occurrence.
+    good rows are kept. A notice number or payment code repeated in the same
+    file is rejected after its first occurrence, and so is a payment code on
+    record for another notice.
     """
     report = ImportReport(dry_run=dry_run)
     use_copy = not dry_run and db.engine.dialect.name == "postgresql"
@@ -379,7 +424,7 @@ def import_rows(rows, *, source="upload", actor="system", dry_run=False, on_erro
 
 def _import(rows, report, apply, batch_size, reject):
     """Validate rows one by one and apply the good ones in batches."""
-    seen = {}
+    seen, seen_codes = {}, {}
     batch = []
     now = utcnow()
     for line, row in rows:
@@ -395,6 +440,11 @@ def _import(rows, report, apply, batch_size, reject):
         if first != line:
             reject(line, f"notice_number repeats line {first}")
             continue
+        if values["payment_code"]:
+            first = seen_codes.setdefault(values["payment_code"], line)
+            if first != line:
+                reject(line, f"payment_code repeats line {first}")
+                continue
         batch.append((line, values))
         if len(batch) >= batch_size:
             apply(batch)

@@ -28,6 +28,9 @@ class Violation(db.Model):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     notice_number: Mapped[str] = mapped_column(String(32), nullable=False, unique=True)
+    # The finance bureau's 20-digit payment code (缴款码) from the notice, when the import gave one
+    # (violations.payment_codes): a second number the driver may prove the vehicle with.
+    payment_code: Mapped[str | None] = mapped_column(String(20), unique=True)
     plate: Mapped[str] = mapped_column(String(16), nullable=False)
     vin_last6: Mapped[str] = mapped_column(String(6), nullable=False)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)

@@ -1,6 +1,8 @@
-"""Normalising what people type for plates, VIN codes and notice numbers."""
+"""Normalising what people type for plates, VIN codes, notice numbers and payment codes."""
 import re
 import unicodedata
+
+from flask import current_app
 
 # Separators people type between the parts of a plate: spaces (NFKC turns the
 # ideographic and no-break spaces into plain ones), the middle dot
@@ -98,3 +100,45 @@ def normalize_notice_number(raw):
     if not _NOTICE.fullmatch(notice):
         raise InvalidIdentifier("Notice number must be 6 to 32 letters and digits.")
     return notice
+
+
+# The finance bureau's payment code (非税收入缴款码) printed on a notice: 20 digits, the first 6 the
+# administrative division (GB/T 2260) of the finance bureau that issued it.
+PAYMENT_CODE_LENGTH = 20
+_PAYMENT_CODE = re.compile(rf"[0-9]{{{PAYMENT_CODE_LENGTH}}}")
+
+
+def normalize_payment_code(raw):
+    """Return a payment code as stored: exactly 20 digits (spaces and hyphens between groups are dropped)."""
+    code = _clean(raw, "Payment code")
+    if not code:
+        raise InvalidIdentifier("Payment code is empty.", code="empty")
+    if not code.isascii() or not code.isdigit():
+        raise InvalidIdentifier("Payment code must be digits only.", code="not_digits")
+    if not _PAYMENT_CODE.fullmatch(code):
+        raise InvalidIdentifier(f"Payment code must be exactly {PAYMENT_CODE_LENGTH} digits.", code="wrong_length")
+    return code
+
+
+def region_prefix(region):
+    """What a payment code from ``region`` starts with: a city's (150200) covers its districts, a province's its cities."""
+    while region.endswith("00"):
+        region = region[:-2]
+    return region
+
+
+def in_regions(payment_code, regions):
+    """Whether a (normalised) payment code was issued by a finance bureau of one of ``regions``."""
+    return any(payment_code.startswith(region_prefix(region)) for region in regions)
+
+
+def normalize_local_payment_code(raw):
+    """normalize_payment_code, and the code must come from a region this deployment serves (PAYMENT_CODE_REGIONS).
+
+    Decided from the text and the settings alone, never from which codes are on record.
+    No check digit is verified: the finance bureaus publish none for the 20-digit code.
+    """
+    code = normalize_payment_code(raw)
+    if not in_regions(code, current_app.config["PAYMENT_CODE_REGIONS"]):
+        raise InvalidIdentifier("Payment code is not one of this region's finance bureau.", code="other_region")
+    return code

@@ -4,6 +4,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from finepay.extensions import ErrorSchema
 from violations.plates import (
     InvalidIdentifier,
+    normalize_local_payment_code,
     normalize_notice_number,
     normalize_plate,
     normalize_vin_last6,
@@ -50,19 +51,29 @@ def violation_ids_field(min_count=1, **kwargs):
     )
 
 
+def payment_code_field(**kwargs):
+    """The finance bureau's 20-digit payment code (缴款码), one of this deployment's regions."""
+    return NormalizedString(normalize_local_payment_code, **kwargs, metadata={
+        "example": "15020326110000000019",
+        "description": "The 20-digit payment code (非税收入缴款码) on the finance bureau's notice; its first 6 "
+                       "digits must be a region this service takes (PAYMENT_CODE_REGIONS). Spaces are ignored.",
+    })
+
+
 class LookupRequestSchema(Schema):
-    """A plate proven by the VIN's last six characters or by one notice number."""
+    """A plate proven by the VIN's last six characters, one notice number or one payment code."""
 
     plate = NormalizedString(normalize_plate, required=True, metadata={"example": "蒙B·12345"})
     vin_last6 = NormalizedString(normalize_vin_last6, metadata={"example": "A12345"})
     notice_number = NormalizedString(normalize_notice_number, metadata={"example": "150203202611000123"})
+    payment_code = payment_code_field()
     altcha = altcha_field()
 
     @validates_schema
     def exactly_one_proof(self, data, **kwargs):
-        """Require one proof of the vehicle, not both and not none."""
-        if ("vin_last6" in data) == ("notice_number" in data):
-            raise ValidationError("Give either vin_last6 or notice_number.", "_schema")
+        """Require one proof of the vehicle, not several and not none."""
+        if sum(name in data for name in ("vin_last6", "notice_number", "payment_code")) != 1:
+            raise ValidationError("Give one of vin_last6, notice_number and payment_code.", "_schema")
 
 
 class InstalmentSchema(Schema):
@@ -97,6 +108,8 @@ class ViolationLineSchema(Schema):
 
     id = fields.Integer()
     notice_number = fields.String()
+    payment_code = fields.String(allow_none=True, metadata={
+        "description": "the finance bureau's 20-digit payment code (缴款码), null when the notice had none"})
     occurred_at = fields.DateTime()
     location = fields.String()
     offense_code = fields.String()

@@ -51,6 +51,7 @@ class ViolationLine:
 
     id: int
     notice_number: str
+    payment_code: str | None
     occurred_at: datetime
     location: str
     offense_code: str
@@ -135,7 +136,7 @@ class VehicleStatement:
 _violations = Violation.__table__
 _plans = InstalmentPlan.__table__
 _STATEMENT = select(*(_violations.c[name] for name in (
-    "id", "notice_number", "plate", "vin_last6", "occurred_at", "location", "offense_code", "description",
+    "id", "notice_number", "payment_code", "plate", "vin_last6", "occurred_at", "location", "offense_code", "description",
     "points", "fine", "decision_date", "status", "payable_online", "late_fee_paid", "paid_at", "receipt_number",
     "contest_case", "fee_stopped_on", "due_on", "fee_carried",
 )), _plans.c.id.label("plan_id")).select_from(
@@ -149,6 +150,13 @@ BY_NOTICE = _STATEMENT.where(
     _violations.c.plate == bindparam("plate"),
     _violations.c.vin_last6 == select(_violations.c.vin_last6).where(
         _violations.c.notice_number == bindparam("notice_number"), _violations.c.plate == bindparam("plate")
+    ).scalar_subquery(),
+)
+# The finance bureau's payment code proves it the same way, and shows the same: all the vehicle's violations.
+BY_PAYMENT_CODE = _STATEMENT.where(
+    _violations.c.plate == bindparam("plate"),
+    _violations.c.vin_last6 == select(_violations.c.vin_last6).where(
+        _violations.c.payment_code == bindparam("payment_code"), _violations.c.plate == bindparam("plate")
     ).scalar_subquery(),
 )
 
@@ -200,6 +208,7 @@ def price(violation, policy, today, tz, plan=None):
     return ViolationLine(
         id=violation.id,
         notice_number=violation.notice_number,
+        payment_code=violation.payment_code,
         occurred_at=violation.occurred_at.astimezone(tz),
         location=violation.location,
         offense_code=violation.offense_code,
@@ -240,18 +249,20 @@ def _plans_of(rows):
     return instalments.group_plans(_read(instalments.PLANS_OF, {"violation_ids": ids})) if ids else {}
 
 
-def lookup_vehicle(plate, vin_last6=None, notice_number=None, now=None):
-    """Return the VehicleStatement for a plate proven by its VIN code or a notice number, or None.
+def lookup_vehicle(plate, vin_last6=None, notice_number=None, payment_code=None, now=None):
+    """Return the VehicleStatement for a plate proven by its VIN code, a notice number or a payment code, or None.
 
     Arguments are already normalised. None means "no such vehicle" whether the
     plate is unknown or the second fact is wrong: callers must not tell them apart.
+    A notice number or payment code proves the vehicle, so the statement is the
+    vehicle's, all its violations, as with the VIN code.
     """
-    if (vin_last6 is None) == (notice_number is None):
-        raise ValueError("give exactly one of vin_last6 and notice_number")
-    if vin_last6 is not None:
-        rows = _read(BY_VIN, {"plate": plate, "vin_last6": vin_last6})
-    else:
-        rows = _read(BY_NOTICE, {"plate": plate, "notice_number": notice_number})
+    proofs = {"vin_last6": vin_last6, "notice_number": notice_number, "payment_code": payment_code}
+    given = [name for name, value in proofs.items() if value is not None]
+    if len(given) != 1:
+        raise ValueError("give exactly one of vin_last6, notice_number and payment_code")
+    query = {"vin_last6": BY_VIN, "notice_number": BY_NOTICE, "payment_code": BY_PAYMENT_CODE}[given[0]]
+    rows = _read(query, {"plate": plate, given[0]: proofs[given[0]]})
     if not rows:
         return None
     tz = ZoneInfo(current_app.config["BUSINESS_TIMEZONE"])
@@ -274,7 +285,7 @@ def lookup_vehicle(plate, vin_last6=None, notice_number=None, now=None):
     )
 
 
-def prove_vehicle(plate, *, vin_last6=None, notice_number=None, violation_ids=None, altcha=None):
+def prove_vehicle(plate, *, vin_last6=None, notice_number=None, payment_code=None, violation_ids=None, altcha=None):
     """The one way a driver proves a vehicle: lookup_vehicle under the plate's failure budget.
 
     Returns the VehicleStatement, or None when the proof fails. With
@@ -292,7 +303,7 @@ def prove_vehicle(plate, *, vin_last6=None, notice_number=None, violation_ids=No
         raise challenge.require(subject, _(
             "Many wrong codes were tried for this plate recently, so your device must solve a short check "
             "before it can be looked up. This takes a few seconds."))
-    statement = lookup_vehicle(plate, vin_last6=vin_last6, notice_number=notice_number)
+    statement = lookup_vehicle(plate, vin_last6=vin_last6, notice_number=notice_number, payment_code=payment_code)
     if statement is not None and violation_ids is not None:
         if not set(violation_ids) <= {line.id for line in statement.violations}:
             statement = None

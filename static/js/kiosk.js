@@ -263,10 +263,13 @@
     } },
     notice: { max: 32, clean: function (value) {
       return value.normalize("NFKC").toUpperCase().replace(/[^A-Z0-9]/g, "");
+    } },
+    payment: { max: 20, clean: function (value) {
+      return value.normalize("NFKC").replace(/[^0-9]/g, "");
     } }
   };
   // The fewest characters each field needs before Next can be pressed.
-  var MIN_LENGTH = { plate: 2, vin: 6, notice: 6 };
+  var MIN_LENGTH = { plate: 2, vin: 6, notice: 6, payment: 20 };
 
   function field() { return screenEl.querySelector("[data-field]"); }
 
@@ -350,6 +353,7 @@
     plate: initEntry,
     vin: initEntry,
     notice: initEntry,
+    payment: initEntry,
     violations: updateTotals,
     reader: function () { pollPayment("reader"); },
     scan: function () { pollPayment("scan"); },
@@ -427,6 +431,7 @@
     "submit-plate": function () { go("POST", "/plate", { plate: field().value }); },
     "submit-vin": function () { go("POST", "/lookup", { vin_last6: field().value }); },
     "submit-notice": function () { go("POST", "/lookup-notice", { notice_number: field().value }); },
+    "submit-payment": function () { go("POST", "/lookup-payment-code", { payment_code: field().value }); },
     "toggle": function (button) {
       button.setAttribute("aria-checked", button.getAttribute("aria-checked") === "true" ? "false" : "true");
       updateTotals(screenEl.firstElementChild);

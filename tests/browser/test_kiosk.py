@@ -10,7 +10,7 @@ import re
 
 import pytest
 from playwright.sync_api import expect
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from finepay.extensions import db
 from kiosk.models import KioskVisit, Terminal
@@ -31,6 +31,7 @@ from tests.browser.kiosk_helpers import (
     type_plate,
     type_vin,
 )
+from violations.models import Violation
 
 pytestmark = pytest.mark.browser
 
@@ -353,5 +354,33 @@ def test_a_notice_number_proves_the_vehicle_when_the_vehicle_licence_is_not_at_h
     assert_kiosk_rules(screen)
     shot(screen, "notice")
     tap(screen, "[data-action=submit-notice]")
+    expect(screen.locator("[data-screen=violations]")).to_be_visible()
+    expect(screen.locator("[data-screen=violations]")).to_contain_text(vehicle.descriptions[0])
+
+
+def test_the_finance_bureaus_payment_code_proves_the_vehicle_from_the_notice_screen(screen, kiosk_server):
+    vehicle = add_vehicle(kiosk_server.app, fines=(10000,))
+    code = "150203" + vehicle.notices[0][4:]  # 包头 (the demo region), then the notice's 14 digits
+    with kiosk_server.app.app_context():
+        db.session.execute(update(Violation).where(Violation.notice_number == vehicle.notices[0])
+                           .values(payment_code=code))
+        db.session.commit()
+        db.session.remove()
+    enrol(kiosk_server, screen, f"payment-code-{screen.orientation}")
+    tap(screen, "#start")
+    type_plate(screen, vehicle.plate)
+    tap(screen, "[data-action=submit-plate]")
+    tap(screen, "[data-action=goto][data-path='/screens/notice']")
+    tap(screen, "[data-action=goto][data-path='/screens/payment']")
+    expect(screen.locator("[data-screen=payment]")).to_be_visible()
+    expect(screen.locator("[data-screen=payment] [data-key=A]")).to_have_count(0)  # digits only
+    for char in code[:-1]:
+        tap(screen, f'[data-screen=payment] [data-key="{char}"]')
+    expect(screen.locator("[data-action=submit-payment]")).to_be_disabled()  # 19 of the 20 digits
+    tap(screen, f'[data-screen=payment] [data-key="{code[-1]}"]')
+    expect(screen.locator("#payment-input")).to_have_value(code)
+    assert_kiosk_rules(screen)
+    shot(screen, "payment-code")
+    tap(screen, "[data-action=submit-payment]")
     expect(screen.locator("[data-screen=violations]")).to_be_visible()
     expect(screen.locator("[data-screen=violations]")).to_contain_text(vehicle.descriptions[0])

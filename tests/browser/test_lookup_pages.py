@@ -70,8 +70,9 @@ def test_home_page_fits_a_phone(phone, live_server, screenshot):
     expect(phone.get_by_role("heading", level=1)).to_have_text("Look up and pay your traffic fines")
     expect(phone.get_by_label("Plate number").first).to_be_visible()
     expect(phone.get_by_label("Last 6 characters of the VIN")).to_be_visible()
-    expect(phone.locator("details.card")).not_to_have_attribute("open", "")
+    expect(phone.locator("details.card[open]")).to_have_count(0)  # the notice-number and payment-code alternatives
     expect(phone.locator("#notice_number")).to_be_hidden()
+    expect(phone.locator("#payment_code")).to_be_hidden()
     assert_touch_targets(phone, summaries=True)
     assert_phone_friendly(phone)
     screenshot(phone, "home")
@@ -120,7 +121,8 @@ def test_notice_number_lookup_through_the_alternative(phone, live_server, screen
     phone.get_by_text("No VIN at hand? Use a notice number instead").click()
     phone.fill("#plate-notice", NOTICE_PLATE)
     phone.fill("#notice_number", NOTICE)
-    response = submit(phone, lambda: phone.locator("details form").get_by_role("button", name="Show my fines").click())
+    notice_form = phone.locator("details:has(#notice_number) form")
+    response = submit(phone, lambda: notice_form.get_by_role("button", name="Show my fines").click())
 
     assert response.status == 200
     expect(phone.get_by_role("heading", level=1)).to_have_text("Violations for 京AD8888")
@@ -199,7 +201,7 @@ def test_notice_lookup_by_keyboard_alone(phone, live_server):
     phone.keyboard.press("Tab")  # the <summary> of the notice-number alternative
     assert phone.evaluate("document.activeElement.tagName") == "SUMMARY"
     phone.keyboard.press("Enter")
-    expect(phone.locator("details.card")).to_have_attribute("open", "")
+    expect(phone.locator("details:has(#notice_number)")).to_have_attribute("open", "")
     phone.keyboard.press("Tab")
     assert phone.evaluate("document.activeElement.id") == "plate-notice"
     phone.keyboard.type(NOTICE_PLATE)

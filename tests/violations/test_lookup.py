@@ -31,6 +31,7 @@ def test_lookup_by_plate_and_vin_lists_the_vehicles_violations(client):
         "id", "notice_number", "occurred_at", "location", "offense_code", "description", "points", "fine",
         "late_fee", "amount_due", "due_date", "status", "payable_online", "receipt_number", "instalment_plan",
         "contest_case",  # the open contest holding it (cases/), null when none
+        "payment_code",
     }
     assert first["instalment_plan"] is None  # none approved (docs/instalments.md)
     assert body["total_due"] == sum(v["amount_due"] for v in body["violations"])
