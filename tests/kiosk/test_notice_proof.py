@@ -1,4 +1,6 @@
 """At the kiosk, as on the web, a notice number proves the vehicle when the vehicle licence is not at hand."""
+import re
+
 import pytest
 
 from finepay.extensions import db
@@ -76,3 +78,22 @@ def test_a_malformed_notice_is_refused(kiosk, client, body):
     client.post("/kiosk/api/plate", json={"plate": PLATE}, headers=headers)
 
     assert client.post("/kiosk/api/lookup-notice", json=body, headers=headers).status_code == 422
+
+
+def test_the_notice_and_vin_screens_are_one_layout(kiosk, client):
+    """Both proofs are drawn by one macro (kiosk/screens/_proof.html): same elements, same classes, in order."""
+    vehicle()
+    headers = start_visit(client)
+
+    vin = client.post("/kiosk/api/plate", json={"plate": PLATE}, headers=headers).get_json()["html"]
+    notice = client.get("/kiosk/api/screens/notice", headers=headers).get_json()["html"]
+
+    def skeleton(html, name):
+        section = html[html.index("<section"):html.index("</section>")]
+        tags = [(tag, re.search(r'class="([^"]*)"', attributes))
+                for tag, attributes in re.findall(r"<(\w+)([^>]*)>", section.replace(name, "PROOF"))]
+        tags = [(tag, found.group(1) if found else "") for tag, found in tags]
+        return [tag for tag in tags if tag != ("button", "kbtn")]  # the ways back differ
+
+    assert skeleton(vin, "vin") == skeleton(notice, "notice")
+    assert 'maxlength="6"' in vin and 'maxlength="32"' in notice
