@@ -421,7 +421,7 @@ def test_kiosks_are_shown_by_name_not_by_number_across_the_console(app, supervis
     set_payment(payment.id, channel="kiosk", terminal_id=terminal_id)
     audit.record("payment.created", "payment", payment.id, actor="kiosk", terminal_id=terminal_id)
     db.session.commit()
-    named = translated(app, "(kiosk %(name)s)", name="hall-7")
+    named = translated(app, "kiosk %(name)s", name="hall-7")
 
     pages = {
         "payment": supervisor.get(f"/staff/payments/{payment.id}"),
@@ -433,6 +433,7 @@ def test_kiosks_are_shown_by_name_not_by_number_across_the_console(app, supervis
         page = response.get_data(as_text=True)
         assert named in page, name
         assert f"#{terminal_id}" not in page, name
+        assert translated(app, "kiosk") + " " + named not in page, name  # was 自助终端 （自助终端 hall-7）
     audit_page = supervisor.get("/staff/audit").get_data(as_text=True)
     assert "terminal:hall-7" in audit_page and f"terminal:{terminal_id}<" not in audit_page
     assert ">terminal_id<" not in audit_page and "</span>=hall-7</span>" in audit_page
