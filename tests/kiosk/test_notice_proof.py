@@ -5,7 +5,7 @@ import pytest
 
 from finepay.extensions import db
 from tests.conftest import in_both_languages, translated
-from tests.kiosk.helpers import PLATE, enrol, pay, simulate, start_visit, vehicle
+from tests.kiosk.helpers import PLATE, enrol, pay, prove, simulate, start_visit, vehicle
 from violations.models import Violation
 
 
@@ -97,3 +97,13 @@ def test_the_notice_and_vin_screens_are_one_layout(kiosk, client):
 
     assert skeleton(vin, "vin") == skeleton(notice, "notice")
     assert 'maxlength="6"' in vin and 'maxlength="32"' in notice
+
+
+@pytest.mark.parametrize("app_config", [{"DEFAULT_LOCALE": "zh_CN"}], ids=["zh_CN"])
+def test_the_kiosks_late_fee_says_its_days_in_full_width_brackets(kiosk, client):
+    vehicle(fines=(20000,), days_since_decision=20)  # 5 days overdue
+    headers = start_visit(client)
+
+    html = prove(client, headers).get_json()["html"]
+
+    assert "（逾期 5 天）" in html and "(逾期" not in html  # was 滞纳金 ¥30.00 (逾期 5 天)
