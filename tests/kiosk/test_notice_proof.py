@@ -107,3 +107,17 @@ def test_the_kiosks_late_fee_says_its_days_in_full_width_brackets(kiosk, client)
     html = prove(client, headers).get_json()["html"]
 
     assert "（逾期 5 天）" in html and "(逾期" not in html  # was 滞纳金 ¥30.00 (逾期 5 天)
+
+
+@pytest.mark.parametrize("app_config", [{"DEFAULT_LOCALE": "zh_CN"}], ids=["zh_CN"])
+def test_the_vin_hint_names_the_vehicle_licence_on_the_web_and_at_the_kiosk(kiosk, client):
+    """The document drivers carry (行驶证), the same on every page that asks for the VIN code."""
+    vehicle()
+    headers = start_visit(client)
+
+    web = client.get("/").get_data(as_text=True)
+    vin_screen = client.post("/kiosk/api/plate", json={"plate": PLATE}, headers=headers).get_json()["html"]
+
+    for page in (web, vin_screen):
+        assert "行驶证" in page
+        assert "登记证" not in page  # not the registration certificate, which stays at home
