@@ -346,3 +346,25 @@ def test_every_staff_screen(site, camera, size):
         page.goto(base + path)
         shoot(name)
     shoot.assert_clean()
+
+
+@pytest.mark.parametrize("lang", ["zh_CN", "en"])
+def test_the_driver_header_is_one_row_at_360_px(site, browser, lang):
+    """The language switcher stays beside the authority's name on a phone, never on a line of its own."""
+    context = browser.new_context(**SIZES["phone"])
+    context.add_cookies([{"name": "lang", "value": lang, "url": site.url}])
+    try:
+        page = context.new_page()
+        for path in ("/", "/no-such-page"):
+            page.goto(site.url + path)
+            brand = page.locator(".site-header .brand").bounding_box()
+            switch = page.locator(".site-header .lang-switch").bounding_box()
+            assert switch["y"] < brand["y"] + brand["height"] and brand["y"] < switch["y"] + switch["height"], \
+                f"{lang} {path}: the switcher wrapped below the name ({brand} / {switch})"
+            assert switch["x"] >= brand["x"] + brand["width"]
+            assert page.evaluate("document.scrollingElement.scrollWidth") <= 360
+            link = page.locator(".site-header .lang-switch a:visible")
+            expect(link).to_have_count(1)  # the other language, to switch to
+            assert link.bounding_box()["height"] >= 44
+    finally:
+        context.close()
