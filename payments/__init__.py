@@ -7,6 +7,7 @@ def init_app(app):
     from finepay.extensions import csrf, rest_api
     from payments import api, commands, gateways, metrics, models, services, views, webhooks  # noqa: F401
     from payments import demo as demo_data
+    from payments import receipts
     from violations.importer import register_hold_keeper
 
     # Every installed adapter's tables (the sandbox's ledger) are part of the schema, whichever one runs.
@@ -26,3 +27,5 @@ def init_app(app):
     errors.answer_json_under(app, "/webhooks/")
     app.cli.add_command(commands.payments_cli)
     demo.add_seeder(app, demo_data.seed_paid_violation)
+    # A gateway in words (银行卡（沙箱）, 微信支付), for every page that names one (the console's too).
+    app.add_template_global(receipts.payment_method, "gateway_label")
