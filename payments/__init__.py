@@ -5,9 +5,8 @@ def init_app(app):
     """Plug the payments area into the app: its gateway, pages, API, webhooks, metrics, CLI and demo payment."""
     from finepay import demo, errors
     from finepay.extensions import csrf, rest_api
-    from payments import api, commands, gateways, metrics, models, services, views, webhooks  # noqa: F401
+    from payments import api, commands, gateways, metrics, models, receipts, services, views, webhooks  # noqa: F401
     from payments import demo as demo_data
-    from payments import receipts
     from violations.importer import register_hold_keeper
 
     # Every installed adapter's tables (the sandbox's ledger) are part of the schema, whichever one runs.
