@@ -5,6 +5,7 @@ from babel.lists import format_list
 from babel.numbers import format_currency, get_currency_precision
 from flask import current_app
 from flask_babel import format_date, format_datetime, get_locale
+from flask_babel import gettext as _
 
 
 def format_money(minor, currency=None):
@@ -31,6 +32,13 @@ def day(value):
     return format_date(value, _style(get_locale())[0])
 
 
+def day_range(first, last):
+    """Business dates from ``first`` to ``last`` in the one date style: a single day, or 2026年11月1日 至 2026年11月30日."""
+    if first == last:
+        return day(first)
+    return _("%(first)s to %(last)s", first=day(first), last=day(last))
+
+
 def when(value):
     """A date and time in the visitor's language, in the business time zone: 2026年11月30日 14:05."""
     return format_datetime(value, _style(get_locale())[1])
@@ -47,4 +55,5 @@ def init_app(app):
     # Flask-Babel shows datetimes in BABEL_DEFAULT_TIMEZONE, set to the business zone.
     app.add_template_filter(when, "when")
     app.add_template_filter(day, "date")
+    app.add_template_global(day_range)
     app.add_template_filter(one_of)

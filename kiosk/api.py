@@ -233,7 +233,7 @@ def _scan_screen(payment, action, status, extra):
     if action is None:
         raise visits.scan_unavailable_error()
     gateway = gateway_for(payment)
-    return screen("scan", status, payment=payment, action=action, method=gateway.label, simulated=gateway.simulated,
+    return screen("scan", status, payment=payment, action=action, method=gateway.label, app=gateway.app, simulated=gateway.simulated,
                   qr=qr_svg(action.qr_payload, scale=8), extra=extra)
 
 

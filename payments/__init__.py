@@ -5,7 +5,7 @@ def init_app(app):
     """Plug the payments area into the app: its gateway, e-receipt issuer, pages, API, webhooks, metrics, CLI and demo payment."""
     from finepay import demo, errors
     from finepay.extensions import csrf, rest_api
-    from payments import api, commands, ereceipts, gateways, metrics, models, services, views, webhooks  # noqa: F401
+    from payments import api, commands, ereceipts, gateways, metrics, models, receipts, services, views, webhooks  # noqa: F401
     from payments import demo as demo_data
     from violations.importer import register_hold_keeper
 
@@ -28,3 +28,5 @@ def init_app(app):
     app.cli.add_command(commands.payments_cli)
     app.cli.add_command(commands.ereceipts_cli)
     demo.add_seeder(app, demo_data.seed_paid_violation)
+    # A gateway in words (银行卡（沙箱）, 微信支付), for every page that names one (the console's too).
+    app.add_template_global(receipts.payment_method, "gateway_label")

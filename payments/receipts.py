@@ -112,6 +112,14 @@ def payment_method(gateway_name):
         return gateway_name
 
 
+def scanning_app(gateway_name):
+    """The app the payer opens to scan the gateway's code (微信 for WeChat Pay), or its name once no longer configured."""
+    try:
+        return gateway_named(gateway_name).app
+    except GatewayError:
+        return gateway_name
+
+
 def receipt_lines(payment):
     """The payment's lines with what was paid for each, what went back, and the net.
 

@@ -108,6 +108,7 @@ def show(payment_id):
         "payments/pay.html", payment=payment, items=receipts.payment_lines(payment), states=states,
         payable=payable, action=action, failure=failure_message(payment.failure_code), others=others,
         qr=qr_svg(action.qr_payload) if action and action.kind == SCAN_QR else None, way=receipts.payment_method(payment.gateway),
+        app=receipts.scanning_app(payment.gateway),
     )
 
 

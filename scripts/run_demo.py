@@ -202,12 +202,19 @@ def prepare(env, children):
 
 
 def serve(env, children):
-    """Migrate, load the demo data and serve until Ctrl-C (gunicorn appended to ``children``); returns an exit status."""
-    for step in (["db", "upgrade"], ["demo", "seed"]):
-        status = subprocess.call([*FLASK, *step], cwd=ROOT, env=env)
-        if status != 0:
-            return status
+    """Migrate, load the demo data, list the demo vehicles and serve until Ctrl-C (gunicorn appended to
+    ``children``); returns an exit status."""
+    status = subprocess.call([*FLASK, "db", "upgrade"], cwd=ROOT, env=env)
+    if status != 0:
+        return status
+    seeded = subprocess.run([*FLASK, "demo", "seed"], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    if seeded.returncode != 0:
+        print(seeded.stdout, end="", flush=True)
+        return seeded.returncode
     say(f"Ways to pay: {env['PAYMENT_GATEWAYS']}")
+    # The demo vehicles with what to type for each, last before the server's own lines.
+    for line in seeded.stdout.splitlines():
+        say(line)
     say(f"FinePay is starting on {DEMO_URL}  (Ctrl-C to stop)")
     gunicorn = subprocess.Popen(GUNICORN, cwd=ROOT, env=env)
     children.append(gunicorn)

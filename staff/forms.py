@@ -21,6 +21,7 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional, Regexp, ValidationError
 
+from finepay.formatting import day
 from finepay.inputs import EARLIEST_DATE, LATEST_DATE, is_business_date, is_id_text
 from staff.models import CLERK, SUPERVISOR
 from violations.instalments import MAX_INSTALMENTS, MIN_INSTALMENTS
@@ -31,8 +32,8 @@ ROLE_CHOICES = [SelectChoice(CLERK, _l("clerk")), SelectChoice(SUPERVISOR, _l("s
 def business_date(_form, field):
     """A date filter within the years FinePay can compute with."""
     if field.data is not None and not is_business_date(field.data):
-        raise ValidationError(_l("Choose a date from %(first)s to %(last)s.", first=EARLIEST_DATE.isoformat(),
-                                 last=LATEST_DATE.isoformat()))
+        raise ValidationError(_l("Choose a date from %(first)s to %(last)s.", first=day(EARLIEST_DATE),
+                                 last=day(LATEST_DATE)))
 
 
 def id_text(_form, field):

@@ -24,7 +24,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from cases.services import cases_of_violation
 from finepay.errors import ApiError
 from finepay.extensions import csrf, limiter, login_manager
-from finepay.formatting import format_money
+from finepay.formatting import day_range, format_money
 from finepay.i18n import localize_message, status_label
 from kiosk import services as kiosk_services
 from notices import services as notice_services
@@ -426,7 +426,7 @@ def reconciliation_report():
         return render_template("staff/reconciliation.html", form=form, report=None), 422
     form.start.data, form.end.data = first, last
     chart = hourly_chart(report.hourly, report.currency,
-                         _("Settled and charged per hour, %(first)s to %(last)s", first=first.isoformat(), last=last.isoformat()))
+                         _("Settled and charged per hour, %(dates)s", dates=day_range(first, last)))
     return render_template("staff/reconciliation.html", form=form, report=report, chart=chart, only=only,
                            gateway=gateway, labels=LABELS, classes=CLASSES)
 

@@ -225,3 +225,27 @@ def test_stop_ends_a_child_that_ignores_the_polite_request(run_demo, monkeypatch
 
     child.stdout.close()
     assert child.returncode == -signal.SIGKILL
+
+
+def test_make_run_lists_the_demo_vehicles_with_their_proofs_before_serving(run_demo, monkeypatch, capsys):
+    seed_output = "Demo data: 11 new, 0 refreshed.\n  蒙B·12345  VIN code A12345: payable online\n"
+    calls = []
+
+    class Server:
+        def wait(self):
+            return 0
+
+    def run(command, **kwargs):
+        calls.append(command[-2:])
+        return subprocess.CompletedProcess(command, 0, stdout=seed_output)
+
+    monkeypatch.setattr(run_demo.subprocess, "call", lambda command, **kwargs: calls.append(command[-2:]) or 0)
+    monkeypatch.setattr(run_demo.subprocess, "run", run)
+    monkeypatch.setattr(run_demo.subprocess, "Popen", lambda command, **kwargs: Server())
+    monkeypatch.setattr(run_demo.signal, "signal", lambda *args: None)
+
+    assert run_demo.serve({"PAYMENT_GATEWAYS": "sandbox"}, []) == 0
+
+    assert calls == [["db", "upgrade"], ["demo", "seed"]]
+    printed = capsys.readouterr().out
+    assert printed.index("蒙B·12345  VIN code A12345") < printed.index("FinePay is starting")

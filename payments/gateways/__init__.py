@@ -322,6 +322,9 @@ class PaymentGateway:
     name = "base"
     #: What the driver sees for this way of paying, on the buttons that offer it (a lazy_gettext string).
     label = ""
+    #: The app the payer opens on the phone to scan this gateway's codes, when it is not called as the way of
+    #: paying is: WeChat Pay's codes are scanned in 微信 (WeChat), not in "微信支付". Empty: the label.
+    app_label = ""
     #: True for an adapter that moves no real money (the sandbox, or a rail pointed at its local simulator):
     #: pages, receipts, the feed and logs say SANDBOX when any configured adapter is, and production refuses it
     #: unless ALLOW_SANDBOX_IN_PRODUCTION. An adapter may set it on the instance, from its own settings.
@@ -339,6 +342,11 @@ class PaymentGateway:
 
     def __init__(self, config):
         self.config = config
+
+    @property
+    def app(self):
+        """The app to open on the phone to scan a code of this gateway's (微信 for WeChat Pay, 支付宝 for Alipay)."""
+        return self.app_label or self.label
 
     @classmethod
     def init_app(cls, app):

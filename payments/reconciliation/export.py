@@ -20,7 +20,7 @@ from finepay.extensions import db
 from finepay.i18n import N_
 from payments.models import PaymentItem
 from payments.reconciliation.fetch import last_fetches
-from payments.reconciliation.lines import LABELS, P, check_range, explained_lines, sql_text, tune_for_reports
+from payments.reconciliation.lines import LABELS, check_range, explained_lines, sql_text, tune_for_reports
 from violations.fees import business_day_window
 from violations.models import Instalment, Violation
 
@@ -116,22 +116,25 @@ def csv_query(start, end, awaiting_bill=None):
     A payment's notice numbers are those of the violations it covered,
     separated by spaces.
     """
-    lines = explained_lines(start, end, awaiting_bill)
+    # The lines are read once (a CTE used twice is materialised), the notice numbers for all of them in one
+    # grouped join: a lookup per line (a correlated subquery) took longer than the reconciliation itself.
+    lines = explained_lines(start, end, awaiting_bill, as_cte=True)
     label = case(*((lines.c.classification == cls, sql_text(_(text))) for cls, text in LABELS.items()))
     signed = case((lines.c.kind == "refund", -lines.c.gateway_amount), else_=lines.c.gateway_amount)
-    notice_numbers = (select(func.aggregate_strings(V.c.notice_number + instalment_label(), " "))
-                      .select_from(PI.join(V, V.c.id == PI.c.violation_id)
-                                   .outerjoin(INST, INST.c.id == PI.c.instalment_id))
-                      .where(PI.c.payment_id == lines.c.payment_id).scalar_subquery())
+    notices = (select(PI.c.payment_id, func.aggregate_strings(V.c.notice_number + instalment_label(), " ")
+                      .label("numbers"))
+               .select_from(PI.join(V, V.c.id == PI.c.violation_id).outerjoin(INST, INST.c.id == PI.c.instalment_id))
+               .where(PI.c.payment_id.in_(select(lines.c.payment_id).where(lines.c.payment_id.is_not(None))))
+               .group_by(PI.c.payment_id).subquery("notices"))
     return select(
-        lines.c.classification, label, lines.c.kind, lines.c.payment_id, P.c.receipt_number, P.c.plate,
-        sql_text("\t") + notice_numbers, lines.c.gateway,  # a line without a payment has none: NULL, empty
+        lines.c.classification, label, lines.c.kind, lines.c.payment_id, lines.c.receipt_number, lines.c.plate,
+        sql_text("\t") + notices.c.numbers, lines.c.gateway,  # a line without a payment has none: NULL, empty
         _kept_as_text(_defused(lines.c.intent_id)), _kept_as_text(_defused(lines.c.transaction_id)),
         lines.c.channel, lines.c.terminal,
         lines.c.ledger_status, lines.c.ledger_at, yuan(lines.c.ledger_amount), lines.c.ledger_currency,
         lines.c.gateway_at, yuan(lines.c.gateway_amount), lines.c.gateway_currency, yuan(lines.c.gateway_fee),
         yuan(signed - lines.c.gateway_fee), lines.c.gateway_count, yuan(lines.c.refunded), lines.c.note,
-    ).select_from(lines.outerjoin(P, P.c.id == lines.c.payment_id)) \
+    ).select_from(lines.outerjoin(notices, notices.c.payment_id == lines.c.payment_id)) \
         .order_by(func.coalesce(lines.c.ledger_at, lines.c.gateway_at), lines.c.payment_id, lines.c.transaction_id)
 
 

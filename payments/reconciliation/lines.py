@@ -175,7 +175,7 @@ def lines_query(start, end):
             P.c.id.label("payment_id"), gateway.label("gateway"), intent.label("intent_id"),
             charges.c.txn.label("transaction_id"), charges.c.payment_ref.label("gateway_payment_ref"),
             P.c.channel.label("channel"), P.c.terminal_id.label("terminal_id"), P.c.status.label("ledger_status"),
-            P.c.paid_at.label("ledger_at"), expected.label("ledger_amount"), P.c.currency.label("ledger_currency"),
+            P.c.plate.label("plate"), P.c.receipt_number.label("receipt_number"), P.c.paid_at.label("ledger_at"), expected.label("ledger_amount"), P.c.currency.label("ledger_currency"),
             charges.c.first_at.label("gateway_at"), charges.c.amount.label("gateway_amount"),
             charges.c.currency.label("gateway_currency"), charges.c.fee.label("gateway_fee"),
             charges.c.n.label("gateway_count"),
@@ -230,7 +230,7 @@ def lines_query(start, end):
         _code(GATEWAY_ONLY).label("classification"), _code("charge").label("kind"), null().label("payment_id"),
         G.c.gateway, null().label("intent_id"), G.c.transaction_id, G.c.payment_id.label("gateway_payment_ref"),
         null().label("channel"), null().label("terminal_id"), null().label("ledger_status"),
-        null().label("ledger_at"), null().label("ledger_amount"), null().label("ledger_currency"),
+        null().label("plate"), null().label("receipt_number"), null().label("ledger_at"), null().label("ledger_amount"), null().label("ledger_currency"),
         G.c.created_at.label("gateway_at"), G.c.amount.label("gateway_amount"), G.c.currency.label("gateway_currency"),
         G.c.fee.label("gateway_fee"), ONE.label("gateway_count"), ZERO.label("refunded"), ZERO.label("duplicate_amount"),
         ZERO.label("gateway_refunded"),
@@ -245,7 +245,8 @@ def lines_query(start, end):
             RP.c.gateway.label("gateway"), RP.c.gateway_intent_id.label("intent_id"),
             func.coalesce(GR.c.transaction_id, R.c.gateway_refund_id).label("transaction_id"),
             GR.c.payment_id.label("gateway_payment_ref"), RP.c.channel.label("channel"),
-            RP.c.terminal_id.label("terminal_id"), R.c.status.label("ledger_status"), R.c.created_at.label("ledger_at"),
+            RP.c.terminal_id.label("terminal_id"), R.c.status.label("ledger_status"), RP.c.plate.label("plate"),
+            RP.c.receipt_number.label("receipt_number"), R.c.created_at.label("ledger_at"),
             R.c.amount.label("ledger_amount"), R.c.currency.label("ledger_currency"),
             GR.c.created_at.label("gateway_at"), GR.c.amount.label("gateway_amount"),
             GR.c.currency.label("gateway_currency"), GR.c.fee.label("gateway_fee"),
@@ -369,12 +370,13 @@ def terminals():
     return select(table.c.id, table.c.name).subquery("terminals")
 
 
-def explained_lines(start, end, awaiting_bill=None):
-    """The lines of [start, end), each with its explanation (``note``) and its kiosk's name (``terminal``)."""
+def explained_lines(start, end, awaiting_bill=None, as_cte=False):
+    """The lines of [start, end), each with its explanation (``note``) and its kiosk's name (``terminal``);
+    a CTE with ``as_cte`` (for a query that reads them twice), else a subquery."""
     raw = lines_query(start, end).subquery("raw_lines")
     names = terminals()
-    return (
+    query = (
         select(raw, explanation(raw, start, end, awaiting_bill).label("note"), names.c.name.label("terminal"))
         .outerjoin(names, names.c.id == raw.c.terminal_id)
-        .subquery("lines")
     )
+    return query.cte("lines") if as_cte else query.subquery("lines")

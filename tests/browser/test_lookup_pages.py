@@ -20,19 +20,18 @@ NOTICE_PLATE, NOTICE = "京A D8888", "110105202611009999"
 # notice number -> (description, badge, late fee cell, amount due or None when paid)
 DEMO_VEHICLE = {
     "150203202611000001": ("驾驶机动车违反道路交通信号灯通行的", "Unpaid", "CN¥0.00", "CN¥200.00"),  # 3 days after decision
-    "150203202611000002": ("机动车违反禁令标志指示的", "Unpaid", "CN¥0.00", "CN¥100.00"),  # day 15: last day without a fee
+    "150203202611000002": ("驾驶中型以上载客载货汽车、危险物品运输车辆以外的其他机动车行驶超过规定时速未达20%的", "Unpaid", "CN¥0.00", "CN¥100.00"),  # day 15: last day without a fee
     "150203202611000003": ("机动车违反规定停放、临时停车且驾驶人不在现场或驾驶人虽在现场拒绝立即驶离，妨碍其他车辆、行人通行的",
                            "Unpaid", "CN¥1.50 (1 day overdue)", "CN¥51.50"),
     "150203202611000004": ("机动车违反禁止标线指示的", "Unpaid", "CN¥90.00 (15 days overdue)", "CN¥290.00"),
     "150203202611000005": ("机动车通过有灯控路口时，不按所需行进方向驶入导向车道的", "Unpaid", "CN¥150.00 (45 days overdue)",
                            "CN¥300.00"),  # capped
-    "150203202611000006": ("驾驶中型以上载客载货汽车在高速公路、城市快速路以外的道路上行驶超过规定时速50%以上的", "Unpaid", "CN¥300.00 (5 days overdue)",
-                           "CN¥2,300.00"),
-    "150203202611000007": ("机动车不按方向指示信号灯通行的", "Paid", "CN¥75.00", None),  # paid by the seed today, day 40
 }
-DEMO_PAYABLE = "CN¥941.50"  # every unpaid amount above that can be paid online
-DEMO_IN_PERSON = "CN¥2,300.00"  # the 50 %-over-the-limit speeding (13036), settled only in person
-PRIVATE = re.compile(r"12345|D8888|A12345|110105202611009999|蒙|京", re.IGNORECASE)
+DEMO_PAYABLE = "CN¥941.50"  # every unpaid amount above, all payable online
+# The demo's other vehicles (violations/demo.py): one to settle in person beside a payable one, one paid.
+IN_PERSON_PLATE, IN_PERSON_VIN = "蒙B·6M207", "C70316"
+PAID_PLATE, PAID_VIN = "蒙B·3K521", "D52103"
+PRIVATE = re.compile(r"12345|D8888|A12345|6M207|C70316|3K521|D52103|110105202611009999|蒙|京", re.IGNORECASE)
 
 
 def spaced(text):
@@ -86,7 +85,7 @@ def test_vin_lookup_shows_every_violation_with_fees(phone, live_server, screensh
     expect(phone.get_by_role("heading", level=1)).to_have_text("Violations for 蒙B12345")
     expect(phone.locator("#total-payable")).to_have_text(DEMO_PAYABLE)
     expect(phone.locator("#count-online")).to_have_text("5 violations can be paid online.")
-    expect(phone.locator("#count-in-person")).to_have_text(f"1 violation must be handled in person ({DEMO_IN_PERSON}).")
+    expect(phone.locator("#count-in-person")).to_have_count(0)
     expect(phone.locator("li.violation")).to_have_count(len(DEMO_VEHICLE))
     for notice, (description, badge, late_fee, due) in DEMO_VEHICLE.items():
         item = phone.locator(f"#violation-{notice}")
@@ -104,16 +103,39 @@ def test_vin_lookup_shows_every_violation_with_fees(phone, live_server, screensh
     expect(phone.locator("#violation-150203202611000001 .due")).to_contain_text("to avoid a late fee")
     expect(phone.locator("#violation-150203202611000004 .due")).to_contain_text("stops the late fee from growing")
     expect(phone.locator("#violation-150203202611000005 .due")).to_contain_text("has reached its maximum")
-    paid = phone.locator("#violation-150203202611000007")
-    expect(paid.locator("a.receipt-link")).to_have_text(re.compile(r"^Receipt FP(-[0-9A-Z]{4}){4}$"))
-    expect(paid.locator("a.receipt-link")).to_have_attribute("href", re.compile(r"^/receipts/FP(-[0-9A-Z]{4}){4}$"))
+    assert_phone_friendly(phone)
+    screenshot(phone, "results-vin")
+
+
+def test_the_in_person_vehicle_says_where_to_settle_beside_what_can_be_paid(phone, live_server, screenshot):
+    response = lookup_by_vin(phone, live_server, IN_PERSON_PLATE, IN_PERSON_VIN)
+
+    assert response.status == 200
+    expect(phone.locator("#total-payable")).to_have_text("CN¥50.00")
+    expect(phone.locator("#count-online")).to_have_text("1 violation can be paid online.")
+    expect(phone.locator("#count-in-person")).to_have_text("1 violation must be handled in person (CN¥230.00).")
     in_person = phone.locator("#violation-150203202611000006 .in-person")
     expect(in_person).to_contain_text("cannot be paid online")
     expect(in_person).to_contain_text("traffic police service hall")
     expect(phone.locator("#violation-150203202611000006")).not_to_contain_text("stops the late fee")
+    expect(phone.locator("#violation-150203202611000006 input.select")).to_have_count(0)
     expect(phone.locator(".in-person")).to_have_count(1)
     assert_phone_friendly(phone)
-    screenshot(phone, "results-vin")
+    screenshot(phone, "results-in-person")
+
+
+def test_the_paid_vehicle_links_each_violation_to_its_receipt(phone, live_server, screenshot):
+    response = lookup_by_vin(phone, live_server, PAID_PLATE, PAID_VIN)
+
+    assert response.status == 200
+    expect(phone.locator("li.violation .badge")).to_have_text(["Paid", "Paid"])
+    links = phone.locator("a.receipt-link")
+    expect(links).to_have_count(2)
+    expect(links.first).to_have_text(re.compile(r"^Receipt FP(-[0-9A-Z]{4}){4}$"))
+    expect(links.first).to_have_attribute("href", re.compile(r"^/receipts/FP(-[0-9A-Z]{4}){4}$"))
+    expect(phone.locator("#violation-150203202611000007 .late-fee")).to_have_text("CN¥75.00")  # paid on day 40
+    assert_phone_friendly(phone)
+    screenshot(phone, "results-paid")
 
 
 def test_notice_number_lookup_through_the_alternative(phone, live_server, screenshot):
@@ -190,7 +212,7 @@ def test_vin_lookup_by_keyboard_alone(phone, live_server):
     assert response.status == 200
     expect(phone.get_by_role("heading", level=1)).to_have_text("Violations for 蒙B12345")
     expect(phone.locator("#total-payable")).to_have_text(DEMO_PAYABLE)
-    expect(phone.locator("#count-in-person")).to_contain_text(DEMO_IN_PERSON)
+    expect(phone.locator("#count-online")).to_have_text("5 violations can be paid online.")
     assert_phone_friendly(phone)
 
 

@@ -54,10 +54,10 @@ WECHATPAY, ALIPAY = "微信支付", "支付宝"
 WORDS = {
     "zh": {"locale": "zh-CN", "review": "核对缴款信息", "receipt": "缴款收据", "card": "银行卡（沙箱）",
            "ways": {WECHATPAY: WECHATPAY, ALIPAY: ALIPAY}, "scan": "{way}扫码缴款 ¥200.00",
-           "hint": "请用手机{way}扫描上方二维码"},
+           "apps": {WECHATPAY: "微信", ALIPAY: "支付宝"}, "hint": "请打开手机上的{app}，扫描上方二维码"},
     "en": {"locale": "en-US", "review": "Review your payment", "receipt": "Payment receipt", "card": "Card (sandbox)",
            "ways": {WECHATPAY: "WeChat Pay", ALIPAY: "Alipay"}, "scan": "Scan with {way} to pay CN¥200.00",
-           "hint": "Open {way} on your phone, scan the code"},
+           "apps": {WECHATPAY: "WeChat", ALIPAY: "Alipay"}, "hint": "Open {app} on your phone, scan the code"},
 }
 
 
@@ -242,7 +242,7 @@ def test_a_computer_shows_the_code_the_phone_pays_and_the_page_moves_on_to_the_r
     choose(computer, label)
     # The code says which app scans it: a driver with both apps must not open the wrong one.
     expect(computer.locator("#pay-qr h2")).to_have_text(words["scan"].format(way=label))
-    expect(computer.locator("#pay-qr")).to_contain_text(words["hint"].format(way=label))
+    expect(computer.locator("#pay-qr")).to_contain_text(words["hint"].format(app=words["apps"][way]))
     if way == WECHATPAY:
         shot(computer, "zh_CN-rails-qr-pay-page")
 

@@ -3,6 +3,8 @@ import re
 from datetime import timedelta
 
 import pytest
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 from markupsafe import escape
 from sqlalchemy import select
 
@@ -307,3 +309,20 @@ def test_the_scan_to_pay_screen_is_counted_as_the_last_step(app, kiosk, client):
 
     assert translated(app, "Step %(step)d of %(steps)d", step=4, steps=5) in review_screen["html"]
     assert translated(app, "Step %(step)d of %(steps)d", step=5, steps=5) in body["html"]
+
+
+@both_languages(PAYMENT_GATEWAYS=f"sandbox,{scan_gateway.NAME}")
+def test_the_scan_steps_name_the_app_to_open_not_the_way_of_paying(app, kiosk, client, monkeypatch):
+    """A rail whose codes are scanned in another app (微信支付 in 微信) says to open that app."""
+    monkeypatch.setattr(scan_gateway.ScanGateway, "app_label", _l("WeChat"))
+    ids = vehicle()
+    headers = start_visit(client)
+    prove(client, headers)
+
+    html = pay_by_scan(client, headers, ids).get_json()["html"]
+
+    with in_app_language(app):
+        step = gettext("Open %(app)s on your phone and choose Scan.", app=gettext("WeChat"))
+        wrong = gettext("Open %(app)s on your phone and choose Scan.", app=gettext("Scan pay (test)"))
+    assert str(escape(step)) in html
+    assert str(escape(wrong)) not in html

@@ -1,5 +1,8 @@
 """The seam's next action: the pay page and the kiosk draw what the adapter asks of the payer, whichever adapter."""
 import pytest
+from flask_babel import force_locale, gettext
+from flask_babel import lazy_gettext as _l
+from markupsafe import escape
 
 from payments.gateways import (
     ENTER_CARD,
@@ -14,8 +17,10 @@ from payments.gateways import (
     Payer,
     PaymentGateway,
     gateway_named,
+    load_gateway_class,
     return_url,
 )
+from tests.conftest import in_app_language, in_both_languages
 from tests.payments.helpers import create_ok, fresh_violation
 
 
@@ -118,3 +123,30 @@ def test_the_adapter_is_not_asked_once_the_payment_is_paid(client, monkeypatch):
 
 def test_the_kiosk_asks_for_the_action_at_a_kiosk(app):
     assert gateway_named("sandbox").next_action(None, Payer(surface=SURFACE_KIOSK)).kind == PRESENT_CARD
+
+
+@in_both_languages
+def test_the_qr_hint_names_the_app_to_open_not_the_way_of_paying(app, client, monkeypatch):
+    """WeChat Pay's codes are scanned in 微信 (the app): "打开微信支付" names no app a driver has."""
+    payment = create_ok(client, [fresh_violation().id])
+    offer(monkeypatch, NextAction.scan_qr("weixin://wxpay/bizpayurl?pr=abc123", poll_seconds=2))
+    monkeypatch.setattr(gateway_named("sandbox"), "app_label", _l("WeChat"), raising=False)
+
+    html = client.get(f"/pay/{payment['id']}").get_data(as_text=True)
+
+    with in_app_language(app):
+        hint = gettext("Open %(app)s on your phone, scan the code and pay there. This page moves on by itself.",
+                       app=gettext("WeChat"))
+    assert str(escape(hint)) in html
+    assert "打开微信支付" not in html and "Open WeChat Pay" not in html
+
+
+@pytest.mark.parametrize(("gateway", "zh", "en"), [("wechatpay", "微信", "WeChat"), ("alipay", "支付宝", "Alipay"),
+                                                   ("sandbox", "银行卡（沙箱）", "Card (sandbox)")])
+def test_each_gateway_names_the_app_its_codes_are_scanned_in(app, gateway, zh, en):
+    adapter = object.__new__(load_gateway_class(gateway))  # its class's words: no settings needed
+    with app.test_request_context():
+        with force_locale("zh_CN"):
+            assert str(adapter.app) == zh
+        with force_locale("en"):
+            assert str(adapter.app) == en

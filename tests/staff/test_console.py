@@ -421,7 +421,7 @@ def test_kiosks_are_shown_by_name_not_by_number_across_the_console(app, supervis
     set_payment(payment.id, channel="kiosk", terminal_id=terminal_id)
     audit.record("payment.created", "payment", payment.id, actor="kiosk", terminal_id=terminal_id)
     db.session.commit()
-    named = translated(app, "(kiosk %(name)s)", name="hall-7")
+    named = translated(app, "kiosk %(name)s", name="hall-7")
 
     pages = {
         "payment": supervisor.get(f"/staff/payments/{payment.id}"),
@@ -433,6 +433,24 @@ def test_kiosks_are_shown_by_name_not_by_number_across_the_console(app, supervis
         page = response.get_data(as_text=True)
         assert named in page, name
         assert f"#{terminal_id}" not in page, name
+        assert translated(app, "kiosk") + " " + named not in page, name  # was 自助终端 （自助终端 hall-7）
     audit_page = supervisor.get("/staff/audit").get_data(as_text=True)
     assert "terminal:hall-7" in audit_page and f"terminal:{terminal_id}<" not in audit_page
     assert ">terminal_id<" not in audit_page and "</span>=hall-7</span>" in audit_page
+
+
+@in_both_languages
+def test_the_payment_and_refund_screens_name_the_gateway_in_words(app, supervisor):
+    """A clerk reads 银行卡（沙箱）, not the adapter's code name (sandbox), where the money goes back through."""
+    payment, _violation = paid_payment()
+    label = translated(app, "Card (sandbox)")
+
+    page = supervisor.get(f"/staff/payments/{payment.id}").get_data(as_text=True)
+    confirm = supervisor.post(f"/staff/payments/{payment.id}/refund/review", data={
+        "lines": [str(payment.items[0].id)], "reason": "checking", "form_key": form_key(page)}).get_data(as_text=True)
+
+    with in_app_language(app):
+        amount = format_money(payment.amount_received)
+    assert html.escape(translated(app, "The money goes back through %(gateway)s. Up to %(amount)s can be refunded.",
+                                  gateway=label, amount=amount), quote=False) in page
+    assert html.escape(label, quote=False) in confirm and "through sandbox" not in confirm

@@ -1,6 +1,7 @@
 """The daily reconciliation: every kind of difference seeded through the sandbox gateway, on both databases."""
 import csv
 import io
+import re
 import uuid
 from datetime import timedelta
 
@@ -487,3 +488,24 @@ def test_a_long_transaction_number_stays_text_in_a_spreadsheet(app):
     (line,) = [row for row in csv.reader(io.StringIO(text)) if number in "".join(row)]
     assert line[CSV_HEADER.index("transaction_id")] == "\t" + number
     assert line[CSV_HEADER.index("gateway_amount")] == "1.00"
+
+
+@pytest.mark.parametrize("app_config", [{"DEFAULT_LOCALE": "zh_CN"}], ids=["zh_CN"])
+def test_the_chinese_page_names_each_class_once_with_one_date_style_and_a_full_width_colon(app, client):
+    charge_and_refund()
+    sign_in_as(client, make_supervisor())
+    first, last = window()
+
+    page = client.get(f"/staff/reconciliation?start={first}&end={last}").get_data(as_text=True)
+
+    matched_row = page.split('id="count-matched"')[1].split("</tr>")[0]
+    assert matched_row.count("一致") == 1  # was 一致 一致: a status badge before the class's name
+    dates = f"{first.year}年{first.month}月{first.day}日 至 {last.year}年{last.month}月{last.day}日"
+    assert page.split('id="report-dates">')[1].startswith(dates + "<")
+    assert f"每小时结清与扣款金额，{dates}" in page
+    assert not re.search(r"\d{4}-\d\d-\d\d", re.sub(r"<[^>]*>", " ", page))  # no ISO date in what is read
+
+    error = client.get("/staff/reconciliation?start=2026-11-05&end=2026-11-01").get_data(as_text=True)
+    assert "<title>错误：对账 · " in error  # not 错误: 对账, an English colon glued to a Chinese word
+    one_day = client.get(f"/staff/reconciliation?start={last}&end={last}").get_data(as_text=True)
+    assert one_day.split('id="report-dates">')[1].startswith(f"{last.year}年{last.month}月{last.day}日<")

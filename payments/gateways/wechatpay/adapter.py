@@ -126,6 +126,7 @@ class WeChatPayGateway(PaymentGateway):
 
     name = NAME
     label = _l("WeChat Pay")
+    app_label = _l("WeChat")  # its codes are scanned in the WeChat app (微信)
     intent_event_types = frozenset({"TRANSACTION.SUCCESS"})
     refund_event_types = frozenset({"REFUND.SUCCESS", "REFUND.ABNORMAL", "REFUND.CLOSED"})
     settings = (
