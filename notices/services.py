@@ -76,6 +76,12 @@ def _quiet():
     return rules.parse_quiet_hours(_config("NOTICE_QUIET_HOURS"))
 
 
+def sending_hours():
+    """("09:00", "21:30"): the local hours texts may go out (the quiet hours' end and start), or None for any hour."""
+    quiet = _quiet()
+    return None if quiet is None else (quiet[1].strftime("%H:%M"), quiet[0].strftime("%H:%M"))
+
+
 # --- subscribing ---------------------------------------------------------------------------------------------
 
 

@@ -63,7 +63,7 @@ def confirm():
         return _page(status=400, expired=True)
     if outcome == services.WRONG_CODE:
         return render_template("notices/confirm.html", form=form, phone=subscription.phone, wrong=True), 422
-    return render_template("notices/done.html", subscription=subscription)
+    return render_template("notices/done.html", subscription=subscription, hours=services.sending_hours())
 
 
 @bp.post("/stop")

@@ -62,6 +62,19 @@ def test_subscribe_and_confirm_in_each_language(app, client):
     assert subscription().status == ACTIVE
 
 
+@pytest.mark.parametrize(("quiet", "says"), [
+    ("21:30-09:00", ("Texts come between %(start)s and %(end)s, never with a link.", {"start": "09:00", "end": "21:30"})),
+    ("", ("Texts can come at any hour, never with a link.", {})),
+])
+def test_the_confirmation_says_the_configured_hours(app, client, quiet, says):
+    app.config["NOTICE_QUIET_HOURS"] = quiet
+    vehicle()
+    response = start(client)
+    done = client.post("/notices/confirm", data={"token": token_of(response), "code": last_code()})
+    assert translated(app, says[0], **says[1]) in done.text
+    assert "8:00" not in done.text
+
+
 def test_a_wrong_vin_code_is_a_failed_lookup_and_sends_nothing(app, client):
     vehicle()
     response = start(client, vin="B99999")
