@@ -96,6 +96,7 @@ def test_a_timeout_is_looked_up_with_pull_status_not_sent_again(app, client, sta
     make_violation(decision_date=today())
     standin.faults.append("timeout")
     now = local(today(), 9)
+    standin.clock = now.timestamp  # the provider takes the text at FinePay's 09:00, whatever the wall clock says
 
     assert services.send_due(now).unknown == 1
     assert reminders()[0].status == UNKNOWN

@@ -58,6 +58,9 @@ class TencentSmsStandIn:
         self.sent = []  # every text taken: dict(phone, template, params, session, serial, at)
         self.refused = []  # (action, error code) of every request refused
         self.faults = []  # what the next SendSms requests meet, first first
+        # When a text is taken, in epoch seconds: a test that sends at a chosen local time sets it to that
+        # time, so that the status lookup's window (from when FinePay claimed the text) finds it.
+        self.clock = time.time
         self.lock = threading.Lock()
         self.server = None
         self.thread = None
@@ -115,7 +118,7 @@ class TencentSmsStandIn:
             serial = f"2433:{uuid.uuid4().int % 10**28:028d}"
             self.sent.append({"phone": phone, "template": params["TemplateId"],
                               "params": list(params.get("TemplateParamSet") or []),
-                              "session": params.get("SessionContext", ""), "serial": serial, "at": int(time.time())})
+                              "session": params.get("SessionContext", ""), "serial": serial, "at": int(self.clock())})
             statuses.append({"SerialNo": serial, "PhoneNumber": phone, "Fee": 1,
                              "SessionContext": params.get("SessionContext", ""), "Code": "Ok",
                              "Message": "send success", "IsoCode": "CN"})
