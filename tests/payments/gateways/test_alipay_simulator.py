@@ -523,7 +523,8 @@ def test_the_trade_bill_is_ready_at_ten_the_next_day_as_a_gbk_zip_with_preface_a
 def test_the_bill_link_expires_after_thirty_seconds(alipay_sim):
     client = alipay_sim.client()
     alipay_sim.admin("clock", {"advance_seconds": 2 * 24 * 3600})
-    url = bill_url(client, alipay_sim.now().date() - timedelta(days=1))["bill_download_url"]
+    # The day before yesterday: its bill is ready whatever the hour (yesterday's only from 10:00 Beijing time).
+    url = bill_url(client, alipay_sim.now().date() - timedelta(days=2))["bill_download_url"]
     alipay_sim.admin("clock", {"advance_seconds": 29})
     assert requests.get(url, timeout=5).status_code == 200
     alipay_sim.admin("clock", {"advance_seconds": 2})
