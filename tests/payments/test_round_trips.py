@@ -15,9 +15,14 @@ from sqlalchemy import event
 from finepay.extensions import db
 from tests.payments.helpers import confirm, create_ok, fresh_violation
 
-# PostgreSQL, sandbox gateway (its own ledger writes included): create 12 + 3 commits, confirm 14 + 3.
-STATEMENTS_PER_PAYMENT = 26
+# PostgreSQL, sandbox gateway (its own ledger writes included): create 13 + 3 commits, confirm 15 + 3. One
+# statement each reads the chosen violations' instalment plans (violations.instalments), since plans exist.
+STATEMENTS_PER_PAYMENT = 28
 COMMITS_PER_PAYMENT = 6
+# Asking for the official e-receipt once the payment has committed (payments.ereceipt_requests, the sandbox
+# issuer's own table included): claim, read, record the e-receipt and its audit entry, mark the request done.
+STATEMENTS_PER_ERECEIPT = 22
+COMMITS_PER_ERECEIPT = 6
 
 
 @pytest.fixture
@@ -45,14 +50,26 @@ def pay_once(client, violation_id=None):
     return response.get_json()
 
 
-def test_a_card_payment_costs_a_bounded_number_of_statements_and_commits(app, client, counted):
+def _counted_payment(client, counted):
     pay_once(client)  # the first payment warms the caches (statements compiled, connections open)
     violation_id = fresh_violation().id
     counted.update(statements=0, commits=0)
     paid = pay_once(client, violation_id)
     assert paid["receipt_number"] and paid["refunds"] == []
+    return counted
+
+
+@pytest.mark.parametrize("app_config", [{"ERECEIPT_ISSUER": "none"}])
+def test_a_card_payment_costs_a_bounded_number_of_statements_and_commits(app, client, counted):
+    counted = _counted_payment(client, counted)
     assert counted["commits"] <= COMMITS_PER_PAYMENT, counted
     assert counted["statements"] <= STATEMENTS_PER_PAYMENT, counted
+
+
+def test_its_official_e_receipt_adds_a_bounded_number_more(app, client, counted):
+    counted = _counted_payment(client, counted)
+    assert counted["commits"] <= COMMITS_PER_PAYMENT + COMMITS_PER_ERECEIPT, counted
+    assert counted["statements"] <= STATEMENTS_PER_PAYMENT + STATEMENTS_PER_ERECEIPT, counted
 
 
 def test_what_a_payment_shows_after_settling_is_what_the_database_holds(app, client):
