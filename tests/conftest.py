@@ -159,12 +159,22 @@ def postgres_url():
 
 
 def _empty_postgres(url):
+    """Empty every table and restart every sequence, as TRUNCATE ... RESTART IDENTITY would.
+
+    DELETE, because the tables a test leaves are nearly empty: TRUNCATE of some
+    forty tables took 120 ms a test (it rewrites each table's files), DELETE and
+    setval in one round trip take 6 ms.
+    """
     engine = sa.create_engine(url)
-    tables = ", ".join(t.name for t in db.metadata.sorted_tables)
     with engine.begin() as conn:
-        # replica mode skips the audit log's append-only triggers, for test cleanup only.
+        # replica mode skips the audit log's append-only triggers and the foreign keys, for test cleanup only.
         conn.execute(sa.text("SET LOCAL session_replication_role = replica"))
-        conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        sequences = conn.execute(sa.text(
+            "SELECT sequence_name FROM information_schema.sequences WHERE sequence_schema = current_schema()"
+        )).scalars().all()
+        conn.execute(sa.text(" ".join(
+            [f'DELETE FROM "{table.name}";' for table in db.metadata.sorted_tables]
+            + [f"SELECT setval('\"{name}\"', 1, false);" for name in sequences])))
     engine.dispose()
 
 

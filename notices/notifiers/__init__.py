@@ -10,11 +10,11 @@ inbound-reply callback into an InboundReply. This module is the only one that
 loads sender modules. See docs/notices.md.
 """
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 
 from flask import current_app
 
 from finepay import observability
+from finepay.plugins import entry_points
 from finepay.settings import SettingsError, read_settings
 
 ENTRY_POINT_GROUP = "finepay.notifiers"

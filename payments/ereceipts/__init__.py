@@ -15,11 +15,11 @@ digits in sequence within a code, 校验码 6 characters.
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from importlib.metadata import entry_points
 
 from flask import current_app
 
 from finepay import observability
+from finepay.plugins import entry_points
 from finepay.settings import Setting, SettingsError, read_settings
 
 ENTRY_POINT_GROUP = "finepay.ereceipts"

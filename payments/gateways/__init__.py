@@ -16,13 +16,13 @@ is the only one that loads adapter modules. See docs/gateways.md.
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from importlib.metadata import entry_points
 from types import MappingProxyType
 
 import click
 from flask import current_app, url_for
 
 from finepay import errors, observability
+from finepay.plugins import entry_points
 from finepay.settings import SettingsError, check_sandbox, read_settings
 
 ENTRY_POINT_GROUP = "finepay.gateways"
