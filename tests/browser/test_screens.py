@@ -49,7 +49,8 @@ KIOSK = {"viewport": {"width": 1080, "height": 1920}, "has_touch": True, "device
 # Latin words a Chinese page may show: names, the sandbox's mark, the switcher's way back to English, units.
 ALLOWED = {"FinePay", "SANDBOX", "English", "CNY", "VIN", "ICP", "Asia", "Shanghai", "CSV", "UTC", "Excel", "WPS",
            "sandbox", "wechatpay", "alipay", "hall", "alice", "demo", "PDF", "Visa", "Mastercard", "Secure",  # 3D Secure
-           "API", "X-API-Key", "GET", "MB", "JPEG", "PNG"}  # the evidence's file formats
+           "API", "X-API-Key", "GET", "MB", "JPEG", "PNG",  # the evidence's file formats
+           "TD"}  # the carriers' stop word a driver replies with (回复TD退订)
 # A word with a digit, a dot or an @ in it is an identifier (plate, receipt, payment, transaction, address).
 IDENTIFIER = re.compile(r"\S*[0-9@._/:]\S*")
 LATIN = re.compile(r"[A-Za-z][A-Za-z'’-]+")
