@@ -307,6 +307,7 @@ def test_every_driver_screen(site, camera, size):
     look_up(page, base, vehicle)
     expect(page.locator(f"#under-contest-{contested}")).to_be_visible()
     expect(page.locator(f"#plan-{planned}")).to_be_visible()
+    expect(page.locator(f"#apply-{planned}")).to_have_count(0)  # the plan answers an application already
     shoot("results-contest-plan")
 
     page.goto(base + "/notices/")
