@@ -193,7 +193,7 @@ class TestConsole:
 
         page = client.get("/staff/notices")
 
-        assert translated(app, "Sender: %(name)s.", name=translated(app, "The console outbox (reaches no phone)")) \
+        assert translated(app, "Sender: %(name)s.", name=translated(app, "The console outbox")) \
             in page.text  # the sender's label, not its setting's identifier ("outbox")
 
     def test_a_supervisor_records_a_stop_reply_for_the_outbox_sender(self, app, client):

@@ -13,7 +13,7 @@ class OutboxNotifier(Notifier):
     """Takes every text at once; staff record a subscriber's stop reply in the console."""
 
     name = "outbox"
-    label = _l("The console outbox (reaches no phone)")
+    label = _l("The console outbox")
     simulated = True
     keeps_codes = True
 
