@@ -64,8 +64,8 @@ KIOSK_FINES = [("150203202612000901", "1625", "驾驶机动车违反道路交通
 # as they are: the driver's (a fine to contest, one to pay in instalments; its reminders' phone) and the staff's.
 DRIVER_CASES = {"phone": ("蒙B·S3601", "S36001", "139 0013 3601"), "desktop": ("蒙B·S3602", "S36002", "139 0013 3602")}
 STAFF_CASES = {"phone": ("蒙B·T3611", "T36011", "13900143611"), "desktop": ("蒙B·T3612", "T36012", "13900143612")}
-CASE_FINES = [("驾驶机动车违反道路交通信号灯通行的", 20000, 20, "青山区钢铁大街与民主路交叉口"),
-              ("机动车违反禁止标线指示的", 20000, 25, "昆都仑区建设路与友谊大街交叉口")]
+CASE_FINES = [("1625", "驾驶机动车违反道路交通信号灯通行的", 6, 20000, 20, "青山区钢铁大街与民主路交叉口"),
+              ("1345", "机动车违反禁止标线指示的", 3, 20000, 25, "昆都仑区建设路与友谊大街交叉口")]
 STATEMENT = "我当时不在现场，车辆停在小区地下车库，有物业的监控录像为证。"
 
 
@@ -74,12 +74,12 @@ def add_case_vehicle(app, plate, vin):
     vehicle = SimpleNamespace(plate=plate, vin=vin, normalized=plate.replace("·", ""), ids={})
     with app.app_context():
         today = business_today(app.config["BUSINESS_TIMEZONE"])
-        for n, (description, fine, days, place) in enumerate(CASE_FINES, start=1):
+        for n, (code, description, points, fine, days, place) in enumerate(CASE_FINES, start=1):
             decided = today - timedelta(days=days)
             notice = f"1502032026120{plate[-4:]}{n}"
             vehicle.ids[notice] = make_violation(
-                notice_number=notice, plate=vehicle.normalized, vin_last6=vin, description=description, fine=fine,
-                location=place, decision_date=decided,
+                notice_number=notice, plate=vehicle.normalized, vin_last6=vin, offense_code=code,
+                description=description, points=points, fine=fine, location=place, decision_date=decided,
                 occurred_at=datetime.combine(decided - timedelta(days=3), time(9), ZoneInfo("Asia/Shanghai"))).id
         db.session.remove()
     return vehicle
