@@ -22,9 +22,9 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
+from cases import services as case_services
 from finepay.extensions import db
 from kiosk.services import enrol_terminal
-from cases import services as case_services
 from notices import services as notice_services
 from notices.models import CODE, Message
 from payments.models import Payment
@@ -173,6 +173,9 @@ class Camera:
         self.names.append(name)
         folder = SCREENS / self.size
         folder.mkdir(parents=True, exist_ok=True)
+        # From the page's end, where a sticky bar (the results' pay button) rests in its own place rather than
+        # over whatever the first screenful's bottom edge cut through.
+        page.evaluate("window.scrollTo(0, document.scrollingElement.scrollHeight)")
         page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
         if status is not None and self.status != status:
             self.problems.append(f"{name}: HTTP {self.status}, expected {status}")
