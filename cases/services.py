@@ -35,7 +35,7 @@ from finepay.formatting import day as format_day
 from payments import services as payments
 from violations import limits
 from violations.fees import business_today, current_policy
-from violations.models import UNPAID, Violation
+from violations.models import UNPAID, InstalmentPlan, Violation
 from violations.services import late_fee_of, prove_vehicle, void_violation
 
 NUMBER_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
@@ -131,6 +131,11 @@ def file_case(*, violation_id, kind, reason, statement, uploads=(), actor, chann
                       "cancelled."), "not_open")
         if pending_case_of(violation.id) is not None:
             _refuse(_("A case for this violation is already open. Check it with its case number."), "case_open")
+        if kind != CONTEST and db.session.execute(
+                select(InstalmentPlan.id).where(InstalmentPlan.violation_id == violation.id)).first() is not None:
+            # Staff could neither set up a second plan nor defer this one: the plan already answers an application.
+            _refuse(_("This violation already has an instalment plan: pay each instalment by its due date. To "
+                      "change the plan, ask at the service hall."), "plan_approved")
         if kind != CONTEST or not payments.open_holds([violation.id]):
             break
         # A payment was started between the withdrawal and the lock: withdraw that one too, a few times at most.

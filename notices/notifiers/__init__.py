@@ -73,6 +73,8 @@ class Notifier:
     """The interface every sender implements."""
 
     name = "base"
+    #: What staff see for this sender in the console (a lazy_gettext string); ``name`` is the setting's identifier.
+    label = ""
     #: True for a sender that reaches no phone (the outbox): staff read the texts in the console instead.
     simulated = False
     #: Whether the stored text of a one-time code keeps the code (only where the store is the delivery: the outbox).

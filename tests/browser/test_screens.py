@@ -22,16 +22,20 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
+from cases import services as case_services
 from finepay.extensions import db
 from kiosk.services import enrol_terminal
+from notices import services as notice_services
+from notices.models import CODE, Message
 from payments.models import Payment
+from staff.services import approve_instalment_plan
 from tests.browser.conftest import BROWSER_CONFIG, PHONE
 from tests.browser.helpers import PASSWORD, wait_for_post
 from tests.browser.helpers import sign_in as send_sign_in
 from tests.browser.kiosk_helpers import tap, type_plate, type_vin
 from tests.factories import make_violation
 from tests.rails import running_rails
-from violations.demo import IN_PERSON, PAID, PAYABLE, REFUNDED_NOTICES
+from violations.demo import DEMO_PAYMENT_CODE, IN_PERSON, PAID, PAYABLE, REFUNDED_NOTICES
 from violations.fees import business_today
 
 pytestmark = pytest.mark.browser
@@ -45,7 +49,8 @@ KIOSK = {"viewport": {"width": 1080, "height": 1920}, "has_touch": True, "device
 # Latin words a Chinese page may show: names, the sandbox's mark, the switcher's way back to English, units.
 ALLOWED = {"FinePay", "SANDBOX", "English", "CNY", "VIN", "ICP", "Asia", "Shanghai", "CSV", "UTC", "Excel", "WPS",
            "sandbox", "wechatpay", "alipay", "hall", "alice", "demo", "PDF", "Visa", "Mastercard", "Secure",  # 3D Secure
-           "API", "X-API-Key", "GET", "MB"}
+           "API", "X-API-Key", "GET", "MB", "JPEG", "PNG",  # the evidence's file formats
+           "TD"}  # the carriers' stop word a driver replies with (回复TD退订)
 # A word with a digit, a dot or an @ in it is an identifier (plate, receipt, payment, transaction, address).
 IDENTIFIER = re.compile(r"\S*[0-9@._/:]\S*")
 LATIN = re.compile(r"[A-Za-z][A-Za-z'’-]+")
@@ -54,6 +59,47 @@ LATIN = re.compile(r"[A-Za-z][A-Za-z'’-]+")
 KIOSK_PLATE, KIOSK_VIN = "蒙BK9021", "H7M2P9"
 KIOSK_FINES = [("150203202612000901", "1625", "驾驶机动车违反道路交通信号灯通行的", 6, "青山区钢铁大街与民主路交叉口", 20000, 20),
                ("150203202612000902", "1345", "机动车违反禁止标线指示的", 3, "昆都仑区建设路与友谊大街交叉口", 20000, 5)]
+
+# Each size's own vehicles for the new screens (a contest, an instalment plan, reminders), so that the demo's stay
+# as they are: the driver's (a fine to contest, one to pay in instalments; its reminders' phone) and the staff's.
+DRIVER_CASES = {"phone": ("蒙B·S3601", "S36001", "139 0013 3601"), "desktop": ("蒙B·S3602", "S36002", "139 0013 3602")}
+STAFF_CASES = {"phone": ("蒙B·T3611", "T36011", "13900143611"), "desktop": ("蒙B·T3612", "T36012", "13900143612")}
+CASE_FINES = [("1625", "驾驶机动车违反道路交通信号灯通行的", 6, 20000, 20, "青山区钢铁大街与民主路交叉口"),
+              ("1345", "机动车违反禁止标线指示的", 3, 20000, 25, "昆都仑区建设路与友谊大街交叉口")]
+STATEMENT = "我当时不在现场，车辆停在小区地下车库，有物业的监控录像为证。"
+
+
+def add_case_vehicle(app, plate, vin):
+    """A vehicle with two overdue fines of its own: the first to contest, the second to pay in instalments."""
+    vehicle = SimpleNamespace(plate=plate, vin=vin, normalized=plate.replace("·", ""), ids={})
+    with app.app_context():
+        today = business_today(app.config["BUSINESS_TIMEZONE"])
+        for n, (code, description, points, fine, days, place) in enumerate(CASE_FINES, start=1):
+            decided = today - timedelta(days=days)
+            notice = f"1502032026120{plate[-4:]}{n}"
+            vehicle.ids[notice] = make_violation(
+                notice_number=notice, plate=vehicle.normalized, vin_last6=vin, offense_code=code,
+                description=description, points=points, fine=fine, location=place, decision_date=decided,
+                occurred_at=datetime.combine(decided - timedelta(days=3), time(9), ZoneInfo("Asia/Shanghai"))).id
+        db.session.remove()
+    return vehicle
+
+
+def approve_plan(app, violation_id):
+    """A plan of three monthly instalments, approved as a supervisor does (staff.services)."""
+    with app.app_context():
+        approve_instalment_plan(violation_id, count=3, actor_name="alice")
+        db.session.remove()
+
+
+def reminder_code(app, phone):
+    """The code the outbox sender keeps for ``phone`` (the text says 验证码为NNNNNN)."""
+    digits = "".join(c for c in phone if c.isdigit())
+    with app.app_context():
+        body = db.session.execute(select(Message.body).where(Message.phone == digits, Message.kind == CODE)
+                                  .order_by(Message.id.desc()).limit(1)).scalar_one()
+        db.session.remove()
+    return body.split("验证码为")[1][:6]
 
 
 # The page's words as a reader meets them, without what is recorded data rather than FinePay's own text: the
@@ -127,6 +173,9 @@ class Camera:
         self.names.append(name)
         folder = SCREENS / self.size
         folder.mkdir(parents=True, exist_ok=True)
+        # From the page's end, where a sticky bar (the results' pay button) rests in its own place rather than
+        # over whatever the first screenful's bottom edge cut through.
+        page.evaluate("window.scrollTo(0, document.scrollingElement.scrollHeight)")
         page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
         if status is not None and self.status != status:
             self.problems.append(f"{name}: HTTP {self.status}, expected {status}")
@@ -219,6 +268,71 @@ def test_every_driver_screen(site, camera, size):
     shoot("receipt-refunded")
     page.goto(f"{base}/receipts/FP-0000-0000-0000-0000")
     shoot("receipt-not-found", status=404)
+    page.goto(f"{base}/receipts/{paid}")
+    expect(page.locator("#ereceipt-number")).to_be_visible()
+    page.goto(page.locator(".ereceipt-qr .url").inner_text())  # where the e-receipt's QR code leads
+    expect(page.locator("#verification-result")).to_be_visible()
+    shoot("ereceipt-verified")
+
+    page.goto(base + "/")
+    page.locator("details:has(#payment_code) summary").click()
+    expect(page.locator("#payment_code")).to_be_visible()
+    shoot("home-payment-code")
+    page.fill("#plate-payment", PAYABLE.plate)
+    page.fill("#payment_code", DEMO_PAYMENT_CODE)
+    wait_for_post(page, "/lookup", lambda: page.locator("details:has(#payment_code) button[type=submit]").click())
+    shoot("results-payment-code")
+
+    plate, vin, phone = DRIVER_CASES[size]
+    vehicle = add_case_vehicle(site.app, plate, vin)
+    contested, planned = vehicle.ids.values()
+    look_up(page, base, vehicle)
+    page.click(f"#apply-{planned}")
+    shoot("case-application")
+    look_up(page, base, vehicle)
+    page.click(f"#contest-{contested}")
+    shoot("case-contest")
+    page.select_option("#reason", "facts_wrong")
+    page.fill("#statement", STATEMENT)
+    page.click("#file-case")
+    expect(page.locator("#case-number")).to_be_visible()
+    number = page.locator("#case-number").inner_text().strip()
+    shoot("case-filed", status=201)
+    page.goto(base + "/cases/check")
+    shoot("case-check")
+    page.fill("#plate", plate)
+    page.fill("#vin_last6", vin)
+    page.fill("#case_number", number)
+    page.click("#check-case")
+    page.wait_for_load_state()
+    shoot("case-status")
+    approve_plan(site.app, planned)
+    look_up(page, base, vehicle)
+    expect(page.locator(f"#under-contest-{contested}")).to_be_visible()
+    expect(page.locator(f"#plan-{planned}")).to_be_visible()
+    expect(page.locator(f"#apply-{planned}")).to_have_count(0)  # the plan answers an application already
+    shoot("results-contest-plan")
+
+    page.goto(base + "/notices/")
+    shoot("notices")
+    page.fill("#plate", plate)
+    page.fill("#vin_last6", vin)
+    page.fill("#phone", phone)
+    page.click("#subscribe-button")
+    expect(page.locator("#code")).to_be_visible()
+    page.fill("#code", reminder_code(site.app, phone))
+    shoot("notices-code")
+    page.click("#confirm-button")
+    expect(page.locator("#subscribed")).to_be_visible()
+    shoot("notices-subscribed")
+    page.goto(base + "/notices/")
+    page.click("#stop-section summary")
+    page.fill("#stop-plate", plate)
+    page.fill("#stop-vin_last6", vin)
+    page.fill("#stop-phone", phone)
+    page.click("#stop-button")
+    expect(page.locator("#stopped")).to_be_visible()
+    shoot("notices-stopped")
 
     limit = site.app.config["LOOKUP_RATE_LIMIT"]
     site.app.config["LOOKUP_RATE_LIMIT"] = "1/hour"
@@ -260,6 +374,9 @@ def test_every_kiosk_step(site, camera):
     tap(page, "[data-action=goto][data-path='/screens/notice']")
     expect(page.locator("[data-screen=notice]")).to_be_visible()
     shoot("notice", status=None)
+    tap(page, "[data-action=goto][data-path='/screens/payment']")
+    expect(page.locator("[data-screen=payment]")).to_be_visible()
+    shoot("payment-code", status=None)
     tap(page, "[data-action=goto][data-path='/screens/vin']")
     expect(page.locator("[data-screen=vin]")).to_be_visible()
     type_vin(page, KIOSK_VIN)
@@ -330,12 +447,37 @@ def test_every_staff_screen(site, camera, size):
     page.goto(f"{base}/staff/violations/{violation_id}")
     shoot("staff-violation")
     page.goto(f"{base}/staff/payments/{payment_id}")
+    expect(page.locator("#official-ereceipts #ereceipt-number")).to_be_visible()
     shoot("staff-payment")
     page.fill("#amount", "1.00")
     page.fill("#reason", "核对退款确认页")
     page.click("#refund-button")
     expect(page.locator("#refund-confirm")).to_be_visible()
     shoot("staff-refund-review")
+
+    plate, vin, phone = STAFF_CASES[size]
+    vehicle = add_case_vehicle(site.app, plate, vin)
+    contested, planned = vehicle.ids.values()
+    with site.app.test_request_context():
+        number = case_services.file_case(violation_id=contested, kind="contest", reason="facts_wrong",
+                                         statement=STATEMENT, actor="driver").number
+        notice_services.subscribe_start(plate=vehicle.normalized, vin_last6=vin, phone=phone, locale="zh_CN")
+        db.session.remove()
+    page.goto(f"{base}/staff/cases")
+    expect(page.locator(f"#case-{number}")).to_be_visible()
+    shoot("staff-cases")
+    page.click(f"#case-{number} a")
+    expect(page.locator("#case-status")).to_be_visible()
+    shoot("staff-case")
+    page.goto(f"{base}/staff/violations/{planned}")
+    expect(page.locator("#approve-plan form")).to_be_visible()
+    shoot("staff-violation-plan-form")
+    approve_plan(site.app, planned)
+    page.reload()
+    expect(page.locator("#plan-state")).to_be_visible()
+    shoot("staff-violation-plan")
+    page.goto(f"{base}/staff/notices")
+    shoot("staff-notices")
 
     today = page.evaluate("new Date(Date.now() + 8 * 3600 * 1000).toISOString().slice(0, 10)")  # Asia/Shanghai
     for name, path in [("staff-imports", "/staff/imports"),

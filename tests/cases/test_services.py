@@ -24,7 +24,7 @@ from tests.payments.helpers import (
     today,
 )
 from violations.models import Violation
-from violations.services import UNDER_CONTEST, lookup_vehicle, why_not_payable
+from violations.services import UNDER_CONTEST, approve_plan, lookup_vehicle, why_not_payable
 
 
 def contest(violation, uploads=(), **overrides):
@@ -112,6 +112,19 @@ def test_one_pending_case_per_violation(app):
     with pytest.raises(ApiError) as refused:
         contest(violation)
     assert refused.value.code == "case_open"
+
+
+@pytest.mark.parametrize("kind", ["deferral", "instalments"])
+def test_no_application_once_a_plan_is_approved(app, kind):
+    """A plan already answers an application: staff could neither set up a second plan nor defer the first."""
+    violation = overdue_violation()
+    approve_plan(violation.id, due_dates=[today() + timedelta(days=d) for d in (1, 31)], actor="supervisor")
+    with pytest.raises(ApiError) as refused:
+        services.file_case(violation_id=violation.id, kind=kind, reason="illness", statement=STATEMENT,
+                           actor="driver")
+    assert refused.value.code == "plan_approved"
+    assert case_count() == 0
+    assert contest(violation).kind == "contest"  # the violation itself can still be contested
 
 
 @pytest.mark.parametrize(("field", "overrides"), [

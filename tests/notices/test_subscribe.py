@@ -201,6 +201,14 @@ class TestConsole:
         assert 'id="attention"' in page.text and "VIN ending 2345" in page.text
         assert 'href="/staff/notices"' in client.get("/staff/", follow_redirects=True).text  # the console's navigation has it
 
+    def test_the_console_names_the_sender_in_the_clerks_language(self, app, client):
+        sign_in_as(client, make_user())
+
+        page = client.get("/staff/notices")
+
+        assert translated(app, "Sender: %(name)s.", name=translated(app, "The console outbox")) \
+            in page.text  # the sender's label, not its setting's identifier ("outbox")
+
     def test_a_supervisor_records_a_stop_reply_for_the_outbox_sender(self, app, client):
         vehicle()
         subscribe(client)

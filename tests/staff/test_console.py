@@ -102,6 +102,19 @@ def test_search_by_plate_says_how_it_understood_the_query_in_either_language(app
 
 
 @in_both_languages
+def test_the_violation_page_gives_the_offense_and_its_points_in_the_staff_members_language(app, supervisor):
+    violation = overdue_violation()
+
+    page = supervisor.get(f"/staff/violations/{violation.id}").get_data(as_text=True)
+
+    # One message, so that Chinese gets its full-width brackets with no space before them: 超速（6 分）.
+    assert translated_plural(app, "%(description)s (%(num)d point)", "%(description)s (%(num)d points)",
+                             violation.points, description=violation.description) in page
+    if app.config["DEFAULT_LOCALE"] == "zh_CN":
+        assert f"（{violation.points} 分）" in page
+
+
+@in_both_languages
 def test_the_consoles_refusals_are_in_the_staff_members_language(app, client):
     sign_in_as(client, make_user("clerk"))
 

@@ -4,6 +4,8 @@ It reaches no phone. It is what development, the demo and a deployment without a
 SMS contract run; a one-time code is kept in clear here (the outbox is where it is
 delivered), which no real sender does.
 """
+from flask_babel import lazy_gettext as _l
+
 from notices.notifiers import Notifier, SendReceipt
 
 
@@ -11,6 +13,7 @@ class OutboxNotifier(Notifier):
     """Takes every text at once; staff record a subscriber's stop reply in the console."""
 
     name = "outbox"
+    label = _l("The console outbox")
     simulated = True
     keeps_codes = True
 

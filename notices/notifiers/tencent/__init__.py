@@ -13,6 +13,7 @@ import hmac
 from datetime import UTC, datetime
 
 from flask import abort
+from flask_babel import lazy_gettext as _l
 from tencentcloud.common import credential
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.common.profile.client_profile import ClientProfile
@@ -47,6 +48,7 @@ class TencentSmsNotifier(Notifier):
     """Texts through Tencent Cloud SMS; replies through its 回复回调."""
 
     name = "tencent"
+    label = _l("Tencent Cloud SMS")
     settings = (
         Setting("TENCENT_SMS_SECRET_ID", secret=True),
         Setting("TENCENT_SMS_SECRET_KEY", secret=True),
