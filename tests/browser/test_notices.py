@@ -101,7 +101,7 @@ def test_a_driver_subscribes_gets_a_reminder_and_stops(browser, server, screensh
                                                                   Message.kind != CODE)).scalars().all()
             assert (report.sent, sub.locale, reminder.status) == (1, locale, "sent")
             assert vin[-4:] in reminder.body and "http" not in reminder.body
-            assert ("车架号" in reminder.body) is (locale == "zh_CN")
+            assert ("车辆识别代号" in reminder.body) is (locale == "zh_CN")
             db.session.remove()
 
         # Stop from the page.

@@ -45,7 +45,7 @@ def test_the_subscribers_language(app, client):
     make_violation(decision_date=today())
     services.send_due(local(today(), 10))
     [message] = reminders()
-    assert "车架号后4位2345" in message.body and "链接" in message.body and "TD" in message.body
+    assert "车辆识别代号后4位2345" in message.body and "链接" in message.body and "TD" in message.body
     assert " " not in message.body.split("¥")[1]  # no space between Chinese sentences
 
 
