@@ -118,7 +118,9 @@ def test_full_payment_from_welcome_to_printed_receipt(screen, kiosk_server, timi
     assert screen.evaluate("window.printed") == 1  # window.print() ran, once
     expect(screen.locator("#receipt-number")).to_have_text(receipt_number)
     expect(screen.locator("#receipt-total")).to_have_text("CN¥372.50")
-    expect(screen.locator("#kiosk-receipt svg")).to_have_count(1)  # the QR code of the online receipt
+    expect(screen.locator("#kiosk-receipt .kqr svg")).to_have_count(1)  # the QR code of the online receipt
+    # and the official e-receipt's, issued once the payment settled (payments.ereceipt_requests)
+    expect(screen.locator("#kiosk-receipt #ereceipt-in-force svg")).to_have_count(1)
     expect(screen.locator(".kreceipt-url")).to_contain_text(f"/receipts/{receipt_number}")
     assert_kiosk_rules(screen)
     shot(screen, "receipt")
