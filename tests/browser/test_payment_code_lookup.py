@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 from tests.browser.conftest import BROWSER_CONFIG
 from tests.browser.helpers import assert_fits, assert_touch_targets, wait_for_post
 from tests.live import app_on_copy, serving
-from violations.demo import DEMO_PAYMENT_CODE
+from violations.demo import DEMO_PAYMENT_CODE, PAYABLE
 
 pytestmark = pytest.mark.browser
 
@@ -70,7 +70,7 @@ def test_a_driver_looks_up_by_plate_and_payment_code(phone, code_server, screens
     expect(phone.get_by_role("heading", level=1)).to_have_text(
         text(app, locale, "Violations for %(plate)s", plate="蒙B12345"))
     # The code proves the vehicle: all its violations, as with a notice number, each with its own code.
-    expect(phone.locator("li.violation")).to_have_count(7)
+    expect(phone.locator("li.violation")).to_have_count(len(PAYABLE.violations))
     expect(phone.locator(f"#violation-{NOTICE} .payment-code")).to_have_text(DEMO_PAYMENT_CODE)
     expect(phone.locator(f"#violation-{NOTICE} .refs")).to_contain_text(text(app, locale, "Payment code (缴款码)"))
     assert_fits(phone)

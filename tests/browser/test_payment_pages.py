@@ -226,9 +226,9 @@ def test_pay_through_the_sandbox_to_a_receipt(phone, pay_server, screenshot):
 
     number = to_receipt_with_visa(phone)
     expect(phone.locator("#receipt-total")).to_have_text("CN¥387.50")
-    expect(phone.locator("#receipt tbody tr")).to_have_count(3)
+    expect(phone.locator("#receipt table.items tbody tr")).to_have_count(3)
     for notice in payable:
-        expect(phone.locator("#receipt tbody")).to_contain_text(notice)
+        expect(phone.locator("#receipt table.items tbody")).to_contain_text(notice)
     expect(phone.locator("#receipt .receipt-facts")).to_contain_text("蒙L20001")
     expect(phone.locator("#receipt .qr svg")).to_be_visible()
     expect(phone.locator("#receipt")).to_contain_text("Sandbox receipt: no real money moved.")
@@ -278,8 +278,8 @@ def test_deselected_violation_is_left_unpaid(phone, pay_server):
     expect(phone.locator("main")).to_contain_text("1 violation")
     number = to_receipt_with_visa(phone)
     expect(phone.locator("#receipt-total")).to_have_text("CN¥200.00")
-    expect(phone.locator("#receipt tbody tr")).to_have_count(1)
-    expect(phone.locator("#receipt tbody")).not_to_contain_text(dropped)
+    expect(phone.locator("#receipt table.items tbody tr")).to_have_count(1)
+    expect(phone.locator("#receipt table.items tbody")).not_to_contain_text(dropped)
     assert_sandbox_and_private(phone, vehicle)
 
     assert statuses(app, vehicle) == {kept: ("paid", number), dropped: ("unpaid", None)}
@@ -435,7 +435,7 @@ def test_receipt_prints_on_80mm_paper(phone, pay_server, screenshot):
     expect(phone.get_by_text("To print or save as PDF")).to_be_hidden()
     expect(phone.locator("#receipt-number")).to_have_text(number)
     expect(phone.locator("#receipt-total")).to_have_text("CN¥257.50")
-    expect(phone.locator("#receipt tbody tr")).to_have_count(2)
+    expect(phone.locator("#receipt table.items tbody tr")).to_have_count(2)
     expect(phone.get_by_text("Sandbox receipt: no real money moved.")).to_be_visible()  # the banner is not printed
     qr = phone.locator("#receipt .qr svg")
     expect(qr).to_be_visible()
