@@ -36,7 +36,7 @@ from payments import services as payments
 from violations import limits
 from violations.fees import business_today, current_policy
 from violations.models import UNPAID, InstalmentPlan, Violation
-from violations.services import late_fee_of, prove_vehicle, void_violation
+from violations.services import late_fee_of, lock_violation, prove_vehicle, void_violation
 
 NUMBER_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 NUMBER_LENGTH = 12  # 60 random bits: a number cannot be guessed, nor told from the one filed before it
@@ -89,16 +89,6 @@ def _withdraw_open_payments(violation_id, actor):
                              "again."), code="payment_in_progress", status=409)
 
 
-def _lock_violation(violation_id):
-    violation = db.session.execute(
-        select(Violation).where(Violation.id == violation_id).with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
-    if violation is None:
-        raise ApiError(_("No such violation."), code="not_found", status=404)
-    return violation
-
-
 def _refuse(message, code, status=409):
     db.session.rollback()
     raise ApiError(message, code=code, status=status)
@@ -125,7 +115,7 @@ def file_case(*, violation_id, kind, reason, statement, uploads=(), actor, chann
     for _attempt in range(WITHDRAW_ROUNDS):
         if kind == CONTEST:
             _withdraw_open_payments(violation_id, actor)
-        violation = _lock_violation(violation_id)
+        violation = lock_violation(violation_id)
         if violation.status != UNPAID:
             _refuse(_("Only an unpaid violation can be contested or deferred; this one is already settled or "
                       "cancelled."), "not_open")
@@ -254,7 +244,7 @@ def prepare_case(number, *, recommendation, note, actor):
 def _lock_case_and_violation(number):
     """The case and its violation under row locks, the violation first (the order filing takes them)."""
     case = get_case(number)
-    violation = _lock_violation(case.violation_id)
+    violation = lock_violation(case.violation_id)
     return get_case(number, lock=True), violation
 
 

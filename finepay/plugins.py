@@ -18,3 +18,24 @@ def entry_points(*, group, name=None):
 @lru_cache(maxsize=32)
 def _group(group, _path):
     return tuple(installed_entry_points(group=group))
+
+
+def names(group):
+    """The names of the installed entry points of ``group``, sorted."""
+    return sorted(ep.name for ep in entry_points(group=group))
+
+
+def shipped(group, package):
+    """The entry points of ``group`` that FinePay's own ``package`` ships (its modules' names start with it)."""
+    return [ep for ep in entry_points(group=group) if ep.module.startswith(package + ".")]
+
+
+def load_class(group, name, base, setting, error=ValueError):
+    """The class registered as ``name`` in ``group``, a subclass of ``base``; ``error`` naming ``setting`` otherwise."""
+    matches = entry_points(group=group, name=name)
+    if not matches:
+        raise error(f"{setting} names {name!r}, which is not installed; available: {names(group)}")
+    cls = matches[0].load()
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise error(f"entry point {name!r} is not a {base.__name__} subclass")
+    return cls

@@ -320,6 +320,21 @@ def get_violation(violation_id):
     return violation
 
 
+def lock_violation(violation_id):
+    """The violation read afresh under its row lock (PostgreSQL) for this transaction; 404 when there is none.
+
+    The lock every payment takes before it holds or settles a violation: whoever changes a violation takes it first.
+    """
+    violation = db.session.execute(
+        select(Violation).where(Violation.id == violation_id).with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if violation is None:
+        db.session.rollback()
+        raise ApiError(_("No such violation."), code="not_found", status=404)
+    return violation
+
+
 def void_violation(violation_id, *, reason, actor, open_holds):
     """Cancel an unpaid violation: it is no longer owed. A paid one is never touched, nor one a payment holds.
 
@@ -331,12 +346,7 @@ def void_violation(violation_id, *, reason, actor, open_holds):
     if len(reason) < 5:
         raise invalid_field("reason", _("Say why, in a few words (at least 5 characters)."))
     # Lock the row (PostgreSQL) so a payment cannot start or settle it meanwhile.
-    violation = db.session.execute(
-        select(Violation).where(Violation.id == violation_id).with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
-    if violation is None:
-        raise ApiError(_("No such violation."), code="not_found", status=404)
+    violation = lock_violation(violation_id)
     if violation.status != UNPAID:
         db.session.rollback()
         raise ApiError(_("Only an unpaid violation can be voided (this one is %(status)s).", status=violation.status),
@@ -385,13 +395,7 @@ def approve_plan(violation_id, *, due_dates, actor, today=None, on_approved=None
             "order": _("Each instalment must be due on a different day, in order."),
             "too_far": _("The last instalment must be due within two years."),
         }[problem])
-    violation = db.session.execute(
-        select(Violation).where(Violation.id == violation_id).with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
-    if violation is None:
-        db.session.rollback()
-        raise ApiError(_("No such violation."), code="not_found", status=404)
+    violation = lock_violation(violation_id)
     if why_not_payable(violation) or db.session.execute(
             select(InstalmentPlan.id).where(InstalmentPlan.violation_id == violation.id)).first() is not None:
         db.session.rollback()

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 from flask import current_app
 
-from finepay import observability
-from finepay.plugins import entry_points
+from finepay import observability, plugins
 from finepay.settings import SettingsError, read_settings
 
 ENTRY_POINT_GROUP = "finepay.notifiers"
@@ -112,18 +111,12 @@ class Notifier:
 
 def available_notifiers():
     """Names of the installed senders."""
-    return sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
+    return plugins.names(ENTRY_POINT_GROUP)
 
 
 def load_notifier_class(name):
     """The sender class registered under ``name`` in the finepay.notifiers group."""
-    matches = entry_points(group=ENTRY_POINT_GROUP, name=name)
-    if not matches:
-        raise SettingsError(f"NOTICE_SENDER names {name!r}, which is not installed; available: {available_notifiers()}")
-    cls = next(iter(matches)).load()
-    if not (isinstance(cls, type) and issubclass(cls, Notifier)):
-        raise SettingsError(f"entry point {name!r} is not a Notifier subclass")
-    return cls
+    return plugins.load_class(ENTRY_POINT_GROUP, name, Notifier, "NOTICE_SENDER", SettingsError)
 
 
 def init_app(app):
@@ -132,11 +125,10 @@ def init_app(app):
     cls = load_notifier_class(name)
     read_settings(app.config, cls.settings)
     # Every shipped sender's credentials are masked in the logs, configured or not.
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.module.startswith(__name__ + "."):
-            for setting in ep.load().settings:
-                if setting.secret:
-                    observability.add_secret_setting(app, setting.name)
+    for ep in plugins.shipped(ENTRY_POINT_GROUP, __name__):
+        for setting in ep.load().settings:
+            if setting.secret:
+                observability.add_secret_setting(app, setting.name)
     cls.init_app(app)
     notifier = cls(app.config)
     notifier.name = name

@@ -18,8 +18,7 @@ from datetime import datetime
 
 from flask import current_app
 
-from finepay import observability
-from finepay.plugins import entry_points
+from finepay import observability, plugins
 from finepay.settings import Setting, SettingsError, read_settings
 
 ENTRY_POINT_GROUP = "finepay.ereceipts"
@@ -150,18 +149,12 @@ class EReceiptIssuer:
 
 def available_issuers():
     """Names of the installed e-receipt adapters."""
-    return sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
+    return plugins.names(ENTRY_POINT_GROUP)
 
 
 def load_issuer_class(name):
     """The adapter class registered under ``name`` in the finepay.ereceipts group."""
-    matches = entry_points(group=ENTRY_POINT_GROUP, name=name)
-    if not matches:
-        raise SettingsError(f"ERECEIPT_ISSUER names {name!r}, which is not installed; available: {available_issuers()}")
-    cls = next(iter(matches)).load()
-    if not (isinstance(cls, type) and issubclass(cls, EReceiptIssuer)):
-        raise SettingsError(f"entry point {name!r} is not an EReceiptIssuer subclass")
-    return cls
+    return plugins.load_class(ENTRY_POINT_GROUP, name, EReceiptIssuer, "ERECEIPT_ISSUER", SettingsError)
 
 
 NO_ISSUER = "none"
@@ -180,9 +173,8 @@ def init_app(app):
     for, and the pages show none. Production refuses the sandbox issuer
     unless ALLOW_SANDBOX_IN_PRODUCTION, as it refuses the sandbox gateway.
     """
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.module.startswith(__name__ + "."):
-            ep.load()
+    for ep in plugins.shipped(ENTRY_POINT_GROUP, __name__):
+        ep.load()
     read_settings(app.config, (issuer_setting(app.config),))
     name = (app.config["ERECEIPT_ISSUER"] or "").strip() or NO_ISSUER
     app.config["ERECEIPT_ISSUER"] = name

@@ -21,7 +21,7 @@ from types import MappingProxyType
 import click
 from flask import current_app, url_for
 
-from finepay import errors, observability
+from finepay import errors, observability, plugins
 from finepay.plugins import entry_points
 from finepay.settings import SettingsError, check_sandbox, read_settings
 
@@ -463,30 +463,24 @@ class PaymentGateway:
 
 def available_gateways():
     """Names of the installed adapters."""
-    return sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
+    return plugins.names(ENTRY_POINT_GROUP)
 
 
 def load_gateway_class(name):
     """The adapter class registered under ``name`` in the finepay.gateways group."""
-    matches = entry_points(group=ENTRY_POINT_GROUP, name=name)
-    if not matches:
-        raise ValueError(f"PAYMENT_GATEWAYS names {name!r}, which is not installed; available: {available_gateways()}")
-    cls = next(iter(matches)).load()
-    if not (isinstance(cls, type) and issubclass(cls, PaymentGateway)):
-        raise ValueError(f"entry point {name!r} is not a PaymentGateway subclass")
-    return cls
+    return plugins.load_class(ENTRY_POINT_GROUP, name, PaymentGateway, "PAYMENT_GATEWAYS")
 
 
 def _load_builtin_adapters():
     """The classes of every adapter shipped in this package, loaded so that all their ledger tables are in the schema."""
-    return [ep.load() for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.module.startswith(__name__ + ".")]
+    return [ep.load() for ep in plugins.shipped(ENTRY_POINT_GROUP, __name__)]
 
 
 class _Simulators(click.Group):
     """``flask --app wsgi simulate NAME``: each installed simulator, loaded only when it is run."""
 
     def list_commands(self, ctx):
-        return sorted(ep.name for ep in entry_points(group=SIMULATOR_GROUP))
+        return plugins.names(SIMULATOR_GROUP)
 
     def get_command(self, ctx, name):
         matches = entry_points(group=SIMULATOR_GROUP, name=name)
