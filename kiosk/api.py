@@ -113,31 +113,30 @@ def plate_screen():
     return screen("plate", plate=visit.plate or "")
 
 
-@bp.get("/screens/vin")
-def vin_screen():
-    """Back to the VIN keypad."""
+def _proof_screen(name):
+    """A keypad proving the visit's plate is the driver's; only once a plate has been entered."""
     visit = _visit()
     if visit.plate is None:
         raise ApiError(_("Please go back a step."), code="out_of_order", status=409)
-    return screen("vin", plate=visit.plate)
+    return screen(name, plate=visit.plate)
+
+
+@bp.get("/screens/vin")
+def vin_screen():
+    """Back to the VIN keypad."""
+    return _proof_screen("vin")
 
 
 @bp.get("/screens/notice")
 def notice_screen():
     """The notice-number keypad: the other proof, for a driver without the vehicle licence at hand."""
-    visit = _visit()
-    if visit.plate is None:
-        raise ApiError(_("Please go back a step."), code="out_of_order", status=409)
-    return screen("notice", plate=visit.plate)
+    return _proof_screen("notice")
 
 
 @bp.get("/screens/payment")
 def payment_code_screen():
     """The payment-code keypad: a third proof, from the finance bureau's payment notice."""
-    visit = _visit()
-    if visit.plate is None:
-        raise ApiError(_("Please go back a step."), code="out_of_order", status=409)
-    return screen("payment", plate=visit.plate)
+    return _proof_screen("payment")
 
 
 @bp.get("/screens/violations")

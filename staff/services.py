@@ -269,29 +269,21 @@ def search(query, actor_name, limit=100):
         payment_filters.append(Payment.receipt_number == receipt)
         violation_filters.append(Violation.receipt_number == receipt)
     special = compact.lower().startswith("pay_") or RECEIPT.match(compact.upper())
-    try:
-        notice = None if special else normalize_notice_number(compact)
-    except InvalidIdentifier:
-        notice = None
-    if notice:
-        result.understood_as.append(NOTICE_NUMBER)
-        violation_filters.append(Violation.notice_number == notice)
-        payment_filters.append(Payment.id.in_(
-            select(PaymentItem.payment_id).join(Violation, Violation.id == PaymentItem.violation_id)
-            .where(Violation.notice_number == notice)
-        ))
-    try:
-        # Any region's: staff may look for a code the import refused.
-        code = None if special else normalize_payment_code(compact)
-    except InvalidIdentifier:
-        code = None
-    if code:
-        result.understood_as.append(PAYMENT_CODE)
-        violation_filters.append(Violation.payment_code == code)
-        payment_filters.append(Payment.id.in_(
-            select(PaymentItem.payment_id).join(Violation, Violation.id == PaymentItem.violation_id)
-            .where(Violation.payment_code == code)
-        ))
+    # A violation's own number, and the payments that covered it (a payment code: any region's, since staff
+    # may look for a code the import refused).
+    for normalize, column, kind in ((normalize_notice_number, Violation.notice_number, NOTICE_NUMBER),
+                                    (normalize_payment_code, Violation.payment_code, PAYMENT_CODE)):
+        try:
+            value = None if special else normalize(compact)
+        except InvalidIdentifier:
+            value = None
+        if value:
+            result.understood_as.append(kind)
+            violation_filters.append(column == value)
+            payment_filters.append(Payment.id.in_(
+                select(PaymentItem.payment_id).join(Violation, Violation.id == PaymentItem.violation_id)
+                .where(column == value)
+            ))
     if not special:
         try:
             plate = normalize_plate(query)
