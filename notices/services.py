@@ -26,7 +26,7 @@ from flask import current_app
 from flask_babel import gettext as _
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from limits import parse
-from sqlalchemy import func, select, text, update
+from sqlalchemy import exists, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -55,8 +55,8 @@ from notices.models import (
 )
 from notices.notifiers import NotifierError, OutgoingText, current_notifier
 from violations.fees import current_policy
-from violations.models import UNPAID, Violation
-from violations.services import prove_vehicle
+from violations.models import UNPAID, InstalmentPlan, Violation
+from violations.services import late_fee_dates, late_fee_of, prove_vehicle
 
 CLAIMABLE = (QUEUED, HELD, RETRYING)
 # The statuses that count against a number's daily cap (a failed try does not).
@@ -278,6 +278,12 @@ def _insert(values):
         index_elements=["subscription_id", "violation_id", "kind"]).returning(Message.__table__.c.id)).all())
 
 
+# What a reminder is about: an unpaid violation the driver can pay as it is, not one an open contest holds
+# (cases/) nor one paid instalment by instalment (violations.instalments).
+_REMINDABLE = (Violation.status == UNPAID, Violation.contest_case.is_(None),
+               ~exists().where(InstalmentPlan.violation_id == Violation.id))
+
+
 def plan(now=None):
     """Queue every reminder due today that is not queued yet; returns how many were queued."""
     now = now or utcnow()
@@ -288,13 +294,13 @@ def plan(now=None):
     for subscription in subscriptions:
         violations = db.session.execute(select(Violation).where(
             Violation.plate == subscription.plate, Violation.vin_last6 == subscription.vin_last6,
-            Violation.status == UNPAID)).scalars().all()
+            *_REMINDABLE)).scalars().all()
         if not violations:
             continue
         known = set(db.session.execute(select(Message.violation_id, Message.kind).where(
             Message.subscription_id == subscription.id, Message.violation_id.is_not(None))).all())
         for violation in violations:
-            due = policy.due_date(violation.decision_date)
+            due, _counted_to = late_fee_dates(violation, policy, today)  # a decision may have moved it
             for kind in rules.kinds_due(due_date=due, today=today, created_at=violation.created_at,
                                         subscribed_at=subscription.confirmed_at, tz=tz,
                                         reminder_days=_config("NOTICE_REMINDER_DAYS")):
@@ -302,7 +308,7 @@ def plan(now=None):
                     continue
                 starts = rules.late_fee_starts_on(due)
                 if kind == LATE_FEE_STARTS:
-                    amount = violation.fine + policy.late_fee(violation.fine, violation.decision_date, starts)
+                    amount = violation.fine + late_fee_of(violation, policy, starts)
                     on = starts
                 else:
                     amount, on = violation.fine, due
@@ -348,14 +354,14 @@ def _on_postgres():
 
 
 def _still_wanted(message):
-    """Whether the message should still go: its subscription active and, for a reminder, its violation unpaid."""
+    """Whether the message should still go: its subscription active and, for a reminder, its violation remindable."""
     subscription = db.session.get(Subscription, message.subscription_id)
     if subscription is None or subscription.status != ACTIVE:
         return False
     if message.violation_id is None:
         return True
-    violation = db.session.get(Violation, message.violation_id)
-    return violation is not None and violation.status == UNPAID
+    return db.session.execute(
+        select(Violation.id).where(Violation.id == message.violation_id, *_REMINDABLE)).first() is not None
 
 
 def _claim(message_id, now, report):
@@ -369,7 +375,7 @@ def _claim(message_id, now, report):
         db.session.rollback()  # another runner has it, or it is not due yet
         return None
     if not _still_wanted(message):
-        message.status, message.last_error = CANCELED, "paid, voided or stopped before it was sent"
+        message.status, message.last_error = CANCELED, "paid, voided, contested, put on a plan or stopped before it was sent"
         db.session.commit()
         report.canceled += 1
         return None

@@ -190,3 +190,39 @@ def test_the_command_prints_the_figures(app, client, runner):
     assert result.exit_code == 0, result.output
     assert "1 queued" in result.output
     assert PHONE not in result.output
+
+
+def test_reminders_follow_the_due_date_a_case_set_and_skip_what_is_held_or_planned(app, client):
+    from violations.services import approve_plan
+
+    vehicle()
+    subscribe(client)
+    # Each of these would have its late fee start today by the policy's own date (decided 16 days ago) ...
+    old = {"decision_date": today() - timedelta(days=16), "fine": 10000}
+    contested = make_violation(contest_case="ABCDEFGHJK12", fee_stopped_on=today() - timedelta(days=1), **old)
+    deferred = make_violation(due_on=today() + timedelta(days=60), fee_carried=500, **old)
+    upheld = make_violation(due_on=today() - timedelta(days=1), fee_carried=500, **old)  # its new late fee: today
+    planned = make_violation(**old)
+    for violation in (contested, deferred, upheld, planned):
+        violation.created_at -= timedelta(days=30)
+    db.session.commit()
+    approve_plan(planned.id, due_dates=[today() + timedelta(days=30), today() + timedelta(days=60)], actor="boss")
+
+    services.send_due(local(today(), 9))
+
+    # ... but an open contest holds it, a decision moved its due date, or a plan pays it: only the upheld one is
+    # reminded, with what it carries (¥5.00 owed at the decision) and the first day's 3 %.
+    [late] = reminders()
+    assert (late.violation_id, late.kind) == (upheld.id, LATE_FEE_STARTS)
+    assert "¥108.00" in late.body
+
+
+def test_a_violation_contested_before_its_message_goes_is_not_reminded(app, client):
+    vehicle()
+    subscribe(client)
+    violation = make_violation(decision_date=today())
+    services.send_due(local(today(), 23))  # held for the night
+    violation.contest_case, violation.fee_stopped_on = "ABCDEFGHJK12", today()
+    db.session.commit()
+    report = services.send_due(local(today() + timedelta(days=1), 8))
+    assert (report.sent, report.canceled, reminders()[0].status) == (0, 1, CANCELED)
