@@ -191,11 +191,10 @@ def price(violation, policy, today, tz, plan=None):
 
     ``plan`` is the violation's approved instalment plan (plan row, instalment rows), if it has one.
     """
-    due = violation.due_on or policy.due_date(violation.decision_date)
+    due, counted_to = late_fee_dates(violation, policy, today)
     if violation.status == PAID:
         late_fee, amount_due, overdue = violation.late_fee_paid or 0, 0, 0
     elif violation.status == UNPAID:
-        due, counted_to = late_fee_dates(violation, policy, today)
         late_fee = late_fee_of(violation, policy, today)
         amount_due = violation.fine + late_fee
         overdue = policy.days_past(due, counted_to)
